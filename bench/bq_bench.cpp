@@ -1,0 +1,788 @@
+// bq_bench, the main job: the covariance report and the chosen plans of
+// IndexBQ, then a table of every method against FAISS baselines on real
+// embeddings, all measured in one run (DESIGN.md, layer 8).
+
+#include "IndexSignBits.h"
+#include "bench_data.h"
+
+#include <faiss_bq/IndexBQ.h>
+
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexLSH.h>
+#include <faiss/IndexPQ.h>
+#include <faiss/impl/FaissAssert.h>
+#include <faiss/utils/distances.h>
+#include <faiss/utils/utils.h>
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace faiss_bq {
+
+namespace {
+
+constexpr size_t k_recall = 10;      // 10-recall@10
+constexpr size_t k_candidates = 100; // searched for re-ranking
+constexpr size_t rerank_depths[] = {40, 100};
+constexpr size_t n_depths = std::size(rerank_depths);
+constexpr size_t max_single_queries = 200; // the one-query-at-a-time loop
+constexpr double min_timing_seconds = 0.5;
+const char* const default_dataset = "use512-wordnet";
+
+// ------------------------------------------------------------------ options
+
+struct Options {
+    std::string data_folder;
+    std::string base_path;
+    std::string query_path;
+    std::string groundtruth_path;
+    std::optional<faiss::MetricType> metric;
+    size_t nq = 0; ///< 0: all queries
+    std::vector<std::string> methods;
+    bool skip_pq = false;
+    int threads = 0; ///< 0: OpenMP's default
+};
+
+[[noreturn]] void usage(int status) {
+    std::fprintf(
+        status ? stderr : stdout,
+        "usage: bq_bench [--data DIR | --base B.fvecs --query Q.fvecs "
+        "[--gt G.ivecs]]\n"
+        "                [--metric ip|l2] [--nq N] [--methods a,b,c] "
+        "[--skip-pq] [--threads T]\n"
+        "  --data DIR   folder with base.fvecs, query.fvecs and "
+        "groundtruth.ivecs\n"
+        "               (default: $FAISS_BQ_DATA/%s, FAISS_BQ_DATA "
+        "defaulting to\n"
+        "               %s)\n"
+        "  --metric     ip or l2 (default: info.txt's metric, else ip)\n"
+        "  --methods    rows whose names hold all the words of an item, "
+        "e.g.\n"
+        "               BQ1,pq,flat or BQ2-auto,sign (words split at "
+        "' ', '-', '_')\n"
+        "  --skip-pq    no IndexPQ row (its training is the slowest)\n",
+        default_dataset,
+        FAISS_BQ_DEFAULT_DATA);
+    std::exit(status);
+}
+
+std::vector<std::string> split(const std::string& s, const char* separators) {
+    std::vector<std::string> parts;
+    size_t start = 0;
+    while (start <= s.size()) {
+        const size_t end = s.find_first_of(separators, start);
+        const size_t stop = end == std::string::npos ? s.size() : end;
+        if (stop > start) {
+            parts.push_back(s.substr(start, stop - start));
+        }
+        start = stop + 1;
+    }
+    return parts;
+}
+
+size_t parse_count(const std::string& option, const std::string& value) {
+    char* end = nullptr;
+    const long long n = std::strtoll(value.c_str(), &end, 10);
+    if (value.empty() || *end != '\0' || n <= 0) {
+        std::fprintf(stderr,
+                     "bq_bench: %s needs a positive integer, got '%s'\n",
+                     option.c_str(),
+                     value.c_str());
+        usage(2);
+    }
+    return size_t(n);
+}
+
+Options parse_options(int argc, char** argv) {
+    Options opt;
+    for (int i = 1; i < argc; i++) {
+        const std::string arg = argv[i];
+        if (arg == "--help" || arg == "-h") {
+            usage(0);
+        }
+        if (arg == "--skip-pq") {
+            opt.skip_pq = true;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            std::fprintf(
+                stderr, "bq_bench: unknown or incomplete '%s'\n", argv[i]);
+            usage(2);
+        }
+        const std::string value = argv[++i];
+        if (arg == "--data") {
+            opt.data_folder = value;
+        } else if (arg == "--base") {
+            opt.base_path = value;
+        } else if (arg == "--query") {
+            opt.query_path = value;
+        } else if (arg == "--gt") {
+            opt.groundtruth_path = value;
+        } else if (arg == "--metric" && (value == "ip" || value == "l2")) {
+            opt.metric =
+                value == "ip" ? faiss::METRIC_INNER_PRODUCT : faiss::METRIC_L2;
+        } else if (arg == "--nq") {
+            opt.nq = parse_count(arg, value);
+        } else if (arg == "--methods") {
+            opt.methods = split(value, ",");
+        } else if (arg == "--threads") {
+            opt.threads = int(parse_count(arg, value));
+        } else {
+            std::fprintf(stderr,
+                         "bq_bench: bad option '%s %s'\n",
+                         arg.c_str(),
+                         value.c_str());
+            usage(2);
+        }
+    }
+    if (opt.base_path.empty() != opt.query_path.empty() ||
+        (!opt.base_path.empty() && !opt.data_folder.empty())) {
+        std::fprintf(stderr, "bq_bench: give --data, or --base with --query\n");
+        usage(2);
+    }
+    return opt;
+}
+
+// ------------------------------------------------------------------ dataset
+
+std::string data_root() {
+    const char* env = std::getenv("FAISS_BQ_DATA");
+    return env && *env ? env : FAISS_BQ_DEFAULT_DATA;
+}
+
+std::string parent_folder(const std::string& path) {
+    const size_t slash = path.rfind('/');
+    return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+/// The files the options name; nullopt (with instructions printed) when the
+/// default dataset has not been fetched.
+std::optional<DatasetFiles> dataset_files(const Options& opt) {
+    if (!opt.base_path.empty()) {
+        DatasetFiles files;
+        const std::string folder = parent_folder(opt.base_path);
+        files.name = folder.substr(folder.rfind('/') + 1);
+        files.base = opt.base_path;
+        files.query = opt.query_path;
+        files.groundtruth = opt.groundtruth_path;
+        files.info = folder + "/info.txt";
+        return files;
+    }
+    if (!opt.data_folder.empty()) {
+        return DatasetFiles::in_folder(opt.data_folder);
+    }
+    const std::string root = data_root();
+    DatasetFiles files = DatasetFiles::in_folder(root + "/" + default_dataset);
+    if (file_exists(files.base) && file_exists(files.query)) {
+        return files;
+    }
+    std::fprintf(
+        stderr,
+        "bq_bench: no dataset in %s/%s (base.fvecs, query.fvecs).\n"
+        "Build the real embeddings (about 3 minutes; needs node, npm and "
+        "python3 with numpy):\n"
+        "    DATASETS=\"minilm-sap use512-wordnet\" %s/get-data.sh %s\n"
+        "or set FAISS_BQ_DATA to a folder that has them, or pass --data "
+        "DIR or --base/--query.\n",
+        root.c_str(),
+        default_dataset,
+        FAISS_BQ_DEFAULT_DATA,
+        root.c_str());
+    return std::nullopt;
+}
+
+// ------------------------------------------------------------------ methods
+
+using IndexPtr = std::unique_ptr<faiss::Index>;
+
+/// One row of the table. Rows with the same index_key share one trained
+/// index and are listed next to each other, so each index is trained once.
+struct Method {
+    std::string name;
+    std::string index_key;
+    std::function<IndexPtr()> make;
+    /// Per-search options; null: the index's defaults.
+    std::shared_ptr<const faiss::SearchParameters> params;
+};
+
+struct PlanChoice {
+    const char* label;
+    TransformChoice transform;
+};
+constexpr PlanChoice plan_choices[] = {
+    {"auto", TransformChoice::automatic},
+    {"axis", TransformChoice::identity},
+    {"rot", TransformChoice::random_rotation},
+};
+
+/// The one spelling of a BQ row's name: "BQ1 auto asym", "BQ2 rot asym q4".
+std::string bq_name(int nbits,
+                    const std::string& plan,
+                    Estimator estimator,
+                    int query_bits = 0) {
+    std::string name = "BQ" + std::to_string(nbits) + " " + plan +
+                       (estimator == Estimator::asymmetric ? " asym" : " sym");
+    return query_bits ? name + " q" + std::to_string(query_bits) : name;
+}
+
+void add_bq_methods(std::vector<Method>& methods,
+                    const Dataset& ds,
+                    int nbits) {
+    for (const PlanChoice& plan : plan_choices) {
+        for (Estimator estimator :
+             {Estimator::asymmetric, Estimator::symmetric}) {
+            auto make = [d = ds.d, metric = ds.metric, nbits, plan, estimator] {
+                auto index = std::make_unique<IndexBQ>(d, nbits, metric);
+                index->trainer.transform = plan.transform;
+                // The trainer decides centring for the index's estimator.
+                index->estimator = estimator;
+                return IndexPtr(std::move(index));
+            };
+            std::vector<int> query_bits = {0};
+            if (plan.transform == TransformChoice::automatic &&
+                estimator == Estimator::asymmetric) {
+                query_bits = {0, 8, 4};
+            }
+            for (int bits : query_bits) {
+                auto params = std::make_shared<SearchParametersBQ>();
+                params->estimator = estimator;
+                params->query_bits = bits;
+                methods.push_back({bq_name(nbits, plan.label, estimator, bits),
+                                   bq_name(nbits, plan.label, estimator),
+                                   make,
+                                   std::move(params)});
+            }
+        }
+    }
+}
+
+/// IndexPQ with 8-bit codes in the bytes of BQ1's bit plane (d / 8); the
+/// largest M not above that which divides d, as IndexPQ requires.
+size_t pq_subquantizers(size_t d) {
+    size_t m = std::max<size_t>(1, (d + 7) / 8);
+    while (d % m != 0) {
+        m--;
+    }
+    return m;
+}
+
+void add_baseline_methods(std::vector<Method>& methods,
+                          const Dataset& ds,
+                          bool with_pq) {
+    const idx_t d = ds.d;
+    const faiss::MetricType metric = ds.metric;
+    auto add = [&](const std::string& name, std::function<IndexPtr()> make) {
+        methods.push_back({name, name, std::move(make), nullptr});
+    };
+    add("BinaryFlat sign", [d] { return std::make_unique<IndexSignBits>(d); });
+    add("LSH rot+thr",
+        [d] { return std::make_unique<faiss::IndexLSH>(d, d, true, true); });
+    if (with_pq) {
+        const size_t m = pq_subquantizers(d);
+        add("PQ M=" + std::to_string(m), [d, m, metric] {
+            return std::make_unique<faiss::IndexPQ>(d, m, 8, metric);
+        });
+    }
+    add("Flat exact",
+        [d, metric] { return std::make_unique<faiss::IndexFlat>(d, metric); });
+}
+
+std::string lowercase(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) {
+        return char(std::tolower(c));
+    });
+    return s;
+}
+
+/// A --methods item selects the rows whose name holds all its words.
+bool selected(const std::string& name, const std::vector<std::string>& items) {
+    if (items.empty()) {
+        return true;
+    }
+    const char* separators = " -_";
+    const std::vector<std::string> words = split(lowercase(name), separators);
+    return std::any_of(
+        items.begin(), items.end(), [&](const std::string& item) {
+            const std::vector<std::string> wanted =
+                split(lowercase(item), separators);
+            return !wanted.empty() &&
+                   std::all_of(wanted.begin(), wanted.end(), [&](auto& w) {
+                       return std::find(words.begin(), words.end(), w) !=
+                              words.end();
+                   });
+        });
+}
+
+std::vector<Method> methods_to_run(const Dataset& ds, const Options& opt) {
+    std::vector<Method> all;
+    add_bq_methods(all, ds, 1);
+    add_bq_methods(all, ds, 2);
+    add_baseline_methods(all, ds, !opt.skip_pq);
+    std::vector<Method> chosen;
+    std::copy_if(
+        all.begin(),
+        all.end(),
+        std::back_inserter(chosen),
+        [&](const Method& m) { return selected(m.name, opt.methods); });
+    if (chosen.empty()) {
+        std::string names;
+        for (const Method& m : all) {
+            names += "\n  " + m.name;
+        }
+        FAISS_THROW_FMT("--methods selects no row; the rows are:%s",
+                        names.c_str());
+    }
+    return chosen;
+}
+
+// ------------------------------------------------------------------ measures
+
+/// Exact distance to base vector `id`, smaller is closer for either metric.
+float exact_distance(const Dataset& ds, const float* query, idx_t id) {
+    const float* x = ds.base.data() + id * ds.d;
+    return ds.metric == faiss::METRIC_INNER_PRODUCT
+               ? -faiss::fvec_inner_product(query, x, ds.d)
+               : faiss::fvec_L2sqr(query, x, ds.d);
+}
+
+/// The k_recall best of each query's first `depth` candidates (rows of
+/// k_candidates) under the exact metric on the original floats.
+std::vector<idx_t>
+rerank(const Dataset& ds, const std::vector<idx_t>& candidates, size_t depth) {
+    std::vector<idx_t> best(ds.nq * k_recall, -1);
+#pragma omp parallel for
+    for (int64_t q = 0; q < int64_t(ds.nq); q++) {
+        const float* query = ds.queries.data() + q * ds.d;
+        std::vector<std::pair<float, idx_t>> scored;
+        for (size_t i = 0; i < depth; i++) {
+            const idx_t id = candidates[q * k_candidates + i];
+            if (id >= 0) {
+                scored.emplace_back(exact_distance(ds, query, id), id);
+            }
+        }
+        const size_t keep = std::min(k_recall, scored.size());
+        std::partial_sort(scored.begin(), scored.begin() + keep, scored.end());
+        for (size_t i = 0; i < keep; i++) {
+            best[q * k_recall + i] = scored[i].second;
+        }
+    }
+    return best;
+}
+
+/// 10-recall@10: |first 10 labels (rows of k) ∩ true top 10| / 10, averaged.
+double
+recall_at_10(const Dataset& ds, const std::vector<idx_t>& labels, size_t k) {
+    size_t hits = 0;
+    for (size_t q = 0; q < ds.nq; q++) {
+        const idx_t* truth = ds.groundtruth.data() + q * ds.gt_k;
+        for (size_t i = 0; i < k_recall; i++) {
+            const idx_t id = labels[q * k + i];
+            hits += id >= 0 &&
+                    std::find(truth, truth + k_recall, id) != truth + k_recall;
+        }
+    }
+    return double(hits) / double(ds.nq * k_recall);
+}
+
+std::vector<idx_t> search_labels(const faiss::Index& index,
+                                 const Method& method,
+                                 size_t n,
+                                 const float* x,
+                                 size_t k) {
+    std::vector<float> distances(n * k);
+    std::vector<idx_t> labels(n * k);
+    index.search(n, x, k, distances.data(), labels.data(), method.params.get());
+    return labels;
+}
+
+double seconds_since(double start_ms) {
+    return (faiss::getmillisecs() - start_ms) / 1000.0;
+}
+
+/// Queries per second of `search_all`, which searches n queries; repeated
+/// until min_timing_seconds have passed, so that a small set is timed above
+/// the clock's and the scheduler's noise.
+double queries_per_second(size_t n, const std::function<void()>& search_all) {
+    const double start = faiss::getmillisecs();
+    size_t calls = 0;
+    double elapsed = 0;
+    do {
+        search_all();
+        calls++;
+        elapsed = seconds_since(start);
+    } while (elapsed < min_timing_seconds);
+    return double(n * calls) / elapsed;
+}
+
+struct TrainedIndex {
+    IndexPtr index;
+    double train_seconds = 0;
+    double add_seconds = 0;
+};
+
+/// Trains on all base vectors and adds them all.
+TrainedIndex train_and_add(const Method& method, const Dataset& ds) {
+    TrainedIndex trained;
+    trained.index = method.make();
+    double start = faiss::getmillisecs();
+    trained.index->train(ds.nb, ds.base.data());
+    trained.train_seconds = seconds_since(start);
+    start = faiss::getmillisecs();
+    trained.index->add(ds.nb, ds.base.data());
+    trained.add_seconds = seconds_since(start);
+    return trained;
+}
+
+struct Row {
+    std::string name;
+    size_t bytes_per_vector = 0;
+    double recall = 0; ///< stage 1
+    double recall_reranked[n_depths] = {};
+    double qps_batch = 0;
+    double qps_single = 0;
+    double train_seconds = 0;
+    double add_seconds = 0;
+    std::string error; ///< non-empty: the method failed, the rest is unset
+};
+
+Row measure(const Method& method,
+            const TrainedIndex& trained,
+            const Dataset& ds) {
+    const faiss::Index& index = *trained.index;
+    Row row;
+    row.name = method.name;
+    row.bytes_per_vector = index.sa_code_size();
+    row.train_seconds = trained.train_seconds;
+    row.add_seconds = trained.add_seconds;
+
+    std::vector<idx_t> top;
+    row.qps_batch = queries_per_second(ds.nq, [&] {
+        top = search_labels(index, method, ds.nq, ds.queries.data(), k_recall);
+    });
+    row.recall = recall_at_10(ds, top, k_recall);
+
+    const size_t n_single = std::min(ds.nq, max_single_queries);
+    row.qps_single = queries_per_second(n_single, [&] {
+        for (size_t q = 0; q < n_single; q++) {
+            search_labels(
+                index, method, 1, ds.queries.data() + q * ds.d, k_recall);
+        }
+    });
+
+    const std::vector<idx_t> candidates =
+        search_labels(index, method, ds.nq, ds.queries.data(), k_candidates);
+    for (size_t i = 0; i < n_depths; i++) {
+        row.recall_reranked[i] = recall_at_10(
+            ds, rerank(ds, candidates, rerank_depths[i]), k_recall);
+    }
+    return row;
+}
+
+// ------------------------------------------------------------------ reports
+
+/// What the trainer saw and chose: in full for automatic plans, the first
+/// line of the plan report for forced ones.
+class PlanReporter {
+   public:
+    void report(const std::string& key, const faiss::Index& index) {
+        const auto* bq = dynamic_cast<const IndexBQ*>(&index);
+        if (!bq) {
+            return;
+        }
+        const std::string plan = bq->plan.report();
+        if (bq->trainer.transform != TransformChoice::automatic) {
+            std::printf("%s: %s",
+                        key.c_str(),
+                        plan.substr(0, plan.find('\n') + 1).c_str());
+            return;
+        }
+        std::printf("\n==== %s: covariance report\n", key.c_str());
+        const std::string analysis = bq->plan.analysis.report();
+        if (analysis == last_analysis_) {
+            std::printf("(identical to the one above: same training data)\n");
+        } else {
+            std::printf("%s", analysis.c_str());
+            last_analysis_ = analysis;
+        }
+        std::printf("\n==== %s: chosen plan\n%s\n", key.c_str(), plan.c_str());
+    }
+
+   private:
+    std::string last_analysis_;
+};
+
+const Row* find_row(const std::vector<Row>& rows, const std::string& name) {
+    for (const Row& row : rows) {
+        if (row.name == name && row.error.empty()) {
+            return &row;
+        }
+    }
+    return nullptr;
+}
+
+size_t name_width(const std::vector<Row>& rows) {
+    size_t width = 6; // "method"
+    for (const Row& row : rows) {
+        width = std::max(width, row.name.size());
+    }
+    return width;
+}
+
+void print_table(const std::vector<Row>& rows) {
+    const int w = int(name_width(rows));
+    std::printf("\n%-*s %9s %7s %7s %7s %10s %10s %8s %7s\n",
+                w,
+                "method",
+                "bytes/vec",
+                "R@10",
+                "rr40",
+                "rr100",
+                "QPS batch",
+                "QPS 1-by-1",
+                "train s",
+                "add s");
+    for (const Row& row : rows) {
+        if (!row.error.empty()) {
+            std::printf(
+                "%-*s  FAILED: %s\n", w, row.name.c_str(), row.error.c_str());
+            continue;
+        }
+        std::printf("%-*s %9zu %7.3f %7.3f %7.3f %10.0f %10.0f %8.2f %7.2f\n",
+                    w,
+                    row.name.c_str(),
+                    row.bytes_per_vector,
+                    row.recall,
+                    row.recall_reranked[0],
+                    row.recall_reranked[1],
+                    row.qps_batch,
+                    row.qps_single,
+                    row.train_seconds,
+                    row.add_seconds);
+    }
+    std::printf(
+        "R@10: 10-recall@10 of the method alone; rr40 / rr100: after exact "
+        "float re-ranking of its top 40 / 100.\n");
+}
+
+void print_markdown(const std::vector<Row>& rows) {
+    std::printf("\n| method | bytes/vector | 10-recall@10 | re-rank 40 | "
+                "re-rank 100 | QPS batch | QPS 1-by-1 | train s | add s |\n"
+                "|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    for (const Row& row : rows) {
+        if (!row.error.empty()) {
+            std::printf("| %s | failed: %s | | | | | | | |\n",
+                        row.name.c_str(),
+                        row.error.c_str());
+            continue;
+        }
+        std::printf(
+            "| %s | %zu | %.3f | %.3f | %.3f | %.0f | %.0f | %.2f | %.2f |\n",
+            row.name.c_str(),
+            row.bytes_per_vector,
+            row.recall,
+            row.recall_reranked[0],
+            row.recall_reranked[1],
+            row.qps_batch,
+            row.qps_single,
+            row.train_seconds,
+            row.add_seconds);
+    }
+}
+
+std::string format(const char* fmt, double value) {
+    char buffer[64];
+    std::snprintf(buffer, sizeof(buffer), fmt, value);
+    return buffer;
+}
+
+/// Whether each BQ width meets its target, and whether the automatic plan is
+/// within 0.02 of the best forced plan for each (nbits, estimator).
+std::string summary(const std::vector<Row>& rows, const Dataset& ds) {
+    const double targets[] = {0.70, 0.85}; // BQ1, BQ2 auto asym stage 1
+    const double tolerance = 0.02;
+    std::string s = "Summary (" + ds.name + "; the targets are set for " +
+                    default_dataset + "):";
+    for (int nbits = 1; nbits <= 2; nbits++) {
+        const double target = targets[nbits - 1];
+        const std::string main_row =
+            bq_name(nbits, "auto", Estimator::asymmetric);
+        const Row* row = find_row(rows, main_row);
+        s += " " + main_row + " target " + format("%.2f", target) + ": " +
+             (!row ? "not run."
+                   : format("%.3f", row->recall) +
+                         (row->recall >= target ? ", met." : ", NOT met."));
+        std::string meeting;
+        for (const Row& r : rows) {
+            if (r.error.empty() &&
+                r.name.rfind("BQ" + std::to_string(nbits) + " ", 0) == 0 &&
+                r.recall >= target) {
+                meeting += (meeting.empty() ? "" : ", ") + r.name;
+            }
+        }
+        s += " BQ" + std::to_string(nbits) +
+             " rows at or above it: " + (meeting.empty() ? "none" : meeting) +
+             ".";
+    }
+    for (int nbits = 1; nbits <= 2; nbits++) {
+        for (Estimator e : {Estimator::asymmetric, Estimator::symmetric}) {
+            const Row* automatic = find_row(rows, bq_name(nbits, "auto", e));
+            const Row* best = nullptr;
+            for (const char* plan : {"axis", "rot"}) {
+                const Row* r = find_row(rows, bq_name(nbits, plan, e));
+                if (r && (!best || r->recall > best->recall)) {
+                    best = r;
+                }
+            }
+            s += " " + bq_name(nbits, "auto", e) + " vs best forced: ";
+            if (!automatic || !best) {
+                s += "not run.";
+                continue;
+            }
+            s += format("%.3f", automatic->recall) + " vs " +
+                 format("%.3f", best->recall) + " (" + best->name + "), " +
+                 (automatic->recall >= best->recall - tolerance
+                      ? "within 0.02."
+                      : "NOT within 0.02.");
+        }
+    }
+    return s;
+}
+
+void print_wrapped(const std::string& text, size_t width) {
+    std::istringstream words(text);
+    std::string word;
+    size_t column = 0;
+    while (words >> word) {
+        if (column > 0 && column + 1 + word.size() > width) {
+            std::printf("\n");
+            column = 0;
+        }
+        std::printf("%s%s", column ? " " : "", word.c_str());
+        column += (column ? 1 : 0) + word.size();
+    }
+    std::printf("\n");
+}
+
+// ------------------------------------------------------------------ run
+
+/// The 1-minute load average (Linux; -1 if unknown): other work on the cores
+/// stalls OpenMP barriers, so the timings below are only as good as this.
+double load_average() {
+    std::ifstream in("/proc/loadavg");
+    double load = -1;
+    in >> load;
+    return load;
+}
+
+std::vector<Row> run_methods(const std::vector<Method>& methods,
+                             const Dataset& ds) {
+    std::vector<Row> rows;
+    PlanReporter plans;
+    TrainedIndex trained;
+    std::string trained_key;
+    std::string train_error;
+    for (const Method& method : methods) {
+        if (method.index_key != trained_key) {
+            trained = TrainedIndex(); // frees the previous index first
+            trained_key = method.index_key;
+            train_error.clear();
+            std::fprintf(
+                stderr, "[bq_bench] training %s\n", trained_key.c_str());
+            try {
+                trained = train_and_add(method, ds);
+                plans.report(trained_key, *trained.index);
+                std::fflush(stdout);
+            } catch (const std::exception& e) {
+                train_error = e.what();
+            }
+        }
+        Row row;
+        if (!train_error.empty()) {
+            row.error = train_error;
+        } else {
+            try {
+                row = measure(method, trained, ds);
+            } catch (const std::exception& e) {
+                row.error = e.what();
+            }
+        }
+        row.name = method.name;
+        std::fprintf(stderr,
+                     "[bq_bench] %s: %s\n",
+                     row.name.c_str(),
+                     row.error.empty()
+                         ? format("10-recall@10 %.3f", row.recall).c_str()
+                         : ("FAILED: " + row.error).c_str());
+        rows.push_back(std::move(row));
+    }
+    return rows;
+}
+
+int run(const Options& opt) {
+    if (opt.threads > 0) {
+        omp_set_num_threads(opt.threads);
+    }
+    const std::optional<DatasetFiles> files = dataset_files(opt);
+    if (!files) {
+        return 1;
+    }
+    const Dataset ds = load_dataset(*files, opt.metric, opt.nq);
+    std::printf(
+        "bq_bench: %s, d=%zu, %zu base, %zu queries, %s, ground truth %s\n"
+        "%d threads on %d cores, load average %.2f before the run\n",
+        ds.name.c_str(),
+        ds.d,
+        ds.nb,
+        ds.nq,
+        metric_name(ds.metric),
+        ds.groundtruth_computed ? "computed (faiss::IndexFlat)"
+                                : "from groundtruth.ivecs",
+        omp_get_max_threads(),
+        omp_get_num_procs(),
+        load_average());
+    std::fflush(stdout);
+
+    const std::vector<Row> rows = run_methods(methods_to_run(ds, opt), ds);
+    print_table(rows);
+    print_markdown(rows);
+    std::printf("\n");
+    print_wrapped(summary(rows, ds), 78);
+
+    const auto failed =
+        std::count_if(rows.begin(), rows.end(), [](const Row& r) {
+            return !r.error.empty();
+        });
+    if (failed > 0) {
+        std::fprintf(
+            stderr, "bq_bench: %zu method(s) failed\n", size_t(failed));
+        return 1;
+    }
+    return 0;
+}
+
+} // namespace
+
+} // namespace faiss_bq
+
+int main(int argc, char** argv) {
+    try {
+        return faiss_bq::run(faiss_bq::parse_options(argc, argv));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bq_bench: %s\n", e.what());
+        return 1;
+    }
+}

@@ -1,0 +1,217 @@
+#include <faiss_bq/IndexBQ.h>
+
+#include <faiss_bq/estimators.h>
+#include <faiss_bq/impl/validate.h>
+
+#include <faiss/impl/AuxIndexStructures.h>
+#include <faiss/impl/FaissAssert.h>
+#include <faiss/impl/IDSelector.h>
+#include <faiss/utils/Heap.h>
+
+#include <memory>
+
+namespace faiss_bq {
+
+namespace {
+
+/// Validates the constructor's arguments and returns the code size.
+size_t checked_code_size(idx_t d, int nbits, faiss::MetricType metric) {
+    FAISS_THROW_IF_NOT_FMT(d > 0, "IndexBQ: d=%ld must be > 0", long(d));
+    FAISS_THROW_IF_NOT_FMT(
+            nbits == 1 || nbits == 2,
+            "IndexBQ: nbits=%d must be 1 or 2",
+            nbits);
+    FAISS_THROW_IF_NOT_FMT(
+            metric == faiss::METRIC_L2 ||
+                    metric == faiss::METRIC_INNER_PRODUCT,
+            "IndexBQ: metric=%d: only METRIC_L2 and METRIC_INNER_PRODUCT",
+            int(metric));
+    return CodeLayout(int(d), nbits).code_size;
+}
+
+void check_query_bits(int query_bits) {
+    FAISS_THROW_IF_NOT_FMT(
+            query_bits == 0 || (query_bits >= 4 && query_bits <= 8),
+            "IndexBQ: query_bits=%d must be 0 (float query) or in 4..8",
+            query_bits);
+}
+
+/// k-NN over all codes for queries [0, n) with one scorer per thread.
+template <class C>
+void search_codes(
+        const IndexBQ& index,
+        idx_t n,
+        const float* x,
+        idx_t k,
+        float* distances,
+        idx_t* labels,
+        Estimator estimator,
+        int query_bits,
+        const faiss::IDSelector* sel) {
+    const size_t cs = index.code_size;
+    const uint8_t* codes = index.codes.data();
+#pragma omp parallel if (n > 1)
+    {
+        QueryScorer scorer(index.plan, index.metric_type, estimator, query_bits);
+#pragma omp for
+        for (idx_t i = 0; i < n; i++) {
+            float* D = distances + i * k;
+            idx_t* I = labels + i * k;
+            faiss::heap_heapify<C>(k, D, I);
+            scorer.set_query(x + i * index.d);
+            for (idx_t j = 0; j < index.ntotal; j++) {
+                if (sel && !sel->is_member(j)) {
+                    continue;
+                }
+                const float dis = scorer(codes + j * cs);
+                if (C::cmp(D[0], dis)) {
+                    faiss::heap_replace_top<C>(k, D, I, dis, j);
+                }
+            }
+            faiss::heap_reorder<C>(k, D, I);
+        }
+    }
+}
+
+/// The FAISS distance-computer interface over a QueryScorer.
+struct BQDistanceComputer : faiss::FlatCodesDistanceComputer {
+    const IndexBQ& index;
+    QueryScorer scorer;
+
+    BQDistanceComputer(const IndexBQ& index, Estimator estimator, int query_bits)
+            : FlatCodesDistanceComputer(index.codes.data(), index.code_size),
+              index(index),
+              scorer(index.plan, index.metric_type, estimator, query_bits) {}
+
+    void set_query(const float* x) override {
+        scorer.set_query(x);
+    }
+    float distance_to_code(const uint8_t* code) override {
+        return scorer(code);
+    }
+    /// Vector i (decoded) as the query, scored against code j.
+    float symmetric_dis(idx_t i, idx_t j) override {
+        std::vector<float> xi(index.d);
+        index.sa_decode(1, codes + i * code_size, xi.data());
+        QueryScorer s = scorer;
+        s.set_query(xi.data());
+        return s(codes + j * code_size);
+    }
+};
+
+} // namespace
+
+IndexBQ::IndexBQ() : IndexFlatCodes() {
+    is_trained = false;
+}
+
+IndexBQ::IndexBQ(idx_t d, int nbits, faiss::MetricType metric)
+        : IndexFlatCodes(checked_code_size(d, nbits, metric),
+                         d,
+                         metric),
+          nbits(nbits) {
+    is_trained = false;
+}
+
+IndexBQ::IndexBQ(const BinarizationPlan& plan, faiss::MetricType metric)
+        : IndexBQ(plan.d, plan.nbits, metric) {
+    FAISS_THROW_IF_NOT_MSG(plan.is_trained(), "IndexBQ: the plan is not trained");
+    this->plan = plan;
+    is_trained = true;
+}
+
+void IndexBQ::train(idx_t n, const float* x) {
+    FAISS_THROW_IF_NOT_FMT(
+            ntotal == 0,
+            "IndexBQ::train: the index holds %ld codes of the current plan; "
+            "reset() first",
+            long(ntotal));
+    TrainerOptions options = trainer;
+    options.nbits = nbits;
+    options.metric = metric_type;
+    options.estimator = estimator;
+    FAISS_THROW_IF_NOT_FMT(n >= 0, "IndexBQ::train: n=%ld", long(n));
+    plan = train_plan(size_t(n), size_t(d), x, options);
+    is_trained = true;
+}
+
+void IndexBQ::add(idx_t n, const float* x) {
+    FAISS_THROW_IF_NOT_MSG(is_trained, "IndexBQ::add: the index is not trained");
+    FAISS_THROW_IF_NOT_FMT(n >= 0, "IndexBQ::add: n=%ld", long(n));
+    if (n == 0) {
+        return;
+    }
+    check_finite("added", size_t(n), size_t(d), x);
+    IndexFlatCodes::add(n, x);
+}
+
+void IndexBQ::search(
+        idx_t n,
+        const float* x,
+        idx_t k,
+        float* distances,
+        idx_t* labels,
+        const faiss::SearchParameters* params) const {
+    FAISS_THROW_IF_NOT_MSG(is_trained, "IndexBQ::search: the index is not trained");
+    FAISS_THROW_IF_NOT_FMT(k > 0, "IndexBQ::search: k=%ld must be > 0", long(k));
+    FAISS_THROW_IF_NOT_FMT(n >= 0, "IndexBQ::search: n=%ld", long(n));
+    if (n == 0) {
+        return;
+    }
+    check_finite("query", size_t(n), size_t(d), x);
+    Estimator est = estimator;
+    int qbits = query_bits;
+    const faiss::IDSelector* sel = nullptr;
+    if (params) {
+        sel = params->sel;
+        if (auto bq = dynamic_cast<const SearchParametersBQ*>(params)) {
+            est = bq->estimator;
+            qbits = bq->query_bits;
+        }
+    }
+    check_query_bits(qbits);
+    if (metric_type == faiss::METRIC_INNER_PRODUCT) {
+        search_codes<faiss::CMin<float, idx_t>>(
+                *this, n, x, k, distances, labels, est, qbits, sel);
+    } else {
+        search_codes<faiss::CMax<float, idx_t>>(
+                *this, n, x, k, distances, labels, est, qbits, sel);
+    }
+}
+
+void IndexBQ::sa_encode(idx_t n, const float* x, uint8_t* bytes) const {
+    FAISS_THROW_IF_NOT_MSG(is_trained, "IndexBQ::sa_encode: the index is not trained");
+    check_finite("encoded", size_t(n), size_t(d), x);
+    encode(plan, size_t(n), x, bytes);
+}
+
+void IndexBQ::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
+    FAISS_THROW_IF_NOT_MSG(is_trained, "IndexBQ::sa_decode: the index is not trained");
+    decode(plan, size_t(n), bytes, x);
+}
+
+faiss::FlatCodesDistanceComputer* IndexBQ::get_FlatCodesDistanceComputer() const {
+    return get_distance_computer(estimator, query_bits);
+}
+
+faiss::FlatCodesDistanceComputer* IndexBQ::get_distance_computer(
+        Estimator est,
+        int qbits) const {
+    FAISS_THROW_IF_NOT_MSG(is_trained, "IndexBQ: the index is not trained");
+    check_query_bits(qbits);
+    return new BQDistanceComputer(*this, est, qbits);
+}
+
+void IndexBQ::check_compatible_for_merge(const faiss::Index& other) const {
+    IndexFlatCodes::check_compatible_for_merge(other);
+    auto o = dynamic_cast<const IndexBQ*>(&other);
+    FAISS_THROW_IF_NOT_MSG(o, "IndexBQ: can only merge another IndexBQ");
+    FAISS_THROW_IF_NOT_MSG(
+            o->nbits == nbits && o->plan.center == plan.center &&
+                    o->plan.rotation == plan.rotation &&
+                    o->plan.thresholds == plan.thresholds &&
+                    o->plan.levels == plan.levels,
+            "IndexBQ: cannot merge indexes trained with different plans");
+}
+
+} // namespace faiss_bq

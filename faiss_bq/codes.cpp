@@ -1,0 +1,148 @@
+#include <faiss_bq/codes.h>
+
+#include <faiss/impl/FaissAssert.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace faiss_bq {
+
+namespace {
+
+/// Rows per block of encode / decode: bounds the float scratch (block x d).
+constexpr size_t block_rows = 1024;
+
+void store_float(uint8_t* p, float f) {
+    std::memcpy(p, &f, sizeof(f));
+}
+
+} // namespace
+
+CodeLayout::CodeLayout(int d, int nbits)
+        : d(d),
+          nbits(nbits),
+          plane_bytes((size_t(d) + 7) / 8),
+          code_size(nbits * plane_bytes + factor_bytes) {}
+
+size_t code_size(int d, int nbits) {
+    FAISS_THROW_IF_NOT_FMT(d > 0, "d=%d: must be > 0", d);
+    FAISS_THROW_IF_NOT_FMT(
+            nbits == 1 || nbits == 2, "nbits=%d: must be 1 or 2", nbits);
+    return CodeLayout(d, nbits).code_size;
+}
+
+void encode(const BinarizationPlan& plan, size_t n, const float* x, uint8_t* codes) {
+    const CodeLayout layout(plan.d, plan.nbits);
+    const size_t d = plan.d;
+    for (size_t i0 = 0; i0 < n; i0 += block_rows) {
+        const size_t bn = std::min(block_rows, n - i0);
+        std::vector<float> y(bn * d);
+        plan.apply(bn, x + i0 * d, y.data());
+#pragma omp parallel for if (bn > 64)
+        for (size_t i = 0; i < bn; i++) {
+            const float* yi = y.data() + i * d;
+            uint8_t* code = codes + (i0 + i) * layout.code_size;
+            std::fill(code, code + layout.code_size, 0);
+            const float* xi = x + (i0 + i) * d;
+            double norm2 = 0, dot = 0, rhat2 = 0, center_dot = 0;
+            for (size_t j = 0; j < d; j++) {
+                const int q = plan.quantize(j, yi[j]);
+                for (int p = 0; p < plan.nbits; p++) {
+                    code[p * layout.plane_bytes + j / 8] |=
+                            ((q >> p) & 1) << (j % 8);
+                }
+                const double l = plan.level(j, q);
+                norm2 += double(yi[j]) * yi[j];
+                dot += l * yi[j];
+                rhat2 += l * l;
+                center_dot += double(xi[j] - plan.center[j]) * plan.center[j];
+            }
+            // A reconstruction nearly orthogonal to the residual gives no
+            // usable direction (and an unbounded scale): the vector is then
+            // scored as the centre. Below cos = 1e-3 only for degenerate
+            // plans; real data sits near sqrt(2/pi) at 1 bit.
+            const bool usable = dot > 1e-3 * std::sqrt(norm2 * rhat2);
+            uint8_t* factors = code + plan.nbits * layout.plane_bytes;
+            store_float(factors, float(norm2));
+            store_float(factors + sizeof(float), usable ? float(norm2 / dot) : 0.f);
+            store_float(factors + 2 * sizeof(float), float(center_dot));
+        }
+    }
+}
+
+namespace {
+
+/// r_hat (the levels of each coordinate) times a per-vector scale, for the
+/// codes of rows [i0, i0 + bn); scale(code, rhat2) gives the scale.
+template <typename Scale>
+void scaled_levels(
+        const BinarizationPlan& plan,
+        const CodeLayout& layout,
+        size_t bn,
+        const uint8_t* codes,
+        float* out,
+        Scale scale) {
+    const size_t d = plan.d;
+#pragma omp parallel for if (bn > 64)
+    for (size_t i = 0; i < bn; i++) {
+        const uint8_t* code = codes + i * layout.code_size;
+        float* o = out + i * d;
+        double rhat2 = 0;
+        for (size_t j = 0; j < d; j++) {
+            o[j] = plan.level(j, layout.level_index(code, j));
+            rhat2 += double(o[j]) * o[j];
+        }
+        const float s = scale(code, rhat2);
+        for (size_t j = 0; j < d; j++) {
+            o[j] *= s;
+        }
+    }
+}
+
+} // namespace
+
+void decode(const BinarizationPlan& plan, size_t n, const uint8_t* codes, float* x) {
+    const CodeLayout layout(plan.d, plan.nbits);
+    const size_t d = plan.d;
+    // Least-squares scale <r_hat, r> / |r_hat|^2 = |r|^2 / (a |r_hat|^2),
+    // with a = estimate_scale: the reconstruction closest to the residual.
+    auto least_squares = [&](const uint8_t* code, double rhat2) {
+        const float a = layout.estimate_scale(code);
+        return a > 0 && rhat2 > 0
+                ? float(layout.residual_norm2(code) / (a * rhat2))
+                : 0.f;
+    };
+    std::vector<float> y;
+    for (size_t i0 = 0; i0 < n; i0 += block_rows) {
+        const size_t bn = std::min(block_rows, n - i0);
+        y.resize(bn * d);
+        scaled_levels(plan, layout, bn, codes + i0 * layout.code_size,
+                      y.data(), least_squares);
+        plan.apply_inverse(bn, y.data(), x + i0 * d);
+    }
+}
+
+void estimate_vectors(
+        const BinarizationPlan& plan,
+        size_t n,
+        const uint8_t* codes,
+        float* e) {
+    const CodeLayout layout(plan.d, plan.nbits);
+    scaled_levels(plan, layout, n, codes, e,
+                  [&](const uint8_t* code, double) {
+                      return layout.estimate_scale(code);
+                  });
+}
+
+void code_values(const CodeLayout& layout, size_t n, const uint8_t* codes, float* s) {
+    const int top = (1 << layout.nbits) - 1;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t* code = codes + i * layout.code_size;
+        for (int j = 0; j < layout.d; j++) {
+            s[i * layout.d + j] = float(2 * layout.level_index(code, j) - top);
+        }
+    }
+}
+
+} // namespace faiss_bq

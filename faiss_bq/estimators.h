@@ -1,0 +1,76 @@
+// Estimators: how one query scores stored codes (DESIGN.md, "Estimators").
+#pragma once
+
+#include <faiss/MetricType.h>
+#include <faiss_bq/codes.h>
+#include <faiss_bq/plan.h>
+
+#include <vector>
+
+namespace faiss_bq {
+
+/** Scores the codes of a plan against one query at a time.
+ *
+ * Asymmetric, float query (query_bits = 0): the query is transformed,
+ * y = R (q - c), and one look-up table per group of coordinates holds the
+ * sums of level * y over that group's bit patterns; with a the code's
+ * estimate_scale, <r, y> ~ a * <r_hat, y>. The score is the estimate
+ * <c, q> + <x - c, c> + a <r_hat, y> (inner product) or |r|^2 + |y|^2 - 2 a <r_hat, y>
+ * (squared L2).
+ * Asymmetric, quantized query (query_bits in 4..8): each coordinate's level
+ * is written as a polynomial in its bits (1 bit: L0 + (L1 - L0) b0; 2 bits
+ * adds b1 and b0 b1 terms), each term's weights y_j * coefficient are
+ * quantized to query_bits planes, and <r_hat, y> becomes popcounts of those
+ * planes against the code's bits.
+ * Symmetric: the query is encoded with the same plan and compared in code
+ * space (see IndexBQ for the values returned).
+ * One scorer per thread: operator() uses scratch space.
+ */
+class QueryScorer {
+   public:
+    QueryScorer(
+            const BinarizationPlan& plan,
+            faiss::MetricType metric,
+            Estimator estimator,
+            int query_bits);
+
+    void set_query(const float* q);
+    float operator()(const uint8_t* code);
+
+    /// Larger scores are better (inner product).
+    bool higher_is_better() const {
+        return metric == faiss::METRIC_INNER_PRODUCT;
+    }
+
+   private:
+    const BinarizationPlan& plan;
+    const CodeLayout layout;
+    const faiss::MetricType metric;
+    const Estimator estimator;
+    const int query_bits;
+
+    // asymmetric
+    std::vector<float> y; ///< R (q - c)
+    float y_norm2 = 0;
+    float center_ip = 0; ///< <c, q>
+    std::vector<float> lut;
+    float base = 0; ///< sum_j L_j[0] y_j (quantized query)
+    struct Term {
+        int plane_mask;                ///< code planes ANDed in this term
+        float lo = 0, delta = 0;       ///< weight = lo + delta * u
+        std::vector<uint8_t> u_planes; ///< query_bits planes of u
+    };
+    std::vector<Term> terms;
+    std::vector<uint8_t> and_plane; ///< scratch for the b0 b1 term
+
+    // symmetric
+    std::vector<uint8_t> query_code;
+    int64_t query_sum = 0, query_sum2 = 0;
+
+    void set_query_lut();
+    void set_query_quantized();
+    float residual_ip(const uint8_t* code);
+    float symmetric(const uint8_t* code);
+};
+
+} // namespace faiss_bq

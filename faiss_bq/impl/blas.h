@@ -1,0 +1,21 @@
+// Fortran BLAS / LAPACK entry points (as FAISS declares them in its sources).
+#pragma once
+
+extern "C" {
+using FINTEGER = int;
+
+int sgemm_(
+        const char* transa,
+        const char* transb,
+        FINTEGER* m,
+        FINTEGER* n,
+        FINTEGER* k,
+        const float* alpha,
+        const float* a,
+        FINTEGER* lda,
+        const float* b,
+        FINTEGER* ldb,
+        float* beta,
+        float* c,
+        FINTEGER* ldc);
+}

@@ -1,0 +1,445 @@
+#include <faiss_bq/trainer.h>
+
+#include <faiss_bq/codes.h>
+#include <faiss_bq/impl/blas.h>
+#include <faiss_bq/impl/validate.h>
+
+#include <faiss/Index.h>
+#include <faiss/impl/FaissAssert.h>
+#include <faiss/utils/distances.h>
+#include <faiss/utils/random.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+
+namespace faiss_bq {
+
+namespace {
+
+using idx_t = faiss::Index::idx_t;
+constexpr size_t recall_k = 10;
+
+/// The held-out part: base vectors and, among them, the first nq as queries
+/// (a query's own row is excluded from its neighbours).
+struct HeldOut {
+    size_t d = 0, nb = 0, nq = 0;
+    std::vector<float> x;          ///< nb x d
+    std::vector<idx_t> gt;  ///< nq x recall_k exact neighbours
+    faiss::MetricType metric = faiss::METRIC_L2;
+};
+
+/// Top recall_k of each query among the held-out base, excluding itself.
+/// Higher scores are better: `vecs_q` . `vecs_b` (inner product) or the
+/// negated squared L2 distance.
+std::vector<idx_t> top_k_excluding_self(
+        size_t nq,
+        size_t nb,
+        size_t dim,
+        const float* vq,
+        const float* vb,
+        bool l2) {
+    const size_t k1 = std::min(recall_k + 1, nb);
+    std::vector<float> dis(nq * k1);
+    std::vector<idx_t> ids(nq * k1);
+    if (l2) {
+        faiss::knn_L2sqr(vq, vb, dim, nq, nb, k1, dis.data(), ids.data());
+    } else {
+        faiss::knn_inner_product(vq, vb, dim, nq, nb, k1, dis.data(), ids.data());
+    }
+    std::vector<idx_t> top(nq * recall_k, -1);
+    for (size_t i = 0; i < nq; i++) {
+        size_t o = 0;
+        for (size_t r = 0; r < k1 && o < recall_k; r++) {
+            if (ids[i * k1 + r] != idx_t(i)) {
+                top[i * recall_k + o++] = ids[i * k1 + r];
+            }
+        }
+    }
+    return top;
+}
+
+/// Per-query 10-recall@10 of `found` against the held-out ground truth.
+std::vector<float> recalls(const HeldOut& h, const std::vector<idx_t>& found) {
+    std::vector<float> r(h.nq);
+    for (size_t i = 0; i < h.nq; i++) {
+        const idx_t* g = h.gt.data() + i * recall_k;
+        const idx_t* f = found.data() + i * recall_k;
+        int hits = 0;
+        for (size_t a = 0; a < recall_k; a++) {
+            hits += g[a] >= 0 && std::find(f, f + recall_k, g[a]) != f + recall_k;
+        }
+        r[i] = hits / float(recall_k);
+    }
+    return r;
+}
+
+/// The estimator's ranking on the held-out part, written as a plain
+/// inner-product or L2 search over float vectors (the same arithmetic as
+/// QueryScorer, without look-up tables), with y = R (q - c):
+///  asymmetric IP: max <x - c, c> + <e, y> = <[e, <x - c, c>], [y, 1]>;
+///  asymmetric L2: min |r|^2 - 2 <e, y>, i.e. max <[e, |r|^2], [2 y, -1]>;
+///  symmetric: the code values s, IP or L2.
+std::vector<float> heldout_recalls(
+        const BinarizationPlan& plan,
+        Estimator estimator,
+        const HeldOut& h) {
+    const CodeLayout layout(plan.d, plan.nbits);
+    std::vector<uint8_t> codes(h.nb * layout.code_size);
+    encode(plan, h.nb, h.x.data(), codes.data());
+    const size_t d = h.d;
+    const bool l2 = h.metric == faiss::METRIC_L2;
+    if (estimator == Estimator::symmetric) {
+        std::vector<float> s(h.nb * d);
+        code_values(layout, h.nb, codes.data(), s.data());
+        return recalls(h, top_k_excluding_self(h.nq, h.nb, d, s.data(), s.data(), l2));
+    }
+    const size_t da = d + 1;
+    std::vector<float> e(h.nb * d), eb(h.nb * da), yq(h.nq * da);
+    estimate_vectors(plan, h.nb, codes.data(), e.data());
+    std::vector<float> y(h.nq * d);
+    plan.apply(h.nq, h.x.data(), y.data());
+    for (size_t i = 0; i < h.nb; i++) {
+        const uint8_t* code = codes.data() + i * layout.code_size;
+        std::copy_n(e.data() + i * d, d, eb.data() + i * da);
+        eb[i * da + d] = l2 ? layout.residual_norm2(code) : layout.center_dot(code);
+    }
+    for (size_t i = 0; i < h.nq; i++) {
+        for (size_t j = 0; j < d; j++) {
+            yq[i * da + j] = l2 ? 2 * y[i * d + j] : y[i * d + j];
+        }
+        yq[i * da + d] = l2 ? -1 : 1;
+    }
+    return recalls(h, top_k_excluding_self(h.nq, h.nb, da, yq.data(), eb.data(), false));
+}
+
+/// C = A B^T for row-major A (na x d) and B (nb x d): C is na x nb.
+std::vector<float> products(const float* a, size_t na, const float* b, size_t nb, size_t d) {
+    std::vector<float> c(na * nb);
+    FINTEGER m = FINTEGER(nb), n = FINTEGER(na), k = FINTEGER(d);
+    float one = 1, zero = 0;
+    // Column-major C^T (nb x na) = B A^T.
+    sgemm_("T", "N", &m, &n, &k, &one, b, &k, a, &k, &zero, c.data(), &m);
+    return c;
+}
+
+/// Sum over rows of the variance of the row's entries of M (na x nb):
+/// what varies across the candidates of one query is what ranks them.
+double row_variance_sum(const std::vector<float>& m, size_t na, size_t nb) {
+    double total = 0;
+    for (size_t i = 0; i < na; i++) {
+        double s = 0, s2 = 0;
+        for (size_t j = 0; j < nb; j++) {
+            s += m[i * nb + j];
+            s2 += double(m[i * nb + j]) * m[i * nb + j];
+        }
+        total += s2 - s * s / double(nb);
+    }
+    return total;
+}
+
+/// The model: how far the estimator's scores are from the true inner
+/// products <x, q>, for queries q and vectors x of the training sample. Only
+/// the error's variance across one query's candidates changes their order,
+/// so the loss is sum_q Var_x(err) / sum_q Var_x(<x, q>): 0 is lossless, 1 is
+/// no better than a constant. Asymmetric: err = a <r_hat, y> - <r, y> with
+/// y = R (q - c) (the other terms are exact). Symmetric: err = b <s_x, s_q> -
+/// <x, q> with the one scale b that minimises it. Unlike the energy kept per
+/// coordinate, this sees where the error points: bits that repeat one another
+/// (correlated or low-variance coordinates) leave errors along the queries.
+float predicted_loss(
+        const BinarizationPlan& plan,
+        Estimator estimator,
+        size_t nx,
+        const float* x,
+        size_t nq,
+        const float* q) {
+    const CodeLayout layout(plan.d, plan.nbits);
+    const size_t d = plan.d;
+    std::vector<uint8_t> cx(nx * layout.code_size);
+    encode(plan, nx, x, cx.data());
+    const std::vector<float> truth = products(q, nq, x, nx, d);
+    const double signal = row_variance_sum(truth, nq, nx);
+    if (signal <= 0) {
+        return 0;
+    }
+    std::vector<float> err;
+    if (estimator == Estimator::asymmetric) {
+        std::vector<float> e(nx * d), r(nx * d), y(nq * d);
+        estimate_vectors(plan, nx, cx.data(), e.data());
+        plan.apply(nx, x, r.data());
+        plan.apply(nq, q, y.data());
+        err = products(y.data(), nq, e.data(), nx, d);
+        const std::vector<float> exact = products(y.data(), nq, r.data(), nx, d);
+        for (size_t i = 0; i < err.size(); i++) {
+            err[i] -= exact[i];
+        }
+    } else {
+        std::vector<uint8_t> cq(nq * layout.code_size);
+        encode(plan, nq, q, cq.data());
+        std::vector<float> sx(nx * d), sq(nq * d);
+        code_values(layout, nx, cx.data(), sx.data());
+        code_values(layout, nq, cq.data(), sq.data());
+        const std::vector<float> est = products(sq.data(), nq, sx.data(), nx, d);
+        // Least-squares scale of the per-query centred estimates.
+        double ab = 0, aa = 0;
+        for (size_t i = 0; i < nq; i++) {
+            double ma = 0, mb = 0;
+            for (size_t j = 0; j < nx; j++) {
+                ma += est[i * nx + j];
+                mb += truth[i * nx + j];
+            }
+            ma /= double(nx);
+            mb /= double(nx);
+            for (size_t j = 0; j < nx; j++) {
+                ab += (est[i * nx + j] - ma) * (truth[i * nx + j] - mb);
+                aa += (est[i * nx + j] - ma) * (est[i * nx + j] - ma);
+            }
+        }
+        const double b = aa > 0 ? ab / aa : 0;
+        err.resize(est.size());
+        for (size_t i = 0; i < err.size(); i++) {
+            err[i] = float(b * est[i] - truth[i]);
+        }
+    }
+    return float(row_variance_sum(err, nq, nx) / signal);
+}
+
+struct Candidate {
+    Transform transform;
+    bool centered;
+    /// Cost rank when held-out recalls tie: identity needs no d x d product
+    /// per vector; among equals, the better measured recall wins.
+    int cost() const {
+        return transform == Transform::identity ? 0 : 1;
+    }
+};
+
+std::vector<Candidate> allowed_candidates(const TrainerOptions& o) {
+    std::vector<Candidate> out;
+    for (Transform t : {Transform::identity, Transform::random_rotation}) {
+        if ((o.transform == TransformChoice::identity &&
+             t != Transform::identity) ||
+            (o.transform == TransformChoice::random_rotation &&
+             t != Transform::random_rotation)) {
+            continue;
+        }
+        for (bool c : {false, true}) {
+            if ((o.centering == CenteringChoice::centered && !c) ||
+                (o.centering == CenteringChoice::uncentered && c)) {
+                continue;
+            }
+            out.push_back({t, c});
+        }
+    }
+    return out;
+}
+
+float mean_of(const std::vector<float>& v) {
+    return v.empty() ? 0.f
+                     : float(std::accumulate(v.begin(), v.end(), 0.0) / v.size());
+}
+
+/// Standard error of the mean of v (per-query recalls or their differences).
+float stderr_of(const std::vector<float>& v) {
+    if (v.size() < 2) {
+        return 0;
+    }
+    const double m = mean_of(v);
+    double s2 = 0;
+    for (float x : v) {
+        s2 += (x - m) * (x - m);
+    }
+    return float(std::sqrt(s2 / (v.size() - 1) / v.size()));
+}
+
+std::string describe(const Candidate& c) {
+    return std::string(transform_name(c.transform)) +
+            (c.centered ? "/centred" : "/uncentred");
+}
+
+/// Rows of x at the given indices.
+std::vector<float> gather(const float* x, size_t d, const int* idx, size_t n) {
+    std::vector<float> out(n * d);
+    for (size_t i = 0; i < n; i++) {
+        std::copy_n(x + size_t(idx[i]) * d, d, out.data() + i * d);
+    }
+    return out;
+}
+
+} // namespace
+
+BinarizationPlan train_plan(
+        size_t n,
+        size_t d,
+        const float* x,
+        const TrainerOptions& o) {
+    FAISS_THROW_IF_NOT_FMT(
+            o.nbits == 1 || o.nbits == 2, "nbits=%d: must be 1 or 2", o.nbits);
+    FAISS_THROW_IF_NOT_FMT(d > 0, "d=%zu: must be > 0", d);
+    FAISS_THROW_IF_NOT_FMT(
+            n >= TrainerOptions::min_train_points,
+            "training on n=%zu vectors: the trainer needs at least %zu "
+            "(a fitting part and a held-out part of 20 or more)",
+            n,
+            TrainerOptions::min_train_points);
+    FAISS_THROW_IF_NOT_FMT(
+            o.heldout_fraction > 0 && o.heldout_fraction < 1,
+            "heldout_fraction=%g: must be in (0, 1)",
+            o.heldout_fraction);
+    FAISS_THROW_IF_NOT_FMT(
+            o.metric == faiss::METRIC_L2 ||
+                    o.metric == faiss::METRIC_INNER_PRODUCT,
+            "metric=%d: only METRIC_L2 and METRIC_INNER_PRODUCT",
+            int(o.metric));
+
+    // Seeded split: the first nh rows of the permutation are held out, the
+    // next (up to max_fit_rows) fit the candidates.
+    std::vector<int> perm(n);
+    faiss::rand_perm(perm.data(), n, o.seed);
+    const size_t nh = std::min(
+            std::max<size_t>(20, size_t(n * o.heldout_fraction)),
+            o.max_heldout_base);
+    const size_t nfit = std::min(n - nh, o.max_fit_rows);
+    const std::vector<float> fit = gather(x, d, perm.data() + nh, nfit);
+
+    check_finite("training", n, d, x);
+    // Statistics and the final fit use the same seeded rows: held-out first.
+    const size_t nall = std::min(n, o.max_fit_rows);
+    const std::vector<float> all = gather(x, d, perm.data(), nall);
+    DatasetAnalysis analysis = analyze(nall, d, all.data());
+
+    HeldOut h;
+    h.d = d;
+    h.nb = nh;
+    h.nq = std::min(nh, o.max_heldout_queries);
+    h.metric = o.metric;
+    h.x = gather(x, d, perm.data(), nh);
+    h.gt = top_k_excluding_self(h.nq, h.nb, d, h.x.data(), h.x.data(),
+                                o.metric == faiss::METRIC_L2);
+
+    // The model scores (at most) 200 fitting rows as queries against the
+    // next 2000: 400k pairs put its noise well under the gaps it explains.
+    const size_t model_nq = std::min<size_t>(200, nfit / 5);
+    const size_t model_nx = std::min<size_t>(2000, nfit - model_nq);
+    const float* model_q = fit.data();
+    const float* model_x = fit.data() + model_nq * d;
+
+    const std::vector<Candidate> cands = allowed_candidates(o);
+    std::vector<CandidateReport> reports;
+    std::vector<std::vector<float>> decide_recalls; // per candidate
+    for (const Candidate& c : cands) {
+        const BinarizationPlan p = fit_plan(nfit, d, fit.data(), o.nbits,
+                                            c.transform, c.centered, o.seed);
+        for (Estimator e : {Estimator::asymmetric, Estimator::symmetric}) {
+            std::vector<float> r = heldout_recalls(p, e, h);
+            CandidateReport rep;
+            rep.transform = c.transform;
+            rep.centered = c.centered;
+            rep.estimator = e;
+            rep.predicted_loss =
+                    predicted_loss(p, e, model_nx, model_x, model_nq, model_q);
+            rep.heldout_recall = mean_of(r);
+            rep.heldout_recall_stderr = stderr_of(r);
+            reports.push_back(rep);
+            if (e == o.estimator) {
+                decide_recalls.push_back(std::move(r));
+            }
+        }
+    }
+
+    // Decide: the best held-out recall, unless a cheaper candidate is within
+    // two standard errors of it (paired over the same queries).
+    size_t best = 0;
+    for (size_t i = 1; i < cands.size(); i++) {
+        if (mean_of(decide_recalls[i]) > mean_of(decide_recalls[best])) {
+            best = i;
+        }
+    }
+    auto recall = [&](size_t i) { return mean_of(decide_recalls[i]); };
+    auto tied_with_best = [&](size_t i) {
+        std::vector<float> diff(h.nq);
+        for (size_t q = 0; q < h.nq; q++) {
+            diff[q] = decide_recalls[best][q] - decide_recalls[i][q];
+        }
+        return mean_of(diff) <= 2 * stderr_of(diff);
+    };
+    // Among the candidates tied with the best: the cheapest, then the best.
+    size_t choice = best;
+    for (size_t i = 0; i < cands.size(); i++) {
+        if (i != best && tied_with_best(i) &&
+            (cands[i].cost() < cands[choice].cost() ||
+             (cands[i].cost() == cands[choice].cost() &&
+              recall(i) > recall(choice)))) {
+            choice = i;
+        }
+    }
+
+    // Which candidate the model alone would pick, to say whether it agrees.
+    size_t model_pick = 0;
+    float best_loss = INFINITY;
+    for (size_t i = 0, r = 0; r < reports.size(); r++) {
+        if (reports[r].estimator != o.estimator) {
+            continue;
+        }
+        if (reports[r].predicted_loss < best_loss) {
+            best_loss = reports[r].predicted_loss;
+            model_pick = i;
+        }
+        i++;
+    }
+
+    const bool forced = o.transform != TransformChoice::automatic ||
+            o.centering != CenteringChoice::automatic;
+    char buf[1024];
+    std::string reason;
+    if (cands.size() == 1) {
+        reason = "forced " + describe(cands[0]) + "; measured for the record";
+    } else {
+        snprintf(buf, sizeof(buf),
+                 "%s has the best held-out recall@10 (%s estimator): %.4f",
+                 describe(cands[best]).c_str(), estimator_name(o.estimator),
+                 recall(best));
+        reason = buf;
+        if (choice != best) {
+            snprintf(buf, sizeof(buf),
+                     "; %s (%.4f) is within two standard errors and cheaper "
+                     "(no rotation), so it is chosen",
+                     describe(cands[choice]).c_str(),
+                     recall(choice));
+            reason += buf;
+        }
+        reason += model_pick == choice
+                ? "; the model (lowest predicted loss) agrees"
+                : "; the model predicted " + describe(cands[model_pick]) +
+                        " (lowest predicted loss), the measurement decides";
+        if (forced) {
+            reason = "choice restricted by the caller; " + reason;
+        }
+    }
+    // Binarization keeps little of the neighbourhoods of non-contrastive or
+    // low-dimensional embeddings (GloVe at 1 bit): say so plainly.
+    const float chosen_recall = recall(choice);
+    if (chosen_recall < 0.5f) {
+        snprintf(buf, sizeof(buf),
+                 ". WARNING: held-out recall@10 is only %.2f: these "
+                 "embeddings binarize poorly (not contrastive-trained, or too "
+                 "few dimensions for %d bit%s); re-rank with floats or use "
+                 "more bits",
+                 chosen_recall, o.nbits, o.nbits > 1 ? "s" : "");
+        reason += buf;
+    }
+
+    // Refit the choice on the fitting rows plus the held-out rows.
+    BinarizationPlan chosen = fit_plan(nall, d, all.data(), o.nbits, cands[choice].transform,
+                      cands[choice].centered, o.seed);
+    chosen.analysis = std::move(analysis);
+    chosen.candidates = std::move(reports);
+    chosen.decided_for = o.estimator;
+    chosen.forced = forced;
+    chosen.reason = std::move(reason);
+    return chosen;
+}
+
+} // namespace faiss_bq

@@ -1,0 +1,52 @@
+// Trainer: analysis -> candidate plans -> model -> held-out check -> plan.
+#pragma once
+
+#include <faiss/MetricType.h>
+#include <faiss_bq/plan.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace faiss_bq {
+
+/// Which candidates the trainer may choose from. `automatic` lets the held-out
+/// check decide; the other values force the choice (the record is kept).
+enum class TransformChoice : uint8_t { automatic, identity, random_rotation };
+enum class CenteringChoice : uint8_t { automatic, centered, uncentered };
+
+struct TrainerOptions {
+    int nbits = 1;
+    TransformChoice transform = TransformChoice::automatic;
+    CenteringChoice centering = CenteringChoice::automatic;
+    /// The estimator the decision is made for (the index's default).
+    Estimator estimator = Estimator::asymmetric;
+    /// Exact neighbours of the held-out check use this metric.
+    faiss::MetricType metric = faiss::METRIC_L2;
+    int seed = 1234;
+    /// Share of the training sample held out for the check, and caps on
+    /// its size (the check is O(heldout_queries x heldout_base)).
+    float heldout_fraction = 0.2f;
+    size_t max_heldout_base = 10000;
+    size_t max_heldout_queries = 500;
+    /// Rows used for the statistics and to fit thresholds and levels (a
+    /// seeded subsample above this): 20k rows pin a 4-level quantizer's
+    /// thresholds to about 1% of sigma.
+    size_t max_fit_rows = 20000;
+
+    /// The smallest training sample the trainer accepts.
+    static constexpr size_t min_train_points = 100;
+};
+
+/// Trains a plan on x (n x d, row-major): analysis, every allowed candidate
+/// fitted on the training part and measured on the held-out part, the best
+/// held-out recall chosen (identity and uncentred preferred within two
+/// standard errors, as they cost less), then the choice refitted on all of x.
+/// Throws faiss::FaissException on nbits not in {1, 2}, n < min_train_points,
+/// d <= 0, or NaN / Inf in x.
+BinarizationPlan train_plan(
+        size_t n,
+        size_t d,
+        const float* x,
+        const TrainerOptions& options);
+
+} // namespace faiss_bq

@@ -1,0 +1,275 @@
+// IndexBQ: the faiss::Index contract, per-search options, and bad input.
+#include <faiss_bq/IndexBQ.h>
+#include <faiss_bq/estimators.h>
+
+#include "test_util.h"
+
+#include <faiss/IndexIDMap.h>
+#include <faiss/impl/AuxIndexStructures.h>
+#include <faiss/impl/FaissException.h>
+#include <faiss/impl/IDSelector.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <numeric>
+
+namespace faiss_bq {
+namespace {
+
+using idx_t = faiss::Index::idx_t;
+constexpr size_t d = 40, nb = 1000, nq = 20;
+
+std::unique_ptr<IndexBQ> trained(int nbits, faiss::MetricType m, bool add = true) {
+    auto index = std::make_unique<IndexBQ>(d, nbits, m);
+    const auto x = test::gaussian(nb, d, 1, std::vector<float>(d, 1.f),
+                                  std::vector<float>(d, 0.3f));
+    index->train(nb, x.data());
+    if (add) {
+        index->add(nb, x.data());
+    }
+    return index;
+}
+
+// search() is the brute force of QueryScorer over every code: same
+// distances, and the same ids where the distances do not tie.
+TEST(IndexBQ, SearchIsTheScorersBruteForce) {
+    const auto q = test::gaussian(nq, d, 2);
+    const idx_t k = 15;
+    for (int nbits : {1, 2}) {
+        for (faiss::MetricType m : {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
+            auto index = trained(nbits, m);
+            for (Estimator e : {Estimator::asymmetric, Estimator::symmetric}) {
+                for (int qbits : {0, 6}) {
+                    if (e == Estimator::symmetric && qbits) {
+                        continue;
+                    }
+                    SearchParametersBQ params;
+                    params.estimator = e;
+                    params.query_bits = qbits;
+                    std::vector<float> D(nq * k);
+                    std::vector<idx_t> I(nq * k);
+                    index->search(nq, q.data(), k, D.data(), I.data(), &params);
+                    QueryScorer scorer(index->plan, m, e, qbits);
+                    for (size_t i = 0; i < nq; i++) {
+                        scorer.set_query(q.data() + i * d);
+                        std::vector<std::pair<float, idx_t>> all(nb);
+                        for (size_t j = 0; j < nb; j++) {
+                            const float s = scorer(index->codes.data() +
+                                                   j * index->code_size);
+                            all[j] = {m == faiss::METRIC_L2 ? s : -s, idx_t(j)};
+                        }
+                        std::sort(all.begin(), all.end());
+                        for (idx_t r = 0; r < k; r++) {
+                            const float want = m == faiss::METRIC_L2
+                                    ? all[r].first
+                                    : -all[r].first;
+                            ASSERT_EQ(D[i * k + r], want);
+                            const bool tie = (r > 0 && all[r - 1].first == all[r].first) ||
+                                    all[r + 1].first == all[r].first;
+                            if (!tie) {
+                                ASSERT_EQ(I[i * k + r], all[r].second);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// k > ntotal: the missing results have label -1, like FAISS's flat indexes.
+TEST(IndexBQ, MoreNeighboursThanVectorsGivesMinusOne) {
+    for (faiss::MetricType m : {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
+        auto index = trained(1, m, false);
+        const auto x = test::gaussian(5, d, 3);
+        index->add(5, x.data());
+        std::vector<float> D(8);
+        std::vector<idx_t> I(8);
+        index->search(1, x.data(), 8, D.data(), I.data());
+        std::vector<idx_t> found(I.begin(), I.begin() + 5);
+        std::sort(found.begin(), found.end());
+        EXPECT_EQ(found, (std::vector<idx_t>{0, 1, 2, 3, 4}));
+        for (int r = 5; r < 8; r++) {
+            EXPECT_EQ(I[r], -1);
+        }
+    }
+}
+
+// An IDSelector passed through SearchParametersBQ or FAISS's own
+// SearchParameters restricts the results to its ids.
+TEST(IndexBQ, IDSelectorRestrictsResults) {
+    auto index = trained(2, faiss::METRIC_L2);
+    const auto q = test::gaussian(nq, d, 4);
+    faiss::IDSelectorRange odd_half(500, 1000);
+    SearchParametersBQ bq;
+    bq.sel = &odd_half;
+    faiss::SearchParameters plain;
+    plain.sel = &odd_half;
+    const faiss::SearchParameters* both[] = {&bq, &plain};
+    for (const faiss::SearchParameters* p : both) {
+        std::vector<float> D(nq * 10);
+        std::vector<idx_t> I(nq * 10);
+        index->search(nq, q.data(), 10, D.data(), I.data(), p);
+        for (idx_t id : I) {
+            EXPECT_GE(id, 500);
+        }
+    }
+}
+
+// remove_ids shifts the remaining ids (FAISS's flat semantics); reset empties.
+TEST(IndexBQ, RemoveIdsAndReset) {
+    auto index = trained(1, faiss::METRIC_L2);
+    std::vector<uint8_t> last(index->codes.end() - index->code_size,
+                              index->codes.end());
+    faiss::IDSelectorRange first_100(0, 100);
+    EXPECT_EQ(index->remove_ids(first_100), 100u);
+    EXPECT_EQ(index->ntotal, idx_t(nb - 100));
+    EXPECT_TRUE(std::equal(last.begin(), last.end(),
+                           index->codes.end() - index->code_size));
+    index->reset();
+    EXPECT_EQ(index->ntotal, 0);
+    EXPECT_TRUE(index->codes.empty());
+}
+
+// reconstruct / sa_decode give the least-squares approximation: closer to x
+// than the centre is; sa_encode gives the stored code.
+TEST(IndexBQ, ReconstructAndStandaloneCodec) {
+    auto index = trained(2, faiss::METRIC_INNER_PRODUCT, false);
+    const auto x = test::gaussian(50, d, 5, std::vector<float>(d, 1.f),
+                                  std::vector<float>(d, 0.3f));
+    index->add(50, x.data());
+    std::vector<uint8_t> codes(50 * index->sa_code_size());
+    index->sa_encode(50, x.data(), codes.data());
+    EXPECT_EQ(codes, index->codes);
+    EXPECT_EQ(index->sa_code_size(), code_size(d, 2));
+    std::vector<float> back(d);
+    for (idx_t i = 0; i < 50; i++) {
+        index->reconstruct(i, back.data());
+        double err = 0, spread = 0;
+        for (size_t j = 0; j < d; j++) {
+            err += std::pow(back[j] - x[i * d + j], 2);
+            spread += std::pow(x[i * d + j] - index->plan.center[j], 2);
+        }
+        EXPECT_LT(err, 0.5 * spread) << i; // 2 bits keep ~88% of the energy
+    }
+}
+
+// A FAISS container around IndexBQ: IndexIDMap maps the labels.
+TEST(IndexBQ, WorksInsideIndexIDMap) {
+    auto index = trained(1, faiss::METRIC_L2, false);
+    faiss::IndexIDMap idmap(index.get());
+    const auto x = test::gaussian(30, d, 6);
+    std::vector<idx_t> ids(30);
+    std::iota(ids.begin(), ids.end(), 1000);
+    idmap.add_with_ids(30, x.data(), ids.data());
+    std::vector<float> D(3);
+    std::vector<idx_t> I(3);
+    idmap.search(1, x.data() + 7 * d, 3, D.data(), I.data());
+    EXPECT_GE(I[0], 1000);
+    EXPECT_LT(I[0], 1030);
+}
+
+TEST(IndexBQ, DistanceComputerMatchesSearch) {
+    auto index = trained(1, faiss::METRIC_L2);
+    const auto q = test::gaussian(1, d, 7);
+    std::unique_ptr<faiss::FlatCodesDistanceComputer> dc(
+            index->get_FlatCodesDistanceComputer());
+    dc->set_query(q.data());
+    std::vector<float> D(1);
+    std::vector<idx_t> I(1);
+    index->search(1, q.data(), 1, D.data(), I.data());
+    EXPECT_EQ((*dc)(I[0]), D[0]);
+}
+
+void expect_throw_naming(const std::function<void()>& f, const std::string& needle) {
+    try {
+        f();
+        FAIL() << "no exception; expected one naming '" << needle << "'";
+    } catch (const faiss::FaissException& e) {
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+}
+
+TEST(IndexBQ, BadInput) {
+    const auto x = test::gaussian(nb, d, 8);
+    std::vector<float> D(10);
+    std::vector<idx_t> I(10);
+
+    expect_throw_naming([] { IndexBQ(0, 1); }, "d=0");
+    expect_throw_naming([] { IndexBQ(-3, 1); }, "d=-3");
+    expect_throw_naming([] { IndexBQ(8, 3); }, "nbits=3");
+    expect_throw_naming([] { IndexBQ(8, 0); }, "nbits=0");
+    expect_throw_naming([] { IndexBQ(8, 1, faiss::METRIC_L1); }, "metric=2");
+
+    IndexBQ untrained(d, 1);
+    expect_throw_naming([&] { untrained.add(nb, x.data()); }, "not trained");
+    expect_throw_naming(
+            [&] { untrained.search(1, x.data(), 1, D.data(), I.data()); },
+            "not trained");
+    expect_throw_naming([&] { untrained.train(50, x.data()); }, "n=50");
+    expect_throw_naming([&] { untrained.train(0, x.data()); }, "n=0");
+
+    auto index = trained(1, faiss::METRIC_L2);
+    expect_throw_naming(
+            [&] { index->search(1, x.data(), 0, D.data(), I.data()); }, "k=0");
+    expect_throw_naming(
+            [&] { index->search(1, x.data(), -2, D.data(), I.data()); }, "k=-2");
+    SearchParametersBQ bad_bits;
+    bad_bits.query_bits = 3;
+    expect_throw_naming(
+            [&] { index->search(1, x.data(), 1, D.data(), I.data(), &bad_bits); },
+            "query_bits=3");
+    expect_throw_naming([&] { index->train(nb, x.data()); }, "reset() first");
+
+    // n = 0 is a no-op, not an error.
+    const idx_t before = index->ntotal;
+    index->add(0, nullptr);
+    index->search(0, nullptr, 5, nullptr, nullptr);
+    EXPECT_EQ(index->ntotal, before);
+
+    std::vector<float> bad(x.begin(), x.begin() + 3 * d);
+    bad[2 * d + 5] = NAN;
+    expect_throw_naming([&] { index->add(3, bad.data()); }, "row 2, column 5");
+    EXPECT_EQ(index->ntotal, before); // nothing half-added
+    expect_throw_naming(
+            [&] { index->search(3, bad.data(), 1, D.data(), I.data()); },
+            "row 2, column 5");
+    bad[2 * d + 5] = -INFINITY;
+    expect_throw_naming([&] { index->add(3, bad.data()); }, "-inf");
+
+    // Merging needs the same plan.
+    auto other = std::make_unique<IndexBQ>(d, 1);
+    const auto y = test::gaussian(nb, d, 99);
+    other->train(nb, y.data());
+    expect_throw_naming([&] { index->merge_from(*other); }, "different plans");
+}
+
+// Constant coordinates survive train, add and search without NaN.
+TEST(IndexBQ, ConstantCoordinatesGiveFiniteDistances) {
+    auto x = test::gaussian(500, d, 9);
+    for (size_t i = 0; i < 500; i++) {
+        x[i * d + 3] = 1.f;
+    }
+    for (int nbits : {1, 2}) {
+        IndexBQ index(d, nbits, faiss::METRIC_INNER_PRODUCT);
+        index.train(500, x.data());
+        index.add(500, x.data());
+        std::vector<float> D(50);
+        std::vector<idx_t> I(50);
+        for (Estimator e : {Estimator::asymmetric, Estimator::symmetric}) {
+            SearchParametersBQ p;
+            p.estimator = e;
+            index.search(5, x.data(), 10, D.data(), I.data(), &p);
+            for (float v : D) {
+                EXPECT_TRUE(std::isfinite(v));
+            }
+        }
+    }
+}
+
+} // namespace
+} // namespace faiss_bq
