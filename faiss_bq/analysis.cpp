@@ -3,6 +3,8 @@
 // LAPACK ssyevd for its spectrum.
 #include <faiss_bq/analysis.h>
 
+#include <faiss_bq/impl/blas.h>
+
 #include <faiss/impl/FaissAssert.h>
 
 #include <algorithm>
@@ -12,36 +14,6 @@
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
-
-#ifndef FINTEGER
-#define FINTEGER int
-#endif
-
-extern "C" {
-
-int ssyrk_(const char* uplo,
-           const char* trans,
-           FINTEGER* n,
-           FINTEGER* k,
-           float* alpha,
-           float* a,
-           FINTEGER* lda,
-           float* beta,
-           float* c,
-           FINTEGER* ldc);
-
-int ssyevd_(const char* jobz,
-            const char* uplo,
-            FINTEGER* n,
-            float* a,
-            FINTEGER* lda,
-            float* w,
-            float* work,
-            FINTEGER* lwork,
-            FINTEGER* iwork,
-            FINTEGER* liwork,
-            FINTEGER* info);
-}
 
 namespace faiss_bq {
 
@@ -356,15 +328,14 @@ DatasetAnalysis analyze(size_t n, size_t d, const float* x) {
         }
     });
 
-    // Constant at float precision: a spread within float rounding of the
-    // coordinate's own values (a rounded constant), or a variance below
-    // float resolution beside the largest one (its terms vanish in the
-    // rounding of any float distance: the dead coordinates 127, 223 and 319
-    // of all-MiniLM-L6-v2, sigma 1e-7 to 1e-31 of the others', while its
-    // live ones are all above 0.3). Dividing by such a sigma would amplify
-    // rounding into kurtosis and correlations. The coordinate gets sigma 0,
-    // so that sigma_j == 0 is what n_constant counts and the variance sums
-    // leave its rounding out.
+    // Constant at float precision: a spread within the rounding of the
+    // coordinate's own values (a rounded constant), or a variance below float
+    // resolution beside the largest one (its terms vanish in the rounding of
+    // any float distance; all-MiniLM-L6-v2 has three such dead coordinates,
+    // sigma 1e-7 to 1e-31 of the largest, while its live ones are above 0.3).
+    // Dividing by such a sigma would turn rounding into kurtosis and
+    // correlations. It gets sigma 0, so that sigma_j == 0 is what n_constant
+    // counts and the variance sums leave the rounding out.
     double var_largest = 0;
     for (size_t j = 0; j < d; j++) {
         var_largest = std::max(var_largest, m2[j]);

@@ -185,45 +185,36 @@ TEST(IndexBQ, DistanceComputerMatchesSearch) {
     EXPECT_EQ((*dc)(I[0]), D[0]);
 }
 
-void expect_throw_naming(const std::function<void()>& f, const std::string& needle) {
-    try {
-        f();
-        FAIL() << "no exception; expected one naming '" << needle << "'";
-    } catch (const faiss::FaissException& e) {
-        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-}
-
 TEST(IndexBQ, BadInput) {
     const auto x = test::gaussian(nb, d, 8);
     std::vector<float> D(10);
     std::vector<idx_t> I(10);
 
-    expect_throw_naming([] { IndexBQ(0, 1); }, "d=0");
-    expect_throw_naming([] { IndexBQ(-3, 1); }, "d=-3");
-    expect_throw_naming([] { IndexBQ(8, 3); }, "nbits=3");
-    expect_throw_naming([] { IndexBQ(8, 0); }, "nbits=0");
-    expect_throw_naming([] { IndexBQ(8, 1, faiss::METRIC_L1); }, "metric=2");
+    test::expect_throw_naming([] { IndexBQ(0, 1); }, "d=0");
+    test::expect_throw_naming([] { IndexBQ(-3, 1); }, "d=-3");
+    test::expect_throw_naming([] { IndexBQ(8, 3); }, "nbits=3");
+    test::expect_throw_naming([] { IndexBQ(8, 0); }, "nbits=0");
+    test::expect_throw_naming([] { IndexBQ(8, 1, faiss::METRIC_L1); }, "metric=2");
 
     IndexBQ untrained(d, 1);
-    expect_throw_naming([&] { untrained.add(nb, x.data()); }, "not trained");
-    expect_throw_naming(
+    test::expect_throw_naming([&] { untrained.add(nb, x.data()); }, "not trained");
+    test::expect_throw_naming(
             [&] { untrained.search(1, x.data(), 1, D.data(), I.data()); },
             "not trained");
-    expect_throw_naming([&] { untrained.train(50, x.data()); }, "n=50");
-    expect_throw_naming([&] { untrained.train(0, x.data()); }, "n=0");
+    test::expect_throw_naming([&] { untrained.train(50, x.data()); }, "n=50");
+    test::expect_throw_naming([&] { untrained.train(0, x.data()); }, "n=0");
 
     auto index = trained(1, faiss::METRIC_L2);
-    expect_throw_naming(
+    test::expect_throw_naming(
             [&] { index->search(1, x.data(), 0, D.data(), I.data()); }, "k=0");
-    expect_throw_naming(
+    test::expect_throw_naming(
             [&] { index->search(1, x.data(), -2, D.data(), I.data()); }, "k=-2");
     SearchParametersBQ bad_bits;
     bad_bits.query_bits = 3;
-    expect_throw_naming(
+    test::expect_throw_naming(
             [&] { index->search(1, x.data(), 1, D.data(), I.data(), &bad_bits); },
             "query_bits=3");
-    expect_throw_naming([&] { index->train(nb, x.data()); }, "reset() first");
+    test::expect_throw_naming([&] { index->train(nb, x.data()); }, "reset() first");
 
     // n = 0 is a no-op, not an error.
     const idx_t before = index->ntotal;
@@ -233,19 +224,19 @@ TEST(IndexBQ, BadInput) {
 
     std::vector<float> bad(x.begin(), x.begin() + 3 * d);
     bad[2 * d + 5] = NAN;
-    expect_throw_naming([&] { index->add(3, bad.data()); }, "row 2, column 5");
+    test::expect_throw_naming([&] { index->add(3, bad.data()); }, "row 2, column 5");
     EXPECT_EQ(index->ntotal, before); // nothing half-added
-    expect_throw_naming(
+    test::expect_throw_naming(
             [&] { index->search(3, bad.data(), 1, D.data(), I.data()); },
             "row 2, column 5");
     bad[2 * d + 5] = -INFINITY;
-    expect_throw_naming([&] { index->add(3, bad.data()); }, "-inf");
+    test::expect_throw_naming([&] { index->add(3, bad.data()); }, "-inf");
 
     // Merging needs the same plan.
     auto other = std::make_unique<IndexBQ>(d, 1);
     const auto y = test::gaussian(nb, d, 99);
     other->train(nb, y.data());
-    expect_throw_naming([&] { index->merge_from(*other); }, "different plans");
+    test::expect_throw_naming([&] { index->merge_from(*other); }, "different plans");
 }
 
 // Constant coordinates survive train, add and search without NaN.

@@ -1,6 +1,8 @@
 // analyze() on synthetic samples whose statistics are known in closed form.
 // Tolerances are a few standard errors of the estimator at the sample size,
 // so a wrong formula fails and a correct one passes for any seed.
+#include "test_util.h"
+
 #include <faiss_bq/analysis.h>
 
 #include <faiss/impl/FaissException.h>
@@ -32,16 +34,7 @@ namespace {
 
 using faiss_bq::analyze;
 using faiss_bq::DatasetAnalysis;
-
-std::vector<float> gaussian(size_t n, size_t d, unsigned seed) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> normal;
-    std::vector<float> x(n * d);
-    for (float& v : x) {
-        v = normal(rng);
-    }
-    return x;
-}
+using faiss_bq::test::gaussian;
 
 double normal_cdf(double z) {
     return 0.5 * std::erfc(-z / std::sqrt(2.0));
@@ -104,28 +97,21 @@ std::string error_of(size_t n, size_t d, const float* x) {
 
 TEST(Analysis, GaussianMomentsMatchTheGenerator) {
     const size_t n = 20000, d = 16;
-    std::vector<float> x = gaussian(n, d, 1);
-    std::vector<double> mu(d), s(d);
-    double mean_sq = 0, trace = 0;
+    std::vector<float> mu(d), s(d);
+    double mean_sq = 0, trace = 0, entropy_sum = 0;
     for (size_t j = 0; j < d; j++) {
-        mu[j] = -1.0 + 0.15 * j;
-        s[j] = 0.5 + 0.1 * j;
-        mean_sq += mu[j] * mu[j];
-        trace += s[j] * s[j];
-    }
-    for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < d; j++) {
-            x[i * d + j] = float(mu[j] + s[j] * x[i * d + j]);
-        }
-    }
-    double s_mean = 0, s_var = 0, entropy_sum = 0;
-    for (size_t j = 0; j < d; j++) {
+        mu[j] = -1.0f + 0.15f * j;
+        s[j] = 0.5f + 0.1f * j;
+        mean_sq += double(mu[j]) * mu[j];
+        trace += double(s[j]) * s[j];
         entropy_sum += binary_entropy_bits(normal_cdf(mu[j] / s[j]));
     }
-    for (double v : s) {
-        s_mean += v / d;
+    const std::vector<float> x = gaussian(n, d, 1, s, mu);
+    double s_mean = 0, s_var = 0;
+    for (float v : s) {
+        s_mean += double(v) / d;
     }
-    for (double v : s) {
+    for (float v : s) {
         s_var += (v - s_mean) * (v - s_mean) / d;
     }
 
@@ -247,8 +233,8 @@ TEST(Analysis, CommonFactorMakesCoordinatesCorrelated) {
     const DatasetAnalysis a = analyze(n, d, x.data());
     const double rho2 = 1 / (1.01 * 1.01);
     const double off = d * (d - 1) * rho2;
-    // rho is estimated to (1 - rho^2) / sqrt(n) = 3e-4: both are exact to
-    // about 1e-3.
+    // rho is estimated to (1 - rho^2) / sqrt(n) = 3e-4, which moves the
+    // energy by about 1e-4.
     EXPECT_NEAR(a.offdiag_energy, off / (d + off), 0.005);
     const double lambda1 = d + 0.01, rest = (d - 1) * 0.01;
     const double rank = (lambda1 + rest) * (lambda1 + rest) /
@@ -288,8 +274,13 @@ TEST(Analysis, AllPositiveDataHasConstantUncentredSigns) {
 }
 
 TEST(Analysis, ConstantCoordinateIsCountedAndHarmless) {
-    const size_t n = 1000, d = 8, c = 3;
-    std::vector<float> x = gaussian(n, d, 10);
+    const size_t n = 2000, d = 8, c = 3;
+    std::mt19937 rng(10);
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    std::vector<float> x(n * d);
+    for (float& v : x) {
+        v = uniform(rng);
+    }
     for (size_t i = 0; i < n; i++) {
         x[i * d + c] = 2.5f;
     }
@@ -301,9 +292,10 @@ TEST(Analysis, ConstantCoordinateIsCountedAndHarmless) {
     // Its row of the covariance is exactly 0; ssyevd's rounding leaves about
     // d * eps_float of the largest eigenvalue.
     EXPECT_LT(a.eigenvalues.back(), 1e-5 * a.eigenvalues[0]);
-    // The other 7 coordinates are independent: the constant one must not
-    // drag the mean kurtosis to 0 or the correlations to NaN.
-    EXPECT_NEAR(a.mean_excess_kurtosis, 0, 5 * std::sqrt(24.0 / (n * 7)));
+    // The other 7 are independent uniforms (excess kurtosis -1.2, standard
+    // error sqrt(1.32 / n) each): counting the constant one would give
+    // -1.05, and would put NaN into the correlations.
+    EXPECT_NEAR(a.mean_excess_kurtosis, -1.2, 5 * std::sqrt(1.32 / (n * 7)));
     EXPECT_LT(a.offdiag_energy, 0.05f);
     expect_all_finite(a);
 }
@@ -311,12 +303,12 @@ TEST(Analysis, ConstantCoordinateIsCountedAndHarmless) {
 TEST(Analysis, ConstantMeansConstantAtFloatPrecision) {
     const size_t n = 1000, d = 5;
     std::vector<float> x = gaussian(n, d, 11);
-    // Coordinate 0 varies by one ulp of its value (rounding of a constant),
-    // coordinate 1 at 1e-20 of the others' scale (a dead coordinate, as in
-    // all-MiniLM-L6-v2): both constant. Coordinate 2 at 1e-3 of the others'
-    // scale (variance 1e-6 of theirs, above float resolution) is small but
-    // real.
-    const float c = 0.3f, next = std::nextafter(c, 1.0f);
+    // Coordinate 0 varies by one ulp of its value (a rounded constant; at
+    // 1e5 the ulp is 0.008, so only its own scale says so), coordinate 1 at
+    // 1e-20 of the others' scale (a dead coordinate, as in all-MiniLM-L6-v2):
+    // both constant. Coordinate 2 at 1e-3 of the others' scale (variance
+    // 1e-6 of theirs, above float resolution) is small but real.
+    const float c = 1e5f, next = std::nextafter(c, 2e5f);
     for (size_t i = 0; i < n; i++) {
         x[i * d] = i % 2 ? c : next;
         x[i * d + 1] *= 1e-20f;

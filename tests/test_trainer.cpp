@@ -200,31 +200,19 @@ TEST(Trainer, DeterministicAcrossRunsAndThreads) {
     EXPECT_FALSE(same_plan(a, e));
 }
 
-void expect_throw_naming(
-        const std::function<void()>& f,
-        const std::string& needle) {
-    try {
-        f();
-        FAIL() << "no exception; expected one naming '" << needle << "'";
-    } catch (const faiss::FaissException& e) {
-        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
-                << e.what();
-    }
-}
-
 TEST(Trainer, BadInput) {
     auto x = test::gaussian(200, d, 11);
     TrainerOptions o;
-    expect_throw_naming([&] { train_plan(99, d, x.data(), o); }, "n=99");
-    expect_throw_naming([&] { train_plan(200, 0, x.data(), o); }, "d=0");
+    test::expect_throw_naming([&] { train_plan(99, d, x.data(), o); }, "n=99");
+    test::expect_throw_naming([&] { train_plan(200, 0, x.data(), o); }, "d=0");
     o.nbits = 3;
-    expect_throw_naming([&] { train_plan(200, d, x.data(), o); }, "nbits=3");
+    test::expect_throw_naming([&] { train_plan(200, d, x.data(), o); }, "nbits=3");
     o.nbits = 1;
     x[5 * d + 7] = NAN;
-    expect_throw_naming([&] { train_plan(200, d, x.data(), o); },
+    test::expect_throw_naming([&] { train_plan(200, d, x.data(), o); },
                         "row 5, column 7");
     x[5 * d + 7] = INFINITY;
-    expect_throw_naming([&] { train_plan(200, d, x.data(), o); }, "inf");
+    test::expect_throw_naming([&] { train_plan(200, d, x.data(), o); }, "inf");
 }
 
 // Constant coordinates: no division by zero anywhere in the plan.

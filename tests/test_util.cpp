@@ -3,7 +3,10 @@
 #include <faiss_bq/utils/vecs_io.h>
 
 #include <faiss/IndexFlat.h>
+#include <faiss/impl/FaissException.h>
 #include <faiss/utils/random.h>
+
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -62,6 +65,15 @@ std::vector<idx_t> exact_knn(
     std::vector<idx_t> ids(nq * k);
     flat.search(nq, queries.data(), k, dis.data(), ids.data());
     return ids;
+}
+
+void expect_throw_naming(const std::function<void()>& f, const std::string& needle) {
+    try {
+        f();
+        ADD_FAILURE() << "no exception; expected one naming '" << needle << "'";
+    } catch (const faiss::FaissException& e) {
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
 }
 
 bool load_real_data(const std::string& name, RealData& out, std::string& why) {

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,10 @@ std::vector<idx_t> exact_knn(
         const std::vector<float>& queries,
         size_t k,
         faiss::MetricType metric);
+
+/// Runs f and expects a faiss::FaissException whose message contains needle
+/// (bad input must name the values it rejects).
+void expect_throw_naming(const std::function<void()>& f, const std::string& needle);
 
 /// A real embedding set of ../shared/data (TEXMEX files).
 struct RealData {

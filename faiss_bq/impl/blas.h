@@ -18,4 +18,29 @@ int sgemm_(
         float* beta,
         float* c,
         FINTEGER* ldc);
+
+int ssyrk_(
+        const char* uplo,
+        const char* trans,
+        FINTEGER* n,
+        FINTEGER* k,
+        float* alpha,
+        float* a,
+        FINTEGER* lda,
+        float* beta,
+        float* c,
+        FINTEGER* ldc);
+
+int ssyevd_(
+        const char* jobz,
+        const char* uplo,
+        FINTEGER* n,
+        float* a,
+        FINTEGER* lda,
+        float* w,
+        float* work,
+        FINTEGER* lwork,
+        FINTEGER* iwork,
+        FINTEGER* liwork,
+        FINTEGER* info);
 }
