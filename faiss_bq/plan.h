@@ -45,8 +45,9 @@ struct CandidateReport {
 };
 
 /// y = R (x - c), then per coordinate a (2^nbits)-level scalar quantizer.
-/// Plain, printable data; same training data and seed give the same plan, bit
-/// for bit.
+/// Plain, printable data. Same training data and seed give the same plan, bit
+/// for bit, with the same BLAS library and BLAS thread count (OpenBLAS may
+/// round a product differently when it splits it across more threads).
 struct BinarizationPlan {
     int d = 0;
     int nbits = 1; ///< bits per coordinate, 1 or 2
