@@ -614,8 +614,11 @@ std::string format(const char* fmt, double value) {
 std::string summary(const std::vector<Row>& rows, const Dataset& ds) {
     const double targets[] = {0.70, 0.85}; // BQ1, BQ2 auto asym stage 1
     const double tolerance = 0.02;
-    std::string s = "Summary (" + ds.name + "; the targets are set for " +
-                    default_dataset + "):";
+    std::string s = "Summary (" + ds.name +
+                    (ds.name == default_dataset
+                         ? "):"
+                         : std::string("; the targets are set for ") +
+                               default_dataset + "):");
     for (int nbits = 1; nbits <= 2; nbits++) {
         const double target = targets[nbits - 1];
         const std::string main_row =

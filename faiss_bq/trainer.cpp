@@ -21,8 +21,9 @@ namespace {
 using idx_t = faiss::Index::idx_t;
 constexpr size_t recall_k = 10;
 
-/// The held-out part: base vectors and, among them, the first nq as queries
-/// (a query's own row is excluded from its neighbours).
+/// The held-out check: base vectors and, among them, the first nq as
+/// queries, which the candidates were not fitted on (a query's own row is
+/// excluded from its neighbours).
 struct HeldOut {
     size_t d = 0, nb = 0, nq = 0;
     std::vector<float> x;          ///< nb x d
@@ -312,10 +313,10 @@ BinarizationPlan train_plan(
 
     HeldOut h;
     h.d = d;
-    h.nb = nh;
+    h.nb = std::min(n, std::max(nh, o.max_heldout_base));
     h.nq = std::min(nh, o.max_heldout_queries);
     h.metric = o.metric;
-    h.x = gather(x, d, perm.data(), nh);
+    h.x = gather(x, d, perm.data(), h.nb);
     h.gt = top_k_excluding_self(h.nq, h.nb, d, h.x.data(), h.x.data(),
                                 o.metric == faiss::METRIC_L2);
 
@@ -377,18 +378,20 @@ BinarizationPlan train_plan(
     }
 
     // Which candidate the model alone would pick, to say whether it agrees.
-    size_t model_pick = 0;
-    float best_loss = INFINITY;
-    for (size_t i = 0, r = 0; r < reports.size(); r++) {
-        if (reports[r].estimator != o.estimator) {
-            continue;
+    std::vector<const CandidateReport*> decide_reports;
+    for (const CandidateReport& r : reports) {
+        if (r.estimator == o.estimator) {
+            decide_reports.push_back(&r);
         }
-        if (reports[r].predicted_loss < best_loss) {
-            best_loss = reports[r].predicted_loss;
+    }
+    size_t model_pick = 0;
+    for (size_t i = 1; i < decide_reports.size(); i++) {
+        if (decide_reports[i]->predicted_loss <
+            decide_reports[model_pick]->predicted_loss) {
             model_pick = i;
         }
-        i++;
     }
+    const float best_loss = decide_reports[model_pick]->predicted_loss;
 
     const bool forced = o.transform != TransformChoice::automatic ||
             o.centering != CenteringChoice::automatic;
@@ -410,10 +413,17 @@ BinarizationPlan train_plan(
                      recall(choice));
             reason += buf;
         }
-        reason += model_pick == choice
-                ? "; the model (lowest predicted loss) agrees"
-                : "; the model predicted " + describe(cands[model_pick]) +
-                        " (lowest predicted loss), the measurement decides";
+        // Predicted losses within 2% of each other are no preference: the
+        // model's own sampling noise (400k pairs) is about that size.
+        const float chosen_loss = decide_reports[choice]->predicted_loss;
+        if (model_pick == choice) {
+            reason += "; the model (lowest predicted loss) agrees";
+        } else if (chosen_loss <= 1.02f * best_loss) {
+            reason += "; the model ranks it within 2% of its best (no preference)";
+        } else {
+            reason += "; the model predicted " + describe(cands[model_pick]) +
+                    " (lowest predicted loss), the measurement decides";
+        }
         if (forced) {
             reason = "choice restricted by the caller; " + reason;
         }

@@ -23,8 +23,9 @@ struct TrainerOptions {
     /// Exact neighbours of the held-out check use this metric.
     faiss::MetricType metric = faiss::METRIC_L2;
     int seed = 1234;
-    /// Share of the training sample held out for the check, and caps on
-    /// its size (the check is O(heldout_queries x heldout_base)).
+    /// Share of the training sample held out (never fitted on) for the
+    /// check, and caps on the check's base and queries (its cost is
+    /// O(queries x base x d)).
     float heldout_fraction = 0.2f;
     size_t max_heldout_base = 10000;
     size_t max_heldout_queries = 500;
@@ -37,10 +38,12 @@ struct TrainerOptions {
     static constexpr size_t min_train_points = 100;
 };
 
-/// Trains a plan on x (n x d, row-major): analysis, every allowed candidate
-/// fitted on the training part and measured on the held-out part, the best
-/// held-out recall chosen (identity and uncentred preferred within two
-/// standard errors, as they cost less), then the choice refitted on all of x.
+/// Trains a plan on x (n x d, row-major): analysis; every allowed candidate
+/// fitted on the fitting part and measured on the held-out queries (searched
+/// among all training rows, up to max_heldout_base, as the database holds its
+/// training data but queries are new); the best held-out recall chosen, or
+/// identity when it is within two standard errors of the best (no rotation
+/// to pay for); the choice refitted on all of x (up to max_fit_rows).
 /// Throws faiss::FaissException on nbits not in {1, 2}, n < min_train_points,
 /// d <= 0, or NaN / Inf in x.
 BinarizationPlan train_plan(
