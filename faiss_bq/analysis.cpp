@@ -562,8 +562,9 @@ std::string DatasetAnalysis::report() const {
             per_coordinate,
             noise);
     if (per_coordinate - noise >= kCorrelatedEnergy) {
-        out += "    -> correlated coordinates: sign bits partly redundant "
-               "(a PCA rotation removes that, a random rotation does not)\n";
+        out += "    -> correlated coordinates: sign bits partly repeat one "
+               "another; a rotation gives each bit its own direction (the "
+               "held-out check measures whether that pays)\n";
     } else if (n_live > 1 && per_coordinate - noise < kIsotropicEnergy &&
                cv_sigma < kHeterogeneousScales) {
         out += "    -> near-isotropic covariance: every orthogonal transform "

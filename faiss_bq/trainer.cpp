@@ -295,6 +295,8 @@ BinarizationPlan train_plan(
             "metric=%d: only METRIC_L2 and METRIC_INNER_PRODUCT",
             int(o.metric));
 
+    check_finite("training", n, d, x);
+
     // Seeded split: the first nh rows of the permutation are held out, the
     // next (up to max_fit_rows) fit the candidates.
     std::vector<int> perm(n);
@@ -305,7 +307,6 @@ BinarizationPlan train_plan(
     const size_t nfit = std::min(n - nh, o.max_fit_rows);
     const std::vector<float> fit = gather(x, d, perm.data() + nh, nfit);
 
-    check_finite("training", n, d, x);
     // Statistics and the final fit use the same seeded rows: held-out first.
     const size_t nall = std::min(n, o.max_fit_rows);
     const std::vector<float> all = gather(x, d, perm.data(), nall);
@@ -313,7 +314,7 @@ BinarizationPlan train_plan(
 
     HeldOut h;
     h.d = d;
-    h.nb = std::min(n, std::max(nh, o.max_heldout_base));
+    h.nb = std::min(n, o.max_heldout_base); // nh <= max_heldout_base
     h.nq = std::min(nh, o.max_heldout_queries);
     h.metric = o.metric;
     h.x = gather(x, d, perm.data(), h.nb);
@@ -352,13 +353,13 @@ BinarizationPlan train_plan(
 
     // Decide: the best held-out recall, unless a cheaper candidate is within
     // two standard errors of it (paired over the same queries).
+    auto recall = [&](size_t i) { return mean_of(decide_recalls[i]); };
     size_t best = 0;
     for (size_t i = 1; i < cands.size(); i++) {
-        if (mean_of(decide_recalls[i]) > mean_of(decide_recalls[best])) {
+        if (recall(i) > recall(best)) {
             best = i;
         }
     }
-    auto recall = [&](size_t i) { return mean_of(decide_recalls[i]); };
     auto tied_with_best = [&](size_t i) {
         std::vector<float> diff(h.nq);
         for (size_t q = 0; q < h.nq; q++) {
