@@ -203,12 +203,20 @@ faiss::FlatCodesDistanceComputer* IndexBQ::get_distance_computer(
 }
 
 void IndexBQ::check_compatible_for_merge(const faiss::Index& other) const {
-    IndexFlatCodes::check_compatible_for_merge(other);
     auto o = dynamic_cast<const IndexBQ*>(&other);
     FAISS_THROW_IF_NOT_MSG(o, "IndexBQ: can only merge another IndexBQ");
+    FAISS_THROW_IF_NOT_FMT(
+            o->d == d && o->nbits == nbits && o->metric_type == metric_type,
+            "IndexBQ: cannot merge d=%ld nbits=%d metric=%d into d=%ld "
+            "nbits=%d metric=%d",
+            long(o->d),
+            o->nbits,
+            int(o->metric_type),
+            long(d),
+            nbits,
+            int(metric_type));
     FAISS_THROW_IF_NOT_MSG(
-            o->nbits == nbits && o->plan.center == plan.center &&
-                    o->plan.rotation == plan.rotation &&
+            o->plan.center == plan.center && o->plan.rotation == plan.rotation &&
                     o->plan.thresholds == plan.thresholds &&
                     o->plan.levels == plan.levels,
             "IndexBQ: cannot merge indexes trained with different plans");

@@ -237,6 +237,11 @@ TEST(IndexBQ, BadInput) {
     const auto y = test::gaussian(nb, d, 99);
     other->train(nb, y.data());
     test::expect_throw_naming([&] { index->merge_from(*other); }, "different plans");
+
+    // Wrong dimension: an index of another d cannot be merged.
+    IndexBQ narrow(d - 8, 1);
+    test::expect_throw_naming([&] { index->merge_from(narrow); },
+                              "cannot merge d=32 nbits=1 metric=1 into d=40");
 }
 
 // Constant coordinates survive train, add and search without NaN.
