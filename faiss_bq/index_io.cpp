@@ -285,7 +285,11 @@ void write_binary_header(const faiss::IndexBinary* idx, faiss::IOWriter* f) {
     put(f, idx->metric_type);
 }
 
-void read_binary_header(faiss::IndexBinary* idx, faiss::IOReader* f) {
+/// FAISS 1.7.3's IndexBinaryIDMap leaves code_size at 0, so a container
+/// header may hold 0 there.
+void read_binary_header(faiss::IndexBinary* idx,
+                        faiss::IOReader* f,
+                        bool container) {
     idx->d = get<int>(f);
     idx->code_size = get<int>(f);
     idx->ntotal = get<idx_t>(f);
@@ -294,8 +298,10 @@ void read_binary_header(faiss::IndexBinary* idx, faiss::IOReader* f) {
     idx->metric_type = faiss::MetricType(metric);
     FAISS_THROW_IF_NOT_FMT(
         idx->d > 0 && idx->d <= kMaxDim && idx->d % 8 == 0 &&
-            idx->code_size == idx->d / 8 && idx->ntotal >= 0 &&
-            idx->ntotal < (idx_t(1) << 40) && valid_metric(idx->metric_type),
+            (idx->code_size == idx->d / 8 ||
+             (container && idx->code_size == 0)) &&
+            idx->ntotal >= 0 && idx->ntotal < (idx_t(1) << 40) &&
+            valid_metric(idx->metric_type),
         "faiss_bq: bad binary index header in %s: d=%d code_size=%d "
         "ntotal=%ld metric=%d",
         f->name.c_str(),
@@ -836,7 +842,7 @@ faiss::IndexBinary*
 read_IndexBinaryIDMap(faiss::IOReader* f, bool map2, int io_flags) {
     std::unique_ptr<faiss::IndexBinaryIDMap> idx(
         map2 ? new faiss::IndexBinaryIDMap2() : new faiss::IndexBinaryIDMap());
-    read_binary_header(idx.get(), f);
+    read_binary_header(idx.get(), f, true);
     idx->index = faiss_bq::read_index_binary(f, io_flags);
     idx->own_fields = true;
     get_vector(f, idx->id_map, "IndexBinaryIDMap.id_map");
@@ -858,7 +864,7 @@ read_IndexBinaryIDMap(faiss::IOReader* f, bool map2, int io_flags) {
 
 faiss::IndexBinary* read_IndexBinaryFlat(faiss::IOReader* f) {
     auto idx = std::make_unique<faiss::IndexBinaryFlat>();
-    read_binary_header(idx.get(), f);
+    read_binary_header(idx.get(), f, false);
     get_vector(f, idx->xb, "IndexBinaryFlat.xb");
     FAISS_THROW_IF_NOT_FMT(
         idx->xb.size() == size_t(idx->ntotal) * idx->code_size,
