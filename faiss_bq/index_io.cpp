@@ -226,20 +226,23 @@ struct ReplayReader : faiss::IOReader {
 
 // ---- FAISS's index headers (their layout, with values checked)
 
-bool valid_metric(faiss::MetricType m) {
-    switch (m) {
-    case faiss::METRIC_INNER_PRODUCT:
-    case faiss::METRIC_L2:
-    case faiss::METRIC_L1:
-    case faiss::METRIC_Linf:
-    case faiss::METRIC_Lp:
-    case faiss::METRIC_Canberra:
-    case faiss::METRIC_BrayCurtis:
-    case faiss::METRIC_JensenShannon:
-        return true;
-    default:
-        return false;
+/// A metric stored as an int, checked before it becomes a MetricType (an
+/// enum holding a value outside its range is undefined behaviour).
+faiss::MetricType get_metric(faiss::IOReader* f, const char* what) {
+    const int m = get<int>(f);
+    for (faiss::MetricType known : {faiss::METRIC_INNER_PRODUCT,
+                                    faiss::METRIC_L2,
+                                    faiss::METRIC_L1,
+                                    faiss::METRIC_Linf,
+                                    faiss::METRIC_Lp,
+                                    faiss::METRIC_Canberra,
+                                    faiss::METRIC_BrayCurtis,
+                                    faiss::METRIC_JensenShannon}) {
+        if (m == int(known)) {
+            return known;
+        }
     }
+    FAISS_THROW_FMT("faiss_bq: %s=%d is not a FAISS metric", what, m);
 }
 
 void write_header(const faiss::Index* idx, faiss::IOWriter* f) {
@@ -261,16 +264,14 @@ void read_header(faiss::Index* idx, faiss::IOReader* f) {
     get<idx_t>(f);
     get<idx_t>(f);
     idx->is_trained = get_bool(f, "is_trained");
-    const int metric = get<int>(f);
-    idx->metric_type = faiss::MetricType(metric);
-    FAISS_THROW_IF_NOT_FMT(
-        idx->d > 0 && idx->d <= kMaxDim && idx->ntotal >= 0 &&
-            idx->ntotal < (idx_t(1) << 40) && valid_metric(idx->metric_type),
-        "faiss_bq: bad index header in %s: d=%d ntotal=%ld metric=%d",
-        f->name.c_str(),
-        idx->d,
-        long(idx->ntotal),
-        metric);
+    idx->metric_type = get_metric(f, "metric_type");
+    FAISS_THROW_IF_NOT_FMT(idx->d > 0 && idx->d <= kMaxDim &&
+                               idx->ntotal >= 0 &&
+                               idx->ntotal < (idx_t(1) << 40),
+                           "faiss_bq: bad index header in %s: d=%d ntotal=%ld",
+                           f->name.c_str(),
+                           idx->d,
+                           long(idx->ntotal));
     if (idx->metric_type > 1) {
         idx->metric_arg = get<float>(f);
     }
@@ -294,21 +295,18 @@ void read_binary_header(faiss::IndexBinary* idx,
     idx->code_size = get<int>(f);
     idx->ntotal = get<idx_t>(f);
     idx->is_trained = get_bool(f, "is_trained");
-    const int metric = get<int>(f);
-    idx->metric_type = faiss::MetricType(metric);
+    idx->metric_type = get_metric(f, "metric_type");
     FAISS_THROW_IF_NOT_FMT(
         idx->d > 0 && idx->d <= kMaxDim && idx->d % 8 == 0 &&
             (idx->code_size == idx->d / 8 ||
              (container && idx->code_size == 0)) &&
-            idx->ntotal >= 0 && idx->ntotal < (idx_t(1) << 40) &&
-            valid_metric(idx->metric_type),
+            idx->ntotal >= 0 && idx->ntotal < (idx_t(1) << 40),
         "faiss_bq: bad binary index header in %s: d=%d code_size=%d "
-        "ntotal=%ld metric=%d",
+        "ntotal=%ld",
         f->name.c_str(),
         idx->d,
         idx->code_size,
-        long(idx->ntotal),
-        metric);
+        long(idx->ntotal));
     idx->verbose = false;
 }
 
@@ -334,7 +332,7 @@ TrainerOptions read_trainer(faiss::IOReader* f) {
         get_enum(f, "trainer.transform", TransformChoice::random_rotation);
     t.centering = get_enum(f, "trainer.centering", CenteringChoice::uncentered);
     t.estimator = get_enum(f, "trainer.estimator", Estimator::symmetric);
-    t.metric = faiss::MetricType(get<int>(f));
+    t.metric = get_metric(f, "trainer.metric");
     t.seed = get<int>(f);
     t.heldout_fraction = get<float>(f);
     t.max_heldout_base = get<uint64_t>(f);

@@ -161,6 +161,12 @@ const IndexBQ* find_bq(const faiss::Index* index) {
     return nullptr;
 }
 
+TEST(IndexFactory, ReverseNamesWhatHasNoString) {
+    std::unique_ptr<faiss::Index> lsh(index_factory(32, "LSH"));
+    test::expect_throw_naming([&] { index_factory_string(lsh.get()); },
+                              "has no factory string");
+}
+
 TEST(IndexFactory, OptionsSetTheFields) {
     std::unique_ptr<faiss::Index> a(index_factory(
         24, "PCA16,BQ2_rot_noctr_sym", faiss::METRIC_INNER_PRODUCT));

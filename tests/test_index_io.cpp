@@ -423,6 +423,11 @@ TEST(IndexIO, BadFilesThrow) {
     poke<uint32_t>(future, 4, 2);
     expect_read_throws(future, "format version 2");
 
+    // fourcc, version, d, ntotal, two unused words, is_trained: the metric.
+    Bytes bad_metric = good;
+    poke<int32_t>(bad_metric, 4 + 4 + 4 + 8 + 8 + 8 + 1, 99);
+    expect_read_throws(bad_metric, "metric_type=99 is not a FAISS metric");
+
     Bytes flipped = good;
     flipped[good.size() / 2] ^= 0x10;
     expect_read_throws(flipped, "checksum");
