@@ -282,7 +282,7 @@ TEST(IndexFactory, BinaryStrings) {
 // IndexBQ's own distance computer (same query, same code, same float), and
 // finds most of the brute-force neighbours.
 TEST(IndexFactory, HNSWOverBQStorageSearchesWithTheBQScores) {
-    const size_t d = 32, nb = 600, nq = 30;
+    const size_t d = 32, nb = 400, nq = 30;
     const idx_t k = 10;
     const auto xb = test::gaussian(nb, d, 5);
     const auto xq = test::gaussian(nq, d, 6);
