@@ -269,6 +269,8 @@ make_bq_core(int d, const FactorySpec& spec, faiss::MetricType metric) {
     auto hnsw = std::make_unique<faiss::IndexHNSW>(bq.get(), spec.hnsw_M);
     bq.release();
     hnsw->own_fields = true;
+    // faiss::Index starts as trained; the graph is not until its storage is.
+    hnsw->is_trained = false;
     return hnsw.release();
 }
 

@@ -192,6 +192,7 @@ TEST(IndexFactory, OptionsSetTheFields) {
     EXPECT_EQ(bq->query_bits, 6);
     EXPECT_EQ(static_cast<faiss::IndexHNSW*>(b.get())->hnsw.nb_neighbors(1),
               12);
+    EXPECT_FALSE(b->is_trained) << "the graph's storage is not trained";
 
     std::unique_ptr<faiss::Index> c(index_factory(32, "BQ1"));
     bq = find_bq(c.get());

@@ -455,6 +455,74 @@ TEST(IndexIO, BadFilesThrow) {
     expect_read_throws(ids, "IndexIDMap");
 }
 
+// Files with a valid checksum whose values do not fit together (as a buggy
+// writer or a hand-made file would give): the reader checks what search
+// would index without checking.
+TEST(IndexIO, InconsistentValuesThrow) {
+    const size_t d = 16;
+    auto expect_rejected = [](faiss::Index* index, const char* needle) {
+        expect_read_throws(to_bytes(index), needle);
+    };
+    auto bq = build("BQ2", d, 20, faiss::METRIC_L2);
+    IndexBQ* b = find_bq(bq.get());
+    b->plan.levels.pop_back();
+    expect_rejected(bq.get(), "does not fit an index of d=16 nbits=2");
+
+    bq = build("BQ1", d, 20, faiss::METRIC_L2);
+    find_bq(bq.get())->plan.analysis.sigma.resize(3);
+    expect_rejected(bq.get(), "analysis of d=16 holds a vector of size 3");
+
+    bq = build("BQ1", d, 20, faiss::METRIC_L2);
+    find_bq(bq.get())->codes.resize(5);
+    expect_rejected(bq.get(), "holds 5 code bytes");
+
+    bq = build("BQ1", d, 20, faiss::METRIC_L2);
+    find_bq(bq.get())->query_bits = 3;
+    expect_rejected(bq.get(), "query_bits=3");
+
+    auto hnsw = build("HNSW4_BQ1", d, 20, faiss::METRIC_L2);
+    static_cast<faiss::IndexHNSW*>(hnsw.get())->hnsw.neighbors[0] = 20;
+    expect_rejected(hnsw.get(), "inconsistent HNSW graph");
+    hnsw = build("HNSW4_BQ1", d, 20, faiss::METRIC_L2);
+    static_cast<faiss::IndexHNSW*>(hnsw.get())->hnsw.efSearch = 1 << 30;
+    expect_rejected(hnsw.get(), "inconsistent HNSW graph");
+
+    auto rf = build("BQ1,RFlat", d, 20, faiss::METRIC_L2);
+    static_cast<faiss::IndexRefine*>(rf.get())->k_factor = 0;
+    expect_rejected(rf.get(), "k_factor=0");
+
+    auto map = build("IDMap,BQ1", d, 20, faiss::METRIC_L2);
+    static_cast<faiss::IndexIDMap*>(map.get())->id_map.pop_back();
+    expect_rejected(map.get(), "holds 19 ids");
+
+    auto pt = build("PCA8,BQ1", d, 20, faiss::METRIC_L2);
+    static_cast<faiss::IndexPreTransform*>(pt.get())->chain[0]->d_out = 9;
+    expect_rejected(pt.get(), "inconsistent vector transform");
+}
+
+TEST(IndexIO, UntrainedAndEmptyIndexesRoundTrip) {
+    const size_t d = 24;
+    const auto xt = test::gaussian(300, d, 3);
+    for (const char* description :
+         {"BQ2_rot_ctr", "HNSW8_BQ1", "IDMap2,PCA16,BQ2_sym,RFlat"}) {
+        SCOPED_TRACE(description);
+        std::unique_ptr<faiss::Index> index(
+            faiss_bq::index_factory(d, description));
+        set_non_defaults(*find_bq(index.get()));
+        for (int trained = 0; trained < 2; trained++) {
+            if (trained) {
+                index->train(300, xt.data());
+            }
+            const Bytes bytes = to_bytes(index.get());
+            std::unique_ptr<faiss::Index> back(from_bytes(bytes));
+            EXPECT_EQ(to_bytes(back.get()), bytes);
+            EXPECT_EQ(back->is_trained, bool(trained));
+            EXPECT_EQ(back->ntotal, 0);
+            expect_same_bq(*find_bq(index.get()), *find_bq(back.get()));
+        }
+    }
+}
+
 /// Small files of each kind, truncated at every byte and with random bytes
 /// flipped (fixed seed): always a faiss::FaissException or an index that
 /// searches; never a crash (the sanitizer build runs this too) nor an
