@@ -860,8 +860,19 @@ read_IndexBinaryIDMap(faiss::IOReader* f, bool map2, int io_flags) {
     return idx.release();
 }
 
-faiss::IndexBinary* read_IndexBinaryFlat(faiss::IOReader* f) {
-    auto idx = std::make_unique<faiss::IndexBinaryFlat>();
+/// FAISS's IndexBinaryFlat layout ("IBxF"): header, then the codes. Any
+/// flat binary class with FAISS's `xb` (the drop-in replacement included) is
+/// written and read through these two, so FAISS reads what it writes.
+template <class Flat>
+void write_binary_flat(const Flat* idx, faiss::IOWriter* f) {
+    put(f, fourcc("IBxF"));
+    write_binary_header(idx, f);
+    put_vector(f, idx->xb);
+}
+
+template <class Flat>
+faiss::IndexBinary* read_binary_flat(faiss::IOReader* f) {
+    auto idx = std::make_unique<Flat>();
     read_binary_header(idx.get(), f, false);
     get_vector(f, idx->xb, "IndexBinaryFlat.xb");
     FAISS_THROW_IF_NOT_FMT(
@@ -939,6 +950,8 @@ void write_index_binary(const faiss::IndexBinary* index, faiss::IOWriter* f) {
         write_binary_header(map, f);
         faiss_bq::write_index_binary(map->index, f);
         put_vector(f, map->id_map);
+    } else if (auto flat = dynamic_cast<const faiss::IndexBinaryFlat*>(index)) {
+        write_binary_flat(flat, f);
     } else {
         faiss::write_index_binary(index, f);
     }
@@ -950,7 +963,7 @@ faiss::IndexBinary* read_index_binary(faiss::IOReader* f, int io_flags) {
     if (h == fourcc("IBMp") || h == fourcc("IBM2")) {
         return read_IndexBinaryIDMap(f, h == fourcc("IBM2"), io_flags);
     } else if (h == fourcc("IBxF")) {
-        return read_IndexBinaryFlat(f);
+        return read_binary_flat<faiss::IndexBinaryFlat>(f);
     }
     ReplayReader replay(f, h);
     return faiss::read_index_binary(&replay, io_flags);
