@@ -583,5 +583,59 @@ TEST(IndexIO, CorruptedFilesThrowAndNeverCrash) {
     }
 }
 
+// The binary side's files: FAISS's IndexBinaryFlat and the id maps around
+// it, read by faiss_bq's bounded reader.
+TEST(IndexIO, CorruptedBinaryFilesThrowAndNeverCrash) {
+    const int d = 32;
+    const size_t nb = 10;
+    std::vector<uint8_t> xb(nb * d / 8);
+    std::mt19937 rng(7);
+    for (auto& b : xb) {
+        b = uint8_t(rng());
+    }
+    for (const char* description : {"BFlat", "IDMap2,BFlat"}) {
+        SCOPED_TRACE(description);
+        std::unique_ptr<faiss::IndexBinary> index(
+            faiss_bq::index_binary_factory(d, description));
+        std::vector<idx_t> ids(nb);
+        for (size_t i = 0; i < nb; i++) {
+            ids[i] = 50 + idx_t(i);
+        }
+        if (dynamic_cast<faiss::IndexBinaryIDMap*>(index.get())) {
+            index->add_with_ids(nb, xb.data(), ids.data());
+        } else {
+            index->add(nb, xb.data());
+        }
+        const Bytes good = to_bytes(index.get());
+        const size_t allowed = 2 * good.size() + (size_t(2) << 20);
+        for (size_t len = 0; len < good.size(); len++) {
+            test::start_tracking_allocations();
+            try {
+                delete binary_from_bytes(
+                    Bytes(good.begin(), good.begin() + len));
+                ADD_FAILURE() << "truncated at " << len << " and accepted";
+            } catch (const faiss::FaissException&) {
+            }
+            ASSERT_LE(test::stop_tracking_allocations(), allowed);
+        }
+        for (int trial = 0; trial < 200; trial++) {
+            Bytes bad = good;
+            bad[rng() % bad.size()] ^= uint8_t(1 + rng() % 255);
+            test::start_tracking_allocations();
+            std::unique_ptr<faiss::IndexBinary> back;
+            try {
+                back.reset(binary_from_bytes(bad));
+            } catch (const faiss::FaissException&) {
+            }
+            ASSERT_LE(test::stop_tracking_allocations(), allowed);
+            if (back) {
+                std::vector<int32_t> D(3);
+                std::vector<idx_t> I(3);
+                back->search(1, xb.data(), 3, D.data(), I.data());
+            }
+        }
+    }
+}
+
 } // namespace
 } // namespace faiss_bq
