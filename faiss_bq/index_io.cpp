@@ -1,15 +1,19 @@
 // The one owner of faiss_bq's file formats (README.md, "Files").
 //
-// IndexBQ, fourcc "IxBQ":
+// IndexBQ, fourcc "BQix":
 //   fourcc | version | FAISS index header | index fields | trainer options |
 //   plan (with its evidence) | codes | checksum
-// faiss::IndexHNSW over faiss_bq storage, fourcc "IHBQ" (FAISS writes only
+// faiss::IndexHNSW over faiss_bq storage, fourcc "BQhn" (FAISS writes only
 // its own HNSW subclasses):
 //   fourcc | version | FAISS index header | FAISS's HNSW graph layout |
 //   storage (recursively) | checksum
 // The checksum (64-bit FNV-1a) covers every byte after the fourcc, so a
 // flipped byte anywhere in a faiss_bq record is an error, not a silently
 // different index. Containers use FAISS's fourccs and layouts unchanged.
+// faiss_bq's fourccs differ from every FAISS 1.7.3 fourcc in at least two
+// bytes ("IxBQ" would be one byte from IndexPQ's "IxPQ"): a single corrupted
+// byte never sends a faiss_bq record to one of FAISS's readers, which trust
+// what they read (garbage can make them divide by zero or allocate terabytes).
 #include <faiss_bq/clone_index.h>
 #include <faiss_bq/index_io.h>
 
@@ -486,7 +490,7 @@ void check_plan(const BinarizationPlan& p, int d, int nbits) {
 }
 
 void write_IndexBQ(const IndexBQ* idx, faiss::IOWriter* f) {
-    put(f, fourcc("IxBQ"));
+    put(f, fourcc("BQix"));
     ChecksumWriter w(f);
     put(&w, kFormatVersion);
     write_header(idx, &w);
@@ -552,7 +556,7 @@ IndexBQ* read_IndexBQ(faiss::IOReader* f) {
 // ---- faiss::IndexHNSW over faiss_bq storage
 
 void write_IndexHNSW_BQ(const faiss::IndexHNSW* idx, faiss::IOWriter* f) {
-    put(f, fourcc("IHBQ"));
+    put(f, fourcc("BQhn"));
     ChecksumWriter w(f);
     put(&w, kFormatVersion);
     write_header(idx, &w);
@@ -922,9 +926,9 @@ void write_index(const faiss::Index* index, faiss::IOWriter* f) {
 faiss::Index* read_index(faiss::IOReader* f, int io_flags) {
     FAISS_THROW_IF_NOT_MSG(f, "faiss_bq::read_index: null reader");
     const uint32_t h = get<uint32_t>(f);
-    if (h == fourcc("IxBQ")) {
+    if (h == fourcc("BQix")) {
         return read_IndexBQ(f);
-    } else if (h == fourcc("IHBQ")) {
+    } else if (h == fourcc("BQhn")) {
         return read_IndexHNSW_BQ(f, io_flags);
     } else if (h == fourcc("IxMp") || h == fourcc("IxM2")) {
         return read_IndexIDMap(f, h == fourcc("IxM2"), io_flags);

@@ -455,6 +455,23 @@ TEST(IndexIO, BadFilesThrow) {
     expect_read_throws(ids, "IndexIDMap");
 }
 
+// A faiss_bq fourcc changed in any one byte names no FAISS type, so the file
+// never reaches one of FAISS's readers (which trust what they read).
+TEST(IndexIO, EveryOneByteChangeOfAFourccThrows) {
+    for (const char* description : {"BQ1", "HNSW4_BQ1"}) {
+        SCOPED_TRACE(description);
+        const Bytes good =
+            to_bytes(build(description, 16, 12, faiss::METRIC_L2).get());
+        for (size_t at = 0; at < 4; at++) {
+            for (int x = 1; x < 256; x++) {
+                Bytes bad = good;
+                bad[at] ^= uint8_t(x);
+                expect_read_throws(bad, "");
+            }
+        }
+    }
+}
+
 // Files with a valid checksum whose values do not fit together (as a buggy
 // writer or a hand-made file would give): the reader checks what search
 // would index without checking.
