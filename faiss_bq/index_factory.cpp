@@ -1,0 +1,609 @@
+// The one owner of the factory grammar (README.md, "Factory strings").
+//
+//   description := [wrapper ","] {transform ","} core ["," refine]
+//   wrapper     := "IDMap" | "IDMap2"
+//   transform   := a FAISS vector transform ("PCA64", "L2norm", "OPQ16_64",
+//                  "RR64", "ITQ", "Pad128"), built by FAISS
+//   core        := bq | "HNSW" [M] "_" bq | any FAISS core
+//   bq          := "BQ" nbits {"_" option}
+//   option      := "rot" | "axis" | "ctr" | "noctr" | "sym" | "q" bits
+//   refine      := "RFlat" | "Refine(" description ")"
+//
+// A description whose core is not faiss_bq's goes to faiss::index_factory
+// unchanged. The nesting is FAISS's: IDMap(Refine(PreTransform(core))), so
+// the refine stage sees the vectors before any transform.
+#include <faiss_bq/index_factory.h>
+
+#include <faiss_bq/IndexBQ.h>
+
+#include <faiss/IndexBinaryFlat.h>
+#include <faiss/IndexBinaryHNSW.h>
+#include <faiss/IndexBinaryHash.h>
+#include <faiss/IndexBinaryIVF.h>
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexHNSW.h>
+#include <faiss/IndexIDMap.h>
+#include <faiss/IndexPQ.h>
+#include <faiss/IndexPreTransform.h>
+#include <faiss/IndexRefine.h>
+#include <faiss/IndexScalarQuantizer.h>
+#include <faiss/VectorTransform.h>
+#include <faiss/impl/FaissAssert.h>
+#include <faiss/index_factory.h>
+
+#include <cctype>
+#include <cstring>
+#include <memory>
+#include <typeinfo>
+#include <vector>
+
+namespace faiss_bq {
+
+namespace {
+
+/// One comma-separated piece of a description and where it starts in the
+/// string the user passed (for error messages).
+struct Token {
+    std::string text;
+    size_t pos = 0;
+};
+
+[[noreturn]] void bad_token(const std::string& description,
+                            const Token& t,
+                            const std::string& why) {
+    FAISS_THROW_FMT(
+        "faiss_bq::index_factory: token '%s' at position %zu of '%s': %s",
+        t.text.c_str(),
+        t.pos,
+        description.c_str(),
+        why.c_str());
+}
+
+/// Splits at the commas outside parentheses. `offset` is the position of
+/// s[0] in the user's string.
+std::vector<Token>
+tokenize(const std::string& s, size_t offset, const std::string& description) {
+    std::vector<Token> tokens;
+    int depth = 0;
+    size_t begin = 0;
+    for (size_t i = 0; i <= s.size(); i++) {
+        const char c = i < s.size() ? s[i] : ',';
+        if (c == '(') {
+            depth++;
+        } else if (c == ')') {
+            if (--depth < 0) {
+                bad_token(description,
+                          {s.substr(begin, i + 1 - begin), offset + begin},
+                          "unmatched ')' at position " +
+                              std::to_string(offset + i));
+            }
+        } else if (c == ',' && depth == 0) {
+            Token t{s.substr(begin, i - begin), offset + begin};
+            if (t.text.empty()) {
+                bad_token(description, t, "empty token");
+            }
+            tokens.push_back(t);
+            begin = i + 1;
+        }
+    }
+    if (depth != 0) {
+        bad_token(
+            description, {s.substr(begin), offset + begin}, "unmatched '('");
+    }
+    return tokens;
+}
+
+bool starts_with(const std::string& s, const char* prefix) {
+    return s.compare(0, std::strlen(prefix), prefix) == 0;
+}
+
+/// Parses the decimal number at s[i...] (at most 6 digits); false if none.
+bool parse_int(const std::string& s, size_t& i, int& value) {
+    size_t j = i;
+    value = 0;
+    while (j < s.size() && std::isdigit((unsigned char)s[j]) && j - i < 6) {
+        value = value * 10 + (s[j] - '0');
+        j++;
+    }
+    if (j == i || (j < s.size() && std::isdigit((unsigned char)s[j]))) {
+        return false;
+    }
+    i = j;
+    return true;
+}
+
+/// What a "BQ..." token asks for.
+struct BQSpec {
+    int nbits = 1;
+    TransformChoice transform = TransformChoice::automatic;
+    CenteringChoice centering = CenteringChoice::automatic;
+    Estimator estimator = Estimator::asymmetric;
+    int query_bits = 0;
+};
+
+/// The typed form of a description with a faiss_bq core.
+struct FactorySpec {
+    enum class Wrapper { none, idmap, idmap2 } wrapper = Wrapper::none;
+    std::vector<Token> transforms;
+    BQSpec bq;
+    int hnsw_M = 0; ///< 0: no HNSW graph over the BQ storage
+    enum class Refine { none, flat, index } refine = Refine::none;
+    Token refine_description; ///< inside "Refine(...)"
+};
+
+/// Parses "BQ<nbits>{_option}" starting at t.text[i].
+BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
+    BQSpec bq;
+    const std::string& s = t.text;
+    i += 2; // "BQ"
+    if (!parse_int(s, i, bq.nbits) || (bq.nbits != 1 && bq.nbits != 2)) {
+        bad_token(
+            description, t, "BQ takes 1 or 2 bits per coordinate (BQ1, BQ2)");
+    }
+    bool seen_transform = false, seen_centering = false, seen_sym = false,
+         seen_q = false;
+    while (i < s.size()) {
+        if (s[i] != '_') {
+            bad_token(description,
+                      t,
+                      "expected '_' before an option at position " +
+                          std::to_string(t.pos + i));
+        }
+        const size_t opt_begin = ++i;
+        while (i < s.size() && s[i] != '_') {
+            i++;
+        }
+        const std::string opt = s.substr(opt_begin, i - opt_begin);
+        const std::string where = "option '" + opt + "' at position " +
+                                  std::to_string(t.pos + opt_begin);
+        auto once = [&](bool& seen) {
+            if (seen) {
+                bad_token(description,
+                          t,
+                          where + " conflicts with an earlier option");
+            }
+            seen = true;
+        };
+        if (opt == "rot" || opt == "axis") {
+            once(seen_transform);
+            bq.transform = opt == "rot" ? TransformChoice::random_rotation
+                                        : TransformChoice::identity;
+        } else if (opt == "ctr" || opt == "noctr") {
+            once(seen_centering);
+            bq.centering = opt == "ctr" ? CenteringChoice::centered
+                                        : CenteringChoice::uncentered;
+        } else if (opt == "sym") {
+            once(seen_sym);
+            bq.estimator = Estimator::symmetric;
+        } else if (!opt.empty() && opt[0] == 'q') {
+            once(seen_q);
+            size_t k = 1;
+            if (!parse_int(opt, k, bq.query_bits) || k != opt.size() ||
+                bq.query_bits < 4 || bq.query_bits > 8) {
+                bad_token(description, t, where + ": query bits must be 4..8");
+            }
+        } else {
+            bad_token(description,
+                      t,
+                      "unknown " + where +
+                          " (rot, axis, ctr, noctr, sym, q4..q8)");
+        }
+    }
+    if (bq.estimator == Estimator::symmetric && bq.query_bits != 0) {
+        bad_token(description,
+                  t,
+                  "query bits apply to the asymmetric estimator, not sym");
+    }
+    return bq;
+}
+
+/// "BQ..." or "HNSW[M]_BQ...": true and fills spec if t is a faiss_bq core.
+bool parse_core(const std::string& description,
+                const Token& t,
+                FactorySpec& spec) {
+    const std::string& s = t.text;
+    if (starts_with(s, "BQ")) {
+        spec.bq = parse_bq(description, t, 0);
+        return true;
+    }
+    if (starts_with(s, "HNSW")) {
+        const size_t bq_at = s.find("_BQ");
+        if (bq_at == std::string::npos) {
+            return false; // FAISS's own HNSW
+        }
+        size_t i = 4;
+        spec.hnsw_M = 32; // FAISS's default
+        if (i < bq_at && (!parse_int(s, i, spec.hnsw_M) || i != bq_at ||
+                          spec.hnsw_M < 2 || spec.hnsw_M > 4096)) {
+            bad_token(description, t, "HNSW M must be in 2..4096");
+        }
+        spec.bq = parse_bq(description, t, bq_at + 1);
+        return true;
+    }
+    return false;
+}
+
+bool is_transform(const std::string& s) {
+    for (const char* p :
+         {"PCA", "L2norm", "L2Norm", "RR", "ITQ", "OPQ", "Pad"}) {
+        if (starts_with(s, p)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/// A vector transform token built by FAISS's own grammar (FAISS 1.7.3 does
+/// not export its transform parser, so it parses "<token>,Flat" and the
+/// transform is taken out of the IndexPreTransform).
+faiss::VectorTransform* make_transform(const std::string& description,
+                                       const Token& t,
+                                       int d,
+                                       faiss::MetricType metric) {
+    std::unique_ptr<faiss::Index> index;
+    try {
+        index.reset(
+            faiss::index_factory(d, (t.text + ",Flat").c_str(), metric));
+    } catch (const faiss::FaissException& e) {
+        bad_token(description, t, std::string("FAISS: ") + e.what());
+    }
+    auto pt = dynamic_cast<faiss::IndexPreTransform*>(index.get());
+    if (!pt || pt->chain.size() != 1) {
+        bad_token(description, t, "not a FAISS vector transform");
+    }
+    faiss::VectorTransform* vt = pt->chain[0];
+    pt->chain.clear();
+    return vt;
+}
+
+faiss::Index*
+make_bq_core(int d, const FactorySpec& spec, faiss::MetricType metric) {
+    auto bq = std::make_unique<IndexBQ>(d, spec.bq.nbits, metric);
+    bq->trainer.transform = spec.bq.transform;
+    bq->trainer.centering = spec.bq.centering;
+    bq->estimator = spec.bq.estimator;
+    bq->query_bits = spec.bq.query_bits;
+    if (spec.hnsw_M == 0) {
+        return bq.release();
+    }
+    auto hnsw = std::make_unique<faiss::IndexHNSW>(bq.get(), spec.hnsw_M);
+    bq.release();
+    hnsw->own_fields = true;
+    // faiss::Index starts as trained; the graph is not until its storage is.
+    hnsw->is_trained = false;
+    return hnsw.release();
+}
+
+faiss::Index* index_factory_at(int d,
+                               const std::string& s,
+                               size_t offset,
+                               const std::string& description,
+                               faiss::MetricType metric);
+
+faiss::Index* build(int d,
+                    const FactorySpec& spec,
+                    const std::string& description,
+                    faiss::MetricType metric) {
+    std::vector<std::unique_ptr<faiss::VectorTransform>> chain;
+    int d_core = d;
+    for (const Token& t : spec.transforms) {
+        chain.emplace_back(make_transform(description, t, d_core, metric));
+        d_core = chain.back()->d_out;
+    }
+    std::unique_ptr<faiss::Index> index(make_bq_core(d_core, spec, metric));
+    if (!chain.empty()) {
+        auto pt = std::make_unique<faiss::IndexPreTransform>(index.get());
+        index.release();
+        pt->own_fields = true;
+        while (!chain.empty()) {
+            pt->prepend_transform(chain.back().release());
+            chain.pop_back();
+        }
+        index = std::move(pt);
+    }
+    if (spec.refine == FactorySpec::Refine::flat) {
+        auto rf = std::make_unique<faiss::IndexRefineFlat>(index.get());
+        index.release();
+        rf->own_fields = true;
+        index = std::move(rf);
+    } else if (spec.refine == FactorySpec::Refine::index) {
+        const Token& r = spec.refine_description;
+        std::unique_ptr<faiss::Index> refine(
+            index_factory_at(d, r.text, r.pos, description, metric));
+        auto rf =
+            std::make_unique<faiss::IndexRefine>(index.get(), refine.get());
+        index.release();
+        refine.release();
+        rf->own_fields = true;
+        rf->own_refine_index = true;
+        index = std::move(rf);
+    }
+    if (spec.wrapper != FactorySpec::Wrapper::none) {
+        std::unique_ptr<faiss::IndexIDMap> map(
+            spec.wrapper == FactorySpec::Wrapper::idmap2
+                ? new faiss::IndexIDMap2(index.get())
+                : new faiss::IndexIDMap(index.get()));
+        index.release();
+        map->own_fields = true;
+        index = std::move(map);
+    }
+    return index.release();
+}
+
+faiss::Index* index_factory_at(int d,
+                               const std::string& s,
+                               size_t offset,
+                               const std::string& description,
+                               faiss::MetricType metric) {
+    FAISS_THROW_IF_NOT_FMT(
+        d > 0, "faiss_bq::index_factory: d=%d must be > 0", d);
+    const std::vector<Token> tokens = tokenize(s, offset, description);
+    FactorySpec spec;
+    size_t i = 0;
+    if (tokens[i].text == "IDMap" || tokens[i].text == "IDMap2") {
+        spec.wrapper = tokens[i].text == "IDMap" ? FactorySpec::Wrapper::idmap
+                                                 : FactorySpec::Wrapper::idmap2;
+        i++;
+    }
+    while (i < tokens.size() && is_transform(tokens[i].text)) {
+        spec.transforms.push_back(tokens[i++]);
+    }
+    if (i == tokens.size()) {
+        bad_token(description,
+                  tokens.back(),
+                  "the description has no index after it");
+    }
+    if (!parse_core(description, tokens[i], spec)) {
+        // Not ours: FAISS parses the whole description, unchanged.
+        try {
+            return faiss::index_factory(d, s.c_str(), metric);
+        } catch (const faiss::FaissException& e) {
+            bad_token(
+                description, tokens[i], std::string("FAISS: ") + e.what());
+        }
+    }
+    i++;
+    if (i < tokens.size()) {
+        const Token& t = tokens[i];
+        if (t.text == "RFlat") {
+            spec.refine = FactorySpec::Refine::flat;
+        } else if (starts_with(t.text, "Refine(") && t.text.back() == ')' &&
+                   t.text.size() > 8) {
+            spec.refine = FactorySpec::Refine::index;
+            spec.refine_description = {t.text.substr(7, t.text.size() - 8),
+                                       t.pos + 7};
+        } else {
+            bad_token(description,
+                      t,
+                      "unknown token after the index (expected RFlat or "
+                      "Refine(...))");
+        }
+        i++;
+    }
+    if (i < tokens.size()) {
+        bad_token(
+            description, tokens[i], "unexpected token after the refine stage");
+    }
+    return build(d, spec, description, metric);
+}
+
+// ---- reverse
+
+std::string bq_string(const IndexBQ& bq) {
+    std::string s = "BQ" + std::to_string(bq.nbits);
+    switch (bq.trainer.transform) {
+    case TransformChoice::identity:
+        s += "_axis";
+        break;
+    case TransformChoice::random_rotation:
+        s += "_rot";
+        break;
+    case TransformChoice::automatic:
+        break;
+    }
+    switch (bq.trainer.centering) {
+    case CenteringChoice::centered:
+        s += "_ctr";
+        break;
+    case CenteringChoice::uncentered:
+        s += "_noctr";
+        break;
+    case CenteringChoice::automatic:
+        break;
+    }
+    if (bq.estimator == Estimator::symmetric) {
+        s += "_sym";
+    }
+    if (bq.query_bits != 0) {
+        s += "_q" + std::to_string(bq.query_bits);
+    }
+    return s;
+}
+
+[[noreturn]] void unnamed(const char* what, const std::type_info& type) {
+    FAISS_THROW_FMT(
+        "faiss_bq::index_factory_string: %s of type %s has no factory "
+        "string",
+        what,
+        type.name());
+}
+
+std::string transform_string(const faiss::VectorTransform* vt) {
+    if (auto nt = dynamic_cast<const faiss::NormalizationTransform*>(vt)) {
+        if (nt->norm == 2.0f) {
+            return "L2norm";
+        }
+    } else if (dynamic_cast<const faiss::RandomRotationMatrix*>(vt)) {
+        return "RR" + std::to_string(vt->d_out);
+    } else if (auto pca = dynamic_cast<const faiss::PCAMatrix*>(vt)) {
+        if (pca->eigen_power == 0 || pca->eigen_power == -0.5f) {
+            return std::string("PCA") + (pca->eigen_power != 0 ? "W" : "") +
+                   (pca->random_rotation ? "R" : "") +
+                   std::to_string(vt->d_out);
+        }
+    } else if (auto opq = dynamic_cast<const faiss::OPQMatrix*>(vt)) {
+        return "OPQ" + std::to_string(opq->M) + "_" + std::to_string(vt->d_out);
+    }
+    unnamed("vector transform", typeid(*vt));
+}
+
+std::string faiss_core_string(const faiss::Index* index) {
+    if (auto bq = dynamic_cast<const IndexBQ*>(index)) {
+        return bq_string(*bq);
+    }
+    if (typeid(*index) == typeid(faiss::IndexHNSW)) {
+        auto hnsw = static_cast<const faiss::IndexHNSW*>(index);
+        if (auto bq = dynamic_cast<const IndexBQ*>(hnsw->storage)) {
+            return "HNSW" + std::to_string(hnsw->hnsw.nb_neighbors(1)) + "_" +
+                   bq_string(*bq);
+        }
+    }
+    if (dynamic_cast<const faiss::IndexFlat*>(index)) {
+        return "Flat";
+    }
+    if (auto hnsw = dynamic_cast<const faiss::IndexHNSWFlat*>(index)) {
+        return "HNSW" + std::to_string(hnsw->hnsw.nb_neighbors(1)) + ",Flat";
+    }
+    if (auto sq = dynamic_cast<const faiss::IndexScalarQuantizer*>(index)) {
+        using QT = faiss::ScalarQuantizer::QuantizerType;
+        switch (sq->sq.qtype) {
+        case QT::QT_8bit:
+            return "SQ8";
+        case QT::QT_4bit:
+            return "SQ4";
+        case QT::QT_6bit:
+            return "SQ6";
+        case QT::QT_fp16:
+            return "SQfp16";
+        default:
+            break;
+        }
+    }
+    if (auto pq = dynamic_cast<const faiss::IndexPQ*>(index)) {
+        if (typeid(*index) == typeid(faiss::IndexPQ)) {
+            return "PQ" + std::to_string(pq->pq.M) + "x" +
+                   std::to_string(pq->pq.nbits);
+        }
+    }
+    unnamed("index", typeid(*index));
+}
+
+} // namespace
+
+faiss::Index*
+index_factory(int d, const char* description, faiss::MetricType metric) {
+    FAISS_THROW_IF_NOT_MSG(description,
+                           "faiss_bq::index_factory: null description");
+    const std::string s(description);
+    return index_factory_at(d, s, 0, s, metric);
+}
+
+std::string index_factory_string(const faiss::Index* index) {
+    FAISS_THROW_IF_NOT_MSG(index, "faiss_bq::index_factory_string: null index");
+    if (auto map2 = dynamic_cast<const faiss::IndexIDMap2*>(index)) {
+        return "IDMap2," + index_factory_string(map2->index);
+    }
+    if (auto map = dynamic_cast<const faiss::IndexIDMap*>(index)) {
+        return "IDMap," + index_factory_string(map->index);
+    }
+    if (auto rf = dynamic_cast<const faiss::IndexRefine*>(index)) {
+        const bool rflat = dynamic_cast<const faiss::IndexRefineFlat*>(rf);
+        return index_factory_string(rf->base_index) +
+               (rflat ? std::string(",RFlat")
+                      : ",Refine(" + index_factory_string(rf->refine_index) +
+                            ")");
+    }
+    if (auto pt = dynamic_cast<const faiss::IndexPreTransform*>(index)) {
+        std::string s;
+        for (const faiss::VectorTransform* vt : pt->chain) {
+            s += transform_string(vt) + ",";
+        }
+        return s + index_factory_string(pt->index);
+    }
+    return faiss_core_string(index);
+}
+
+// ---- binary side
+
+namespace {
+
+/// The one place that decides which class "BFlat" builds.
+faiss::IndexBinary* make_binary_flat(int d) {
+    return new faiss::IndexBinaryFlat(d);
+}
+
+} // namespace
+
+faiss::IndexBinary* index_binary_factory(int d, const char* description) {
+    FAISS_THROW_IF_NOT_MSG(description,
+                           "faiss_bq::index_binary_factory: null description");
+    const std::string s(description);
+    FAISS_THROW_IF_NOT_FMT(
+        d > 0 && d % 8 == 0,
+        "faiss_bq::index_binary_factory: d=%d must be a positive multiple "
+        "of 8",
+        d);
+    const std::vector<Token> tokens = tokenize(s, 0, s);
+    size_t i = 0;
+    const std::string wrapper = tokens[0].text;
+    if (wrapper == "IDMap" || wrapper == "IDMap2") {
+        i++;
+    }
+    if (i == tokens.size()) {
+        bad_token(s, tokens.back(), "the description has no index after it");
+    }
+    if (i + 1 < tokens.size()) {
+        bad_token(s, tokens[i + 1], "unexpected token after the binary index");
+    }
+    const Token& core = tokens[i];
+    std::unique_ptr<faiss::IndexBinary> index;
+    if (core.text == "BFlat") {
+        index.reset(make_binary_flat(d));
+    } else {
+        try {
+            index.reset(faiss::index_binary_factory(d, core.text.c_str()));
+        } catch (const faiss::FaissException& e) {
+            bad_token(s, core, std::string("FAISS: ") + e.what());
+        }
+    }
+    if (i == 0) {
+        return index.release();
+    }
+    std::unique_ptr<faiss::IndexBinaryIDMap> map(
+        wrapper == "IDMap2" ? new faiss::IndexBinaryIDMap2(index.get())
+                            : new faiss::IndexBinaryIDMap(index.get()));
+    index.release();
+    map->own_fields = true;
+    return map.release();
+}
+
+std::string index_factory_string(const faiss::IndexBinary* index) {
+    FAISS_THROW_IF_NOT_MSG(index, "faiss_bq::index_factory_string: null index");
+    if (auto map2 = dynamic_cast<const faiss::IndexBinaryIDMap2*>(index)) {
+        return "IDMap2," + index_factory_string(map2->index);
+    }
+    if (auto map = dynamic_cast<const faiss::IndexBinaryIDMap*>(index)) {
+        return "IDMap," + index_factory_string(map->index);
+    }
+    if (dynamic_cast<const faiss::IndexBinaryFlat*>(index)) {
+        return "BFlat";
+    }
+    if (auto hnsw = dynamic_cast<const faiss::IndexBinaryHNSW*>(index)) {
+        return "BHNSW" + std::to_string(hnsw->hnsw.nb_neighbors(1));
+    }
+    if (auto ivf = dynamic_cast<const faiss::IndexBinaryIVF*>(index)) {
+        if (dynamic_cast<const faiss::IndexBinaryFlat*>(ivf->quantizer)) {
+            return "BIVF" + std::to_string(ivf->nlist);
+        }
+    }
+    if (auto hash = dynamic_cast<const faiss::IndexBinaryHash*>(index)) {
+        return "BHash" + std::to_string(hash->b);
+    }
+    if (auto mhash = dynamic_cast<const faiss::IndexBinaryMultiHash*>(index)) {
+        return "BHash" + std::to_string(mhash->nhash) + "x" +
+               std::to_string(mhash->b);
+    }
+    unnamed("binary index", typeid(*index));
+}
+
+} // namespace faiss_bq

@@ -1,0 +1,1032 @@
+// The one owner of faiss_bq's file formats (README.md, "Files").
+//
+// IndexBQ, fourcc "BQix":
+//   fourcc | version | FAISS index header | index fields | trainer options |
+//   plan (with its evidence) | codes | checksum
+// faiss::IndexHNSW over faiss_bq storage, fourcc "BQhn" (FAISS writes only
+// its own HNSW subclasses):
+//   fourcc | version | FAISS index header | FAISS's HNSW graph layout |
+//   storage (recursively) | checksum
+// The checksum (64-bit FNV-1a) covers every byte after the fourcc, so a
+// flipped byte anywhere in a faiss_bq record is an error, not a silently
+// different index. Containers use FAISS's fourccs and layouts unchanged.
+// faiss_bq's fourccs differ from every FAISS 1.7.3 fourcc in at least two
+// bytes ("IxBQ" would be one byte from IndexPQ's "IxPQ"): a single corrupted
+// byte never sends a faiss_bq record to one of FAISS's readers, which trust
+// what they read (garbage can make them divide by zero or allocate terabytes).
+#include <faiss_bq/clone_index.h>
+#include <faiss_bq/index_io.h>
+
+#include <faiss_bq/IndexBQ.h>
+
+#include <faiss/IndexBinaryFlat.h>
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexHNSW.h>
+#include <faiss/IndexIDMap.h>
+#include <faiss/IndexPreTransform.h>
+#include <faiss/IndexRefine.h>
+#include <faiss/VectorTransform.h>
+#include <faiss/impl/FaissAssert.h>
+#include <faiss/index_io.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <type_traits>
+#include <typeinfo>
+
+namespace faiss_bq {
+
+namespace {
+
+using faiss::fourcc;
+
+constexpr uint32_t kFormatVersion = 1;
+/// Dimensions beyond this are rejected before anything is sized by them.
+constexpr int64_t kMaxDim = 1 << 20;
+/// Vectors are grown by at most this many bytes per read, so a size field
+/// that claims more than the file holds fails at the end of the data.
+constexpr size_t kChunkBytes = size_t(1) << 20;
+/// HNSW search sizes its candidate lists by these.
+constexpr int kMaxEf = 1 << 20;
+
+// ---- writing
+
+void write_bytes(faiss::IOWriter* f, const void* p, size_t n) {
+    FAISS_THROW_IF_NOT_FMT(n == 0 || (*f)(p, 1, n) == n,
+                           "faiss_bq: write error in %s (%zu bytes)",
+                           f->name.c_str(),
+                           n);
+}
+
+template <class T>
+void put(faiss::IOWriter* f, const T& x) {
+    static_assert(std::is_trivially_copyable<T>::value, "plain data only");
+    write_bytes(f, &x, sizeof(T));
+}
+
+template <class T>
+void put_vector(faiss::IOWriter* f, const std::vector<T>& v) {
+    put(f, uint64_t(v.size()));
+    write_bytes(f, v.data(), v.size() * sizeof(T));
+}
+
+void put_string(faiss::IOWriter* f, const std::string& s) {
+    put(f, uint64_t(s.size()));
+    write_bytes(f, s.data(), s.size());
+}
+
+/// 64-bit FNV-1a over the bytes that pass through.
+struct Checksum {
+    uint64_t h = 0xcbf29ce484222325ull;
+    void update(const void* p, size_t n) {
+        const uint8_t* b = static_cast<const uint8_t*>(p);
+        for (size_t i = 0; i < n; i++) {
+            h = (h ^ b[i]) * 0x100000001b3ull;
+        }
+    }
+};
+
+struct ChecksumWriter : faiss::IOWriter {
+    faiss::IOWriter* inner;
+    Checksum sum;
+    explicit ChecksumWriter(faiss::IOWriter* inner) : inner(inner) {
+        name = inner->name;
+    }
+    size_t operator()(const void* p, size_t size, size_t n) override {
+        const size_t written = (*inner)(p, size, n);
+        sum.update(p, written * size);
+        return written;
+    }
+};
+
+// ---- reading
+
+void read_bytes(faiss::IOReader* f, void* p, size_t n) {
+    FAISS_THROW_IF_NOT_FMT(n == 0 || (*f)(p, 1, n) == n,
+                           "faiss_bq: %s ends early (%zu more bytes expected)",
+                           f->name.c_str(),
+                           n);
+}
+
+template <class T>
+T get(faiss::IOReader* f) {
+    static_assert(std::is_trivially_copyable<T>::value, "plain data only");
+    T x;
+    read_bytes(f, &x, sizeof(T));
+    return x;
+}
+
+/// A bool stored as one byte; anything but 0 or 1 is corruption (and
+/// loading it as a bool would be undefined behaviour).
+bool get_bool(faiss::IOReader* f, const char* what) {
+    const uint8_t b = get<uint8_t>(f);
+    FAISS_THROW_IF_NOT_FMT(
+        b <= 1, "faiss_bq: %s=%d is not a bool", what, int(b));
+    return b;
+}
+
+/// An enum stored in its underlying type, checked against its last value.
+template <class E>
+E get_enum(faiss::IOReader* f, const char* what, E last) {
+    using U = std::underlying_type_t<E>;
+    static_assert(std::is_unsigned<U>::value, "unsigned enums only");
+    const U v = get<U>(f);
+    FAISS_THROW_IF_NOT_FMT(
+        v <= U(last), "faiss_bq: %s=%ld is out of range", what, long(v));
+    return E(v);
+}
+
+/// A length-prefixed vector, grown in chunks as its bytes arrive. The
+/// stored length counts units of `scale` elements (FAISS stores IndexFlat's
+/// byte vector as a number of floats).
+template <class T>
+void get_vector(faiss::IOReader* f,
+                std::vector<T>& v,
+                const char* what,
+                size_t scale = 1) {
+    const uint64_t stored = get<uint64_t>(f);
+    FAISS_THROW_IF_NOT_FMT(stored < (uint64_t(1) << 40) / sizeof(T) / scale,
+                           "faiss_bq: %s: size %lu is absurd",
+                           what,
+                           (unsigned long)stored);
+    const uint64_t n = stored * scale;
+    v.clear();
+    const size_t chunk = std::max<size_t>(1, kChunkBytes / sizeof(T));
+    for (size_t done = 0; done < n;) {
+        const size_t m = std::min<size_t>(chunk, n - done);
+        v.resize(done + m);
+        read_bytes(f, v.data() + done, m * sizeof(T));
+        done += m;
+    }
+}
+
+std::string get_string(faiss::IOReader* f, const char* what) {
+    std::vector<char> chars;
+    get_vector(f, chars, what);
+    return std::string(chars.begin(), chars.end());
+}
+
+struct ChecksumReader : faiss::IOReader {
+    faiss::IOReader* inner;
+    Checksum sum;
+    explicit ChecksumReader(faiss::IOReader* inner) : inner(inner) {
+        name = inner->name;
+    }
+    size_t operator()(void* p, size_t size, size_t n) override {
+        const size_t got = (*inner)(p, size, n);
+        sum.update(p, got * size);
+        return got;
+    }
+};
+
+void check_checksum(ChecksumReader& r, faiss::IOReader* f, const char* what) {
+    const uint64_t computed = r.sum.h;
+    const uint64_t stored = get<uint64_t>(f);
+    FAISS_THROW_IF_NOT_FMT(
+        stored == computed,
+        "faiss_bq: %s record in %s fails its checksum (corrupted file)",
+        what,
+        f->name.c_str());
+}
+
+void check_version(faiss::IOReader* f, const char* what) {
+    const uint32_t version = get<uint32_t>(f);
+    FAISS_THROW_IF_NOT_FMT(
+        version >= 1 && version <= kFormatVersion,
+        "faiss_bq: %s format version %u; this build reads 1..%u",
+        what,
+        version,
+        kFormatVersion);
+}
+
+/// Yields a fourcc already consumed from `inner`, then inner's bytes: FAISS's
+/// readers read the fourcc themselves.
+struct ReplayReader : faiss::IOReader {
+    faiss::IOReader* inner;
+    uint8_t head[4];
+    size_t head_used = 0;
+    ReplayReader(faiss::IOReader* inner, uint32_t h) : inner(inner) {
+        name = inner->name;
+        std::memcpy(head, &h, 4);
+    }
+    size_t operator()(void* p, size_t size, size_t n) override {
+        if (size == 0 || n == 0) {
+            return 0;
+        }
+        uint8_t* out = static_cast<uint8_t*>(p);
+        const size_t want = size * n;
+        const size_t from_head = std::min(want, 4 - head_used);
+        std::memcpy(out, head + head_used, from_head);
+        head_used += from_head;
+        size_t got = from_head;
+        if (got < want) {
+            got += (*inner)(out + got, 1, want - got);
+        }
+        return got / size;
+    }
+};
+
+// ---- FAISS's index headers (their layout, with values checked)
+
+/// A metric stored as an int, checked before it becomes a MetricType (an
+/// enum holding a value outside its range is undefined behaviour).
+faiss::MetricType get_metric(faiss::IOReader* f, const char* what) {
+    const int m = get<int>(f);
+    for (faiss::MetricType known : {faiss::METRIC_INNER_PRODUCT,
+                                    faiss::METRIC_L2,
+                                    faiss::METRIC_L1,
+                                    faiss::METRIC_Linf,
+                                    faiss::METRIC_Lp,
+                                    faiss::METRIC_Canberra,
+                                    faiss::METRIC_BrayCurtis,
+                                    faiss::METRIC_JensenShannon}) {
+        if (m == int(known)) {
+            return known;
+        }
+    }
+    FAISS_THROW_FMT("faiss_bq: %s=%d is not a FAISS metric", what, m);
+}
+
+void write_header(const faiss::Index* idx, faiss::IOWriter* f) {
+    put(f, idx->d);
+    put(f, idx->ntotal);
+    const idx_t dummy = 1 << 20;
+    put(f, dummy);
+    put(f, dummy);
+    put(f, idx->is_trained);
+    put(f, idx->metric_type);
+    if (idx->metric_type > 1) {
+        put(f, idx->metric_arg);
+    }
+}
+
+void read_header(faiss::Index* idx, faiss::IOReader* f) {
+    idx->d = get<int>(f);
+    idx->ntotal = get<idx_t>(f);
+    get<idx_t>(f);
+    get<idx_t>(f);
+    idx->is_trained = get_bool(f, "is_trained");
+    idx->metric_type = get_metric(f, "metric_type");
+    FAISS_THROW_IF_NOT_FMT(idx->d > 0 && idx->d <= kMaxDim &&
+                               idx->ntotal >= 0 &&
+                               idx->ntotal < (idx_t(1) << 40),
+                           "faiss_bq: bad index header in %s: d=%d ntotal=%ld",
+                           f->name.c_str(),
+                           idx->d,
+                           long(idx->ntotal));
+    if (idx->metric_type > 1) {
+        idx->metric_arg = get<float>(f);
+    }
+    idx->verbose = false;
+}
+
+void write_binary_header(const faiss::IndexBinary* idx, faiss::IOWriter* f) {
+    put(f, idx->d);
+    put(f, idx->code_size);
+    put(f, idx->ntotal);
+    put(f, idx->is_trained);
+    put(f, idx->metric_type);
+}
+
+/// FAISS 1.7.3's IndexBinaryIDMap leaves code_size at 0, so a container
+/// header may hold 0 there.
+void read_binary_header(faiss::IndexBinary* idx,
+                        faiss::IOReader* f,
+                        bool container) {
+    idx->d = get<int>(f);
+    idx->code_size = get<int>(f);
+    idx->ntotal = get<idx_t>(f);
+    idx->is_trained = get_bool(f, "is_trained");
+    idx->metric_type = get_metric(f, "metric_type");
+    FAISS_THROW_IF_NOT_FMT(
+        idx->d > 0 && idx->d <= kMaxDim && idx->d % 8 == 0 &&
+            (idx->code_size == idx->d / 8 ||
+             (container && idx->code_size == 0)) &&
+            idx->ntotal >= 0 && idx->ntotal < (idx_t(1) << 40),
+        "faiss_bq: bad binary index header in %s: d=%d code_size=%d "
+        "ntotal=%ld",
+        f->name.c_str(),
+        idx->d,
+        idx->code_size,
+        long(idx->ntotal));
+    idx->verbose = false;
+}
+
+// ---- IndexBQ
+
+void write_trainer(const TrainerOptions& t, faiss::IOWriter* f) {
+    put(f, t.nbits);
+    put(f, t.transform);
+    put(f, t.centering);
+    put(f, t.estimator);
+    put(f, t.metric);
+    put(f, t.seed);
+    put(f, t.heldout_fraction);
+    put(f, uint64_t(t.max_heldout_base));
+    put(f, uint64_t(t.max_heldout_queries));
+    put(f, uint64_t(t.max_fit_rows));
+}
+
+TrainerOptions read_trainer(faiss::IOReader* f) {
+    TrainerOptions t;
+    t.nbits = get<int>(f);
+    t.transform =
+        get_enum(f, "trainer.transform", TransformChoice::random_rotation);
+    t.centering = get_enum(f, "trainer.centering", CenteringChoice::uncentered);
+    t.estimator = get_enum(f, "trainer.estimator", Estimator::symmetric);
+    t.metric = get_metric(f, "trainer.metric");
+    t.seed = get<int>(f);
+    t.heldout_fraction = get<float>(f);
+    t.max_heldout_base = get<uint64_t>(f);
+    t.max_heldout_queries = get<uint64_t>(f);
+    t.max_fit_rows = get<uint64_t>(f);
+    FAISS_THROW_IF_NOT_FMT((t.nbits == 1 || t.nbits == 2) &&
+                               (t.metric == faiss::METRIC_L2 ||
+                                t.metric == faiss::METRIC_INNER_PRODUCT) &&
+                               t.heldout_fraction >= 0 &&
+                               t.heldout_fraction <= 1,
+                           "faiss_bq: bad trainer options: nbits=%d metric=%d "
+                           "heldout_fraction=%g",
+                           t.nbits,
+                           int(t.metric),
+                           t.heldout_fraction);
+    return t;
+}
+
+void write_analysis(const DatasetAnalysis& a, faiss::IOWriter* f) {
+    put(f, uint64_t(a.n));
+    put(f, uint64_t(a.d));
+    put_vector(f, a.mean);
+    put_vector(f, a.sigma);
+    put(f, a.cv_sigma);
+    put(f, a.mean_offset_ratio);
+    put_vector(f, a.positive_fraction);
+    put_vector(f, a.positive_fraction_centered);
+    put(f, a.sign_entropy_bits);
+    put(f, a.sign_entropy_centered_bits);
+    put_vector(f, a.eigenvalues);
+    put(f, a.effective_rank);
+    put(f, a.offdiag_energy);
+    put_vector(f, a.excess_kurtosis);
+    put(f, a.mean_excess_kurtosis);
+    put(f, uint64_t(a.n_constant));
+}
+
+DatasetAnalysis read_analysis(faiss::IOReader* f) {
+    DatasetAnalysis a;
+    a.n = get<uint64_t>(f);
+    a.d = get<uint64_t>(f);
+    FAISS_THROW_IF_NOT_FMT(
+        a.d <= size_t(kMaxDim), "faiss_bq: analysis d=%zu", a.d);
+    get_vector(f, a.mean, "analysis.mean");
+    get_vector(f, a.sigma, "analysis.sigma");
+    a.cv_sigma = get<float>(f);
+    a.mean_offset_ratio = get<float>(f);
+    get_vector(f, a.positive_fraction, "analysis.positive_fraction");
+    get_vector(
+        f, a.positive_fraction_centered, "analysis.positive_fraction_centered");
+    a.sign_entropy_bits = get<float>(f);
+    a.sign_entropy_centered_bits = get<float>(f);
+    get_vector(f, a.eigenvalues, "analysis.eigenvalues");
+    a.effective_rank = get<float>(f);
+    a.offdiag_energy = get<float>(f);
+    get_vector(f, a.excess_kurtosis, "analysis.excess_kurtosis");
+    a.mean_excess_kurtosis = get<float>(f);
+    a.n_constant = get<uint64_t>(f);
+    // report() indexes every per-coordinate vector by j < d.
+    for (const auto* v : {&a.mean,
+                          &a.sigma,
+                          &a.positive_fraction,
+                          &a.positive_fraction_centered,
+                          &a.eigenvalues,
+                          &a.excess_kurtosis}) {
+        FAISS_THROW_IF_NOT_FMT(
+            v->size() == a.d,
+            "faiss_bq: analysis of d=%zu holds a vector of size %zu",
+            a.d,
+            v->size());
+    }
+    return a;
+}
+
+void write_plan(const BinarizationPlan& p, faiss::IOWriter* f) {
+    put(f, p.d);
+    put(f, p.nbits);
+    put(f, p.transform);
+    put(f, p.centered);
+    put(f, p.seed);
+    put_vector(f, p.center);
+    put_vector(f, p.rotation);
+    put_vector(f, p.thresholds);
+    put_vector(f, p.levels);
+    write_analysis(p.analysis, f);
+    put(f, uint64_t(p.candidates.size()));
+    for (const CandidateReport& c : p.candidates) {
+        put(f, c.transform);
+        put(f, c.centered);
+        put(f, c.estimator);
+        put(f, c.predicted_loss);
+        put(f, c.heldout_recall);
+        put(f, c.heldout_recall_stderr);
+    }
+    put(f, p.decided_for);
+    put(f, p.forced);
+    put_string(f, p.reason);
+}
+
+BinarizationPlan read_plan(faiss::IOReader* f) {
+    BinarizationPlan p;
+    p.d = get<int>(f);
+    p.nbits = get<int>(f);
+    p.transform = get_enum(f, "plan.transform", Transform::random_rotation);
+    p.centered = get_bool(f, "plan.centered");
+    p.seed = get<int>(f);
+    get_vector(f, p.center, "plan.center");
+    get_vector(f, p.rotation, "plan.rotation");
+    get_vector(f, p.thresholds, "plan.thresholds");
+    get_vector(f, p.levels, "plan.levels");
+    p.analysis = read_analysis(f);
+    const uint64_t n_candidates = get<uint64_t>(f);
+    // Pushed one by one: the count alone allocates nothing.
+    for (uint64_t i = 0; i < n_candidates; i++) {
+        CandidateReport c;
+        c.transform =
+            get_enum(f, "candidate.transform", Transform::random_rotation);
+        c.centered = get_bool(f, "candidate.centered");
+        c.estimator = get_enum(f, "candidate.estimator", Estimator::symmetric);
+        c.predicted_loss = get<float>(f);
+        c.heldout_recall = get<float>(f);
+        c.heldout_recall_stderr = get<float>(f);
+        p.candidates.push_back(c);
+    }
+    p.decided_for = get_enum(f, "plan.decided_for", Estimator::symmetric);
+    p.forced = get_bool(f, "plan.forced");
+    p.reason = get_string(f, "plan.reason");
+    return p;
+}
+
+/// The plan's sizes as fit_plan() makes them: encode and the estimators
+/// index every vector by them without checking.
+void check_plan(const BinarizationPlan& p, int d, int nbits) {
+    const size_t dd = size_t(d), L = size_t(1) << nbits;
+    const bool rot = p.transform == Transform::random_rotation;
+    FAISS_THROW_IF_NOT_FMT(
+        p.d == d && p.nbits == nbits && p.center.size() == dd &&
+            p.rotation.size() == (rot ? dd * dd : 0) &&
+            p.thresholds.size() == dd * (L - 1) && p.levels.size() == dd * L,
+        "faiss_bq: plan of d=%d nbits=%d (sizes center %zu, rotation %zu, "
+        "thresholds %zu, levels %zu) does not fit an index of d=%d "
+        "nbits=%d",
+        p.d,
+        p.nbits,
+        p.center.size(),
+        p.rotation.size(),
+        p.thresholds.size(),
+        p.levels.size(),
+        d,
+        nbits);
+}
+
+void write_IndexBQ(const IndexBQ* idx, faiss::IOWriter* f) {
+    put(f, fourcc("BQix"));
+    ChecksumWriter w(f);
+    put(&w, kFormatVersion);
+    write_header(idx, &w);
+    put(&w, idx->nbits);
+    put(&w, uint64_t(idx->code_size));
+    put(&w, idx->estimator);
+    put(&w, idx->query_bits);
+    write_trainer(idx->trainer, &w);
+    write_plan(idx->plan, &w);
+    put_vector(&w, idx->codes);
+    put(f, w.sum.h);
+}
+
+IndexBQ* read_IndexBQ(faiss::IOReader* f) {
+    ChecksumReader r(f);
+    check_version(&r, "IndexBQ");
+    auto idx = std::make_unique<IndexBQ>();
+    read_header(idx.get(), &r);
+    idx->nbits = get<int>(&r);
+    const uint64_t code_size = get<uint64_t>(&r);
+    idx->estimator = get_enum(&r, "estimator", Estimator::symmetric);
+    idx->query_bits = get<int>(&r);
+    FAISS_THROW_IF_NOT_FMT(
+        (idx->nbits == 1 || idx->nbits == 2) &&
+            (idx->metric_type == faiss::METRIC_L2 ||
+             idx->metric_type == faiss::METRIC_INNER_PRODUCT) &&
+            (idx->query_bits == 0 ||
+             (idx->query_bits >= 4 && idx->query_bits <= 8)),
+        "faiss_bq: bad IndexBQ fields: nbits=%d metric=%d query_bits=%d",
+        idx->nbits,
+        int(idx->metric_type),
+        idx->query_bits);
+    idx->code_size = CodeLayout(idx->d, idx->nbits).code_size;
+    FAISS_THROW_IF_NOT_FMT(
+        code_size == idx->code_size,
+        "faiss_bq: IndexBQ code_size=%lu, expected %zu for d=%d nbits=%d",
+        (unsigned long)code_size,
+        idx->code_size,
+        idx->d,
+        idx->nbits);
+    idx->trainer = read_trainer(&r);
+    idx->plan = read_plan(&r);
+    get_vector(&r, idx->codes, "IndexBQ.codes");
+    check_checksum(r, f, "IndexBQ");
+    FAISS_THROW_IF_NOT_FMT(
+        idx->is_trained == idx->plan.is_trained(),
+        "faiss_bq: IndexBQ is_trained=%d but its plan says %d",
+        int(idx->is_trained),
+        int(idx->plan.is_trained()));
+    if (idx->is_trained) {
+        check_plan(idx->plan, idx->d, idx->nbits);
+    }
+    FAISS_THROW_IF_NOT_FMT(
+        idx->codes.size() == size_t(idx->ntotal) * idx->code_size,
+        "faiss_bq: IndexBQ holds %zu code bytes for ntotal=%ld",
+        idx->codes.size(),
+        long(idx->ntotal));
+    FAISS_THROW_IF_NOT_MSG(idx->is_trained || idx->ntotal == 0,
+                           "faiss_bq: an untrained IndexBQ holds codes");
+    return idx.release();
+}
+
+// ---- faiss::IndexHNSW over faiss_bq storage
+
+void write_IndexHNSW_BQ(const faiss::IndexHNSW* idx, faiss::IOWriter* f) {
+    put(f, fourcc("BQhn"));
+    ChecksumWriter w(f);
+    put(&w, kFormatVersion);
+    write_header(idx, &w);
+    const faiss::HNSW& g = idx->hnsw;
+    put_vector(&w, g.assign_probas);
+    put_vector(&w, g.cum_nneighbor_per_level);
+    put_vector(&w, g.levels);
+    put_vector(&w, g.offsets);
+    put_vector(&w, g.neighbors);
+    put(&w, g.entry_point);
+    put(&w, g.max_level);
+    put(&w, g.efConstruction);
+    put(&w, g.efSearch);
+    put(&w, g.upper_beam);
+    faiss_bq::write_index(idx->storage, &w);
+    put(f, w.sum.h);
+}
+
+/// Everything HNSW search and add index without checking.
+void check_hnsw(const faiss::HNSW& g, idx_t ntotal) {
+    const auto& cum = g.cum_nneighbor_per_level;
+    bool ok = cum.size() >= 2 && cum[0] == 0 &&
+              g.assign_probas.size() + 1 == cum.size() &&
+              g.levels.size() == size_t(ntotal) &&
+              g.offsets.size() == size_t(ntotal) + 1 && g.offsets[0] == 0 &&
+              g.efConstruction >= 1 && g.efConstruction <= kMaxEf &&
+              g.efSearch >= 1 && g.efSearch <= kMaxEf && g.upper_beam >= 1 &&
+              g.upper_beam <= kMaxEf;
+    for (size_t l = 1; ok && l < cum.size(); l++) {
+        ok = cum[l] >= cum[l - 1] && cum[l] - cum[l - 1] <= kMaxEf;
+    }
+    for (idx_t i = 0; ok && i < ntotal; i++) {
+        const int level = g.levels[i];
+        ok = level >= 1 && size_t(level) < cum.size() &&
+             g.offsets[i + 1] >= g.offsets[i] &&
+             g.offsets[i + 1] - g.offsets[i] == size_t(cum[level]);
+    }
+    ok = ok && g.neighbors.size() == g.offsets.back();
+    for (size_t i = 0; ok && i < g.neighbors.size(); i++) {
+        ok = g.neighbors[i] >= -1 && g.neighbors[i] < ntotal;
+    }
+    if (ok && ntotal == 0) {
+        ok = g.entry_point == -1 && g.max_level == -1;
+    } else if (ok) {
+        ok = g.entry_point >= 0 && g.entry_point < ntotal &&
+             g.max_level == g.levels[g.entry_point] - 1;
+        for (idx_t i = 0; ok && i < ntotal; i++) {
+            ok = g.levels[i] - 1 <= g.max_level;
+        }
+    }
+    FAISS_THROW_IF_NOT_FMT(
+        ok, "faiss_bq: inconsistent HNSW graph of %ld nodes", long(ntotal));
+}
+
+faiss::IndexHNSW* read_IndexHNSW_BQ(faiss::IOReader* f, int io_flags) {
+    ChecksumReader r(f);
+    check_version(&r, "IndexHNSW over faiss_bq");
+    auto idx = std::make_unique<faiss::IndexHNSW>();
+    read_header(idx.get(), &r);
+    faiss::HNSW& g = idx->hnsw;
+    get_vector(&r, g.assign_probas, "hnsw.assign_probas");
+    get_vector(&r, g.cum_nneighbor_per_level, "hnsw.cum_nneighbor_per_level");
+    get_vector(&r, g.levels, "hnsw.levels");
+    get_vector(&r, g.offsets, "hnsw.offsets");
+    get_vector(&r, g.neighbors, "hnsw.neighbors");
+    g.entry_point = get<faiss::HNSW::storage_idx_t>(&r);
+    g.max_level = get<int>(&r);
+    g.efConstruction = get<int>(&r);
+    g.efSearch = get<int>(&r);
+    g.upper_beam = get<int>(&r);
+    idx->storage = faiss_bq::read_index(&r, io_flags);
+    idx->own_fields = true;
+    check_checksum(r, f, "IndexHNSW over faiss_bq");
+    check_hnsw(g, idx->ntotal);
+    FAISS_THROW_IF_NOT_FMT(
+        idx->storage->d == idx->d && idx->storage->ntotal == idx->ntotal &&
+            idx->storage->metric_type == idx->metric_type,
+        "faiss_bq: HNSW of d=%d ntotal=%ld over storage of d=%d ntotal=%ld",
+        idx->d,
+        long(idx->ntotal),
+        idx->storage->d,
+        long(idx->storage->ntotal));
+    return idx.release();
+}
+
+// ---- FAISS containers, in FAISS's layout
+
+void check_sub(const faiss::Index* outer,
+               const faiss::Index* sub,
+               const char* what) {
+    FAISS_THROW_IF_NOT_FMT(
+        sub->d == outer->d && sub->ntotal == outer->ntotal,
+        "faiss_bq: %s of d=%d ntotal=%ld holds an index of d=%d "
+        "ntotal=%ld",
+        what,
+        outer->d,
+        long(outer->ntotal),
+        sub->d,
+        long(sub->ntotal));
+}
+
+faiss::Index* read_IndexIDMap(faiss::IOReader* f, bool map2, int io_flags) {
+    std::unique_ptr<faiss::IndexIDMap> idx(map2 ? new faiss::IndexIDMap2()
+                                                : new faiss::IndexIDMap());
+    read_header(idx.get(), f);
+    idx->index = faiss_bq::read_index(f, io_flags);
+    idx->own_fields = true;
+    get_vector(f, idx->id_map, "IndexIDMap.id_map");
+    check_sub(idx.get(), idx->index, "IndexIDMap");
+    FAISS_THROW_IF_NOT_FMT(idx->id_map.size() == size_t(idx->ntotal),
+                           "faiss_bq: IndexIDMap of ntotal=%ld holds %zu ids",
+                           long(idx->ntotal),
+                           idx->id_map.size());
+    if (map2) {
+        static_cast<faiss::IndexIDMap2*>(idx.get())->construct_rev_map();
+    }
+    return idx.release();
+}
+
+faiss::Index* read_IndexRefine(faiss::IOReader* f, int io_flags) {
+    auto header = std::make_unique<faiss::IndexRefine>();
+    read_header(header.get(), f);
+    std::unique_ptr<faiss::Index> base(faiss_bq::read_index(f, io_flags));
+    std::unique_ptr<faiss::Index> refine(faiss_bq::read_index(f, io_flags));
+    const float k_factor = get<float>(f);
+    // As FAISS does: a flat refine index makes an IndexRefineFlat.
+    std::unique_ptr<faiss::IndexRefine> idx(
+        dynamic_cast<faiss::IndexFlat*>(refine.get())
+            ? new faiss::IndexRefineFlat()
+            : new faiss::IndexRefine());
+    idx->d = header->d;
+    idx->ntotal = header->ntotal;
+    idx->is_trained = header->is_trained;
+    idx->metric_type = header->metric_type;
+    idx->metric_arg = header->metric_arg;
+    check_sub(idx.get(), base.get(), "IndexRefine (base)");
+    check_sub(idx.get(), refine.get(), "IndexRefine (refine)");
+    // search() keeps k * k_factor candidates.
+    FAISS_THROW_IF_NOT_FMT(
+        std::isfinite(k_factor) && k_factor >= 1 && k_factor <= 1e6f,
+        "faiss_bq: IndexRefine k_factor=%g must be in [1, 1e6]",
+        k_factor);
+    idx->k_factor = k_factor;
+    idx->base_index = base.release();
+    idx->refine_index = refine.release();
+    idx->own_fields = true;
+    idx->own_refine_index = true;
+    return idx.release();
+}
+
+/// FAISS's vector transforms, in FAISS's layout (write_VectorTransform),
+/// read with bounded vectors; any other kind goes to FAISS.
+faiss::VectorTransform* read_transform(faiss::IOReader* f) {
+    const uint32_t h = get<uint32_t>(f);
+    std::unique_ptr<faiss::VectorTransform> vt;
+    faiss::LinearTransform* lt = nullptr;
+    if (h == fourcc("rrot")) {
+        vt.reset(lt = new faiss::RandomRotationMatrix());
+    } else if (h == fourcc("Pcam")) {
+        auto pca = new faiss::PCAMatrix();
+        vt.reset(lt = pca);
+        pca->eigen_power = get<float>(f);
+        pca->epsilon = get<float>(f);
+        pca->random_rotation = get_bool(f, "PCAMatrix.random_rotation");
+        pca->balanced_bins = get<int>(f);
+        get_vector(f, pca->mean, "PCAMatrix.mean");
+        get_vector(f, pca->eigenvalues, "PCAMatrix.eigenvalues");
+        get_vector(f, pca->PCAMat, "PCAMatrix.PCAMat");
+    } else if (h == fourcc("Viqm")) {
+        auto itq = new faiss::ITQMatrix();
+        vt.reset(lt = itq);
+        itq->max_iter = get<int>(f);
+        itq->seed = get<int>(f);
+    } else if (h == fourcc("LTra")) {
+        vt.reset(lt = new faiss::LinearTransform());
+    } else if (h == fourcc("VNrm")) {
+        auto nt = new faiss::NormalizationTransform();
+        vt.reset(nt);
+        nt->norm = get<float>(f);
+    } else if (h == fourcc("VCnt")) {
+        auto ct = new faiss::CenteringTransform();
+        vt.reset(ct);
+        get_vector(f, ct->mean, "CenteringTransform.mean");
+    } else if (h == fourcc("RmDT")) {
+        auto rdt = new faiss::RemapDimensionsTransform();
+        vt.reset(rdt);
+        get_vector(f, rdt->map, "RemapDimensionsTransform.map");
+    } else {
+        ReplayReader replay(f, h);
+        return faiss::read_VectorTransform(&replay);
+    }
+    if (lt) {
+        lt->have_bias = get_bool(f, "LinearTransform.have_bias");
+        get_vector(f, lt->A, "LinearTransform.A");
+        get_vector(f, lt->b, "LinearTransform.b");
+    }
+    vt->d_in = get<int>(f);
+    vt->d_out = get<int>(f);
+    vt->is_trained = get_bool(f, "VectorTransform.is_trained");
+    const size_t d_in = size_t(vt->d_in), d_out = size_t(vt->d_out);
+    bool ok = vt->d_in > 0 && vt->d_in <= kMaxDim && vt->d_out > 0 &&
+              vt->d_out <= kMaxDim;
+    if (ok && lt) {
+        ok = !vt->is_trained || (lt->A.size() == d_in * d_out &&
+                                 (!lt->have_bias || lt->b.size() == d_out));
+    } else if (ok && h == fourcc("VCnt")) {
+        auto ct = static_cast<faiss::CenteringTransform*>(vt.get());
+        ok = d_in == d_out && (!vt->is_trained || ct->mean.size() == d_in);
+    } else if (ok && h == fourcc("VNrm")) {
+        ok = d_in == d_out;
+    } else if (ok && h == fourcc("RmDT")) {
+        auto rdt = static_cast<faiss::RemapDimensionsTransform*>(vt.get());
+        ok = rdt->map.size() == d_out;
+        for (size_t i = 0; ok && i < d_out; i++) {
+            ok = rdt->map[i] >= -1 && rdt->map[i] < vt->d_in;
+        }
+    }
+    FAISS_THROW_IF_NOT_FMT(
+        ok,
+        "faiss_bq: inconsistent vector transform '%s' (d_in=%d d_out=%d)",
+        faiss::fourcc_inv_printable(h).c_str(),
+        vt->d_in,
+        vt->d_out);
+    if (lt && vt->is_trained) {
+        lt->set_is_orthonormal();
+    }
+    return vt.release();
+}
+
+faiss::Index* read_IndexPreTransform(faiss::IOReader* f, int io_flags) {
+    auto idx = std::make_unique<faiss::IndexPreTransform>();
+    idx->own_fields = true;
+    read_header(idx.get(), f);
+    const int nt = get<int>(f);
+    FAISS_THROW_IF_NOT_FMT(nt >= 0 && nt <= 1024,
+                           "faiss_bq: IndexPreTransform with %d transforms",
+                           nt);
+    int d = idx->d;
+    for (int i = 0; i < nt; i++) {
+        idx->chain.push_back(read_transform(f));
+        FAISS_THROW_IF_NOT_FMT(
+            idx->chain.back()->d_in == d,
+            "faiss_bq: transform %d takes d=%d, its input has d=%d",
+            i,
+            idx->chain.back()->d_in,
+            d);
+        d = idx->chain.back()->d_out;
+    }
+    idx->index = faiss_bq::read_index(f, io_flags);
+    FAISS_THROW_IF_NOT_FMT(
+        idx->index->d == d && idx->index->ntotal == idx->ntotal,
+        "faiss_bq: IndexPreTransform to d=%d ntotal=%ld holds an index "
+        "of d=%d ntotal=%ld",
+        d,
+        long(idx->ntotal),
+        idx->index->d,
+        long(idx->index->ntotal));
+    return idx.release();
+}
+
+faiss::Index* read_IndexFlat(faiss::IOReader* f, uint32_t h) {
+    std::unique_ptr<faiss::IndexFlat> idx(
+        h == fourcc("IxFI")   ? new faiss::IndexFlatIP()
+        : h == fourcc("IxF2") ? new faiss::IndexFlatL2()
+                              : new faiss::IndexFlat());
+    read_header(idx.get(), f);
+    idx->code_size = idx->d * sizeof(float);
+    // FAISS's layout: the number of floats, then their bytes.
+    get_vector(f, idx->codes, "IndexFlat.codes", sizeof(float));
+    FAISS_THROW_IF_NOT_FMT(
+        idx->codes.size() == size_t(idx->ntotal) * idx->code_size &&
+            (h != fourcc("IxFI") ||
+             idx->metric_type == faiss::METRIC_INNER_PRODUCT) &&
+            (h != fourcc("IxF2") || idx->metric_type == faiss::METRIC_L2),
+        "faiss_bq: IndexFlat of ntotal=%ld d=%d holds %zu floats",
+        long(idx->ntotal),
+        idx->d,
+        idx->codes.size());
+    return idx.release();
+}
+
+// ---- binary side
+
+faiss::IndexBinary*
+read_IndexBinaryIDMap(faiss::IOReader* f, bool map2, int io_flags) {
+    std::unique_ptr<faiss::IndexBinaryIDMap> idx(
+        map2 ? new faiss::IndexBinaryIDMap2() : new faiss::IndexBinaryIDMap());
+    read_binary_header(idx.get(), f, true);
+    idx->index = faiss_bq::read_index_binary(f, io_flags);
+    idx->own_fields = true;
+    get_vector(f, idx->id_map, "IndexBinaryIDMap.id_map");
+    FAISS_THROW_IF_NOT_FMT(
+        idx->index->d == idx->d && idx->index->ntotal == idx->ntotal &&
+            idx->id_map.size() == size_t(idx->ntotal),
+        "faiss_bq: IndexBinaryIDMap of d=%d ntotal=%ld holds an index of "
+        "d=%d ntotal=%ld and %zu ids",
+        idx->d,
+        long(idx->ntotal),
+        idx->index->d,
+        long(idx->index->ntotal),
+        idx->id_map.size());
+    if (map2) {
+        static_cast<faiss::IndexBinaryIDMap2*>(idx.get())->construct_rev_map();
+    }
+    return idx.release();
+}
+
+/// FAISS's IndexBinaryFlat layout ("IBxF"): header, then the codes. Any
+/// flat binary class with FAISS's `xb` (the drop-in replacement included) is
+/// written and read through these two, so FAISS reads what it writes.
+template <class Flat>
+void write_binary_flat(const Flat* idx, faiss::IOWriter* f) {
+    put(f, fourcc("IBxF"));
+    write_binary_header(idx, f);
+    put_vector(f, idx->xb);
+}
+
+template <class Flat>
+faiss::IndexBinary* read_binary_flat(faiss::IOReader* f) {
+    auto idx = std::make_unique<Flat>();
+    read_binary_header(idx.get(), f, false);
+    get_vector(f, idx->xb, "IndexBinaryFlat.xb");
+    FAISS_THROW_IF_NOT_FMT(
+        idx->xb.size() == size_t(idx->ntotal) * idx->code_size,
+        "faiss_bq: IndexBinaryFlat of ntotal=%ld holds %zu bytes",
+        long(idx->ntotal),
+        idx->xb.size());
+    return idx.release();
+}
+
+} // namespace
+
+// ---- public entry points
+
+void write_index(const faiss::Index* index, faiss::IOWriter* f) {
+    FAISS_THROW_IF_NOT_MSG(index, "faiss_bq::write_index: null index");
+    if (auto bq = dynamic_cast<const IndexBQ*>(index)) {
+        write_IndexBQ(bq, f);
+    } else if (typeid(*index) == typeid(faiss::IndexHNSW)) {
+        write_IndexHNSW_BQ(static_cast<const faiss::IndexHNSW*>(index), f);
+    } else if (auto map = dynamic_cast<const faiss::IndexIDMap*>(index)) {
+        put(f,
+            fourcc(dynamic_cast<const faiss::IndexIDMap2*>(index) ? "IxM2"
+                                                                  : "IxMp"));
+        write_header(map, f);
+        faiss_bq::write_index(map->index, f);
+        put_vector(f, map->id_map);
+    } else if (auto pt = dynamic_cast<const faiss::IndexPreTransform*>(index)) {
+        put(f, fourcc("IxPT"));
+        write_header(pt, f);
+        put(f, int(pt->chain.size()));
+        for (const faiss::VectorTransform* vt : pt->chain) {
+            faiss::write_VectorTransform(vt, f);
+        }
+        faiss_bq::write_index(pt->index, f);
+    } else if (auto rf = dynamic_cast<const faiss::IndexRefine*>(index)) {
+        put(f, fourcc("IxRF"));
+        write_header(rf, f);
+        faiss_bq::write_index(rf->base_index, f);
+        faiss_bq::write_index(rf->refine_index, f);
+        put(f, rf->k_factor);
+    } else {
+        faiss::write_index(index, f);
+    }
+}
+
+faiss::Index* read_index(faiss::IOReader* f, int io_flags) {
+    FAISS_THROW_IF_NOT_MSG(f, "faiss_bq::read_index: null reader");
+    const uint32_t h = get<uint32_t>(f);
+    if (h == fourcc("BQix")) {
+        return read_IndexBQ(f);
+    } else if (h == fourcc("BQhn")) {
+        return read_IndexHNSW_BQ(f, io_flags);
+    } else if (h == fourcc("IxMp") || h == fourcc("IxM2")) {
+        return read_IndexIDMap(f, h == fourcc("IxM2"), io_flags);
+    } else if (h == fourcc("IxPT")) {
+        return read_IndexPreTransform(f, io_flags);
+    } else if (h == fourcc("IxRF")) {
+        return read_IndexRefine(f, io_flags);
+    } else if (h == fourcc("IxFI") || h == fourcc("IxF2") ||
+               h == fourcc("IxFl")) {
+        return read_IndexFlat(f, h);
+    }
+    ReplayReader replay(f, h);
+    return faiss::read_index(&replay, io_flags);
+}
+
+void write_index_binary(const faiss::IndexBinary* index, faiss::IOWriter* f) {
+    FAISS_THROW_IF_NOT_MSG(index, "faiss_bq::write_index_binary: null index");
+    if (auto map = dynamic_cast<const faiss::IndexBinaryIDMap*>(index)) {
+        put(f,
+            fourcc(dynamic_cast<const faiss::IndexBinaryIDMap2*>(index)
+                       ? "IBM2"
+                       : "IBMp"));
+        write_binary_header(map, f);
+        faiss_bq::write_index_binary(map->index, f);
+        put_vector(f, map->id_map);
+    } else if (auto flat = dynamic_cast<const faiss::IndexBinaryFlat*>(index)) {
+        write_binary_flat(flat, f);
+    } else {
+        faiss::write_index_binary(index, f);
+    }
+}
+
+faiss::IndexBinary* read_index_binary(faiss::IOReader* f, int io_flags) {
+    FAISS_THROW_IF_NOT_MSG(f, "faiss_bq::read_index_binary: null reader");
+    const uint32_t h = get<uint32_t>(f);
+    if (h == fourcc("IBMp") || h == fourcc("IBM2")) {
+        return read_IndexBinaryIDMap(f, h == fourcc("IBM2"), io_flags);
+    } else if (h == fourcc("IBxF")) {
+        return read_binary_flat<faiss::IndexBinaryFlat>(f);
+    }
+    ReplayReader replay(f, h);
+    return faiss::read_index_binary(&replay, io_flags);
+}
+
+void write_index(const faiss::Index* index, const char* fname) {
+    faiss::FileIOWriter writer(fname);
+    faiss_bq::write_index(index, &writer);
+}
+
+void write_index(const faiss::Index* index, FILE* f) {
+    faiss::FileIOWriter writer(f);
+    faiss_bq::write_index(index, &writer);
+}
+
+faiss::Index* read_index(const char* fname, int io_flags) {
+    faiss::FileIOReader reader(fname);
+    return faiss_bq::read_index(&reader, io_flags);
+}
+
+faiss::Index* read_index(FILE* f, int io_flags) {
+    faiss::FileIOReader reader(f);
+    return faiss_bq::read_index(&reader, io_flags);
+}
+
+void write_index_binary(const faiss::IndexBinary* index, const char* fname) {
+    faiss::FileIOWriter writer(fname);
+    faiss_bq::write_index_binary(index, &writer);
+}
+
+void write_index_binary(const faiss::IndexBinary* index, FILE* f) {
+    faiss::FileIOWriter writer(f);
+    faiss_bq::write_index_binary(index, &writer);
+}
+
+faiss::IndexBinary* read_index_binary(const char* fname, int io_flags) {
+    faiss::FileIOReader reader(fname);
+    return faiss_bq::read_index_binary(&reader, io_flags);
+}
+
+faiss::IndexBinary* read_index_binary(FILE* f, int io_flags) {
+    faiss::FileIOReader reader(f);
+    return faiss_bq::read_index_binary(&reader, io_flags);
+}
+
+faiss::Index* clone_index(const faiss::Index* index) {
+    faiss::VectorIOWriter writer;
+    faiss_bq::write_index(index, &writer);
+    faiss::VectorIOReader reader;
+    reader.data = std::move(writer.data);
+    return faiss_bq::read_index(&reader);
+}
+
+faiss::IndexBinary* clone_index_binary(const faiss::IndexBinary* index) {
+    faiss::VectorIOWriter writer;
+    faiss_bq::write_index_binary(index, &writer);
+    faiss::VectorIOReader reader;
+    reader.data = std::move(writer.data);
+    return faiss_bq::read_index_binary(&reader);
+}
+
+} // namespace faiss_bq

@@ -1,0 +1,658 @@
+// index_io: every faiss_bq index alone and inside FAISS's containers
+// round-trips field for field and search for search; FAISS files read
+// unchanged; corrupted files throw without crashing or over-allocating.
+#include <faiss_bq/IndexBQ.h>
+#include <faiss_bq/clone_index.h>
+#include <faiss_bq/index_factory.h>
+#include <faiss_bq/index_io.h>
+
+#include "alloc_tracker.h"
+#include "test_util.h"
+
+#include <faiss/IndexBinaryFlat.h>
+#include <faiss/IndexBinaryHNSW.h>
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexHNSW.h>
+#include <faiss/IndexIDMap.h>
+#include <faiss/IndexPreTransform.h>
+#include <faiss/IndexRefine.h>
+#include <faiss/impl/FaissException.h>
+#include <faiss/impl/io.h>
+#include <faiss/index_factory.h>
+#include <faiss/index_io.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iterator>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace faiss_bq {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+Bytes to_bytes(const faiss::Index* index) {
+    faiss::VectorIOWriter w;
+    faiss_bq::write_index(index, &w);
+    return w.data;
+}
+
+Bytes to_bytes(const faiss::IndexBinary* index) {
+    faiss::VectorIOWriter w;
+    faiss_bq::write_index_binary(index, &w);
+    return w.data;
+}
+
+faiss::Index* from_bytes(const Bytes& bytes) {
+    faiss::VectorIOReader r;
+    r.data = bytes;
+    return faiss_bq::read_index(&r);
+}
+
+faiss::IndexBinary* binary_from_bytes(const Bytes& bytes) {
+    faiss::VectorIOReader r;
+    r.data = bytes;
+    return faiss_bq::read_index_binary(&r);
+}
+
+IndexBQ* find_bq(faiss::Index* index) {
+    if (auto bq = dynamic_cast<IndexBQ*>(index)) {
+        return bq;
+    }
+    if (auto m = dynamic_cast<faiss::IndexIDMap*>(index)) {
+        return find_bq(m->index);
+    }
+    if (auto rf = dynamic_cast<faiss::IndexRefine*>(index)) {
+        return find_bq(rf->base_index);
+    }
+    if (auto pt = dynamic_cast<faiss::IndexPreTransform*>(index)) {
+        return find_bq(pt->index);
+    }
+    if (auto h = dynamic_cast<faiss::IndexHNSW*>(index)) {
+        return find_bq(h->storage);
+    }
+    return nullptr;
+}
+
+/// Every option away from its default (the factory string sets nbits and
+/// the choices it names; the rest is set here).
+void set_non_defaults(IndexBQ& bq) {
+    bq.trainer.nbits = 2;
+    bq.trainer.transform = TransformChoice::random_rotation;
+    bq.trainer.centering = CenteringChoice::centered;
+    bq.trainer.estimator = Estimator::symmetric;
+    bq.trainer.metric = faiss::METRIC_INNER_PRODUCT;
+    bq.trainer.seed = 77;
+    bq.trainer.heldout_fraction = 0.25f;
+    bq.trainer.max_heldout_base = 4000;
+    bq.trainer.max_heldout_queries = 123;
+    bq.trainer.max_fit_rows = 15000;
+    bq.estimator = Estimator::symmetric;
+    bq.query_bits = 6;
+}
+
+void expect_same_analysis(const DatasetAnalysis& a, const DatasetAnalysis& b) {
+    EXPECT_EQ(a.n, b.n);
+    EXPECT_EQ(a.d, b.d);
+    EXPECT_EQ(a.mean, b.mean);
+    EXPECT_EQ(a.sigma, b.sigma);
+    EXPECT_EQ(a.cv_sigma, b.cv_sigma);
+    EXPECT_EQ(a.mean_offset_ratio, b.mean_offset_ratio);
+    EXPECT_EQ(a.positive_fraction, b.positive_fraction);
+    EXPECT_EQ(a.positive_fraction_centered, b.positive_fraction_centered);
+    EXPECT_EQ(a.sign_entropy_bits, b.sign_entropy_bits);
+    EXPECT_EQ(a.sign_entropy_centered_bits, b.sign_entropy_centered_bits);
+    EXPECT_EQ(a.eigenvalues, b.eigenvalues);
+    EXPECT_EQ(a.effective_rank, b.effective_rank);
+    EXPECT_EQ(a.offdiag_energy, b.offdiag_energy);
+    EXPECT_EQ(a.excess_kurtosis, b.excess_kurtosis);
+    EXPECT_EQ(a.mean_excess_kurtosis, b.mean_excess_kurtosis);
+    EXPECT_EQ(a.n_constant, b.n_constant);
+}
+
+void expect_same_bq(const IndexBQ& a, const IndexBQ& b) {
+    EXPECT_EQ(a.d, b.d);
+    EXPECT_EQ(a.ntotal, b.ntotal);
+    EXPECT_EQ(a.is_trained, b.is_trained);
+    EXPECT_EQ(a.metric_type, b.metric_type);
+    EXPECT_EQ(a.nbits, b.nbits);
+    EXPECT_EQ(a.code_size, b.code_size);
+    EXPECT_EQ(a.codes, b.codes);
+    EXPECT_EQ(a.estimator, b.estimator);
+    EXPECT_EQ(a.query_bits, b.query_bits);
+    const TrainerOptions &s = a.trainer, &t = b.trainer;
+    EXPECT_EQ(s.nbits, t.nbits);
+    EXPECT_EQ(s.transform, t.transform);
+    EXPECT_EQ(s.centering, t.centering);
+    EXPECT_EQ(s.estimator, t.estimator);
+    EXPECT_EQ(s.metric, t.metric);
+    EXPECT_EQ(s.seed, t.seed);
+    EXPECT_EQ(s.heldout_fraction, t.heldout_fraction);
+    EXPECT_EQ(s.max_heldout_base, t.max_heldout_base);
+    EXPECT_EQ(s.max_heldout_queries, t.max_heldout_queries);
+    EXPECT_EQ(s.max_fit_rows, t.max_fit_rows);
+    const BinarizationPlan &p = a.plan, &q = b.plan;
+    EXPECT_EQ(p.d, q.d);
+    EXPECT_EQ(p.nbits, q.nbits);
+    EXPECT_EQ(p.transform, q.transform);
+    EXPECT_EQ(p.centered, q.centered);
+    EXPECT_EQ(p.seed, q.seed);
+    EXPECT_EQ(p.center, q.center);
+    EXPECT_EQ(p.rotation, q.rotation);
+    EXPECT_EQ(p.thresholds, q.thresholds);
+    EXPECT_EQ(p.levels, q.levels);
+    expect_same_analysis(p.analysis, q.analysis);
+    ASSERT_EQ(p.candidates.size(), q.candidates.size());
+    for (size_t i = 0; i < p.candidates.size(); i++) {
+        const CandidateReport &c = p.candidates[i], &e = q.candidates[i];
+        EXPECT_EQ(c.transform, e.transform);
+        EXPECT_EQ(c.centered, e.centered);
+        EXPECT_EQ(c.estimator, e.estimator);
+        EXPECT_EQ(c.predicted_loss, e.predicted_loss);
+        EXPECT_EQ(c.heldout_recall, e.heldout_recall);
+        EXPECT_EQ(c.heldout_recall_stderr, e.heldout_recall_stderr);
+    }
+    EXPECT_EQ(p.decided_for, q.decided_for);
+    EXPECT_EQ(p.forced, q.forced);
+    EXPECT_EQ(p.reason, q.reason);
+}
+
+/// An index built from a factory string, with every field away from its
+/// default, trained and filled.
+std::unique_ptr<faiss::Index> build(const std::string& description,
+                                    size_t d,
+                                    size_t nb,
+                                    faiss::MetricType metric) {
+    std::unique_ptr<faiss::Index> index(
+        faiss_bq::index_factory(d, description.c_str(), metric));
+    if (IndexBQ* bq = find_bq(index.get())) {
+        set_non_defaults(*bq);
+    }
+    if (auto h = dynamic_cast<faiss::IndexHNSW*>(index.get())) {
+        h->hnsw.efConstruction = 24;
+    }
+    const auto xt = test::gaussian(300, d, 11);
+    index->train(300, xt.data());
+    const auto xb = test::gaussian(nb, d, 12);
+    if (dynamic_cast<faiss::IndexIDMap*>(index.get())) {
+        std::vector<idx_t> ids(nb);
+        for (size_t i = 0; i < nb; i++) {
+            ids[i] = 1000 + 7 * idx_t(i);
+        }
+        index->add_with_ids(nb, xb.data(), ids.data());
+    } else {
+        index->add(nb, xb.data());
+    }
+    if (auto rf = dynamic_cast<faiss::IndexRefine*>(index.get())) {
+        rf->k_factor = 3.5f;
+    }
+    if (auto h = dynamic_cast<faiss::IndexHNSW*>(index.get())) {
+        h->hnsw.efSearch = 50;
+    }
+    return index;
+}
+
+void expect_same_search(const faiss::Index& a,
+                        const faiss::Index& b,
+                        size_t d) {
+    const size_t nq = 7;
+    const idx_t k = 5;
+    const auto xq = test::gaussian(nq, d, 13);
+    std::vector<float> Da(nq * k), Db(nq * k);
+    std::vector<idx_t> Ia(nq * k), Ib(nq * k);
+    a.search(nq, xq.data(), k, Da.data(), Ia.data());
+    b.search(nq, xq.data(), k, Db.data(), Ib.data());
+    EXPECT_EQ(Ia, Ib);
+    EXPECT_EQ(0, std::memcmp(Da.data(), Db.data(), Da.size() * sizeof(float)));
+}
+
+const char* const kRoundTrips[] = {
+    "BQ2",
+    "BQ1_axis_noctr",
+    "IDMap,BQ2",
+    "IDMap2,BQ1",
+    "PCA16,BQ2",
+    "L2norm,BQ1",
+    "BQ2,RFlat",
+    "BQ1,Refine(SQ8)",
+    "HNSW8_BQ2",
+    "IDMap2,PCA16,BQ2,RFlat",
+    "IDMap,HNSW8_BQ1",
+};
+
+TEST(IndexIO, EveryIndexRoundTripsAloneAndInContainers) {
+    const size_t d = 24, nb = 150;
+    // Each container with one metric, IndexBQ alone with both (the metric
+    // changes no field the containers write).
+    for (size_t c = 0; c < std::size(kRoundTrips); c++) {
+        const char* description = kRoundTrips[c];
+        for (faiss::MetricType m :
+             {faiss::METRIC_INNER_PRODUCT, faiss::METRIC_L2}) {
+            if (c > 0 && int(m) != int(c % 2)) {
+                continue;
+            }
+            SCOPED_TRACE(std::string(description) + " metric " +
+                         std::to_string(int(m)));
+            auto index = build(description, d, nb, m);
+            const Bytes bytes = to_bytes(index.get());
+            std::unique_ptr<faiss::Index> back(from_bytes(bytes));
+            // Written again, the copy gives the same bytes: every field that
+            // is written came back.
+            EXPECT_EQ(to_bytes(back.get()), bytes);
+            EXPECT_EQ(faiss_bq::index_factory_string(back.get()),
+                      faiss_bq::index_factory_string(index.get()));
+            EXPECT_EQ(back->ntotal, index->ntotal);
+            EXPECT_EQ(back->metric_type, m);
+            expect_same_bq(*find_bq(index.get()), *find_bq(back.get()));
+            expect_same_search(*index, *back, d);
+            if (auto rf = dynamic_cast<faiss::IndexRefine*>(back.get())) {
+                EXPECT_EQ(rf->k_factor, 3.5f);
+            }
+            if (auto map = dynamic_cast<faiss::IndexIDMap*>(back.get())) {
+                EXPECT_EQ(
+                    map->id_map,
+                    dynamic_cast<faiss::IndexIDMap*>(index.get())->id_map);
+            }
+            // Searches with per-search options see the same plan and codes.
+            SearchParametersBQ params;
+            params.estimator = Estimator::asymmetric;
+            params.query_bits = 0;
+            const auto xq = test::gaussian(3, find_bq(back.get())->d, 14);
+            std::vector<float> D1(9), D2(9);
+            std::vector<idx_t> I1(9), I2(9);
+            find_bq(index.get())
+                ->search(3, xq.data(), 3, D1.data(), I1.data(), &params);
+            find_bq(back.get())
+                ->search(3, xq.data(), 3, D2.data(), I2.data(), &params);
+            EXPECT_EQ(D1, D2);
+            EXPECT_EQ(I1, I2);
+        }
+    }
+}
+
+TEST(IndexIO, FileNameAndFileHandleAndClone) {
+    const size_t d = 24;
+    auto index = build("IDMap2,PCA16,BQ2,RFlat", d, 100, faiss::METRIC_L2);
+    const Bytes bytes = to_bytes(index.get());
+    const std::string path =
+        ::testing::TempDir() + "faiss_bq_io_" + std::to_string(::getpid());
+    faiss_bq::write_index(index.get(), path.c_str());
+    {
+        FILE* f = std::fopen(path.c_str(), "rb");
+        ASSERT_TRUE(f);
+        std::unique_ptr<faiss::Index> back(faiss_bq::read_index(f));
+        std::fclose(f);
+        EXPECT_EQ(to_bytes(back.get()), bytes);
+    }
+    {
+        FILE* f = std::fopen(path.c_str(), "wb");
+        faiss_bq::write_index(index.get(), f);
+        std::fclose(f);
+        std::unique_ptr<faiss::Index> back(faiss_bq::read_index(path.c_str()));
+        EXPECT_EQ(to_bytes(back.get()), bytes);
+        expect_same_search(*index, *back, d);
+    }
+    std::remove(path.c_str());
+
+    std::unique_ptr<faiss::Index> copy(faiss_bq::clone_index(index.get()));
+    EXPECT_EQ(to_bytes(copy.get()), bytes);
+    const auto more = test::gaussian(5, d, 20);
+    const std::vector<idx_t> ids = {1, 2, 3, 4, 5};
+    copy->add_with_ids(5, more.data(), ids.data());
+    EXPECT_EQ(copy->ntotal, index->ntotal + 5);
+    EXPECT_EQ(to_bytes(index.get()), bytes) << "the clone shares state";
+}
+
+TEST(IndexIO, FaissFilesReadUnchangedAndContainersKeepFaissLayout) {
+    const size_t d = 16, nb = 50, nt = 700;
+    const auto xt = test::gaussian(nt, d, 1);
+    for (const char* description : {"Flat",
+                                    "IDMap2,PCA8,Flat",
+                                    "IDMap,SQ8",
+                                    "SQ8,RFlat",
+                                    "HNSW8",
+                                    "PCA8,SQ4"}) {
+        SCOPED_TRACE(description);
+        std::unique_ptr<faiss::Index> index(
+            faiss::index_factory(d, description, faiss::METRIC_INNER_PRODUCT));
+        index->train(nt, xt.data());
+        if (dynamic_cast<faiss::IndexIDMap*>(index.get())) {
+            std::vector<idx_t> ids(nb);
+            for (size_t i = 0; i < nb; i++) {
+                ids[i] = 5 * idx_t(i) + 3;
+            }
+            index->add_with_ids(nb, xt.data(), ids.data());
+        } else {
+            index->add(nb, xt.data());
+        }
+        faiss::VectorIOWriter w;
+        faiss::write_index(index.get(), &w);
+        // faiss_bq writes FAISS's types exactly as FAISS does...
+        EXPECT_EQ(to_bytes(index.get()), w.data);
+        // ...and reads FAISS's files into the same index.
+        std::unique_ptr<faiss::Index> back(from_bytes(w.data));
+        faiss::VectorIOWriter w2;
+        faiss::write_index(back.get(), &w2);
+        EXPECT_EQ(w2.data, w.data);
+        expect_same_search(*index, *back, d);
+    }
+}
+
+TEST(IndexIO, BinaryFlatReadsBothWaysWithFaiss) {
+    const int d = 64;
+    const size_t nb = 40;
+    std::vector<uint8_t> xb(nb * d / 8);
+    std::mt19937 rng(3);
+    for (auto& b : xb) {
+        b = uint8_t(rng());
+    }
+    for (const char* description :
+         {"BFlat", "IDMap,BFlat", "IDMap2,BFlat", "BHNSW8"}) {
+        SCOPED_TRACE(description);
+        std::unique_ptr<faiss::IndexBinary> index(
+            faiss_bq::index_binary_factory(d, description));
+        if (dynamic_cast<faiss::IndexBinaryIDMap*>(index.get())) {
+            std::vector<idx_t> ids(nb);
+            for (size_t i = 0; i < nb; i++) {
+                ids[i] = 100 + idx_t(i);
+            }
+            index->add_with_ids(nb, xb.data(), ids.data());
+        } else {
+            index->add(nb, xb.data());
+        }
+        const Bytes ours = to_bytes(index.get());
+        faiss::VectorIOWriter w;
+        faiss::write_index_binary(index.get(), &w);
+        EXPECT_EQ(ours, w.data);
+        // FAISS reads what faiss_bq wrote, faiss_bq reads what FAISS wrote.
+        faiss::VectorIOReader r;
+        r.data = ours;
+        std::unique_ptr<faiss::IndexBinary> by_faiss(
+            faiss::read_index_binary(&r));
+        std::unique_ptr<faiss::IndexBinary> by_us(binary_from_bytes(w.data));
+        EXPECT_EQ(faiss_bq::index_factory_string(by_us.get()), description);
+        EXPECT_EQ(faiss_bq::index_factory_string(by_faiss.get()), description);
+        const idx_t k = 4;
+        std::vector<int32_t> D0(3 * k), D1(3 * k), D2(3 * k);
+        std::vector<idx_t> I0(3 * k), I1(3 * k), I2(3 * k);
+        index->search(3, xb.data(), k, D0.data(), I0.data());
+        by_faiss->search(3, xb.data(), k, D1.data(), I1.data());
+        by_us->search(3, xb.data(), k, D2.data(), I2.data());
+        EXPECT_EQ(D0, D1);
+        EXPECT_EQ(I0, I1);
+        EXPECT_EQ(D0, D2);
+        EXPECT_EQ(I0, I2);
+        std::unique_ptr<faiss::IndexBinary> copy(
+            faiss_bq::clone_index_binary(index.get()));
+        EXPECT_EQ(to_bytes(copy.get()), ours);
+    }
+}
+
+/// Reads bytes, expecting a faiss::FaissException whose message holds
+/// needle, and records the largest allocation made meanwhile.
+size_t expect_read_throws(const Bytes& bytes, const std::string& needle) {
+    test::start_tracking_allocations();
+    size_t largest = 0;
+    try {
+        delete from_bytes(bytes);
+        largest = test::stop_tracking_allocations();
+        ADD_FAILURE() << "no exception; expected one naming '" << needle << "'";
+    } catch (const faiss::FaissException& e) {
+        largest = test::stop_tracking_allocations();
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
+            << e.what();
+    }
+    return largest;
+}
+
+template <class T>
+void poke(Bytes& bytes, size_t at, T value) {
+    ASSERT_LE(at + sizeof(T), bytes.size());
+    std::memcpy(bytes.data() + at, &value, sizeof(T));
+}
+
+TEST(IndexIO, BadFilesThrow) {
+    const size_t d = 16;
+    auto bq = build("BQ1", d, 30, faiss::METRIC_L2);
+    const Bytes good = to_bytes(bq.get());
+
+    Bytes wrong_fourcc = good;
+    std::memcpy(wrong_fourcc.data(), "ZZZZ", 4);
+    expect_read_throws(wrong_fourcc, "not recognized");
+
+    Bytes future = good;
+    poke<uint32_t>(future, 4, 2);
+    expect_read_throws(future, "format version 2");
+
+    // fourcc, version, d, ntotal, two unused words, is_trained: the metric.
+    Bytes bad_metric = good;
+    poke<int32_t>(bad_metric, 4 + 4 + 4 + 8 + 8 + 8 + 1, 99);
+    expect_read_throws(bad_metric, "metric_type=99 is not a FAISS metric");
+
+    Bytes flipped = good;
+    flipped[good.size() / 2] ^= 0x10;
+    expect_read_throws(flipped, "checksum");
+
+    expect_read_throws(Bytes(), "ends early");
+
+    // IDMap's id_map is the last vector: its length sits just before it.
+    auto map = build("IDMap,BQ1", d, 30, faiss::METRIC_L2);
+    Bytes ids = to_bytes(map.get());
+    const size_t length_at = ids.size() - 30 * sizeof(idx_t) - sizeof(uint64_t);
+    poke<uint64_t>(ids, length_at, uint64_t(1) << 36);
+    const size_t largest = expect_read_throws(ids, "ends early");
+    EXPECT_LE(largest, ids.size() + (size_t(2) << 20))
+        << "the claimed 512 GiB were allocated up front";
+    poke<uint64_t>(ids, length_at, uint64_t(1) << 62);
+    expect_read_throws(ids, "absurd");
+    poke<uint64_t>(ids, length_at, 29);
+    expect_read_throws(ids, "IndexIDMap");
+}
+
+// A faiss_bq fourcc changed in any one byte names no FAISS type, so the file
+// never reaches one of FAISS's readers (which trust what they read).
+TEST(IndexIO, EveryOneByteChangeOfAFourccThrows) {
+    for (const char* description : {"BQ1", "HNSW4_BQ1"}) {
+        SCOPED_TRACE(description);
+        const Bytes good =
+            to_bytes(build(description, 16, 12, faiss::METRIC_L2).get());
+        for (size_t at = 0; at < 4; at++) {
+            for (int x = 1; x < 256; x++) {
+                Bytes bad = good;
+                bad[at] ^= uint8_t(x);
+                expect_read_throws(bad, "");
+            }
+        }
+    }
+}
+
+// Files with a valid checksum whose values do not fit together (as a buggy
+// writer or a hand-made file would give): the reader checks what search
+// would index without checking.
+TEST(IndexIO, InconsistentValuesThrow) {
+    const size_t d = 16;
+    auto expect_rejected = [](faiss::Index* index, const char* needle) {
+        expect_read_throws(to_bytes(index), needle);
+    };
+    auto bq = build("BQ2", d, 20, faiss::METRIC_L2);
+    IndexBQ* b = find_bq(bq.get());
+    b->plan.levels.pop_back();
+    expect_rejected(bq.get(), "does not fit an index of d=16 nbits=2");
+
+    bq = build("BQ1", d, 20, faiss::METRIC_L2);
+    find_bq(bq.get())->plan.analysis.sigma.resize(3);
+    expect_rejected(bq.get(), "analysis of d=16 holds a vector of size 3");
+
+    bq = build("BQ1", d, 20, faiss::METRIC_L2);
+    find_bq(bq.get())->codes.resize(5);
+    expect_rejected(bq.get(), "holds 5 code bytes");
+
+    bq = build("BQ1", d, 20, faiss::METRIC_L2);
+    find_bq(bq.get())->query_bits = 3;
+    expect_rejected(bq.get(), "query_bits=3");
+
+    auto hnsw = build("HNSW4_BQ1", d, 20, faiss::METRIC_L2);
+    static_cast<faiss::IndexHNSW*>(hnsw.get())->hnsw.neighbors[0] = 20;
+    expect_rejected(hnsw.get(), "inconsistent HNSW graph");
+    hnsw = build("HNSW4_BQ1", d, 20, faiss::METRIC_L2);
+    static_cast<faiss::IndexHNSW*>(hnsw.get())->hnsw.efSearch = 1 << 30;
+    expect_rejected(hnsw.get(), "inconsistent HNSW graph");
+
+    auto rf = build("BQ1,RFlat", d, 20, faiss::METRIC_L2);
+    static_cast<faiss::IndexRefine*>(rf.get())->k_factor = 0;
+    expect_rejected(rf.get(), "k_factor=0");
+
+    auto map = build("IDMap,BQ1", d, 20, faiss::METRIC_L2);
+    static_cast<faiss::IndexIDMap*>(map.get())->id_map.pop_back();
+    expect_rejected(map.get(), "holds 19 ids");
+
+    auto pt = build("PCA8,BQ1", d, 20, faiss::METRIC_L2);
+    static_cast<faiss::IndexPreTransform*>(pt.get())->chain[0]->d_out = 9;
+    expect_rejected(pt.get(), "inconsistent vector transform");
+}
+
+TEST(IndexIO, UntrainedAndEmptyIndexesRoundTrip) {
+    const size_t d = 24;
+    const auto xt = test::gaussian(300, d, 3);
+    for (const char* description :
+         {"BQ2_rot_ctr", "HNSW8_BQ1", "IDMap2,PCA16,BQ2_sym,RFlat"}) {
+        SCOPED_TRACE(description);
+        std::unique_ptr<faiss::Index> index(
+            faiss_bq::index_factory(d, description));
+        set_non_defaults(*find_bq(index.get()));
+        for (int trained = 0; trained < 2; trained++) {
+            if (trained) {
+                index->train(300, xt.data());
+            }
+            const Bytes bytes = to_bytes(index.get());
+            std::unique_ptr<faiss::Index> back(from_bytes(bytes));
+            EXPECT_EQ(to_bytes(back.get()), bytes);
+            EXPECT_EQ(back->is_trained, bool(trained));
+            EXPECT_EQ(back->ntotal, 0);
+            expect_same_bq(*find_bq(index.get()), *find_bq(back.get()));
+        }
+    }
+}
+
+/// Small files of each kind, truncated at every byte and with random bytes
+/// flipped (fixed seed): always a faiss::FaissException or an index that
+/// searches; never a crash (the sanitizer build runs this too) nor an
+/// allocation out of proportion to the file.
+TEST(IndexIO, CorruptedFilesThrowAndNeverCrash) {
+    const size_t d = 16, nb = 12;
+    struct Case {
+        const char* description;
+        bool fully_checksummed; ///< every byte is a faiss_bq record's
+    };
+    const Case cases[] = {
+        {"BQ2_rot", true},
+        {"HNSW4_BQ1", true},
+        {"IDMap2,BQ1", false},
+        {"PCA8,BQ1", false},
+        {"BQ1,RFlat", false},
+    };
+    std::mt19937 rng(20261123);
+    const auto xq = test::gaussian(2, d, 9);
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.description);
+        auto index = build(c.description, d, nb, faiss::METRIC_L2);
+        const Bytes good = to_bytes(index.get());
+        const size_t allowed = 2 * good.size() + (size_t(2) << 20);
+        for (size_t len = 0; len < good.size(); len++) {
+            const size_t largest =
+                expect_read_throws(Bytes(good.begin(), good.begin() + len), "");
+            ASSERT_LE(largest, allowed) << "truncated at " << len;
+        }
+        size_t accepted = 0;
+        for (int trial = 0; trial < 300; trial++) {
+            Bytes bad = good;
+            const size_t at = rng() % bad.size();
+            bad[at] ^= uint8_t(1 + rng() % 255);
+            test::start_tracking_allocations();
+            std::unique_ptr<faiss::Index> back;
+            try {
+                back.reset(from_bytes(bad));
+            } catch (const faiss::FaissException&) {
+            }
+            ASSERT_LE(test::stop_tracking_allocations(), allowed)
+                << "byte " << at;
+            if (!back) {
+                continue;
+            }
+            EXPECT_FALSE(c.fully_checksummed) << "byte " << at << " accepted";
+            accepted++;
+            std::vector<float> D(2 * 3);
+            std::vector<idx_t> I(2 * 3);
+            try {
+                back->search(2, xq.data(), 3, D.data(), I.data());
+            } catch (const faiss::FaissException&) {
+            }
+        }
+        // Containers accept flips in fields FAISS's layout cannot check (ids,
+        // refine vectors, unused header words); most flips still throw.
+        EXPECT_LT(accepted, 300u);
+    }
+}
+
+// The binary side's files: FAISS's IndexBinaryFlat and the id maps around
+// it, read by faiss_bq's bounded reader.
+TEST(IndexIO, CorruptedBinaryFilesThrowAndNeverCrash) {
+    const int d = 32;
+    const size_t nb = 10;
+    std::vector<uint8_t> xb(nb * d / 8);
+    std::mt19937 rng(7);
+    for (auto& b : xb) {
+        b = uint8_t(rng());
+    }
+    for (const char* description : {"BFlat", "IDMap2,BFlat"}) {
+        SCOPED_TRACE(description);
+        std::unique_ptr<faiss::IndexBinary> index(
+            faiss_bq::index_binary_factory(d, description));
+        std::vector<idx_t> ids(nb);
+        for (size_t i = 0; i < nb; i++) {
+            ids[i] = 50 + idx_t(i);
+        }
+        if (dynamic_cast<faiss::IndexBinaryIDMap*>(index.get())) {
+            index->add_with_ids(nb, xb.data(), ids.data());
+        } else {
+            index->add(nb, xb.data());
+        }
+        const Bytes good = to_bytes(index.get());
+        const size_t allowed = 2 * good.size() + (size_t(2) << 20);
+        for (size_t len = 0; len < good.size(); len++) {
+            test::start_tracking_allocations();
+            try {
+                delete binary_from_bytes(
+                    Bytes(good.begin(), good.begin() + len));
+                ADD_FAILURE() << "truncated at " << len << " and accepted";
+            } catch (const faiss::FaissException&) {
+            }
+            ASSERT_LE(test::stop_tracking_allocations(), allowed);
+        }
+        for (int trial = 0; trial < 200; trial++) {
+            Bytes bad = good;
+            bad[rng() % bad.size()] ^= uint8_t(1 + rng() % 255);
+            test::start_tracking_allocations();
+            std::unique_ptr<faiss::IndexBinary> back;
+            try {
+                back.reset(binary_from_bytes(bad));
+            } catch (const faiss::FaissException&) {
+            }
+            ASSERT_LE(test::stop_tracking_allocations(), allowed);
+            if (back) {
+                std::vector<int32_t> D(3);
+                std::vector<idx_t> I(3);
+                back->search(1, xb.data(), 3, D.data(), I.data());
+            }
+        }
+    }
+}
+
+} // namespace
+} // namespace faiss_bq
