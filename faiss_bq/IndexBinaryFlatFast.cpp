@@ -10,6 +10,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 
 namespace faiss_bq {
@@ -49,9 +50,10 @@ struct ScanBuffers {
 };
 
 /** Updates the heaps (k entries each, row q - q0 of D and I) of queries
- * [q0, q1) with the codes [j0, j1). Ids are visited in increasing order and
- * admitted only when strictly closer than the heap's worst, which keeps the
- * smaller id among equal distances (FAISS's rule). */
+ * [q0, q1) with the codes [j0, j1). A code enters when it is smaller than
+ * the heap's worst in (distance, id) order, so the heaps hold the k smallest
+ * (distance, id) pairs whatever order the blocks are scanned in: FAISS's
+ * rule (the smaller id wins a tie). */
 void scan(const uint8_t* queries,
           size_t q0,
           size_t q1,
@@ -124,35 +126,37 @@ void IndexBinaryFlatFast::search(idx_t n,
     const int nt = omp_get_max_threads();
 
     if (n < nt && nb >= 2 * block) {
-        // Few queries: each thread scans a slice of the database for every
-        // query into its own heaps; the heaps are merged at the end.
+        // Few queries: threads take chunks of the database (dynamic: on a
+        // shared machine a preempted thread holds back one chunk, not half
+        // the scan) into per-thread heaps, merged at the end.
+        const idx_t nchunks = idx_t(std::min(nb / block, size_t(8 * nt)));
         std::vector<int32_t> tD(size_t(nt) * n * ks);
-        std::vector<idx_t> tI(size_t(nt) * n * ks);
-        int used = nt;
+        std::vector<idx_t> tI(size_t(nt) * n * ks, -1);
 #pragma omp parallel num_threads(nt)
         {
             const int t = omp_get_thread_num();
-#pragma omp single
-            used = omp_get_num_threads();
             int32_t* D = tD.data() + t * n * ks;
             idx_t* I = tI.data() + t * n * ks;
             for (idx_t q = 0; q < n; q++) {
                 faiss::heap_heapify<Heap>(ks, D + q * ks, I + q * ks);
             }
-            const size_t j0 = nb * t / used, j1 = nb * (t + 1) / used;
             ScanBuffers buf(block);
-            scan(x, 0, n, xb.data(), cs, j0, j1, ks, D, I, sel, buf);
+#pragma omp for schedule(dynamic)
+            for (idx_t c = 0; c < nchunks; c++) {
+                const size_t j0 = nb * c / nchunks;
+                const size_t j1 = nb * (c + 1) / nchunks;
+                scan(x, 0, n, xb.data(), cs, j0, j1, ks, D, I, sel, buf);
+            }
         }
         for (idx_t q = 0; q < n; q++) {
             int32_t* hd = distances + q * ks;
             idx_t* hi = labels + q * ks;
             faiss::heap_heapify<Heap>(ks, hd, hi);
-            for (int t = 0; t < used; t++) {
+            for (int t = 0; t < nt; t++) {
                 const size_t off = (size_t(t) * n + q) * ks;
                 for (size_t e = 0; e < ks; e++) {
                     const int32_t dis = tD[off + e];
                     const idx_t id = tI[off + e];
-                    // (distance, id) order: the merge keeps FAISS's ties
                     if (id >= 0 && Heap::cmp2(hd[0], dis, hi[0], id)) {
                         faiss::heap_replace_top<Heap>(ks, hd, hi, dis, id);
                     }

@@ -125,6 +125,37 @@ void hamming_block_of(const uint8_t* query,
     }
 }
 
+/// 32-byte codes stored contiguously: two codes per 512-bit load, the
+/// query in both halves.
+void hamming_block_32_contiguous(const uint8_t* query,
+                                 const uint8_t* codes,
+                                 size_t n,
+                                 int32_t* distances) {
+    const __m512i q = _mm512_broadcast_i64x4(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(query)));
+    // lanes of the pairwise sums below: codes 0 2 1 3 4 6 5 7
+    const __m512i order = _mm512_setr_epi64(0, 2, 1, 3, 4, 6, 5, 7);
+    constexpr int even = _MM_SHUFFLE(2, 0, 2, 0), odd = _MM_SHUFFLE(3, 1, 3, 1);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m512i v[4]; // v[j]: codes i + 2j (lanes 0-3) and i + 2j + 1 (4-7)
+        for (int j = 0; j < 4; j++) {
+            v[j] = _mm512_popcnt_epi64(_mm512_xor_si512(
+                q, _mm512_loadu_si512(codes + (i + 2 * j) * 32)));
+        }
+        const __m512i a01 = _mm512_add_epi64(_mm512_unpacklo_epi64(v[0], v[1]),
+                                             _mm512_unpackhi_epi64(v[0], v[1]));
+        const __m512i a23 = _mm512_add_epi64(_mm512_unpacklo_epi64(v[2], v[3]),
+                                             _mm512_unpackhi_epi64(v[2], v[3]));
+        const __m512i b = _mm512_add_epi64(_mm512_shuffle_i64x2(a01, a23, even),
+                                           _mm512_shuffle_i64x2(a01, a23, odd));
+        _mm256_storeu_si256(
+            reinterpret_cast<__m256i*>(distances + i),
+            _mm512_cvtepi64_epi32(_mm512_permutexvar_epi64(order, b)));
+    }
+    hamming_block_of<32>(query, codes + i * 32, n - i, 32, 32, distances + i);
+}
+
 void hamming_block(const uint8_t* query,
                    const uint8_t* codes,
                    size_t n,
@@ -133,6 +164,9 @@ void hamming_block(const uint8_t* query,
                    int32_t* distances) {
     switch (nbytes) {
     case 32:
+        if (stride == 32) {
+            return hamming_block_32_contiguous(query, codes, n, distances);
+        }
         return hamming_block_of<32>(query, codes, n, 32, stride, distances);
     case 64:
         return hamming_block_of<64>(query, codes, n, 64, stride, distances);
