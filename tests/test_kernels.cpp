@@ -238,7 +238,7 @@ TEST_P(KernelLevel, PlaneProductsEqualTheReference) {
 TEST_P(KernelLevel, LutScanEqualsTheReferenceBitForBit) {
     std::mt19937 rng(8);
     std::uniform_real_distribution<float> u(-1, 1);
-    const size_t n = 9;
+    const size_t n = 37; // blocks of 16 codes and a remainder
     for (size_t nb : sizes()) {
         for (int nbits : {1, 2}) {
             std::vector<float> lut(kernels::lut_groups(nb, nbits) *

@@ -239,13 +239,87 @@ void plane_products_block(const uint8_t* query_planes,
     }
 }
 
+/// lut_scan over 16 codes at once, one code per lane: each lane adds its
+/// groups' table entries (gathered) in the reference's order, into the same
+/// four partial sums, so the result is the reference's bit for bit.
+void lut_scan_block(const uint8_t* codes,
+                    size_t n,
+                    size_t stride,
+                    size_t plane_bytes,
+                    int nbits,
+                    const float* lut,
+                    float* out) {
+    size_t i = 0;
+    if (plane_bytes >= 4 && stride < (size_t(1) << 26)) {
+        const __m512i offsets = _mm512_mullo_epi32(
+            _mm512_setr_epi32(
+                0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(int(stride)));
+        const __m512i byte = _mm512_set1_epi32(0xff);
+        const __m512i low = _mm512_set1_epi32(0x0f);
+        const __m512i high = _mm512_set1_epi32(0xf0);
+        for (; i + 16 <= n; i += 16) {
+            const uint8_t* base = codes + i * stride;
+            __m512 sum[4] = {_mm512_setzero_ps(),
+                             _mm512_setzero_ps(),
+                             _mm512_setzero_ps(),
+                             _mm512_setzero_ps()};
+            auto add = [&](size_t g, __m512i index) {
+                index = _mm512_add_epi32(
+                    index, _mm512_set1_epi32(int(g * lut_entries)));
+                sum[g % 4] = _mm512_add_ps(sum[g % 4],
+                                           _mm512_i32gather_ps(index, lut, 4));
+            };
+            size_t g = 0;
+            for (size_t b = 0; b < plane_bytes; b += 4) {
+                // 4 bytes of each plane per lane; the last word ends at the
+                // plane's end (never past it), its first bytes already done
+                const size_t w = b + 4 <= plane_bytes ? b : plane_bytes - 4;
+                const unsigned skip = unsigned(8 * (b - w));
+                __m512i x0 = _mm512_srli_epi32(
+                    _mm512_i32gather_epi32(offsets, base + w, 1), skip);
+                __m512i x1 = nbits == 2
+                                 ? _mm512_srli_epi32(
+                                       _mm512_i32gather_epi32(
+                                           offsets, base + plane_bytes + w, 1),
+                                       skip)
+                                 : _mm512_setzero_si512();
+                const size_t bytes = plane_bytes - b < 4 ? plane_bytes - b : 4;
+                for (size_t e = 0; e < bytes; e++) {
+                    const __m512i y0 = _mm512_and_si512(x0, byte);
+                    if (nbits == 1) {
+                        add(g++, y0);
+                    } else {
+                        const __m512i y1 = _mm512_and_si512(x1, byte);
+                        add(g++,
+                            _mm512_or_si512(_mm512_and_si512(y0, low),
+                                            _mm512_slli_epi32(
+                                                _mm512_and_si512(y1, low), 4)));
+                        add(g++,
+                            _mm512_or_si512(_mm512_srli_epi32(y0, 4),
+                                            _mm512_and_si512(y1, high)));
+                    }
+                    x0 = _mm512_srli_epi32(x0, 8);
+                    x1 = _mm512_srli_epi32(x1, 8);
+                }
+            }
+            _mm512_storeu_ps(out + i,
+                             _mm512_add_ps(_mm512_add_ps(sum[0], sum[1]),
+                                           _mm512_add_ps(sum[2], sum[3])));
+        }
+    }
+    const auto scalar = ref_kernels().lut_scan;
+    for (; i < n; i++) {
+        out[i] = scalar(codes + i * stride, plane_bytes, nbits, lut);
+    }
+}
+
 } // namespace
 } // namespace avx512_level
 
 const KernelTable& avx512_kernels() {
-    // The float look-up-table scan stays scalar at every level: a gather
-    // per look-up is not cheaper than a load, and a different summation
-    // order would break bit-exactness with the reference.
+    // One code's look-up-table scan stays scalar (a gather per look-up is
+    // not cheaper than a load); blocks of codes use a lane per code.
     static const KernelTable table = {
         SimdLevel::avx512,
         avx512_level::popcount,
@@ -256,7 +330,7 @@ const KernelTable& avx512_kernels() {
         avx512_level::select_less,
         avx512_level::plane_products_block,
         ref_kernels().lut_scan,
-        ref_kernels().lut_scan_block,
+        avx512_level::lut_scan_block,
     };
     return table;
 }
