@@ -266,7 +266,10 @@ TEST(IndexBinaryFlatFast, BadInputIsRejectedNamingTheValue) {
     const idx_t ids[1] = {42};
     test::expect_throw_naming([&] { index.add_with_ids(1, codes.data(), ids); },
                               "add_with_ids");
-    // n = 0: nothing written
+    // n = 0: nothing written; an empty range result
+    faiss::RangeSearchResult none(0);
+    index.range_search(0, codes.data(), 10, &none);
+    EXPECT_EQ(none.lims[0], 0u);
     index.search(0, codes.data(), 3, D.data(), I.data());
     EXPECT_EQ(D[0], -7);
     EXPECT_EQ(I[0], -7);
