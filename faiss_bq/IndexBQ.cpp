@@ -8,7 +8,11 @@
 #include <faiss/impl/IDSelector.h>
 #include <faiss/utils/Heap.h>
 
+#include <omp.h>
+
+#include <algorithm>
 #include <memory>
+#include <vector>
 
 namespace faiss_bq {
 
@@ -36,38 +40,100 @@ void check_query_bits(int query_bits) {
             query_bits);
 }
 
-/// k-NN over all codes for queries [0, n) with one scorer per thread.
+/// Pushes the scores of codes [j0, j1) against the scorer's query into the
+/// heap (k entries). Ids in increasing order, admitted only when strictly
+/// better than the worst kept: the smaller id wins a tie.
 template <class C>
-void search_codes(
-        const IndexBQ& index,
-        idx_t n,
-        const float* x,
-        idx_t k,
-        float* distances,
-        idx_t* labels,
-        Estimator estimator,
-        int query_bits,
-        const faiss::IDSelector* sel) {
+void scan_codes(const IndexBQ& index,
+                QueryScorer& scorer,
+                idx_t j0,
+                idx_t j1,
+                idx_t k,
+                float* D,
+                idx_t* I,
+                const faiss::IDSelector* sel,
+                std::vector<float>& scores) {
     const size_t cs = index.code_size;
-    const uint8_t* codes = index.codes.data();
+    const size_t block = scores.size();
+    for (idx_t jb = j0; jb < j1; jb += idx_t(block)) {
+        const size_t m = std::min(block, size_t(j1 - jb));
+        scorer.score_block(index.codes.data() + jb * cs, m, scores.data());
+        for (size_t e = 0; e < m; e++) {
+            const idx_t j = jb + idx_t(e);
+            if (C::cmp(D[0], scores[e]) && (!sel || sel->is_member(j))) {
+                faiss::heap_replace_top<C>(k, D, I, scores[e], j);
+            }
+        }
+    }
+}
+
+/// k-NN over all codes for queries [0, n). Fewer queries than threads: the
+/// codes are split across threads (per-thread heaps, merged); otherwise one
+/// scorer per thread over the queries.
+template <class C>
+void search_codes(const IndexBQ& index,
+                  idx_t n,
+                  const float* x,
+                  idx_t k,
+                  float* distances,
+                  idx_t* labels,
+                  Estimator estimator,
+                  int query_bits,
+                  const faiss::IDSelector* sel) {
+    const idx_t nb = index.ntotal;
+    const int nt = omp_get_max_threads();
+    const size_t block = QueryScorer::block_codes;
+    if (n < nt && size_t(nb) >= 4 * block * size_t(nt)) {
+        std::vector<float> tD(size_t(nt) * n * k);
+        std::vector<idx_t> tI(size_t(nt) * n * k);
+        int used = nt;
+#pragma omp parallel num_threads(nt)
+        {
+            const int t = omp_get_thread_num();
+#pragma omp single
+            used = omp_get_num_threads();
+            QueryScorer scorer(
+                index.plan, index.metric_type, estimator, query_bits);
+            std::vector<float> scores(block);
+            const idx_t j0 = nb * t / used, j1 = nb * (t + 1) / used;
+            for (idx_t i = 0; i < n; i++) {
+                float* D = tD.data() + (t * n + i) * k;
+                idx_t* I = tI.data() + (t * n + i) * k;
+                faiss::heap_heapify<C>(k, D, I);
+                scorer.set_query(x + i * index.d);
+                scan_codes<C>(index, scorer, j0, j1, k, D, I, sel, scores);
+            }
+        }
+        for (idx_t i = 0; i < n; i++) {
+            float* D = distances + i * k;
+            idx_t* I = labels + i * k;
+            faiss::heap_heapify<C>(k, D, I);
+            for (int t = 0; t < used; t++) {
+                const size_t off = size_t(t * n + i) * k;
+                for (idx_t e = 0; e < k; e++) {
+                    const float dis = tD[off + e];
+                    const idx_t id = tI[off + e];
+                    if (id >= 0 && C::cmp2(D[0], dis, I[0], id)) {
+                        faiss::heap_replace_top<C>(k, D, I, dis, id);
+                    }
+                }
+            }
+            faiss::heap_reorder<C>(k, D, I);
+        }
+        return;
+    }
 #pragma omp parallel if (n > 1)
     {
-        QueryScorer scorer(index.plan, index.metric_type, estimator, query_bits);
+        QueryScorer scorer(
+            index.plan, index.metric_type, estimator, query_bits);
+        std::vector<float> scores(block);
 #pragma omp for
         for (idx_t i = 0; i < n; i++) {
             float* D = distances + i * k;
             idx_t* I = labels + i * k;
             faiss::heap_heapify<C>(k, D, I);
             scorer.set_query(x + i * index.d);
-            for (idx_t j = 0; j < index.ntotal; j++) {
-                if (sel && !sel->is_member(j)) {
-                    continue;
-                }
-                const float dis = scorer(codes + j * cs);
-                if (C::cmp(D[0], dis)) {
-                    faiss::heap_replace_top<C>(k, D, I, dis, j);
-                }
-            }
+            scan_codes<C>(index, scorer, 0, nb, k, D, I, sel, scores);
             faiss::heap_reorder<C>(k, D, I);
         }
     }

@@ -20,9 +20,19 @@ QueryScorer::QueryScorer(
           estimator(estimator),
           query_bits(query_bits) {
     y.resize(plan.d);
+    const size_t pb = layout.plane_bytes;
     if (estimator == Estimator::symmetric) {
         query_code.resize(layout.code_size);
-    } else if (query_bits == 0) {
+        hamming.resize(block_codes);
+        query_planes.assign((1 + plan.nbits) * pb, 0xff);
+        for (int a = 0; a < plan.nbits; a++) {
+            counts[a].resize(block_codes * (1 + plan.nbits));
+        }
+        counts[2].resize(block_codes);
+        return;
+    }
+    residual.resize(block_codes);
+    if (query_bits == 0) {
         lut.resize(kernels::lut_groups(layout.plane_bytes, plan.nbits) *
                    kernels::lut_entries);
     } else {
@@ -31,10 +41,10 @@ QueryScorer::QueryScorer(
         for (int mask = 1; mask < plan.n_levels(); mask++) {
             Term t;
             t.plane_mask = mask;
-            t.u_planes.resize(query_bits * layout.plane_bytes);
+            t.planes.assign((1 + query_bits) * pb, 0xff);
             terms.push_back(std::move(t));
+            counts[mask - 1].resize(block_codes * (1 + query_bits));
         }
-        and_plane.resize(layout.plane_bytes);
     }
 }
 
@@ -52,6 +62,9 @@ void QueryScorer::set_query(const float* q) {
                                   layout.plane_bytes))
                     << a;
         }
+        std::copy(query_code.begin(),
+                  query_code.begin() + plan.nbits * layout.plane_bytes,
+                  query_planes.begin() + layout.plane_bytes);
         return;
     }
     plan.apply(1, q, y.data());
@@ -124,82 +137,115 @@ void QueryScorer::set_query_quantized() {
         const auto [lo, hi] = std::minmax_element(w.begin(), w.end());
         t.lo = *lo;
         t.delta = (*hi - *lo) / top;
-        std::fill(t.u_planes.begin(), t.u_planes.end(), 0);
+        uint8_t* u_planes = t.planes.data() + layout.plane_bytes;
+        std::fill(u_planes, u_planes + query_bits * layout.plane_bytes, 0);
         for (int j = 0; j < d; j++) {
-            const int u = t.delta > 0 ? int(std::lround((w[j] - t.lo) / t.delta))
-                                      : 0;
+            const int u =
+                t.delta > 0 ? int(std::lround((w[j] - t.lo) / t.delta)) : 0;
             for (int p = 0; p < query_bits; p++) {
-                t.u_planes[p * layout.plane_bytes + j / 8] |=
-                        ((u >> p) & 1) << (j % 8);
+                u_planes[p * layout.plane_bytes + j / 8] |= ((u >> p) & 1)
+                                                            << (j % 8);
             }
         }
     }
 }
 
-float QueryScorer::residual_ip(const uint8_t* code) {
+void QueryScorer::residual_ips(const uint8_t* codes, size_t n) {
+    const size_t pb = layout.plane_bytes, cs = layout.code_size;
     if (query_bits == 0) {
-        return kernels::lut_scan(code, layout.plane_bytes, plan.nbits, lut.data());
+        kernels::lut_scan_block(
+            codes, n, cs, pb, plan.nbits, lut.data(), residual.data());
+        return;
     }
-    float s = base;
+    // Per term: its bit count (all-ones plane) and popcounts of the u planes
+    // against its bits, for the whole block in one call.
+    const int np = 1 + query_bits;
     for (const Term& t : terms) {
-        const uint8_t* bits;
-        if (t.plane_mask == 1 || t.plane_mask == 2) {
-            bits = layout.plane(code, t.plane_mask >> 1);
-        } else {
-            const uint8_t* p0 = layout.plane(code, 0);
-            const uint8_t* p1 = layout.plane(code, 1);
-            for (size_t i = 0; i < layout.plane_bytes; i++) {
-                and_plane[i] = p0[i] & p1[i];
-            }
-            bits = and_plane.data();
-        }
-        s += t.lo * float(kernels::popcount(bits, layout.plane_bytes)) +
-                t.delta *
-                        float(kernels::weighted_popcount(
-                                t.u_planes.data(), query_bits, bits,
-                                layout.plane_bytes));
+        kernels::plane_products_block(t.planes.data(),
+                                      np,
+                                      codes,
+                                      n,
+                                      cs,
+                                      pb,
+                                      t.plane_mask,
+                                      counts[t.plane_mask - 1].data());
     }
-    return s;
+    for (size_t i = 0; i < n; i++) {
+        float s = base;
+        for (const Term& t : terms) {
+            const uint32_t* c = counts[t.plane_mask - 1].data() + i * np;
+            uint64_t weighted = 0; // kernels::weighted_popcount
+            for (int p = 0; p < query_bits; p++) {
+                weighted += uint64_t(c[1 + p]) << p;
+            }
+            s += t.lo * float(c[0]) + t.delta * float(weighted);
+        }
+        residual[i] = s;
+    }
 }
 
-float QueryScorer::symmetric(const uint8_t* code) {
+void QueryScorer::symmetric(const uint8_t* codes, size_t n, float* scores) {
     const int64_t d = plan.d;
+    const size_t pb = layout.plane_bytes, cs = layout.code_size;
     if (plan.nbits == 1) {
-        const int64_t h = kernels::hamming(code, query_code.data(), layout.plane_bytes);
-        return metric == faiss::METRIC_L2 ? float(h) : float(d - 2 * h);
+        kernels::hamming_block(
+            query_code.data(), codes, n, pb, cs, hamming.data());
+        for (size_t i = 0; i < n; i++) {
+            const int64_t h = hamming[i];
+            scores[i] =
+                metric == faiss::METRIC_L2 ? float(h) : float(d - 2 * h);
+        }
+        return;
     }
     // Level indices v (x) and w (query) as planes: sum v = sum_a 2^a |X_a|,
-    // sum v w = sum_{a,b} 2^{a+b} |X_a & Q_b|, sum v^2 likewise with X_b.
-    // The odd-integer values are s = 2 v - top.
+    // sum v w = sum_{a,b} 2^{a+b} |X_a & Q_b|, sum v^2 = |X_0| + 4 |X_0 &
+    // X_1| + 4 |X_1| (2 bits). The odd-integer values are s = 2 v - top.
+    // counts[a]: |X_a|, |X_a & Q_0|, |X_a & Q_1|; counts[2]: |X_0 & X_1|.
+    for (int a = 0; a < 2; a++) {
+        kernels::plane_products_block(
+            query_planes.data(), 3, codes, n, cs, pb, 1 << a, counts[a].data());
+    }
+    kernels::plane_products_block(
+        query_planes.data(), 1, codes, n, cs, pb, 3, counts[2].data());
     const int64_t top = plan.n_levels() - 1;
-    int64_t sx = 0, sxx = 0, sxq = 0;
-    for (int a = 0; a < plan.nbits; a++) {
-        const uint8_t* xa = layout.plane(code, a);
-        sx += int64_t(kernels::popcount(xa, layout.plane_bytes)) << a;
-        sxx += int64_t(kernels::weighted_popcount(code, plan.nbits, xa,
-                                                  layout.plane_bytes))
-                << a;
-        sxq += int64_t(kernels::weighted_popcount(query_code.data(), plan.nbits,
-                                                  xa, layout.plane_bytes))
-                << a;
-    }
-    const int64_t ip = 4 * sxq - 2 * top * (sx + query_sum) + top * top * d;
-    if (metric == faiss::METRIC_INNER_PRODUCT) {
-        return float(ip);
-    }
-    const int64_t nx = 4 * sxx - 4 * top * sx + top * top * d;
     const int64_t nq = 4 * query_sum2 - 4 * top * query_sum + top * top * d;
-    return float(nx + nq - 2 * ip) / 4;
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t* c0 = counts[0].data() + 3 * i;
+        const uint32_t* c1 = counts[1].data() + 3 * i;
+        const int64_t sx = int64_t(c0[0]) + 2 * int64_t(c1[0]);
+        const int64_t sxx =
+            int64_t(c0[0]) + 4 * int64_t(counts[2][i]) + 4 * int64_t(c1[0]);
+        const int64_t sxq = (int64_t(c0[1]) + 2 * int64_t(c0[2])) +
+                            2 * (int64_t(c1[1]) + 2 * int64_t(c1[2]));
+        const int64_t ip = 4 * sxq - 2 * top * (sx + query_sum) + top * top * d;
+        if (metric == faiss::METRIC_INNER_PRODUCT) {
+            scores[i] = float(ip);
+        } else {
+            const int64_t nx = 4 * sxx - 4 * top * sx + top * top * d;
+            scores[i] = float(nx + nq - 2 * ip) / 4;
+        }
+    }
 }
 
-float QueryScorer::operator()(const uint8_t* code) {
-    if (estimator == Estimator::symmetric) {
-        return symmetric(code);
+void QueryScorer::score_block(const uint8_t* codes, size_t n, float* scores) {
+    const size_t cs = layout.code_size;
+    for (size_t i0 = 0; i0 < n; i0 += block_codes) {
+        const size_t m = std::min(block_codes, n - i0);
+        const uint8_t* block = codes + i0 * cs;
+        float* out = scores + i0;
+        if (estimator == Estimator::symmetric) {
+            symmetric(block, m, out);
+            continue;
+        }
+        residual_ips(block, m);
+        for (size_t i = 0; i < m; i++) {
+            const uint8_t* code = block + i * cs;
+            const float ip = layout.estimate_scale(code) * residual[i];
+            out[i] = metric == faiss::METRIC_INNER_PRODUCT
+                         ? center_ip + layout.center_dot(code) + ip
+                         : layout.residual_norm2(code) + y_norm2 - 2 * ip;
+        }
     }
-    const float ip = layout.estimate_scale(code) * residual_ip(code);
-    return metric == faiss::METRIC_INNER_PRODUCT
-            ? center_ip + layout.center_dot(code) + ip
-            : layout.residual_norm2(code) + y_norm2 - 2 * ip;
 }
 
 } // namespace faiss_bq

@@ -24,7 +24,9 @@ namespace faiss_bq {
  * planes against the code's bits.
  * Symmetric: the query is encoded with the same plan and compared in code
  * space (see IndexBQ for the values returned).
- * One scorer per thread: operator() uses scratch space.
+ * score_block() scores a block of contiguous codes with one kernel call per
+ * plane product (kernels/kernels.h); operator() is the block of one code.
+ * One scorer per thread: both use scratch space.
  */
 class QueryScorer {
    public:
@@ -35,7 +37,16 @@ class QueryScorer {
             int query_bits);
 
     void set_query(const float* q);
-    float operator()(const uint8_t* code);
+    /// scores[i] = score of codes + i * code_size, for i < n.
+    void score_block(const uint8_t* codes, size_t n, float* scores);
+    float operator()(const uint8_t* code) {
+        float s;
+        score_block(code, 1, &s);
+        return s;
+    }
+
+    /// Codes per kernel call in score_block (its scratch is sized for it).
+    static constexpr size_t block_codes = 256;
 
     /// Larger scores are better (inner product).
     bool higher_is_better() const {
@@ -56,21 +67,29 @@ class QueryScorer {
     std::vector<float> lut;
     float base = 0; ///< sum_j L_j[0] y_j (quantized query)
     struct Term {
-        int plane_mask;                ///< code planes ANDed in this term
-        float lo = 0, delta = 0;       ///< weight = lo + delta * u
-        std::vector<uint8_t> u_planes; ///< query_bits planes of u
+        int plane_mask;          ///< code planes ANDed in this term
+        float lo = 0, delta = 0; ///< weight = lo + delta * u
+        /// an all-ones plane (counts the term's bits), then the query_bits
+        /// planes of u
+        std::vector<uint8_t> planes;
     };
     std::vector<Term> terms;
-    std::vector<uint8_t> and_plane; ///< scratch for the b0 b1 term
 
     // symmetric
     std::vector<uint8_t> query_code;
+    /// nbits = 2: an all-ones plane, then the query's planes
+    std::vector<uint8_t> query_planes;
     int64_t query_sum = 0, query_sum2 = 0;
+
+    // scratch of score_block
+    std::vector<float> residual;
+    std::vector<int32_t> hamming;
+    std::vector<uint32_t> counts[3];
 
     void set_query_lut();
     void set_query_quantized();
-    float residual_ip(const uint8_t* code);
-    float symmetric(const uint8_t* code);
+    void residual_ips(const uint8_t* codes, size_t n);
+    void symmetric(const uint8_t* codes, size_t n, float* scores);
 };
 
 } // namespace faiss_bq

@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -82,6 +84,34 @@ TEST(IndexBQ, SearchIsTheScorersBruteForce) {
 }
 
 // k > ntotal: the missing results have label -1, like FAISS's flat indexes.
+// One query with two threads splits the codes across threads and merges the
+// heaps: the same distances and ids (ties by smaller id) as one thread.
+TEST(IndexBQ, OneQuerySplitAcrossThreadsEqualsOneThread) {
+    auto index = trained(2, faiss::METRIC_L2);
+    const size_t more = 5000; // above the size where one query is split
+    const auto x = test::gaussian(more, d, 3);
+    index->add(more, x.data());
+    const auto q = test::gaussian(1, d, 4);
+    const idx_t k = 50;
+    const int saved = omp_get_max_threads();
+    for (Estimator e : {Estimator::asymmetric, Estimator::symmetric}) {
+        for (int qbits : {0, 5}) {
+            SearchParametersBQ params;
+            params.estimator = e;
+            params.query_bits = e == Estimator::symmetric ? 0 : qbits;
+            std::vector<float> D1(k), D2(k);
+            std::vector<idx_t> I1(k), I2(k);
+            omp_set_num_threads(1);
+            index->search(1, q.data(), k, D1.data(), I1.data(), &params);
+            omp_set_num_threads(2);
+            index->search(1, q.data(), k, D2.data(), I2.data(), &params);
+            EXPECT_EQ(D1, D2);
+            EXPECT_EQ(I1, I2);
+        }
+    }
+    omp_set_num_threads(saved);
+}
+
 TEST(IndexBQ, MoreNeighboursThanVectorsGivesMinusOne) {
     for (faiss::MetricType m : {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
         auto index = trained(1, m, false);

@@ -1,8 +1,14 @@
-// Kernels against bit-by-bit definitions, for code sizes that hit every tail.
+// Kernels against bit-by-bit definitions, for code sizes that hit every tail,
+// and every SIMD level the CPU has against the scalar reference, bit for bit.
 #include <faiss_bq/kernels/kernels.h>
+
+#include <faiss/impl/FaissException.h>
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -62,9 +68,10 @@ TEST(Kernels, WeightedPopcountIsAnIntegerInnerProduct) {
                 }
                 want += u * bit(code.data(), i);
             }
-            EXPECT_EQ(kernels::weighted_popcount(planes.data(), np, code.data(), nb),
-                      want)
-                    << nb << " bytes, " << np << " planes";
+            EXPECT_EQ(
+                kernels::weighted_popcount(planes.data(), np, code.data(), nb),
+                want)
+                << nb << " bytes, " << np << " planes";
         }
     }
 }
@@ -98,9 +105,212 @@ TEST(Kernels, LutScanSumsTheEntriesSelectedByEachGroup) {
                 want += lut[g * kernels::lut_entries + index];
             }
             EXPECT_NEAR(kernels::lut_scan(planes.data(), nb, nbits, lut.data()),
-                        want, 1e-5 * ng)
-                    << nb << " bytes, nbits " << nbits;
+                        want,
+                        1e-5 * ng)
+                << nb << " bytes, nbits " << nbits;
         }
+    }
+}
+
+// ------------------------------------------------ every level vs the reference
+
+using kernels::KernelTable;
+using kernels::SimdLevel;
+
+class KernelLevel : public ::testing::TestWithParam<SimdLevel> {
+   protected:
+    void SetUp() override {
+        if (!kernels::cpu_supports(GetParam())) {
+            GTEST_SKIP() << "this CPU lacks SIMD level "
+                         << kernels::simd_level_name(GetParam());
+        }
+    }
+    const KernelTable& level() const {
+        return kernels::kernel_table(GetParam());
+    }
+    const KernelTable& ref() const {
+        return kernels::kernel_table(SimdLevel::ref);
+    }
+};
+
+TEST_P(KernelLevel, PopcountsEqualTheReference) {
+    std::mt19937 rng(4);
+    for (size_t nb : sizes()) {
+        for (int np : {1, 2, 5, 8}) {
+            const auto a = random_bytes(np * nb, rng),
+                       b = random_bytes(nb, rng);
+            const uint8_t *pa = a.data(), *pb = b.data();
+            EXPECT_EQ(level().popcount(pa, nb), ref().popcount(pa, nb)) << nb;
+            EXPECT_EQ(level().popcount_and(pa, pb, nb),
+                      ref().popcount_and(pa, pb, nb))
+                << nb;
+            EXPECT_EQ(level().hamming(pa, pb, nb), ref().hamming(pa, pb, nb))
+                << nb;
+            EXPECT_EQ(level().weighted_popcount(pa, np, pb, nb),
+                      ref().weighted_popcount(pa, np, pb, nb))
+                << nb << " bytes, " << np << " planes";
+        }
+    }
+}
+
+TEST_P(KernelLevel, HammingBlockEqualsTheReference) {
+    std::mt19937 rng(5);
+    const size_t n = 37; // groups of 8 codes and a remainder
+    for (size_t nb : sizes()) {
+        for (size_t stride : {nb, nb + 12}) {
+            const auto q = random_bytes(nb, rng);
+            const auto codes = random_bytes(n * stride, rng);
+            std::vector<int32_t> got(n), want(n);
+            level().hamming_block(
+                q.data(), codes.data(), n, nb, stride, got.data());
+            ref().hamming_block(
+                q.data(), codes.data(), n, nb, stride, want.data());
+            EXPECT_EQ(got, want) << nb << " bytes, stride " << stride;
+            // the reference is the per-code Hamming distance
+            EXPECT_EQ(
+                uint64_t(want[n - 1]),
+                ref().hamming(q.data(), codes.data() + (n - 1) * stride, nb));
+        }
+    }
+}
+
+TEST_P(KernelLevel, SelectLessEqualsTheReference) {
+    std::mt19937 rng(6);
+    for (size_t n : {0, 1, 7, 8, 15, 16, 17, 100, 1000}) {
+        std::vector<int32_t> v(n);
+        for (int32_t& x : v) {
+            x = int32_t(rng() % 200) - 100;
+        }
+        for (int32_t bound : {-101, -50, 0, 99, 101}) {
+            std::vector<uint32_t> got(n), want(n);
+            const size_t ng =
+                level().select_less(v.data(), n, bound, got.data());
+            const size_t nw =
+                ref().select_less(v.data(), n, bound, want.data());
+            got.resize(ng);
+            want.resize(nw);
+            EXPECT_EQ(got, want) << n << " values, bound " << bound;
+        }
+    }
+}
+
+TEST_P(KernelLevel, PlaneProductsEqualTheReference) {
+    std::mt19937 rng(7);
+    const size_t n = 11;
+    for (size_t nb : sizes()) {
+        const size_t stride = 2 * nb + 12; // two planes and the factors
+        const auto codes = random_bytes(n * stride, rng);
+        for (int nq : {1, 3, 9}) {
+            const auto q = random_bytes(nq * nb, rng);
+            for (int mask : {1, 2, 3}) {
+                std::vector<uint32_t> got(n * nq), want(n * nq);
+                level().plane_products_block(q.data(),
+                                             nq,
+                                             codes.data(),
+                                             n,
+                                             stride,
+                                             nb,
+                                             mask,
+                                             got.data());
+                ref().plane_products_block(q.data(),
+                                           nq,
+                                           codes.data(),
+                                           n,
+                                           stride,
+                                           nb,
+                                           mask,
+                                           want.data());
+                EXPECT_EQ(got, want)
+                    << nb << " bytes, " << nq << " planes, mask " << mask;
+                // the reference against popcount_and of the planes
+                if (mask != 3) {
+                    const uint8_t* x =
+                        codes.data() + 3 * stride + (mask >> 1) * nb;
+                    EXPECT_EQ(
+                        uint64_t(want[3 * nq + nq - 1]),
+                        ref().popcount_and(q.data() + (nq - 1) * nb, x, nb));
+                }
+            }
+        }
+    }
+}
+
+TEST_P(KernelLevel, LutScanEqualsTheReferenceBitForBit) {
+    std::mt19937 rng(8);
+    std::uniform_real_distribution<float> u(-1, 1);
+    const size_t n = 37; // blocks of 16 codes and a remainder
+    for (size_t nb : sizes()) {
+        for (int nbits : {1, 2}) {
+            std::vector<float> lut(kernels::lut_groups(nb, nbits) *
+                                   kernels::lut_entries);
+            for (float& v : lut) {
+                v = u(rng);
+            }
+            const size_t stride = nbits * nb + 12;
+            const auto codes = random_bytes(n * stride, rng);
+            std::vector<float> got(n), want(n);
+            level().lut_scan_block(
+                codes.data(), n, stride, nb, nbits, lut.data(), got.data());
+            ref().lut_scan_block(
+                codes.data(), n, stride, nb, nbits, lut.data(), want.data());
+            EXPECT_EQ(0,
+                      std::memcmp(got.data(), want.data(), n * sizeof(float)))
+                << nb << " bytes, nbits " << nbits;
+            const float one =
+                level().lut_scan(codes.data() + stride, nb, nbits, lut.data());
+            EXPECT_EQ(0, std::memcmp(&one, &want[1], sizeof(float)));
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Levels,
+    KernelLevel,
+    ::testing::Values(SimdLevel::ref, SimdLevel::avx2, SimdLevel::avx512),
+    [](const ::testing::TestParamInfo<SimdLevel>& info) {
+        return std::string(kernels::simd_level_name(info.param));
+    });
+
+// ------------------------------------------------ the choice of level
+
+/// In a fresh process (the level is chosen once): sets FAISS_BQ_SIMD, makes
+/// the first kernel call, prints the level or the exception, exits 0 or 3.
+void first_call_with(const char* value) {
+    setenv("FAISS_BQ_SIMD", value, 1);
+    try {
+        std::fprintf(stderr,
+                     "level=%s\n",
+                     kernels::simd_level_name(kernels::simd_level()));
+        std::exit(0);
+    } catch (const faiss::FaissException& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        std::exit(3);
+    }
+}
+
+TEST(KernelDispatch, EnvironmentForcesTheLevel) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(
+        first_call_with("ref"), ::testing::ExitedWithCode(0), "level=ref");
+    EXPECT_EXIT(first_call_with("avx9000"),
+                ::testing::ExitedWithCode(3),
+                "FAISS_BQ_SIMD=avx9000: unknown SIMD level");
+    if (kernels::cpu_supports(SimdLevel::avx512)) {
+        EXPECT_EXIT(first_call_with("avx512"),
+                    ::testing::ExitedWithCode(0),
+                    "level=avx512");
+    }
+}
+
+TEST(KernelDispatch, LevelNamesAndTheDefaultChoice) {
+    EXPECT_STREQ(kernels::simd_level_name(SimdLevel::avx2), "avx2");
+    if (!std::getenv("FAISS_BQ_SIMD")) {
+        // without the variable, the best level the CPU has
+        const SimdLevel best =
+            kernels::cpu_supports(SimdLevel::avx512) ? SimdLevel::avx512
+            : kernels::cpu_supports(SimdLevel::avx2) ? SimdLevel::avx2
+                                                     : SimdLevel::ref;
+        EXPECT_EQ(kernels::simd_level(), best);
     }
 }
 

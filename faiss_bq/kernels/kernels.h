@@ -1,5 +1,13 @@
 // Scan kernels over packed codes. This file declares them; kernels_ref.cpp is
-// the scalar reference (the specification). SIMD levels slot in beside it.
+// the scalar reference (the specification), kernels_avx2.cpp and
+// kernels_avx512.cpp the SIMD levels (each the only translation unit compiled
+// with its instruction set), dispatch.cpp the one place that picks a level.
+//
+// The free functions below run at the level chosen once per process from the
+// CPU, or forced by the environment variable FAISS_BQ_SIMD=ref|avx2|avx512.
+// An unknown value, or a level the CPU lacks, throws faiss::FaissException at
+// the first kernel call (naming the value): a silent fallback would make a
+// benchmark or a bug report lie about what ran.
 #pragma once
 
 #include <cstddef>
@@ -7,6 +15,19 @@
 
 namespace faiss_bq {
 namespace kernels {
+
+enum class SimdLevel {
+    ref,    ///< scalar C++ (the specification), software-portable
+    avx2,   ///< AVX2 + POPCNT; popcount by nibble look-up (vpshufb)
+    avx512, ///< AVX-512 F/BW/VL + VPOPCNTDQ (Ice Lake, Zen 4 and later)
+};
+
+/// "ref", "avx2" or "avx512".
+const char* simd_level_name(SimdLevel level);
+/// Whether this CPU (and this build) can run the level.
+bool cpu_supports(SimdLevel level);
+/// The level the free functions use (chosen on first use, thread-safe).
+SimdLevel simd_level();
 
 /// Number of set bits in a[0, nbytes).
 uint64_t popcount(const uint8_t* a, size_t nbytes);
@@ -18,11 +39,41 @@ uint64_t hamming(const uint8_t* a, const uint8_t* b, size_t nbytes);
 /// sum_p 2^p popcount(planes[p] & code) for p < n_planes, where plane p is
 /// planes + p * nbytes: the inner product of an integer vector stored as bit
 /// planes with a 0/1 vector.
-uint64_t weighted_popcount(
-        const uint8_t* planes,
-        int n_planes,
-        const uint8_t* code,
-        size_t nbytes);
+uint64_t weighted_popcount(const uint8_t* planes,
+                           int n_planes,
+                           const uint8_t* code,
+                           size_t nbytes);
+
+/// distances[i] = hamming(query, codes + i * stride, nbytes) for i < n.
+/// stride >= nbytes (IndexBQ codes carry factors after their planes).
+void hamming_block(const uint8_t* query,
+                   const uint8_t* codes,
+                   size_t n,
+                   size_t nbytes,
+                   size_t stride,
+                   int32_t* distances);
+
+/// Top-k pre-selection: writes the positions i < n with values[i] < bound,
+/// in increasing order, to positions (room for n) and returns their number.
+size_t select_less(const int32_t* values,
+                   size_t n,
+                   int32_t bound,
+                   uint32_t* positions);
+
+/// Bit-plane products over a block of codes. Code i's bits are the AND of its
+/// planes a in code_plane_mask (plane a at codes + i * stride + a *
+/// plane_bytes); then out[i * n_query_planes + p] = popcount(query plane p &
+/// those bits), with query plane p at query_planes + p * plane_bytes.
+/// code_plane_mask is 1, 2 or 3 (codes have one or two planes).
+/// An all-ones query plane gives the popcount of the code bits themselves.
+void plane_products_block(const uint8_t* query_planes,
+                          int n_query_planes,
+                          const uint8_t* codes,
+                          size_t n,
+                          size_t stride,
+                          size_t plane_bytes,
+                          int code_plane_mask,
+                          uint32_t* out);
 
 /// Number of look-up tables and their size for a float query over codes of
 /// nbits (1 or 2) bits per coordinate: one table of 256 entries per group of
@@ -34,11 +85,46 @@ constexpr size_t lut_entries = 256;
 /// of plane 0 (nbits = 1), or the nibble of plane 0 in the low and of plane 1
 /// in the high half (nbits = 2). planes: the code's first plane; plane p
 /// starts at planes + p * plane_bytes.
-float lut_scan(
-        const uint8_t* planes,
-        size_t plane_bytes,
-        int nbits,
-        const float* lut);
+float lut_scan(const uint8_t* planes,
+               size_t plane_bytes,
+               int nbits,
+               const float* lut);
+
+/// out[i] = lut_scan(codes + i * stride, plane_bytes, nbits, lut), i < n.
+void lut_scan_block(const uint8_t* codes,
+                    size_t n,
+                    size_t stride,
+                    size_t plane_bytes,
+                    int nbits,
+                    const float* lut,
+                    float* out);
+
+/// One level's kernels (the free functions call the chosen level's table).
+struct KernelTable {
+    SimdLevel level;
+    uint64_t (*popcount)(const uint8_t*, size_t);
+    uint64_t (*popcount_and)(const uint8_t*, const uint8_t*, size_t);
+    uint64_t (*hamming)(const uint8_t*, const uint8_t*, size_t);
+    uint64_t (*weighted_popcount)(const uint8_t*, int, const uint8_t*, size_t);
+    void (*hamming_block)(
+        const uint8_t*, const uint8_t*, size_t, size_t, size_t, int32_t*);
+    size_t (*select_less)(const int32_t*, size_t, int32_t, uint32_t*);
+    void (*plane_products_block)(const uint8_t*,
+                                 int,
+                                 const uint8_t*,
+                                 size_t,
+                                 size_t,
+                                 size_t,
+                                 int,
+                                 uint32_t*);
+    float (*lut_scan)(const uint8_t*, size_t, int, const float*);
+    void (*lut_scan_block)(
+        const uint8_t*, size_t, size_t, size_t, int, const float*, float*);
+};
+
+/// The kernels of one level (tests compare every level with the reference).
+/// Throws faiss::FaissException when the CPU lacks the level.
+const KernelTable& kernel_table(SimdLevel level);
 
 } // namespace kernels
 } // namespace faiss_bq

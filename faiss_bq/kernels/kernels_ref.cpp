@@ -1,11 +1,12 @@
 // Scalar reference kernels: the specification the SIMD levels must match.
-#include <faiss_bq/kernels/kernels.h>
+#include <faiss_bq/kernels/levels.h>
 
 #include <cstring>
 
 namespace faiss_bq {
 namespace kernels {
 
+namespace ref_level {
 namespace {
 
 uint64_t load64(const uint8_t* p) {
@@ -28,25 +29,24 @@ uint64_t popcount_of(const uint8_t* a, const uint8_t* b, size_t nbytes, Op op) {
     return count;
 }
 
-} // namespace
-
 uint64_t popcount(const uint8_t* a, size_t nbytes) {
     return popcount_of(a, a, nbytes, [](uint64_t x, uint64_t) { return x; });
 }
 
 uint64_t popcount_and(const uint8_t* a, const uint8_t* b, size_t nbytes) {
-    return popcount_of(a, b, nbytes, [](uint64_t x, uint64_t y) { return x & y; });
+    return popcount_of(
+        a, b, nbytes, [](uint64_t x, uint64_t y) { return x & y; });
 }
 
 uint64_t hamming(const uint8_t* a, const uint8_t* b, size_t nbytes) {
-    return popcount_of(a, b, nbytes, [](uint64_t x, uint64_t y) { return x ^ y; });
+    return popcount_of(
+        a, b, nbytes, [](uint64_t x, uint64_t y) { return x ^ y; });
 }
 
-uint64_t weighted_popcount(
-        const uint8_t* planes,
-        int n_planes,
-        const uint8_t* code,
-        size_t nbytes) {
+uint64_t weighted_popcount(const uint8_t* planes,
+                           int n_planes,
+                           const uint8_t* code,
+                           size_t nbytes) {
     uint64_t sum = 0;
     for (int p = 0; p < n_planes; p++) {
         sum += popcount_and(planes + p * nbytes, code, nbytes) << p;
@@ -54,15 +54,10 @@ uint64_t weighted_popcount(
     return sum;
 }
 
-size_t lut_groups(size_t plane_bytes, int nbits) {
-    return plane_bytes * nbits;
-}
-
-float lut_scan(
-        const uint8_t* planes,
-        size_t plane_bytes,
-        int nbits,
-        const float* lut) {
+float lut_scan(const uint8_t* planes,
+               size_t plane_bytes,
+               int nbits,
+               const float* lut) {
     // Four partial sums: one chain of dependent float adds would bound the
     // scan by the add latency, not by the loads.
     float sum[4] = {0, 0, 0, 0};
@@ -73,13 +68,100 @@ float lut_scan(
     } else {
         const uint8_t* hi = planes + plane_bytes;
         for (size_t b = 0; b < plane_bytes; b++) {
-            const unsigned lo_index = (planes[b] & 0x0f) | ((hi[b] & 0x0f) << 4);
+            const unsigned lo_index =
+                (planes[b] & 0x0f) | ((hi[b] & 0x0f) << 4);
             const unsigned hi_index = (planes[b] >> 4) | (hi[b] & 0xf0);
             sum[(2 * b) % 4] += lut[(2 * b) * lut_entries + lo_index];
             sum[(2 * b + 1) % 4] += lut[(2 * b + 1) * lut_entries + hi_index];
         }
     }
     return (sum[0] + sum[1]) + (sum[2] + sum[3]);
+}
+
+void hamming_block(const uint8_t* query,
+                   const uint8_t* codes,
+                   size_t n,
+                   size_t nbytes,
+                   size_t stride,
+                   int32_t* distances) {
+    for (size_t i = 0; i < n; i++) {
+        distances[i] = int32_t(hamming(query, codes + i * stride, nbytes));
+    }
+}
+
+size_t select_less(const int32_t* values,
+                   size_t n,
+                   int32_t bound,
+                   uint32_t* positions) {
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (values[i] < bound) {
+            positions[count++] = uint32_t(i);
+        }
+    }
+    return count;
+}
+
+void plane_products_block(const uint8_t* query_planes,
+                          int n_query_planes,
+                          const uint8_t* codes,
+                          size_t n,
+                          size_t stride,
+                          size_t plane_bytes,
+                          int code_plane_mask,
+                          uint32_t* out) {
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t* code = codes + i * stride;
+        for (int p = 0; p < n_query_planes; p++) {
+            const uint8_t* q = query_planes + p * plane_bytes;
+            uint64_t count = 0;
+            for (size_t b = 0; b < plane_bytes; b++) {
+                unsigned bits = q[b];
+                for (int a = 0; (code_plane_mask >> a) != 0; a++) {
+                    if ((code_plane_mask >> a) & 1) {
+                        bits &= code[a * plane_bytes + b];
+                    }
+                }
+                count += __builtin_popcount(bits);
+            }
+            out[i * n_query_planes + p] = uint32_t(count);
+        }
+    }
+}
+
+void lut_scan_block(const uint8_t* codes,
+                    size_t n,
+                    size_t stride,
+                    size_t plane_bytes,
+                    int nbits,
+                    const float* lut,
+                    float* out) {
+    for (size_t i = 0; i < n; i++) {
+        out[i] = lut_scan(codes + i * stride, plane_bytes, nbits, lut);
+    }
+}
+
+} // namespace
+} // namespace ref_level
+
+const KernelTable& ref_kernels() {
+    static const KernelTable table = {
+        SimdLevel::ref,
+        ref_level::popcount,
+        ref_level::popcount_and,
+        ref_level::hamming,
+        ref_level::weighted_popcount,
+        ref_level::hamming_block,
+        ref_level::select_less,
+        ref_level::plane_products_block,
+        ref_level::lut_scan,
+        ref_level::lut_scan_block,
+    };
+    return table;
+}
+
+size_t lut_groups(size_t plane_bytes, int nbits) {
+    return plane_bytes * nbits;
 }
 
 } // namespace kernels

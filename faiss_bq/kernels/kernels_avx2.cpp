@@ -1,0 +1,261 @@
+// AVX2 kernels: the only translation unit compiled with -mavx2 -mpopcnt.
+// Popcount by nibble look-up (vpshufb) and byte sums (vpsadbw), 32 bytes at a
+// time; tails of fewer than 32 bytes by scalar POPCNT. Everything stays in an
+// anonymous namespace (see kernels_avx512.cpp for why).
+#include <faiss_bq/kernels/levels.h>
+
+#include <immintrin.h>
+
+#include <cstring>
+
+namespace faiss_bq {
+namespace kernels {
+namespace avx2_level {
+namespace {
+
+/// 4 lanes of byte counts of v, summed per 64-bit lane.
+inline __m256i popcount256(__m256i v) {
+    const __m256i lut = _mm256_setr_epi8(0,
+                                         1,
+                                         1,
+                                         2,
+                                         1,
+                                         2,
+                                         2,
+                                         3,
+                                         1,
+                                         2,
+                                         2,
+                                         3,
+                                         2,
+                                         3,
+                                         3,
+                                         4,
+                                         0,
+                                         1,
+                                         1,
+                                         2,
+                                         1,
+                                         2,
+                                         2,
+                                         3,
+                                         1,
+                                         2,
+                                         2,
+                                         3,
+                                         2,
+                                         3,
+                                         3,
+                                         4);
+    const __m256i low = _mm256_set1_epi8(0x0f);
+    const __m256i lo = _mm256_and_si256(v, low);
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+    const __m256i counts = _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo),
+                                           _mm256_shuffle_epi8(lut, hi));
+    return _mm256_sad_epu8(counts, _mm256_setzero_si256());
+}
+
+inline uint64_t sum_lanes(__m256i v) {
+    const __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v),
+                                    _mm256_extracti128_si256(v, 1));
+    return uint64_t(_mm_cvtsi128_si64(s)) +
+           uint64_t(_mm_cvtsi128_si64(_mm_unpackhi_epi64(s, s)));
+}
+
+inline uint64_t load64(const uint8_t* p) {
+    uint64_t w;
+    std::memcpy(&w, p, sizeof(w));
+    return w;
+}
+
+struct OpFirst {
+    __m256i operator()(__m256i x, __m256i) const {
+        return x;
+    }
+    uint64_t operator()(uint64_t x, uint64_t) const {
+        return x;
+    }
+};
+struct OpAnd {
+    __m256i operator()(__m256i x, __m256i y) const {
+        return _mm256_and_si256(x, y);
+    }
+    uint64_t operator()(uint64_t x, uint64_t y) const {
+        return x & y;
+    }
+};
+struct OpXor {
+    __m256i operator()(__m256i x, __m256i y) const {
+        return _mm256_xor_si256(x, y);
+    }
+    uint64_t operator()(uint64_t x, uint64_t y) const {
+        return x ^ y;
+    }
+};
+
+template <typename Op>
+inline uint64_t
+count_of(const uint8_t* a, const uint8_t* b, size_t nbytes, Op op) {
+    __m256i acc = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 32 <= nbytes; i += 32) {
+        const __m256i x =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i));
+        const __m256i y =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i));
+        acc = _mm256_add_epi64(acc, popcount256(op(x, y)));
+    }
+    uint64_t count = sum_lanes(acc);
+    for (; i + 8 <= nbytes; i += 8) {
+        count += _mm_popcnt_u64(op(load64(a + i), load64(b + i)));
+    }
+    for (; i < nbytes; i++) {
+        count += _mm_popcnt_u32(unsigned(op(uint64_t(a[i]), uint64_t(b[i]))));
+    }
+    return count;
+}
+
+uint64_t popcount(const uint8_t* a, size_t nbytes) {
+    return count_of(a, a, nbytes, OpFirst());
+}
+
+uint64_t popcount_and(const uint8_t* a, const uint8_t* b, size_t nbytes) {
+    return count_of(a, b, nbytes, OpAnd());
+}
+
+uint64_t hamming(const uint8_t* a, const uint8_t* b, size_t nbytes) {
+    return count_of(a, b, nbytes, OpXor());
+}
+
+uint64_t weighted_popcount(const uint8_t* planes,
+                           int n_planes,
+                           const uint8_t* code,
+                           size_t nbytes) {
+    uint64_t sum = 0;
+    for (int p = 0; p < n_planes; p++) {
+        sum += popcount_and(planes + p * nbytes, code, nbytes) << p;
+    }
+    return sum;
+}
+
+template <size_t NBYTES>
+void hamming_block_of(const uint8_t* query,
+                      const uint8_t* codes,
+                      size_t n,
+                      size_t nbytes,
+                      size_t stride,
+                      int32_t* distances) {
+    const size_t nb = NBYTES ? NBYTES : nbytes;
+    for (size_t i = 0; i < n; i++) {
+        distances[i] =
+            int32_t(count_of(query, codes + i * stride, nb, OpXor()));
+    }
+}
+
+void hamming_block(const uint8_t* query,
+                   const uint8_t* codes,
+                   size_t n,
+                   size_t nbytes,
+                   size_t stride,
+                   int32_t* distances) {
+    switch (nbytes) {
+    case 32:
+        return hamming_block_of<32>(query, codes, n, 32, stride, distances);
+    case 64:
+        return hamming_block_of<64>(query, codes, n, 64, stride, distances);
+    case 128:
+        return hamming_block_of<128>(query, codes, n, 128, stride, distances);
+    default:
+        return hamming_block_of<0>(query, codes, n, nbytes, stride, distances);
+    }
+}
+
+size_t select_less(const int32_t* values,
+                   size_t n,
+                   int32_t bound,
+                   uint32_t* positions) {
+    const __m256i b = _mm256_set1_epi32(bound);
+    size_t count = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i v =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(values + i));
+        unsigned m = unsigned(
+            _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(b, v))));
+        while (m) {
+            positions[count++] = uint32_t(i + __builtin_ctz(m));
+            m &= m - 1;
+        }
+    }
+    for (; i < n; i++) {
+        if (values[i] < bound) {
+            positions[count++] = uint32_t(i);
+        }
+    }
+    return count;
+}
+
+void plane_products_block(const uint8_t* query_planes,
+                          int n_query_planes,
+                          const uint8_t* codes,
+                          size_t n,
+                          size_t stride,
+                          size_t plane_bytes,
+                          int code_plane_mask,
+                          uint32_t* out) {
+    const int a0 = __builtin_ctz(unsigned(code_plane_mask));
+    const int rest = code_plane_mask & ~(1 << a0);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t* code = codes + i * stride;
+        const uint8_t* x0 = code + a0 * plane_bytes;
+        // at most one more plane: codes have 1 or 2 planes
+        const uint8_t* x1 =
+            rest ? code + __builtin_ctz(unsigned(rest)) * plane_bytes : x0;
+        for (int p = 0; p < n_query_planes; p++) {
+            const uint8_t* q = query_planes + p * plane_bytes;
+            __m256i acc = _mm256_setzero_si256();
+            size_t b = 0;
+            for (; b + 32 <= plane_bytes; b += 32) {
+                auto load = [b](const uint8_t* s) {
+                    return _mm256_loadu_si256(
+                        reinterpret_cast<const __m256i*>(s + b));
+                };
+                acc = _mm256_add_epi64(
+                    acc,
+                    popcount256(_mm256_and_si256(
+                        load(q), _mm256_and_si256(load(x0), load(x1)))));
+            }
+            uint64_t count = sum_lanes(acc);
+            for (; b + 8 <= plane_bytes; b += 8) {
+                count += _mm_popcnt_u64(load64(q + b) & load64(x0 + b) &
+                                        load64(x1 + b));
+            }
+            for (; b < plane_bytes; b++) {
+                count += _mm_popcnt_u32(unsigned(q[b] & x0[b] & x1[b]));
+            }
+            out[i * n_query_planes + p] = uint32_t(count);
+        }
+    }
+}
+
+} // namespace
+} // namespace avx2_level
+
+const KernelTable& avx2_kernels() {
+    // lut_scan: scalar at every level (see kernels_avx512.cpp).
+    static const KernelTable table = {
+        SimdLevel::avx2,
+        avx2_level::popcount,
+        avx2_level::popcount_and,
+        avx2_level::hamming,
+        avx2_level::weighted_popcount,
+        avx2_level::hamming_block,
+        avx2_level::select_less,
+        avx2_level::plane_products_block,
+        ref_kernels().lut_scan,
+        ref_kernels().lut_scan_block,
+    };
+    return table;
+}
+
+} // namespace kernels
+} // namespace faiss_bq

@@ -1,0 +1,339 @@
+// AVX-512 kernels (F, BW, VL, VPOPCNTDQ): the only translation unit compiled
+// with those flags. Everything here stays in an anonymous namespace and uses
+// intrinsics only: an inline function from a shared header compiled here
+// could be picked by the linker for callers on CPUs without AVX-512.
+#include <faiss_bq/kernels/levels.h>
+
+#include <immintrin.h>
+
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() as the unused
+// merge source and then warn about it at every call (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace faiss_bq {
+namespace kernels {
+namespace avx512_level {
+namespace {
+
+/// Bytes [0, nbytes) of a 64-byte chunk (masked loads never fault on the
+/// bytes they skip, so a code's tail is read without reading past it).
+inline __mmask64 chunk_mask(size_t nbytes) {
+    return nbytes >= 64 ? ~__mmask64(0) : (__mmask64(1) << nbytes) - 1;
+}
+
+inline __m512i load_chunk(const uint8_t* p, size_t nbytes) {
+    return _mm512_maskz_loadu_epi8(chunk_mask(nbytes), p);
+}
+
+/// 8 lanes of partial counts of popcount(op(a, b)) over nbytes.
+template <typename Op>
+inline __m512i
+count_of(const uint8_t* a, const uint8_t* b, size_t nbytes, Op op) {
+    __m512i acc = _mm512_setzero_si512();
+    size_t i = 0;
+    for (; i + 64 <= nbytes; i += 64) {
+        const __m512i x = _mm512_loadu_si512(a + i);
+        const __m512i y = _mm512_loadu_si512(b + i);
+        acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(op(x, y)));
+    }
+    if (i < nbytes) {
+        const __m512i x = load_chunk(a + i, nbytes - i);
+        const __m512i y = load_chunk(b + i, nbytes - i);
+        acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(op(x, y)));
+    }
+    return acc;
+}
+
+struct OpFirst {
+    __m512i operator()(__m512i x, __m512i) const {
+        return x;
+    }
+};
+struct OpAnd {
+    __m512i operator()(__m512i x, __m512i y) const {
+        return _mm512_and_si512(x, y);
+    }
+};
+struct OpXor {
+    __m512i operator()(__m512i x, __m512i y) const {
+        return _mm512_xor_si512(x, y);
+    }
+};
+
+uint64_t popcount(const uint8_t* a, size_t nbytes) {
+    return _mm512_reduce_add_epi64(count_of(a, a, nbytes, OpFirst()));
+}
+
+uint64_t popcount_and(const uint8_t* a, const uint8_t* b, size_t nbytes) {
+    return _mm512_reduce_add_epi64(count_of(a, b, nbytes, OpAnd()));
+}
+
+uint64_t hamming(const uint8_t* a, const uint8_t* b, size_t nbytes) {
+    return _mm512_reduce_add_epi64(count_of(a, b, nbytes, OpXor()));
+}
+
+uint64_t weighted_popcount(const uint8_t* planes,
+                           int n_planes,
+                           const uint8_t* code,
+                           size_t nbytes) {
+    uint64_t sum = 0;
+    for (int p = 0; p < n_planes; p++) {
+        sum += popcount_and(planes + p * nbytes, code, nbytes) << p;
+    }
+    return sum;
+}
+
+/// Lane j of the result = the sum of the 8 lanes of v[j]: three rounds of
+/// pairwise adds instead of eight horizontal reductions.
+inline __m512i transpose_sum(const __m512i v[8]) {
+    __m512i a[4];
+    for (int j = 0; j < 4; j++) {
+        a[j] = _mm512_add_epi64(_mm512_unpacklo_epi64(v[2 * j], v[2 * j + 1]),
+                                _mm512_unpackhi_epi64(v[2 * j], v[2 * j + 1]));
+    }
+    constexpr int even = _MM_SHUFFLE(2, 0, 2, 0), odd = _MM_SHUFFLE(3, 1, 3, 1);
+    const __m512i b0 = _mm512_add_epi64(_mm512_shuffle_i64x2(a[0], a[1], even),
+                                        _mm512_shuffle_i64x2(a[0], a[1], odd));
+    const __m512i b1 = _mm512_add_epi64(_mm512_shuffle_i64x2(a[2], a[3], even),
+                                        _mm512_shuffle_i64x2(a[2], a[3], odd));
+    return _mm512_add_epi64(_mm512_shuffle_i64x2(b0, b1, even),
+                            _mm512_shuffle_i64x2(b0, b1, odd));
+}
+
+/// NBYTES > 0 fixes the code size at compile time (unrolled loads).
+template <size_t NBYTES>
+void hamming_block_of(const uint8_t* query,
+                      const uint8_t* codes,
+                      size_t n,
+                      size_t nbytes,
+                      size_t stride,
+                      int32_t* distances) {
+    const size_t nb = NBYTES ? NBYTES : nbytes;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m512i v[8];
+        for (int j = 0; j < 8; j++) {
+            v[j] = count_of(query, codes + (i + j) * stride, nb, OpXor());
+        }
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(distances + i),
+                            _mm512_cvtepi64_epi32(transpose_sum(v)));
+    }
+    for (; i < n; i++) {
+        distances[i] = int32_t(_mm512_reduce_add_epi64(
+            count_of(query, codes + i * stride, nb, OpXor())));
+    }
+}
+
+/// 32-byte codes stored contiguously: two codes per 512-bit load, the
+/// query in both halves.
+void hamming_block_32_contiguous(const uint8_t* query,
+                                 const uint8_t* codes,
+                                 size_t n,
+                                 int32_t* distances) {
+    const __m512i q = _mm512_broadcast_i64x4(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(query)));
+    // lanes of the pairwise sums below: codes 0 2 1 3 4 6 5 7
+    const __m512i order = _mm512_setr_epi64(0, 2, 1, 3, 4, 6, 5, 7);
+    constexpr int even = _MM_SHUFFLE(2, 0, 2, 0), odd = _MM_SHUFFLE(3, 1, 3, 1);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m512i v[4]; // v[j]: codes i + 2j (lanes 0-3) and i + 2j + 1 (4-7)
+        for (int j = 0; j < 4; j++) {
+            v[j] = _mm512_popcnt_epi64(_mm512_xor_si512(
+                q, _mm512_loadu_si512(codes + (i + 2 * j) * 32)));
+        }
+        const __m512i a01 = _mm512_add_epi64(_mm512_unpacklo_epi64(v[0], v[1]),
+                                             _mm512_unpackhi_epi64(v[0], v[1]));
+        const __m512i a23 = _mm512_add_epi64(_mm512_unpacklo_epi64(v[2], v[3]),
+                                             _mm512_unpackhi_epi64(v[2], v[3]));
+        const __m512i b = _mm512_add_epi64(_mm512_shuffle_i64x2(a01, a23, even),
+                                           _mm512_shuffle_i64x2(a01, a23, odd));
+        _mm256_storeu_si256(
+            reinterpret_cast<__m256i*>(distances + i),
+            _mm512_cvtepi64_epi32(_mm512_permutexvar_epi64(order, b)));
+    }
+    hamming_block_of<32>(query, codes + i * 32, n - i, 32, 32, distances + i);
+}
+
+void hamming_block(const uint8_t* query,
+                   const uint8_t* codes,
+                   size_t n,
+                   size_t nbytes,
+                   size_t stride,
+                   int32_t* distances) {
+    switch (nbytes) {
+    case 32:
+        if (stride == 32) {
+            return hamming_block_32_contiguous(query, codes, n, distances);
+        }
+        return hamming_block_of<32>(query, codes, n, 32, stride, distances);
+    case 64:
+        return hamming_block_of<64>(query, codes, n, 64, stride, distances);
+    case 128:
+        return hamming_block_of<128>(query, codes, n, 128, stride, distances);
+    default:
+        return hamming_block_of<0>(query, codes, n, nbytes, stride, distances);
+    }
+}
+
+size_t select_less(const int32_t* values,
+                   size_t n,
+                   int32_t bound,
+                   uint32_t* positions) {
+    const __m512i b = _mm512_set1_epi32(bound);
+    __m512i index =
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i sixteen = _mm512_set1_epi32(16);
+    size_t count = 0, i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __mmask16 m =
+            _mm512_cmplt_epi32_mask(_mm512_loadu_si512(values + i), b);
+        if (m) {
+            // compress in a register then a masked store: the compressing
+            // store to memory is microcoded (slow) on some CPUs
+            const int c = __builtin_popcount(m);
+            _mm512_mask_storeu_epi32(positions + count,
+                                     __mmask16((1u << c) - 1),
+                                     _mm512_maskz_compress_epi32(m, index));
+            count += c;
+        }
+        index = _mm512_add_epi32(index, sixteen);
+    }
+    for (; i < n; i++) {
+        if (values[i] < bound) {
+            positions[count++] = uint32_t(i);
+        }
+    }
+    return count;
+}
+
+void plane_products_block(const uint8_t* query_planes,
+                          int n_query_planes,
+                          const uint8_t* codes,
+                          size_t n,
+                          size_t stride,
+                          size_t plane_bytes,
+                          int code_plane_mask,
+                          uint32_t* out) {
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t* code = codes + i * stride;
+        for (int p = 0; p < n_query_planes; p++) {
+            const uint8_t* q = query_planes + p * plane_bytes;
+            __m512i acc = _mm512_setzero_si512();
+            for (size_t off = 0; off < plane_bytes; off += 64) {
+                const size_t len = plane_bytes - off;
+                __m512i bits = load_chunk(q + off, len);
+                for (int a = 0; (code_plane_mask >> a) != 0; a++) {
+                    if ((code_plane_mask >> a) & 1) {
+                        bits = _mm512_and_si512(
+                            bits,
+                            load_chunk(code + a * plane_bytes + off, len));
+                    }
+                }
+                acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(bits));
+            }
+            out[i * n_query_planes + p] =
+                uint32_t(_mm512_reduce_add_epi64(acc));
+        }
+    }
+}
+
+/// lut_scan over 16 codes at once, one code per lane: each lane adds its
+/// groups' table entries (gathered) in the reference's order, into the same
+/// four partial sums, so the result is the reference's bit for bit.
+void lut_scan_block(const uint8_t* codes,
+                    size_t n,
+                    size_t stride,
+                    size_t plane_bytes,
+                    int nbits,
+                    const float* lut,
+                    float* out) {
+    size_t i = 0;
+    if (plane_bytes >= 4 && stride < (size_t(1) << 26)) {
+        const __m512i offsets = _mm512_mullo_epi32(
+            _mm512_setr_epi32(
+                0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(int(stride)));
+        const __m512i byte = _mm512_set1_epi32(0xff);
+        const __m512i low = _mm512_set1_epi32(0x0f);
+        const __m512i high = _mm512_set1_epi32(0xf0);
+        for (; i + 16 <= n; i += 16) {
+            const uint8_t* base = codes + i * stride;
+            __m512 sum[4] = {_mm512_setzero_ps(),
+                             _mm512_setzero_ps(),
+                             _mm512_setzero_ps(),
+                             _mm512_setzero_ps()};
+            auto add = [&](size_t g, __m512i index) {
+                index = _mm512_add_epi32(
+                    index, _mm512_set1_epi32(int(g * lut_entries)));
+                sum[g % 4] = _mm512_add_ps(sum[g % 4],
+                                           _mm512_i32gather_ps(index, lut, 4));
+            };
+            size_t g = 0;
+            for (size_t b = 0; b < plane_bytes; b += 4) {
+                // 4 bytes of each plane per lane; the last word ends at the
+                // plane's end (never past it), its first bytes already done
+                const size_t w = b + 4 <= plane_bytes ? b : plane_bytes - 4;
+                const unsigned skip = unsigned(8 * (b - w));
+                __m512i x0 = _mm512_srli_epi32(
+                    _mm512_i32gather_epi32(offsets, base + w, 1), skip);
+                __m512i x1 = nbits == 2
+                                 ? _mm512_srli_epi32(
+                                       _mm512_i32gather_epi32(
+                                           offsets, base + plane_bytes + w, 1),
+                                       skip)
+                                 : _mm512_setzero_si512();
+                const size_t bytes = plane_bytes - b < 4 ? plane_bytes - b : 4;
+                for (size_t e = 0; e < bytes; e++) {
+                    const __m512i y0 = _mm512_and_si512(x0, byte);
+                    if (nbits == 1) {
+                        add(g++, y0);
+                    } else {
+                        const __m512i y1 = _mm512_and_si512(x1, byte);
+                        add(g++,
+                            _mm512_or_si512(_mm512_and_si512(y0, low),
+                                            _mm512_slli_epi32(
+                                                _mm512_and_si512(y1, low), 4)));
+                        add(g++,
+                            _mm512_or_si512(_mm512_srli_epi32(y0, 4),
+                                            _mm512_and_si512(y1, high)));
+                    }
+                    x0 = _mm512_srli_epi32(x0, 8);
+                    x1 = _mm512_srli_epi32(x1, 8);
+                }
+            }
+            _mm512_storeu_ps(out + i,
+                             _mm512_add_ps(_mm512_add_ps(sum[0], sum[1]),
+                                           _mm512_add_ps(sum[2], sum[3])));
+        }
+    }
+    const auto scalar = ref_kernels().lut_scan;
+    for (; i < n; i++) {
+        out[i] = scalar(codes + i * stride, plane_bytes, nbits, lut);
+    }
+}
+
+} // namespace
+} // namespace avx512_level
+
+const KernelTable& avx512_kernels() {
+    // One code's look-up-table scan stays scalar (a gather per look-up is
+    // not cheaper than a load); blocks of codes use a lane per code.
+    static const KernelTable table = {
+        SimdLevel::avx512,
+        avx512_level::popcount,
+        avx512_level::popcount_and,
+        avx512_level::hamming,
+        avx512_level::weighted_popcount,
+        avx512_level::hamming_block,
+        avx512_level::select_less,
+        avx512_level::plane_products_block,
+        ref_kernels().lut_scan,
+        avx512_level::lut_scan_block,
+    };
+    return table;
+}
+
+} // namespace kernels
+} // namespace faiss_bq
