@@ -17,6 +17,7 @@
 #include <faiss_bq/IndexBQ.h>
 
 #include <faiss/IndexBinaryFlat.h>
+#include <faiss_bq/IndexBinaryFlatFast.h>
 #include <faiss/IndexBinaryHNSW.h>
 #include <faiss/IndexBinaryHash.h>
 #include <faiss/IndexBinaryIVF.h>
@@ -527,9 +528,10 @@ std::string index_factory_string(const faiss::Index* index) {
 
 namespace {
 
-/// The one place that decides which class "BFlat" builds.
+/// The one place that decides which class "BFlat" builds: the drop-in
+/// replacement of faiss::IndexBinaryFlat (same results, SIMD kernels).
 faiss::IndexBinary* make_binary_flat(int d) {
-    return new faiss::IndexBinaryFlat(d);
+    return new IndexBinaryFlatFast(d);
 }
 
 } // namespace
@@ -585,7 +587,8 @@ std::string index_factory_string(const faiss::IndexBinary* index) {
     if (auto map = dynamic_cast<const faiss::IndexBinaryIDMap*>(index)) {
         return "IDMap," + index_factory_string(map->index);
     }
-    if (dynamic_cast<const faiss::IndexBinaryFlat*>(index)) {
+    if (dynamic_cast<const IndexBinaryFlatFast*>(index) ||
+        dynamic_cast<const faiss::IndexBinaryFlat*>(index)) {
         return "BFlat";
     }
     if (auto hnsw = dynamic_cast<const faiss::IndexBinaryHNSW*>(index)) {

@@ -20,6 +20,7 @@
 #include <faiss_bq/IndexBQ.h>
 
 #include <faiss/IndexBinaryFlat.h>
+#include <faiss_bq/IndexBinaryFlatFast.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIDMap.h>
@@ -956,6 +957,8 @@ void write_index_binary(const faiss::IndexBinary* index, faiss::IOWriter* f) {
         put_vector(f, map->id_map);
     } else if (auto flat = dynamic_cast<const faiss::IndexBinaryFlat*>(index)) {
         write_binary_flat(flat, f);
+    } else if (auto fast = dynamic_cast<const IndexBinaryFlatFast*>(index)) {
+        write_binary_flat(fast, f);
     } else {
         faiss::write_index_binary(index, f);
     }
@@ -967,10 +970,12 @@ faiss::IndexBinary* read_index_binary(faiss::IOReader* f, int io_flags) {
     if (h == fourcc("IBMp") || h == fourcc("IBM2")) {
         return read_IndexBinaryIDMap(f, h == fourcc("IBM2"), io_flags);
     } else if (h == fourcc("IBxF")) {
-        return read_binary_flat<faiss::IndexBinaryFlat>(f);
+        return io_flags & IO_FLAG_FAISS_BINARY_FLAT
+                ? read_binary_flat<faiss::IndexBinaryFlat>(f)
+                : read_binary_flat<IndexBinaryFlatFast>(f);
     }
     ReplayReader replay(f, h);
-    return faiss::read_index_binary(&replay, io_flags);
+    return faiss::read_index_binary(&replay, io_flags & ~IO_FLAG_FAISS_BINARY_FLAT);
 }
 
 void write_index(const faiss::Index* index, const char* fname) {

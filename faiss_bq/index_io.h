@@ -37,6 +37,12 @@ void write_index_binary(const faiss::IndexBinary* index, FILE* f);
 void write_index_binary(const faiss::IndexBinary* index,
                         faiss::IOWriter* writer);
 
+/// io_flag of faiss_bq's binary readers: read FAISS's IndexBinaryFlat records
+/// ("IBxF") as faiss::IndexBinaryFlat. Without it they read as the drop-in
+/// IndexBinaryFlatFast, which writes the same record (so FAISS reads it too).
+/// A bit FAISS 1.7.3's own flags (faiss/index_io.h) leave unused.
+constexpr int IO_FLAG_FAISS_BINARY_FLAT = 1 << 20;
+
 faiss::IndexBinary* read_index_binary(const char* fname, int io_flags = 0);
 faiss::IndexBinary* read_index_binary(FILE* f, int io_flags = 0);
 faiss::IndexBinary* read_index_binary(faiss::IOReader* reader,

@@ -7,6 +7,7 @@
 #include "test_util.h"
 
 #include <faiss/IndexBinaryFlat.h>
+#include <faiss_bq/IndexBinaryFlatFast.h>
 #include <faiss/IndexBinaryHNSW.h>
 #include <faiss/IndexBinaryHash.h>
 #include <faiss/IndexBinaryIVF.h>
@@ -239,7 +240,9 @@ TEST(IndexFactory, BadStringsNameTokenAndPosition) {
 TEST(IndexFactory, BinaryStrings) {
     const int d = 64;
     std::unique_ptr<faiss::IndexBinary> flat(index_binary_factory(d, "BFlat"));
-    EXPECT_TRUE(dynamic_cast<faiss::IndexBinaryFlat*>(flat.get()));
+    EXPECT_TRUE(dynamic_cast<IndexBinaryFlatFast*>(flat.get()));
+    faiss::IndexBinaryFlat faiss_flat(d);
+    EXPECT_EQ(index_factory_string(&faiss_flat), "BFlat");
     const struct {
         const char* description;
         const char* canonical;
@@ -265,7 +268,7 @@ TEST(IndexFactory, BinaryStrings) {
         index_binary_factory(d, "IDMap2,BFlat"));
     auto m = dynamic_cast<faiss::IndexBinaryIDMap2*>(map2.get());
     ASSERT_TRUE(m);
-    EXPECT_TRUE(dynamic_cast<faiss::IndexBinaryFlat*>(m->index));
+    EXPECT_TRUE(dynamic_cast<IndexBinaryFlatFast*>(m->index));
 
     auto bad = [&](const char* s) {
         return [s] { delete index_binary_factory(64, s); };

@@ -10,6 +10,7 @@
 #include "test_util.h"
 
 #include <faiss/IndexBinaryFlat.h>
+#include <faiss_bq/IndexBinaryFlatFast.h>
 #include <faiss/IndexBinaryHNSW.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
@@ -344,6 +345,23 @@ TEST(IndexIO, FaissFilesReadUnchangedAndContainersKeepFaissLayout) {
     }
 }
 
+/// FAISS's own index for a binary description: FAISS 1.7.3's binary factory
+/// has no "IDMap," prefix, so the id maps are wrapped here.
+faiss::IndexBinary* faiss_binary_equivalent(int d, const std::string& description) {
+    for (const char* prefix : {"IDMap2,", "IDMap,"}) {
+        const std::string p(prefix);
+        if (description.compare(0, p.size(), p) == 0) {
+            faiss::IndexBinary* inner =
+                    faiss::index_binary_factory(d, description.c_str() + p.size());
+            auto map = p == "IDMap2," ? new faiss::IndexBinaryIDMap2(inner)
+                                      : new faiss::IndexBinaryIDMap(inner);
+            map->own_fields = true;
+            return map;
+        }
+    }
+    return faiss::index_binary_factory(d, description.c_str());
+}
+
 TEST(IndexIO, BinaryFlatReadsBothWaysWithFaiss) {
     const int d = 64;
     const size_t nb = 40;
@@ -355,20 +373,32 @@ TEST(IndexIO, BinaryFlatReadsBothWaysWithFaiss) {
     for (const char* description :
          {"BFlat", "IDMap,BFlat", "IDMap2,BFlat", "BHNSW8"}) {
         SCOPED_TRACE(description);
+        // BFlat builds the drop-in, which FAISS cannot write: FAISS writes its
+        // own equivalent, built from the same string and codes. Other strings
+        // build FAISS's classes (an HNSW graph is built by threads, so only
+        // the same object gives the same bytes).
         std::unique_ptr<faiss::IndexBinary> index(
             faiss_bq::index_binary_factory(d, description));
-        if (dynamic_cast<faiss::IndexBinaryIDMap*>(index.get())) {
-            std::vector<idx_t> ids(nb);
-            for (size_t i = 0; i < nb; i++) {
-                ids[i] = 100 + idx_t(i);
+        const bool drop_in = std::string(description).find("BFlat") != std::string::npos;
+        std::unique_ptr<faiss::IndexBinary> faiss_index(
+            drop_in ? faiss_binary_equivalent(d, description) : nullptr);
+        for (faiss::IndexBinary* x : {index.get(), faiss_index.get()}) {
+            if (!x) {
+                continue;
             }
-            index->add_with_ids(nb, xb.data(), ids.data());
-        } else {
-            index->add(nb, xb.data());
+            if (dynamic_cast<faiss::IndexBinaryIDMap*>(x)) {
+                std::vector<idx_t> ids(nb);
+                for (size_t i = 0; i < nb; i++) {
+                    ids[i] = 100 + idx_t(i);
+                }
+                x->add_with_ids(nb, xb.data(), ids.data());
+            } else {
+                x->add(nb, xb.data());
+            }
         }
         const Bytes ours = to_bytes(index.get());
         faiss::VectorIOWriter w;
-        faiss::write_index_binary(index.get(), &w);
+        faiss::write_index_binary(drop_in ? faiss_index.get() : index.get(), &w);
         EXPECT_EQ(ours, w.data);
         // FAISS reads what faiss_bq wrote, faiss_bq reads what FAISS wrote.
         faiss::VectorIOReader r;
@@ -391,6 +421,43 @@ TEST(IndexIO, BinaryFlatReadsBothWaysWithFaiss) {
         std::unique_ptr<faiss::IndexBinary> copy(
             faiss_bq::clone_index_binary(index.get()));
         EXPECT_EQ(to_bytes(copy.get()), ours);
+    }
+}
+
+// A FAISS IndexBinaryFlat file reads into the drop-in replacement (default)
+// or, with IO_FLAG_FAISS_BINARY_FLAT, as FAISS's own class; the replacement
+// writes FAISS's record byte for byte.
+TEST(IndexIO, BinaryFlatReadsIntoEitherClass) {
+    const int d = 48;
+    const size_t nb = 30;
+    std::vector<uint8_t> xb(nb * d / 8);
+    std::mt19937 rng(5);
+    for (auto& b : xb) {
+        b = uint8_t(rng());
+    }
+    faiss::IndexBinaryFlat faiss_flat(d);
+    faiss_flat.add(nb, xb.data());
+    faiss::VectorIOWriter w;
+    faiss::write_index_binary(&faiss_flat, &w);
+    for (int flags : {0, IO_FLAG_FAISS_BINARY_FLAT}) {
+        faiss::VectorIOReader r;
+        r.data = w.data;
+        std::unique_ptr<faiss::IndexBinary> back(
+            faiss_bq::read_index_binary(&r, flags));
+        if (flags) {
+            EXPECT_TRUE(dynamic_cast<faiss::IndexBinaryFlat*>(back.get()));
+        } else {
+            auto fast = dynamic_cast<IndexBinaryFlatFast*>(back.get());
+            ASSERT_TRUE(fast);
+            EXPECT_EQ(fast->xb, faiss_flat.xb);
+        }
+        EXPECT_EQ(to_bytes(back.get()), w.data);
+        std::vector<int32_t> D0(5), D1(5);
+        std::vector<idx_t> I0(5), I1(5);
+        faiss_flat.search(1, xb.data() + 6, 5, D0.data(), I0.data());
+        back->search(1, xb.data() + 6, 5, D1.data(), I1.data());
+        EXPECT_EQ(D0, D1);
+        EXPECT_EQ(I0, I1);
     }
 }
 
