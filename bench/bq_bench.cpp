@@ -6,6 +6,7 @@
 #include "bench_data.h"
 
 #include <faiss_bq/IndexBQ.h>
+#include <faiss_bq/kernels/kernels.h>
 
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexLSH.h>
@@ -746,7 +747,8 @@ int run(const Options& opt) {
     const Dataset ds = load_dataset(*files, opt.metric, opt.nq);
     std::printf(
         "bq_bench: %s, d=%zu, %zu base, %zu queries, %s, ground truth %s\n"
-        "%d threads on %d cores, load average %.2f before the run\n",
+        "%d threads on %d cores, load average %.2f before the run, "
+        "faiss_bq kernels: %s\n",
         ds.name.c_str(),
         ds.d,
         ds.nb,
@@ -756,7 +758,8 @@ int run(const Options& opt) {
                                 : "from groundtruth.ivecs",
         omp_get_max_threads(),
         omp_get_num_procs(),
-        load_average());
+        load_average(),
+        kernels::simd_level_name(kernels::simd_level()));
     std::fflush(stdout);
 
     const std::vector<Row> rows = run_methods(methods_to_run(ds, opt), ds);

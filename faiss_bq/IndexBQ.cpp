@@ -143,11 +143,21 @@ void search_codes(const IndexBQ& index,
 struct BQDistanceComputer : faiss::FlatCodesDistanceComputer {
     const IndexBQ& index;
     QueryScorer scorer;
+    const CodeLayout layout;
+    std::vector<float> yi, yj; ///< decode_residuals scratch
+    float center_norm2 = 0;
 
     BQDistanceComputer(const IndexBQ& index, Estimator estimator, int query_bits)
             : FlatCodesDistanceComputer(index.codes.data(), index.code_size),
               index(index),
-              scorer(index.plan, index.metric_type, estimator, query_bits) {}
+              scorer(index.plan, index.metric_type, estimator, query_bits),
+              layout(index.layout()),
+              yi(index.d),
+              yj(index.d) {
+        for (float c : index.plan.center) {
+            center_norm2 += c * c;
+        }
+    }
 
     void set_query(const float* x) override {
         scorer.set_query(x);
@@ -155,13 +165,26 @@ struct BQDistanceComputer : faiss::FlatCodesDistanceComputer {
     float distance_to_code(const uint8_t* code) override {
         return scorer(code);
     }
-    /// Vector i (decoded) as the query, scored against code j.
+    /// Between two stored vectors (graph construction): the metric between
+    /// their least-squares reconstructions, in the transformed space, O(d).
+    /// The inner product adds the exact <x - c, c> of each and |c|^2:
+    /// <x_i, x_j> = |c|^2 + <x_i - c, c> + <x_j - c, c> + <x_i - c, x_j - c>.
     float symmetric_dis(idx_t i, idx_t j) override {
-        std::vector<float> xi(index.d);
-        index.sa_decode(1, codes + i * code_size, xi.data());
-        QueryScorer s = scorer;
-        s.set_query(xi.data());
-        return s(codes + j * code_size);
+        const uint8_t* ci = codes + i * code_size;
+        const uint8_t* cj = codes + j * code_size;
+        decode_residuals(index.plan, 1, ci, yi.data());
+        decode_residuals(index.plan, 1, cj, yj.data());
+        double s = 0;
+        for (size_t k = 0; k < yi.size(); k++) {
+            s += index.metric_type == faiss::METRIC_L2
+                    ? double(yi[k] - yj[k]) * (yi[k] - yj[k])
+                    : double(yi[k]) * yj[k];
+        }
+        if (index.metric_type == faiss::METRIC_L2) {
+            return float(s);
+        }
+        return float(s + center_norm2 + layout.center_dot(ci) +
+                     layout.center_dot(cj));
     }
 };
 

@@ -102,23 +102,30 @@ void scaled_levels(
 
 } // namespace
 
-void decode(const BinarizationPlan& plan, size_t n, const uint8_t* codes, float* x) {
+void decode_residuals(
+        const BinarizationPlan& plan,
+        size_t n,
+        const uint8_t* codes,
+        float* y) {
     const CodeLayout layout(plan.d, plan.nbits);
-    const size_t d = plan.d;
     // Least-squares scale <r_hat, r> / |r_hat|^2 = |r|^2 / (a |r_hat|^2),
     // with a = estimate_scale: the reconstruction closest to the residual.
-    auto least_squares = [&](const uint8_t* code, double rhat2) {
+    scaled_levels(plan, layout, n, codes, y, [&](const uint8_t* code, double rhat2) {
         const float a = layout.estimate_scale(code);
         return a > 0 && rhat2 > 0
                 ? float(layout.residual_norm2(code) / (a * rhat2))
                 : 0.f;
-    };
+    });
+}
+
+void decode(const BinarizationPlan& plan, size_t n, const uint8_t* codes, float* x) {
+    const CodeLayout layout(plan.d, plan.nbits);
+    const size_t d = plan.d;
     std::vector<float> y;
     for (size_t i0 = 0; i0 < n; i0 += block_rows) {
         const size_t bn = std::min(block_rows, n - i0);
         y.resize(bn * d);
-        scaled_levels(plan, layout, bn, codes + i0 * layout.code_size,
-                      y.data(), least_squares);
+        decode_residuals(plan, bn, codes + i0 * layout.code_size, y.data());
         plan.apply_inverse(bn, y.data(), x + i0 * d);
     }
 }

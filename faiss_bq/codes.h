@@ -73,6 +73,15 @@ void encode(const BinarizationPlan& plan, size_t n, const float* x, uint8_t* cod
 /// least-squares scale <r_hat, r> / |r_hat|^2 recovered from the factors.
 void decode(const BinarizationPlan& plan, size_t n, const uint8_t* codes, float* x);
 
+/// The same reconstruction left in the transformed space: s r_hat ~ R (x - c).
+/// Distances between them are distances between decoded vectors (R is
+/// orthogonal), without the d x d product.
+void decode_residuals(
+        const BinarizationPlan& plan,
+        size_t n,
+        const uint8_t* codes,
+        float* y);
+
 /// What the asymmetric estimator sees, in the transformed space:
 /// e = estimate_scale * r_hat, so that <x, q> ~ <c, q> + <e, R (q - c)>.
 void estimate_vectors(

@@ -14,6 +14,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <functional>
 #include <memory>
@@ -213,6 +214,50 @@ TEST(IndexBQ, DistanceComputerMatchesSearch) {
     std::vector<idx_t> I(1);
     index->search(1, q.data(), 1, D.data(), I.data());
     EXPECT_EQ((*dc)(I[0]), D[0]);
+}
+
+// symmetric_dis (graph construction) is the metric between the decoded
+// vectors; the inner product takes each vector's exact <x - c, c> instead of
+// the decoded one. Float tolerance: the inverse rotation is one sgemm over d
+// terms, relative rounding ~ d * FLT_EPSILON.
+TEST(IndexBQ, SymmetricDistanceIsBetweenDecodedVectors) {
+    const auto x = test::gaussian(nb, d, 1, std::vector<float>(d, 1.f),
+                                  std::vector<float>(d, 0.3f));
+    for (faiss::MetricType m : {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
+        for (TransformChoice t : {TransformChoice::identity,
+                                  TransformChoice::random_rotation}) {
+            IndexBQ index(d, 2, m);
+            index.trainer.transform = t;
+            index.trainer.centering = CenteringChoice::centered;
+            index.train(nb, x.data());
+            index.add(nb, x.data());
+            std::unique_ptr<faiss::FlatCodesDistanceComputer> dc(
+                    index.get_FlatCodesDistanceComputer());
+            const float* c = index.plan.center.data();
+            std::vector<float> xi(d), xj(d);
+            for (idx_t i : {0, 5, 17}) {
+                for (idx_t j : {3, 5, 400}) {
+                    index.reconstruct(i, xi.data());
+                    index.reconstruct(j, xj.data());
+                    double want = 0, mag = 0;
+                    for (size_t k = 0; k < d; k++) {
+                        if (m == faiss::METRIC_L2) {
+                            want += double(xi[k] - xj[k]) * (xi[k] - xj[k]);
+                        } else {
+                            want += double(c[k]) * c[k] +
+                                    double(x[i * d + k] - c[k]) * c[k] +
+                                    double(x[j * d + k] - c[k]) * c[k] +
+                                    double(xi[k] - c[k]) * (xj[k] - c[k]);
+                        }
+                        mag += std::abs(double(xi[k]) * xj[k]) + double(c[k]) * c[k];
+                    }
+                    EXPECT_NEAR(dc->symmetric_dis(i, j), want,
+                                4 * d * FLT_EPSILON * (mag + std::abs(want)) + 1e-5)
+                            << "metric " << m << " i " << i << " j " << j;
+                }
+            }
+        }
+    }
 }
 
 TEST(IndexBQ, BadInput) {
