@@ -1,6 +1,7 @@
 #include <faiss_bq/IndexBQ.h>
 
 #include <faiss_bq/estimators.h>
+#include <faiss_bq/impl/merge_heaps.h>
 #include <faiss_bq/impl/validate.h>
 
 #include <faiss/impl/AuxIndexStructures.h>
@@ -104,22 +105,8 @@ void search_codes(const IndexBQ& index,
                 scan_codes<C>(index, scorer, j0, j1, k, D, I, sel, scores);
             }
         }
-        for (idx_t i = 0; i < n; i++) {
-            float* D = distances + i * k;
-            idx_t* I = labels + i * k;
-            faiss::heap_heapify<C>(k, D, I);
-            for (int t = 0; t < used; t++) {
-                const size_t off = size_t(t * n + i) * k;
-                for (idx_t e = 0; e < k; e++) {
-                    const float dis = tD[off + e];
-                    const idx_t id = tI[off + e];
-                    if (id >= 0 && C::cmp2(D[0], dis, I[0], id)) {
-                        faiss::heap_replace_top<C>(k, D, I, dis, id);
-                    }
-                }
-            }
-            faiss::heap_reorder<C>(k, D, I);
-        }
+        merge_thread_heaps<C>(used, n, size_t(k), tD.data(), tI.data(),
+                              distances, labels);
         return;
     }
 #pragma omp parallel if (n > 1)

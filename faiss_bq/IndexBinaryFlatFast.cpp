@@ -1,5 +1,7 @@
 #include <faiss_bq/IndexBinaryFlatFast.h>
 
+#include <faiss_bq/impl/merge_heaps.h>
+
 #include <faiss_bq/kernels/kernels.h>
 
 #include <faiss/impl/AuxIndexStructures.h>
@@ -148,22 +150,8 @@ void IndexBinaryFlatFast::search(idx_t n,
                 scan(x, 0, n, xb.data(), cs, j0, j1, ks, D, I, sel, buf);
             }
         }
-        for (idx_t q = 0; q < n; q++) {
-            int32_t* hd = distances + q * ks;
-            idx_t* hi = labels + q * ks;
-            faiss::heap_heapify<Heap>(ks, hd, hi);
-            for (int t = 0; t < nt; t++) {
-                const size_t off = (size_t(t) * n + q) * ks;
-                for (size_t e = 0; e < ks; e++) {
-                    const int32_t dis = tD[off + e];
-                    const idx_t id = tI[off + e];
-                    if (id >= 0 && Heap::cmp2(hd[0], dis, hi[0], id)) {
-                        faiss::heap_replace_top<Heap>(ks, hd, hi, dis, id);
-                    }
-                }
-            }
-            faiss::heap_reorder<Heap>(ks, hd, hi);
-        }
+        merge_thread_heaps<Heap>(nt, n, ks, tD.data(), tI.data(), distances,
+                                 labels);
         return;
     }
 
