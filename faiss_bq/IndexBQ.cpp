@@ -12,6 +12,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <vector>
 
@@ -276,6 +277,78 @@ faiss::FlatCodesDistanceComputer* IndexBQ::get_distance_computer(
     FAISS_THROW_IF_NOT_MSG(is_trained, "IndexBQ: the index is not trained");
     check_query_bits(qbits);
     return new BQDistanceComputer(*this, est, qbits);
+}
+
+void asymmetric_error_sigmas(
+        const IndexBQ& index,
+        idx_t n,
+        const float* x,
+        idx_t k,
+        const idx_t* labels,
+        float* sigmas) {
+    FAISS_THROW_IF_NOT_MSG(
+            index.is_trained,
+            "asymmetric_error_sigmas: the index is not trained");
+    const size_t d = size_t(index.d);
+    const CodeLayout layout = index.layout();
+    const BinarizationPlan& plan = index.plan;
+    // Where the quantization error sits: coordinate j's error scales with
+    // its level range (Lloyd-Max on a coordinate of spread s puts both its
+    // levels and its error in proportion to s), pooled under a rotation.
+    std::vector<float> weight(d);
+    double weight_sum = 0;
+    for (size_t j = 0; j < d; j++) {
+        const double range =
+                plan.level(j, plan.n_levels() - 1) - plan.level(j, 0);
+        weight[j] = float(range * range);
+        weight_sum += weight[j];
+    }
+    const float metric_factor =
+            index.metric_type == faiss::METRIC_L2 ? 2.f : 1.f;
+    for (idx_t i = 0; i < n * k; i++) {
+        FAISS_THROW_IF_NOT_FMT(
+                labels[i] < index.ntotal,
+                "asymmetric_error_sigmas: label %ld >= ntotal=%ld",
+                long(labels[i]),
+                long(index.ntotal));
+    }
+    std::vector<float> y(size_t(n) * d);
+    plan.apply(size_t(n), x, y.data());
+#pragma omp parallel if (n > 1)
+    {
+        std::vector<float> e(d);
+#pragma omp for
+        for (idx_t i = 0; i < n; i++) {
+            // sum_j w_j y_j^2 / sum_j w_j: |y|^2 / d when the weights are equal
+            double wy2 = 0, y2 = 0;
+            for (size_t j = 0; j < d; j++) {
+                const double v = y[i * d + j];
+                wy2 += weight[j] * v * v;
+                y2 += v * v;
+            }
+            const double spread = weight_sum > 0 ? wy2 / weight_sum : y2 / d;
+            const float scale = metric_factor * float(std::sqrt(spread));
+            for (idx_t j = 0; j < k; j++) {
+                const idx_t id = labels[i * k + j];
+                if (id < 0) {
+                    sigmas[i * k + j] = 0;
+                    continue;
+                }
+                const uint8_t* code = index.codes.data() + id * index.code_size;
+                estimate_vectors(index.plan, 1, code, e.data());
+                double e2 = 0;
+                for (float v : e) {
+                    e2 += double(v) * v;
+                }
+                // a = 0 (no usable direction) estimates 0: the error is <r, y>
+                const double r2 = layout.residual_norm2(code);
+                const double err2 = layout.estimate_scale(code) == 0
+                        ? r2
+                        : std::max(0.0, e2 - r2);
+                sigmas[i * k + j] = scale * float(std::sqrt(err2));
+            }
+        }
+    }
 }
 
 void IndexBQ::check_compatible_for_merge(const faiss::Index& other) const {
