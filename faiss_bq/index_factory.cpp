@@ -4,10 +4,12 @@
 //   wrapper     := "IDMap" | "IDMap2"
 //   transform   := a FAISS vector transform ("PCA64", "L2norm", "OPQ16_64",
 //                  "RR64", "ITQ", "Pad128"), built by FAISS
-//   core        := bq | "HNSW" [M] "_" bq | any FAISS core
+//   core        := bq | "HNSW" [M] "_" bq | bq "(" binary ")" | any FAISS core
 //   bq          := "BQ" nbits {"_" option}
 //   option      := "rot" | "axis" | "ctr" | "noctr" | "sym" | "q" bits
-//   refine      := "RFlat" | "Refine(" description ")"
+//   binary      := a binary description (index_binary_factory) of the
+//                  plan's code bits: IndexFromBinary over that index
+//   refine      := "RFlat" | "Refine(" description ")": IndexBQRefine
 //
 // A description whose core is not faiss_bq's goes to faiss::index_factory
 // unchanged. The nesting is FAISS's: IDMap(Refine(PreTransform(core))), so
@@ -15,6 +17,9 @@
 #include <faiss_bq/index_factory.h>
 
 #include <faiss_bq/IndexBQ.h>
+#include <faiss_bq/IndexBQRefine.h>
+#include <faiss_bq/IndexFromBinary.h>
+#include <faiss_bq/codes.h>
 
 #include <faiss/IndexBinaryFlat.h>
 #include <faiss_bq/IndexBinaryFlatFast.h>
@@ -128,6 +133,7 @@ struct FactorySpec {
     std::vector<Token> transforms;
     BQSpec bq;
     int hnsw_M = 0; ///< 0: no HNSW graph over the BQ storage
+    Token binary; ///< inside "BQ...(...)": an IndexFromBinary over it
     enum class Refine { none, flat, index } refine = Refine::none;
     Token refine_description; ///< inside "Refine(...)"
 };
@@ -204,7 +210,23 @@ bool parse_core(const std::string& description,
                 FactorySpec& spec) {
     const std::string& s = t.text;
     if (starts_with(s, "BQ")) {
-        spec.bq = parse_bq(description, t, 0);
+        const size_t open = s.find('(');
+        if (open == std::string::npos) {
+            spec.bq = parse_bq(description, t, 0);
+            return true;
+        }
+        if (s.back() != ')' || open + 2 >= s.size()) {
+            bad_token(description, t, "expected BQ<n>[_options](<binary index>)");
+        }
+        spec.bq = parse_bq(description, {s.substr(0, open), t.pos}, 0);
+        if (spec.bq.estimator != Estimator::asymmetric ||
+            spec.bq.query_bits != 0) {
+            bad_token(description,
+                      t,
+                      "a binary index scores Hamming distances: _sym and "
+                      "_q<b> do not apply");
+        }
+        spec.binary = {s.substr(open + 1, s.size() - open - 2), t.pos + open + 1};
         return true;
     }
     if (starts_with(s, "HNSW")) {
@@ -257,8 +279,34 @@ faiss::VectorTransform* make_transform(const std::string& description,
     return vt;
 }
 
-faiss::Index*
-make_bq_core(int d, const FactorySpec& spec, faiss::MetricType metric) {
+faiss::Index* make_from_binary(int d,
+                               const FactorySpec& spec,
+                               const std::string& description,
+                               faiss::MetricType metric) {
+    const CodeLayout layout(d, spec.bq.nbits);
+    const int bits = int(8 * (layout.code_size - CodeLayout::factor_bytes));
+    std::unique_ptr<faiss::IndexBinary> binary;
+    try {
+        binary.reset(index_binary_factory(bits, spec.binary.text.c_str()));
+    } catch (const faiss::FaissException& e) {
+        bad_token(description, spec.binary, e.what());
+    }
+    auto fb = std::make_unique<IndexFromBinary>(
+            binary.get(), d, spec.bq.nbits, metric);
+    binary.release();
+    fb->own_fields = true;
+    fb->trainer.transform = spec.bq.transform;
+    fb->trainer.centering = spec.bq.centering;
+    return fb.release();
+}
+
+faiss::Index* make_bq_core(int d,
+                           const FactorySpec& spec,
+                           const std::string& description,
+                           faiss::MetricType metric) {
+    if (!spec.binary.text.empty()) {
+        return make_from_binary(d, spec, description, metric);
+    }
     auto bq = std::make_unique<IndexBQ>(d, spec.bq.nbits, metric);
     bq->trainer.transform = spec.bq.transform;
     bq->trainer.centering = spec.bq.centering;
@@ -291,7 +339,8 @@ faiss::Index* build(int d,
         chain.emplace_back(make_transform(description, t, d_core, metric));
         d_core = chain.back()->d_out;
     }
-    std::unique_ptr<faiss::Index> index(make_bq_core(d_core, spec, metric));
+    std::unique_ptr<faiss::Index> index(
+            make_bq_core(d_core, spec, description, metric));
     if (!chain.empty()) {
         auto pt = std::make_unique<faiss::IndexPreTransform>(index.get());
         index.release();
@@ -302,21 +351,20 @@ faiss::Index* build(int d,
         }
         index = std::move(pt);
     }
-    if (spec.refine == FactorySpec::Refine::flat) {
-        auto rf = std::make_unique<faiss::IndexRefineFlat>(index.get());
+    if (spec.refine != FactorySpec::Refine::none) {
+        // FAISS's nesting, faiss_bq's refine: per-search k_factor.
+        std::unique_ptr<faiss::Index> refine;
+        if (spec.refine == FactorySpec::Refine::index) {
+            const Token& r = spec.refine_description;
+            refine.reset(index_factory_at(d, r.text, r.pos, description, metric));
+        }
+        auto rf = std::make_unique<IndexBQRefine>(index.get(), refine.get());
         index.release();
         rf->own_fields = true;
-        index = std::move(rf);
-    } else if (spec.refine == FactorySpec::Refine::index) {
-        const Token& r = spec.refine_description;
-        std::unique_ptr<faiss::Index> refine(
-            index_factory_at(d, r.text, r.pos, description, metric));
-        auto rf =
-            std::make_unique<faiss::IndexRefine>(index.get(), refine.get());
-        index.release();
-        refine.release();
-        rf->own_fields = true;
-        rf->own_refine_index = true;
+        if (refine) {
+            refine.release();
+            rf->own_refine_index = true;
+        }
         index = std::move(rf);
     }
     if (spec.wrapper != FactorySpec::Wrapper::none) {
@@ -390,9 +438,10 @@ faiss::Index* index_factory_at(int d,
 
 // ---- reverse
 
-std::string bq_string(const IndexBQ& bq) {
-    std::string s = "BQ" + std::to_string(bq.nbits);
-    switch (bq.trainer.transform) {
+/// "BQ<n>" and the options of the trainer's forced choices.
+std::string plan_string(int nbits, const TrainerOptions& trainer) {
+    std::string s = "BQ" + std::to_string(nbits);
+    switch (trainer.transform) {
     case TransformChoice::identity:
         s += "_axis";
         break;
@@ -402,7 +451,7 @@ std::string bq_string(const IndexBQ& bq) {
     case TransformChoice::automatic:
         break;
     }
-    switch (bq.trainer.centering) {
+    switch (trainer.centering) {
     case CenteringChoice::centered:
         s += "_ctr";
         break;
@@ -412,6 +461,11 @@ std::string bq_string(const IndexBQ& bq) {
     case CenteringChoice::automatic:
         break;
     }
+    return s;
+}
+
+std::string bq_string(const IndexBQ& bq) {
+    std::string s = plan_string(bq.nbits, bq.trainer);
     if (bq.estimator == Estimator::symmetric) {
         s += "_sym";
     }
@@ -451,6 +505,10 @@ std::string transform_string(const faiss::VectorTransform* vt) {
 std::string faiss_core_string(const faiss::Index* index) {
     if (auto bq = dynamic_cast<const IndexBQ*>(index)) {
         return bq_string(*bq);
+    }
+    if (auto fb = dynamic_cast<const IndexFromBinary*>(index)) {
+        return plan_string(fb->nbits, fb->trainer) + "(" +
+                index_factory_string(fb->index) + ")";
     }
     if (typeid(*index) == typeid(faiss::IndexHNSW)) {
         auto hnsw = static_cast<const faiss::IndexHNSW*>(index);
@@ -507,6 +565,16 @@ std::string index_factory_string(const faiss::Index* index) {
     if (auto map = dynamic_cast<const faiss::IndexIDMap*>(index)) {
         return "IDMap," + index_factory_string(map->index);
     }
+    if (auto rf = dynamic_cast<const IndexBQRefine*>(index)) {
+        const bool exact =
+                dynamic_cast<const faiss::IndexFlat*>(rf->refine_index);
+        return index_factory_string(rf->base_index) +
+                (exact ? std::string(",RFlat")
+                       : ",Refine(" + index_factory_string(rf->refine_index) +
+                                ")");
+    }
+    // FAISS's own refine (e.g. read from a FAISS file) has the same string,
+    // which builds IndexBQRefine: the same search, plus per-search options.
     if (auto rf = dynamic_cast<const faiss::IndexRefine*>(index)) {
         const bool rflat = dynamic_cast<const faiss::IndexRefineFlat*>(rf);
         return index_factory_string(rf->base_index) +

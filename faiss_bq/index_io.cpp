@@ -7,6 +7,12 @@
 // its own HNSW subclasses):
 //   fourcc | version | FAISS index header | FAISS's HNSW graph layout |
 //   storage (recursively) | checksum
+// IndexBQRefine, fourcc "BQrf":
+//   fourcc | version | FAISS index header | k_factor | bound_sigmas |
+//   first stage, refine store (recursively) | checksum
+// IndexFromBinary, fourcc "BQfb":
+//   fourcc | version | FAISS index header | nbits | trainer options | plan |
+//   binary index (recursively, write_index_binary) | checksum
 // The checksum (64-bit FNV-1a) covers every byte after the fourcc, so a
 // flipped byte anywhere in a faiss_bq record is an error, not a silently
 // different index. Containers use FAISS's fourccs and layouts unchanged.
@@ -18,6 +24,8 @@
 #include <faiss_bq/index_io.h>
 
 #include <faiss_bq/IndexBQ.h>
+#include <faiss_bq/IndexBQRefine.h>
+#include <faiss_bq/IndexFromBinary.h>
 
 #include <faiss/IndexBinaryFlat.h>
 #include <faiss_bq/IndexBinaryFlatFast.h>
@@ -708,6 +716,93 @@ faiss::Index* read_IndexRefine(faiss::IOReader* f, int io_flags) {
     return idx.release();
 }
 
+// ---- IndexBQRefine and IndexFromBinary
+
+void write_IndexBQRefine(const IndexBQRefine* idx, faiss::IOWriter* f) {
+    put(f, fourcc("BQrf"));
+    ChecksumWriter w(f);
+    put(&w, kFormatVersion);
+    write_header(idx, &w);
+    put(&w, idx->k_factor);
+    put(&w, idx->bound_sigmas);
+    faiss_bq::write_index(idx->base_index, &w);
+    faiss_bq::write_index(idx->refine_index, &w);
+    put(f, w.sum.h);
+}
+
+IndexBQRefine* read_IndexBQRefine(faiss::IOReader* f, int io_flags) {
+    ChecksumReader r(f);
+    check_version(&r, "IndexBQRefine");
+    auto idx = std::make_unique<IndexBQRefine>();
+    read_header(idx.get(), &r);
+    idx->k_factor = get<float>(&r);
+    idx->bound_sigmas = get<float>(&r);
+    idx->base_index = faiss_bq::read_index(&r, io_flags);
+    idx->own_fields = true;
+    idx->refine_index = faiss_bq::read_index(&r, io_flags);
+    idx->own_refine_index = true;
+    check_checksum(r, f, "IndexBQRefine");
+    FAISS_THROW_IF_NOT_FMT(
+        std::isfinite(idx->k_factor) && idx->k_factor >= 1 &&
+            idx->k_factor <= 1e6f && std::isfinite(idx->bound_sigmas) &&
+            idx->bound_sigmas >= 0,
+        "faiss_bq: IndexBQRefine k_factor=%g bound_sigmas=%g (k_factor must "
+        "be in [1, 1e6], bound_sigmas >= 0)",
+        idx->k_factor,
+        idx->bound_sigmas);
+    check_sub(idx.get(), idx->base_index, "IndexBQRefine (first stage)");
+    idx->check_consistent("faiss_bq: IndexBQRefine");
+    return idx.release();
+}
+
+void write_IndexFromBinary(const IndexFromBinary* idx, faiss::IOWriter* f) {
+    put(f, fourcc("BQfb"));
+    ChecksumWriter w(f);
+    put(&w, kFormatVersion);
+    write_header(idx, &w);
+    put(&w, idx->nbits);
+    write_trainer(idx->trainer, &w);
+    write_plan(idx->plan, &w);
+    faiss_bq::write_index_binary(idx->index, &w);
+    put(f, w.sum.h);
+}
+
+IndexFromBinary* read_IndexFromBinary(faiss::IOReader* f, int io_flags) {
+    ChecksumReader r(f);
+    check_version(&r, "IndexFromBinary");
+    auto idx = std::make_unique<IndexFromBinary>();
+    read_header(idx.get(), &r);
+    idx->nbits = get<int>(&r);
+    FAISS_THROW_IF_NOT_FMT(
+        (idx->nbits == 1 || idx->nbits == 2) &&
+            (idx->metric_type == faiss::METRIC_L2 ||
+             idx->metric_type == faiss::METRIC_INNER_PRODUCT),
+        "faiss_bq: bad IndexFromBinary fields: nbits=%d metric=%d",
+        idx->nbits,
+        int(idx->metric_type));
+    idx->trainer = read_trainer(&r);
+    idx->plan = read_plan(&r);
+    idx->index = faiss_bq::read_index_binary(&r, io_flags);
+    idx->own_fields = true;
+    check_checksum(r, f, "IndexFromBinary");
+    if (idx->plan.is_trained()) {
+        check_plan(idx->plan, idx->d, idx->nbits);
+    }
+    FAISS_THROW_IF_NOT_FMT(
+        idx->index->d == idx->code_bits() &&
+            idx->index->ntotal == idx->ntotal &&
+            (idx->plan.is_trained() || idx->ntotal == 0),
+        "faiss_bq: IndexFromBinary of d=%d nbits=%d ntotal=%ld (plan "
+        "trained: %d) holds a binary index of d=%d ntotal=%ld",
+        idx->d,
+        idx->nbits,
+        long(idx->ntotal),
+        int(idx->plan.is_trained()),
+        idx->index->d,
+        long(idx->index->ntotal));
+    return idx.release();
+}
+
 /// FAISS's vector transforms, in FAISS's layout (write_VectorTransform),
 /// read with bounded vectors; any other kind goes to FAISS.
 faiss::VectorTransform* read_transform(faiss::IOReader* f) {
@@ -896,6 +991,10 @@ void write_index(const faiss::Index* index, faiss::IOWriter* f) {
     FAISS_THROW_IF_NOT_MSG(index, "faiss_bq::write_index: null index");
     if (auto bq = dynamic_cast<const IndexBQ*>(index)) {
         write_IndexBQ(bq, f);
+    } else if (auto rf = dynamic_cast<const IndexBQRefine*>(index)) {
+        write_IndexBQRefine(rf, f);
+    } else if (auto fb = dynamic_cast<const IndexFromBinary*>(index)) {
+        write_IndexFromBinary(fb, f);
     } else if (typeid(*index) == typeid(faiss::IndexHNSW)) {
         write_IndexHNSW_BQ(static_cast<const faiss::IndexHNSW*>(index), f);
     } else if (auto map = dynamic_cast<const faiss::IndexIDMap*>(index)) {
@@ -931,6 +1030,10 @@ faiss::Index* read_index(faiss::IOReader* f, int io_flags) {
         return read_IndexBQ(f);
     } else if (h == fourcc("BQhn")) {
         return read_IndexHNSW_BQ(f, io_flags);
+    } else if (h == fourcc("BQrf")) {
+        return read_IndexBQRefine(f, io_flags);
+    } else if (h == fourcc("BQfb")) {
+        return read_IndexFromBinary(f, io_flags);
     } else if (h == fourcc("IxMp") || h == fourcc("IxM2")) {
         return read_IndexIDMap(f, h == fourcc("IxM2"), io_flags);
     } else if (h == fourcc("IxPT")) {

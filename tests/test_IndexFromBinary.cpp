@@ -2,6 +2,9 @@
 #include <faiss_bq/IndexBQRefine.h>
 #include <faiss_bq/IndexBinaryFlatFast.h>
 #include <faiss_bq/IndexFromBinary.h>
+#include <faiss_bq/clone_index.h>
+#include <faiss_bq/index_factory.h>
+#include <faiss_bq/index_io.h>
 
 #include "test_util.h"
 
@@ -11,12 +14,15 @@
 #include <faiss/IndexBinaryIVF.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexIDMap.h>
+#include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
+#include <faiss/impl/io.h>
 #include <faiss/utils/hamming.h>
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <set>
 
@@ -236,6 +242,96 @@ TEST(IndexFromBinary, RefinedInsideIDMap) {
     faiss::IDSelectorRange first(0, 100);
     EXPECT_EQ(fe2->remove_ids(first), 100u);
     EXPECT_EQ(fe2->ntotal, idx_t(nb - 100));
+}
+
+// Factory strings and files: every front end (and refine, id map around it)
+// comes back from its bytes with the same plan, bytes and results.
+TEST(IndexFromBinary, FactoryAndFilesRoundTrip) {
+    Fixture f;
+    const idx_t k = 10;
+    const struct {
+        const char* description;
+        faiss::MetricType metric;
+    } cases[] = {
+        {"BQ1(BFlat)", faiss::METRIC_L2},
+        {"BQ1(BFlat)", faiss::METRIC_INNER_PRODUCT},
+        {"BQ2_axis(BHNSW8)", faiss::METRIC_INNER_PRODUCT},
+        {"BQ1_rot(BIVF8)", faiss::METRIC_L2},
+        {"IDMap2,BQ1(BHash8),RFlat", faiss::METRIC_INNER_PRODUCT},
+        {"BQ2_noctr(BFlat),Refine(SQ8)", faiss::METRIC_L2},
+    };
+    for (const auto& c : cases) {
+        const char* description = c.description;
+        const faiss::MetricType m = c.metric;
+        SCOPED_TRACE(description);
+        {
+            std::unique_ptr<faiss::Index> index(
+                    faiss_bq::index_factory(d, description, m));
+            EXPECT_EQ(faiss_bq::index_factory_string(index.get()), description);
+            index->train(nb, f.xb.data());
+            if (auto map = dynamic_cast<faiss::IndexIDMap*>(index.get())) {
+                std::vector<idx_t> ids(nb);
+                for (size_t i = 0; i < nb; i++) {
+                    ids[i] = 3 * idx_t(i);
+                }
+                map->add_with_ids(nb, f.xb.data(), ids.data());
+            } else {
+                index->add(nb, f.xb.data());
+            }
+            faiss::VectorIOWriter w;
+            faiss_bq::write_index(index.get(), &w);
+            faiss::VectorIOReader r;
+            r.data = w.data;
+            std::unique_ptr<faiss::Index> back(faiss_bq::read_index(&r));
+            faiss::VectorIOWriter w2;
+            faiss_bq::write_index(back.get(), &w2);
+            // FAISS writes IndexBinaryHash's buckets in hash-map order,
+            // which a re-read map need not keep: only its results compare.
+            if (!std::strstr(description, "BHash")) {
+                EXPECT_EQ(w2.data, w.data);
+            }
+            EXPECT_EQ(faiss_bq::index_factory_string(back.get()), description);
+            const Result a = search(*index, f.xq, k), b = search(*back, f.xq, k);
+            EXPECT_EQ(a.D, b.D);
+            EXPECT_EQ(a.I, b.I);
+            std::unique_ptr<faiss::Index> copy(faiss_bq::clone_index(index.get()));
+            EXPECT_EQ(search(*copy, f.xq, k).I, a.I);
+        }
+    }
+    // a corrupted front end: every flipped byte is caught by the checksum
+    std::unique_ptr<faiss::Index> index(faiss_bq::index_factory(d, "BQ1(BFlat)"));
+    index->train(nb, f.xb.data());
+    index->add(20, f.xb.data());
+    faiss::VectorIOWriter w;
+    faiss_bq::write_index(index.get(), &w);
+    for (size_t at = 4; at < w.data.size(); at += 7) {
+        faiss::VectorIOReader r;
+        r.data = w.data;
+        r.data[at] ^= 0x5a;
+        EXPECT_THROW(std::unique_ptr<faiss::Index>(faiss_bq::read_index(&r)),
+                     faiss::FaissException)
+                << "byte " << at;
+    }
+}
+
+TEST(IndexFromBinary, FactoryErrors) {
+    const struct {
+        const char* description;
+        const char* needle;
+    } cases[] = {
+        {"BQ1_sym(BFlat)", "_sym and _q<b> do not apply"},
+        {"BQ1_q4(BFlat)", "_sym and _q<b> do not apply"},
+        {"BQ3(BFlat)", "1 or 2 bits"},
+        {"BQ1(BFoo)", "token 'BFoo' at position 4"},
+        {"BQ1(BFlat", "unmatched '('"},
+        {"BQ1()", "expected BQ<n>[_options](<binary index>)"},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.description);
+        test::expect_throw_naming(
+                [&] { delete faiss_bq::index_factory(d, c.description); },
+                c.needle);
+    }
 }
 
 TEST(IndexFromBinary, BadInput) {

@@ -15,7 +15,8 @@
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexPreTransform.h>
-#include <faiss/IndexRefine.h>
+#include <faiss_bq/IndexBQRefine.h>
+#include <faiss_bq/IndexFromBinary.h>
 #include <faiss/IndexScalarQuantizer.h>
 #include <faiss/VectorTransform.h>
 
@@ -40,11 +41,21 @@ std::string shape(const faiss::Index* index) {
     if (auto m = dynamic_cast<const faiss::IndexIDMap*>(index)) {
         return "IDMap/" + shape(m->index);
     }
-    if (auto rf = dynamic_cast<const faiss::IndexRefine*>(index)) {
-        const bool flat = dynamic_cast<const faiss::IndexRefineFlat*>(index);
+    if (auto rf = dynamic_cast<const IndexBQRefine*>(index)) {
+        const bool flat = typeid(*rf->refine_index) == typeid(faiss::IndexFlat);
         return std::string(flat ? "RefineFlat/" : "Refine[") +
                (flat ? "" : shape(rf->refine_index) + "]/") +
                shape(rf->base_index);
+    }
+    if (auto fb = dynamic_cast<const IndexFromBinary*>(index)) {
+        const faiss::IndexBinary* b = fb->index;
+        return std::string("FromBinary[") +
+               (dynamic_cast<const IndexBinaryFlatFast*>(b)      ? "BFlat"
+                : dynamic_cast<const faiss::IndexBinaryHNSW*>(b) ? "BHNSW"
+                : dynamic_cast<const faiss::IndexBinaryIVF*>(b)  ? "BIVF"
+                : dynamic_cast<const faiss::IndexBinaryHash*>(b) ? "BHash"
+                                                                  : "?") +
+               "," + std::to_string(b->d) + "]";
     }
     if (auto pt = dynamic_cast<const faiss::IndexPreTransform*>(index)) {
         std::string s = "PreTransform[";
@@ -103,7 +114,7 @@ TEST(IndexFactory, StringsBuildTypesAndReverseToCanonical) {
         {"IDMap,BQ1", "IDMap/BQ", nullptr},
         {"IDMap2,BQ2_rot", "IDMap2/BQ", nullptr},
         {"BQ1,RFlat", "RefineFlat/BQ", nullptr},
-        {"BQ1,Refine(Flat)", "Refine[Flat]/BQ", nullptr},
+        {"BQ1,Refine(Flat)", "RefineFlat/BQ", "BQ1,RFlat"},
         {"BQ2,Refine(SQ8)", "Refine[SQ]/BQ", nullptr},
         {"BQ1,Refine(PCA16,Flat)",
          "Refine[PreTransform[PCA]/Flat]/BQ",
@@ -112,6 +123,14 @@ TEST(IndexFactory, StringsBuildTypesAndReverseToCanonical) {
          "IDMap2/RefineFlat/PreTransform[L2norm]/BQ",
          nullptr},
         {"HNSW16_BQ1", "HNSW/BQ", nullptr},
+        // float front ends over binary indexes of the plan's code bits
+        {"BQ1(BFlat)", "FromBinary[BFlat,32]", nullptr},
+        {"BQ2_axis(BHNSW8)", "FromBinary[BHNSW,64]", nullptr},
+        {"BQ1_rot_noctr(BIVF4)", "FromBinary[BIVF,32]", nullptr},
+        {"BQ1(BHash8)", "FromBinary[BHash,32]", nullptr},
+        {"IDMap2,PCA16,BQ2(BFlat),RFlat",
+         "IDMap2/RefineFlat/PreTransform[PCA]/FromBinary[BFlat,32]",
+         nullptr},
         {"HNSW_BQ2_axis", "HNSW/BQ", "HNSW32_BQ2_axis"},
         {"IDMap,PCA16,HNSW8_BQ2,RFlat",
          "IDMap/RefineFlat/PreTransform[PCA]/HNSW/BQ",
@@ -150,7 +169,7 @@ const IndexBQ* find_bq(const faiss::Index* index) {
     if (auto m = dynamic_cast<const faiss::IndexIDMap*>(index)) {
         return find_bq(m->index);
     }
-    if (auto rf = dynamic_cast<const faiss::IndexRefine*>(index)) {
+    if (auto rf = dynamic_cast<const IndexBQRefine*>(index)) {
         return find_bq(rf->base_index);
     }
     if (auto pt = dynamic_cast<const faiss::IndexPreTransform*>(index)) {

@@ -17,6 +17,7 @@
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexPreTransform.h>
 #include <faiss/IndexRefine.h>
+#include <faiss_bq/IndexBQRefine.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
@@ -69,7 +70,7 @@ IndexBQ* find_bq(faiss::Index* index) {
     if (auto m = dynamic_cast<faiss::IndexIDMap*>(index)) {
         return find_bq(m->index);
     }
-    if (auto rf = dynamic_cast<faiss::IndexRefine*>(index)) {
+    if (auto rf = dynamic_cast<IndexBQRefine*>(index)) {
         return find_bq(rf->base_index);
     }
     if (auto pt = dynamic_cast<faiss::IndexPreTransform*>(index)) {
@@ -190,8 +191,9 @@ std::unique_ptr<faiss::Index> build(const std::string& description,
     } else {
         index->add(nb, xb.data());
     }
-    if (auto rf = dynamic_cast<faiss::IndexRefine*>(index.get())) {
+    if (auto rf = dynamic_cast<IndexBQRefine*>(index.get())) {
         rf->k_factor = 3.5f;
+        rf->bound_sigmas = 2.5f;
     }
     if (auto h = dynamic_cast<faiss::IndexHNSW*>(index.get())) {
         h->hnsw.efSearch = 50;
@@ -252,8 +254,9 @@ TEST(IndexIO, EveryIndexRoundTripsAloneAndInContainers) {
             EXPECT_EQ(back->metric_type, m);
             expect_same_bq(*find_bq(index.get()), *find_bq(back.get()));
             expect_same_search(*index, *back, d);
-            if (auto rf = dynamic_cast<faiss::IndexRefine*>(back.get())) {
+            if (auto rf = dynamic_cast<IndexBQRefine*>(back.get())) {
                 EXPECT_EQ(rf->k_factor, 3.5f);
+                EXPECT_EQ(rf->bound_sigmas, 2.5f);
             }
             if (auto map = dynamic_cast<faiss::IndexIDMap*>(back.get())) {
                 EXPECT_EQ(
@@ -572,7 +575,7 @@ TEST(IndexIO, InconsistentValuesThrow) {
     expect_rejected(hnsw.get(), "inconsistent HNSW graph");
 
     auto rf = build("BQ1,RFlat", d, 20, faiss::METRIC_L2);
-    static_cast<faiss::IndexRefine*>(rf.get())->k_factor = 0;
+    static_cast<IndexBQRefine*>(rf.get())->k_factor = 0;
     expect_rejected(rf.get(), "k_factor=0");
 
     auto map = build("IDMap,BQ1", d, 20, faiss::METRIC_L2);
@@ -622,7 +625,7 @@ TEST(IndexIO, CorruptedFilesThrowAndNeverCrash) {
         {"HNSW4_BQ1", true},
         {"IDMap2,BQ1", false},
         {"PCA8,BQ1", false},
-        {"BQ1,RFlat", false},
+        {"BQ1,RFlat", true},
     };
     std::mt19937 rng(20261123);
     const auto xq = test::gaussian(2, d, 9);
