@@ -6,11 +6,15 @@
 #include "bench_data.h"
 
 #include <faiss_bq/IndexBQ.h>
+#include <faiss_bq/IndexBQRefine.h>
+#include <faiss_bq/IndexFromBinary.h>
 #include <faiss_bq/kernels/kernels.h>
 
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexLSH.h>
+#include <faiss/IndexBinaryHNSW.h>
 #include <faiss/IndexPQ.h>
+#include <faiss/IndexScalarQuantizer.h>
 #include <faiss/impl/FaissAssert.h>
 #include <faiss/utils/distances.h>
 #include <faiss/utils/utils.h>
@@ -55,6 +59,7 @@ struct Options {
     size_t nq = 0; ///< 0: all queries
     std::vector<std::string> methods;
     bool skip_pq = false;
+    bool skip_refine = false;
     int threads = 0; ///< 0: OpenMP's default
 };
 
@@ -64,7 +69,7 @@ struct Options {
         "usage: bq_bench [--data DIR | --base B.fvecs --query Q.fvecs "
         "[--gt G.ivecs]]\n"
         "                [--metric ip|l2] [--nq N] [--methods a,b,c] "
-        "[--skip-pq] [--threads T]\n"
+        "[--skip-pq] [--skip-refine] [--threads T]\n"
         "  --data DIR   folder with base.fvecs, query.fvecs and "
         "groundtruth.ivecs\n"
         "               (default: $FAISS_BQ_DATA/%s, FAISS_BQ_DATA "
@@ -75,7 +80,8 @@ struct Options {
         "e.g.\n"
         "               BQ1,pq,flat or BQ2-auto,sign (words split at "
         "' ', '-', '_')\n"
-        "  --skip-pq    no IndexPQ row (its training is the slowest)\n",
+        "  --skip-pq    no IndexPQ row (its training is the slowest)\n"
+        "  --skip-refine  no two-stage rows (IndexBQRefine, IndexFromBinary)\n",
         default_dataset,
         FAISS_BQ_DEFAULT_DATA);
     std::exit(status);
@@ -114,6 +120,10 @@ Options parse_options(int argc, char** argv) {
         const std::string arg = argv[i];
         if (arg == "--help" || arg == "-h") {
             usage(0);
+        }
+        if (arg == "--skip-refine") {
+            opt.skip_refine = true;
+            continue;
         }
         if (arg == "--skip-pq") {
             opt.skip_pq = true;
@@ -302,6 +312,105 @@ void add_baseline_methods(std::vector<Method>& methods,
         [d, metric] { return std::make_unique<faiss::IndexFlat>(d, metric); });
 }
 
+std::string format(const char* fmt, double value) {
+    char buffer[64];
+    std::snprintf(buffer, sizeof(buffer), fmt, value);
+    return buffer;
+}
+
+/// The per-search options of a refine row: k_factor, the error-bound skip,
+/// and the first stage's estimator options (kept alive with them).
+struct RefineParams : SearchParametersBQRefine {
+    SearchParametersBQ first_stage;
+    RefineParams(float k_factor_, float bound_sigmas_, int query_bits) {
+        k_factor = k_factor_;
+        bound_sigmas = bound_sigmas_;
+        first_stage.query_bits = query_bits;
+        base_params = &first_stage;
+    }
+    RefineParams(const RefineParams&) = delete;
+};
+
+/// Two-stage rows (issue 4): BQ1 / BQ2 (automatic plan, asymmetric) re-ranked
+/// from exact, fp16 and SQ8 stores at several k_factors, set per search on
+/// one trained index per (nbits, store); the exact store also with a 4-bit
+/// query in the first stage and with the error-bound skip; and the float
+/// front end over FAISS's IndexBinaryHNSW with exact refine.
+void add_refine_methods(std::vector<Method>& methods, const Dataset& ds) {
+    using QT = faiss::ScalarQuantizer::QuantizerType;
+    struct Store {
+        const char* label;
+        std::function<faiss::Index*(idx_t, faiss::MetricType)> make;
+    };
+    const Store stores[] = {
+        {"Flat",
+         [](idx_t d, faiss::MetricType m) { return new faiss::IndexFlat(d, m); }},
+        {"fp16",
+         [](idx_t d, faiss::MetricType m) {
+             return new faiss::IndexScalarQuantizer(d, QT::QT_fp16, m);
+         }},
+        {"SQ8",
+         [](idx_t d, faiss::MetricType m) {
+             return new faiss::IndexScalarQuantizer(d, QT::QT_8bit, m);
+         }},
+    };
+    for (int nbits = 1; nbits <= 2; nbits++) {
+        const std::vector<float> factors = nbits == 1
+                ? std::vector<float>{4, 10, 20}
+                : std::vector<float>{2, 4, 10};
+        for (const Store& store : stores) {
+            const std::string key =
+                    "BQ" + std::to_string(nbits) + " rerank-" + store.label;
+            auto make = [d = ds.d, metric = ds.metric, nbits, store] {
+                auto rf = std::make_unique<IndexBQRefine>(
+                        new IndexBQ(d, nbits, metric), store.make(d, metric));
+                rf->own_fields = rf->own_refine_index = true;
+                return IndexPtr(std::move(rf));
+            };
+            const bool exact = std::string(store.label) == "Flat";
+            for (int qbits : exact ? std::vector<int>{0, 4} : std::vector<int>{0}) {
+                for (float kf : factors) {
+                    methods.push_back(
+                            {"BQ" + std::to_string(nbits) +
+                                     (qbits ? " q4 rerank-" : " rerank-") + store.label +
+                                     " kf" + format("%g", kf),
+                             key,
+                             make,
+                             std::make_shared<RefineParams>(kf, 0.f, qbits)});
+                }
+            }
+            if (exact) {
+                const float kf = factors.back();
+                for (float sigmas : {2.f, 3.f}) {
+                    methods.push_back(
+                            {key + " kf" + format("%g", kf) + " skip" +
+                                     format("%g", sigmas) + "sd",
+                             key,
+                             make,
+                             std::make_shared<RefineParams>(kf, sigmas, 0)});
+                }
+            }
+        }
+    }
+    // FAISS's binary HNSW (M = 32, efSearch = 256) as the first stage,
+    // through the float front end.
+    auto make_hnsw = [d = ds.d, metric = ds.metric] {
+        auto hnsw = new faiss::IndexBinaryHNSW(8 * int((d + 7) / 8), 32);
+        hnsw->hnsw.efSearch = 256;
+        auto fb = new IndexFromBinary(hnsw, d, 1, metric);
+        fb->own_fields = true;
+        auto rf = std::make_unique<IndexBQRefine>(fb);
+        rf->own_fields = rf->own_refine_index = true;
+        return IndexPtr(std::move(rf));
+    };
+    for (float kf : {10.f, 20.f}) {
+        methods.push_back({"BQ1(BHNSW32) rerank-Flat kf" + format("%g", kf),
+                           "BQ1(BHNSW32) rerank-Flat",
+                           make_hnsw,
+                           std::make_shared<RefineParams>(kf, 0.f, 0)});
+    }
+}
+
 std::string lowercase(std::string s) {
     std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) {
         return char(std::tolower(c));
@@ -332,6 +441,9 @@ std::vector<Method> methods_to_run(const Dataset& ds, const Options& opt) {
     std::vector<Method> all;
     add_bq_methods(all, ds, 1);
     add_bq_methods(all, ds, 2);
+    if (!opt.skip_refine) {
+        add_refine_methods(all, ds);
+    }
     add_baseline_methods(all, ds, !opt.skip_pq);
     std::vector<Method> chosen;
     std::copy_if(
@@ -458,7 +570,27 @@ struct Row {
     double train_seconds = 0;
     double add_seconds = 0;
     std::string error; ///< non-empty: the method failed, the rest is unset
+    std::string note;  ///< printed under the table
 };
+
+/// Bytes stored per vector: the codes, or for a two-stage index the first
+/// stage's plus the refine store's.
+size_t memory_per_vector(const faiss::Index& index) {
+    if (auto rf = dynamic_cast<const IndexBQRefine*>(&index)) {
+        return memory_per_vector(*rf->base_index) +
+                memory_per_vector(*rf->refine_index);
+    }
+    if (auto fb = dynamic_cast<const IndexFromBinary*>(&index)) {
+        const size_t codes = size_t(fb->index->code_size);
+        if (auto hnsw = dynamic_cast<const faiss::IndexBinaryHNSW*>(fb->index)) {
+            // the graph: the 2 M level-0 links of 4 bytes (upper levels add
+            // about 1 / M of that)
+            return codes + size_t(hnsw->hnsw.nb_neighbors(0)) * 4;
+        }
+        return codes;
+    }
+    return index.sa_code_size();
+}
 
 Row measure(const Method& method,
             const TrainedIndex& trained,
@@ -466,7 +598,7 @@ Row measure(const Method& method,
     const faiss::Index& index = *trained.index;
     Row row;
     row.name = method.name;
-    row.bytes_per_vector = index.sa_code_size();
+    row.bytes_per_vector = memory_per_vector(index);
     row.train_seconds = trained.train_seconds;
     row.add_seconds = trained.add_seconds;
 
@@ -475,6 +607,15 @@ Row measure(const Method& method,
         top = search_labels(index, method, ds.nq, ds.queries.data(), k_recall);
     });
     row.recall = recall_at_10(ds, top, k_recall);
+    auto rf = dynamic_cast<const IndexBQRefine*>(&index);
+    if (rf && rf->last_stats.skipped > 0) {
+        const auto& st = rf->last_stats;
+        row.note = format("%.0f", double(st.candidates - st.skipped)) +
+                " of " + format("%.0f", double(st.candidates)) +
+                " candidates re-scored (" +
+                format("%.1f", 100.0 * st.skipped / std::max<size_t>(1, st.candidates)) +
+                "% skipped by the error bound)";
+    }
 
     const size_t n_single = std::min(ds.nq, max_single_queries);
     row.qps_single = queries_per_second(n_single, [&] {
@@ -576,7 +717,15 @@ void print_table(const std::vector<Row>& rows) {
     }
     std::printf(
         "R@10: 10-recall@10 of the method alone; rr40 / rr100: after exact "
-        "float re-ranking of its top 40 / 100.\n");
+        "float re-ranking of its top 40 / 100.\n"
+        "Two-stage rows: kf = k_factor (k * kf candidates re-scored from the "
+        "store after rerank-); q4 = 4-bit query in the first stage; skipN = error-"
+        "bound skip at N standard deviations. bytes/vec counts both stages.\n");
+    for (const Row& row : rows) {
+        if (!row.note.empty()) {
+            std::printf("  %s: %s\n", row.name.c_str(), row.note.c_str());
+        }
+    }
 }
 
 void print_markdown(const std::vector<Row>& rows) {
@@ -602,12 +751,6 @@ void print_markdown(const std::vector<Row>& rows) {
             row.train_seconds,
             row.add_seconds);
     }
-}
-
-std::string format(const char* fmt, double value) {
-    char buffer[64];
-    std::snprintf(buffer, sizeof(buffer), fmt, value);
-    return buffer;
 }
 
 /// Whether each BQ width meets its target, and whether the automatic plan is
