@@ -257,11 +257,7 @@ void IndexBQRefine::search(
         float* distances,
         idx_t* labels,
         const faiss::SearchParameters* params) const {
-    FAISS_THROW_IF_NOT_MSG(
-            is_trained, "IndexBQRefine::search: the index is not trained");
-    FAISS_THROW_IF_NOT_FMT(
-            k > 0, "IndexBQRefine::search: k=%ld must be > 0", long(k));
-    FAISS_THROW_IF_NOT_FMT(n >= 0, "IndexBQRefine::search: n=%ld", long(n));
+    check_search_args("IndexBQRefine::search", is_trained, n, d, x, k);
     faiss::SearchParameters sel_only;
     const RefineOptions o = resolve(*this, params, sel_only);
     check_consistent("IndexBQRefine::search");
@@ -269,7 +265,6 @@ void IndexBQRefine::search(
     if (n == 0) {
         return;
     }
-    check_finite("query", size_t(n), size_t(d), x);
     // More candidates than vectors are never useful; fewer than k never.
     const double wanted = std::ceil(double(k) * o.k_factor);
     const idx_t k_base = std::max(k, idx_t(std::min(wanted, double(ntotal))));

@@ -19,17 +19,7 @@ namespace {
 constexpr size_t block_rows = 4096;
 
 int checked_code_bits(idx_t d, int nbits, faiss::MetricType metric) {
-    FAISS_THROW_IF_NOT_FMT(d > 0, "IndexFromBinary: d=%ld must be > 0", long(d));
-    FAISS_THROW_IF_NOT_FMT(
-            nbits == 1 || nbits == 2,
-            "IndexFromBinary: nbits=%d must be 1 or 2",
-            nbits);
-    FAISS_THROW_IF_NOT_FMT(
-            metric == faiss::METRIC_L2 ||
-                    metric == faiss::METRIC_INNER_PRODUCT,
-            "IndexFromBinary: metric=%d: only METRIC_L2 and "
-            "METRIC_INNER_PRODUCT",
-            int(metric));
+    check_index_args("IndexFromBinary", d, nbits, metric);
     const CodeLayout layout(int(d), nbits);
     return int(8 * (layout.code_size - CodeLayout::factor_bytes));
 }
@@ -207,16 +197,11 @@ void IndexFromBinary::search(
         float* distances,
         idx_t* labels,
         const faiss::SearchParameters* params) const {
-    FAISS_THROW_IF_NOT_MSG(
-            is_trained && plan.is_trained(),
-            "IndexFromBinary::search: the index is not trained");
-    FAISS_THROW_IF_NOT_FMT(
-            k > 0, "IndexFromBinary::search: k=%ld must be > 0", long(k));
-    FAISS_THROW_IF_NOT_FMT(n >= 0, "IndexFromBinary::search: n=%ld", long(n));
+    check_search_args(
+            "IndexFromBinary::search", is_trained && plan.is_trained(), n, d, x, k);
     if (n == 0) {
         return;
     }
-    check_finite("query", size_t(n), size_t(d), x);
     const int bits_per_code = code_bits();
     std::vector<uint8_t> bits(size_t(n) * bits_per_code / 8);
     binarize(n, x, bits.data());
