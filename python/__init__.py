@@ -239,10 +239,8 @@ _add_vector_properties(DatasetAnalysis, {  # noqa: F405
 BinarizationPlan.candidates = property(  # noqa: F405
     lambda self: [self.candidate(i) for i in range(self.n_candidates())],
     doc="copies of the CandidateReports the trainer weighed")
-IndexBinaryFlatFast.xb = property(  # noqa: F405
-    lambda self: faiss.vector_to_array(_swig.IndexBinaryFlatFast.xb.fget(self))
-    .reshape(-1, self.code_size),
-    doc="numpy copy of the stored codes (ntotal, d / 8)")
+_add_vector_properties(IndexBinaryFlatFast, {  # noqa: F405
+    "xb": lambda index: (index.ntotal, index.code_size)})
 
 
 # ------------------------------------------------------------------ functions
