@@ -181,17 +181,29 @@ def _check_index_binary(the_class):
 
 # ------------------------------------------------------------------ classes
 def _handle_SearchParameters(the_class):
-    class_wrappers.handle_SearchParameters(the_class)
-    # faiss 1.7.3 keeps no reference to an IDSelector given to the constructor
-    # or assigned later (its check is inspect.isclass, never true for an
-    # instance): the C++ pointer would dangle once the selector is collected.
-    # Hold it as long as the parameters live.
+    """SearchParametersX(estimator=..., sel=...), as faiss's
+    handle_SearchParameters, with two differences: an unknown name raises
+    TypeError (faiss asserts), and the IDSelector, given here or assigned
+    later, is held as long as the parameters live (faiss 1.7.3 keeps no
+    reference: its check is inspect.isclass, never true for an instance, so
+    the C++ pointer dangles once the selector is collected)."""
+    original_init = the_class.__init__
+
+    def init(self, **kwargs):
+        original_init(self)
+        for name, value in kwargs.items():
+            if not hasattr(self, name):
+                raise TypeError("%s has no parameter %r"
+                                % (the_class.__name__, name))
+            setattr(self, name, value)
+
     base_sel = faiss.SearchParameters.sel
 
     def set_sel(self, sel):
         base_sel.fset(self, sel)
         self._sel_ref = sel
 
+    the_class.__init__ = init
     the_class.sel = property(base_sel.fget, set_sel, doc=base_sel.__doc__)
 
 

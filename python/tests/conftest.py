@@ -27,8 +27,8 @@ def data():
 @pytest.fixture
 def run_py():
     """Runs code in a fresh interpreter (same PYTHONPATH); CompletedProcess."""
-    def run(code):
-        return subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
+    def run(code, flags=()):
+        return subprocess.run([sys.executable, *flags, "-c", textwrap.dedent(code)],
                               capture_output=True, text=True,
                               env=dict(os.environ), timeout=300)
     return run
