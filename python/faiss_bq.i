@@ -58,6 +58,7 @@ typedef uint64_t size_t;
 #define __restrict
 
 %{
+#include <faiss/IndexHNSW.h>
 #include <faiss/impl/FaissAssert.h>
 #include <faiss/impl/FaissException.h>
 
@@ -71,6 +72,8 @@ typedef uint64_t size_t;
 #include <faiss_bq/kernels/kernels.h>
 #include <faiss_bq/plan.h>
 #include <faiss_bq/trainer.h>
+
+#include <typeinfo>
 
 // Anything that is not a faiss_bq class: faiss's own downcast function
 // (faiss.downcast_index / faiss.downcast_IndexBinary) is the type oracle.
@@ -147,6 +150,7 @@ static PyObject* faiss_bq_faiss_downcast(
 %import(module="faiss") "faiss/IndexFlatCodes.h"
 %import(module="faiss") "faiss/IndexBinary.h"
 %import(module="faiss") "faiss/impl/io.h"
+%import(module="faiss") "faiss/IndexHNSW.h"
 
 // ---------------------------------------------------------------------------
 // The wrapped classes, for downcasting (see "ADDING A CLASS" above).
@@ -163,6 +167,20 @@ static PyObject* faiss_bq_faiss_downcast(
 %define FAISS_BQ_INDEX_BINARY_CLASSES
     FAISS_BQ_DOWNCAST(faiss_bq::IndexBinaryFlatFast)
 %enddef
+
+// FAISS classes that faiss_bq builds but faiss.downcast_index (1.7.3) does
+// not know: matched by exact type, so that FAISS's subclasses (e.g.
+// IndexHNSWFlat) still go to faiss's oracle.
+%define FAISS_BQ_DOWNCAST_EXACT(CLASS)
+    else if (typeid(*$1) == typeid(CLASS)) {
+        $result = SWIG_NewPointerObj(
+                static_cast<CLASS*>($1), $descriptor(CLASS*), $owner);
+    }
+%enddef
+
+%define FAISS_BQ_FAISS_INDEX_CLASSES
+    FAISS_BQ_DOWNCAST_EXACT(faiss::IndexHNSW)
+%enddef
 // ---------------------------------------------------------------------------
 
 // Every faiss::Index* / faiss::IndexBinary* returned to Python (functions
@@ -172,6 +190,7 @@ static PyObject* faiss_bq_faiss_downcast(
         $result = SWIG_Py_Void();
     }
     FAISS_BQ_INDEX_CLASSES
+    FAISS_BQ_FAISS_INDEX_CLASSES
     else {
         $result = faiss_bq_faiss_downcast(
                 $1, $descriptor(faiss::Index*), "downcast_index", $owner);
