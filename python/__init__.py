@@ -207,15 +207,33 @@ def _handle_SearchParameters(the_class):
     the_class.sel = property(base_sel.fget, set_sel, doc=base_sel.__doc__)
 
 
+def _handle_pickle(the_class, serialize, deserialize):
+    """pickle / copy.deepcopy through faiss_bq's IO (faiss's own __getstate__
+    calls faiss.serialize_index, which rejects plugin types)."""
+    def getstate(self):
+        return {"this": serialize(self).tobytes()}
+
+    def setstate(self, state):
+        other = deserialize(np.frombuffer(state["this"], dtype=np.uint8))
+        self.this = other.this
+
+    the_class.__getstate__ = getstate
+    the_class.__setstate__ = setstate
+
+
 _CLASSES = [c for c in vars(_swig).values()
             if inspect.isclass(c) and c.__module__ == _swig.__name__]
 for _c in _CLASSES:
     if issubclass(_c, faiss.Index):
         class_wrappers.handle_Index(_c)
         _check_index(_c)
+        _handle_pickle(_c, lambda i: serialize_index(i),
+                       lambda a: deserialize_index(a))
     elif issubclass(_c, faiss.IndexBinary):
         class_wrappers.handle_IndexBinary(_c)
         _check_index_binary(_c)
+        _handle_pickle(_c, lambda i: serialize_index_binary(i),
+                       lambda a: deserialize_index_binary(a))
     elif issubclass(_c, faiss.SearchParameters):
         _handle_SearchParameters(_c)
 for _c in _SUB_INDEX_ARGS:

@@ -168,3 +168,14 @@ def test_checks_survive_python_O(run_py):
     """.replace("\n        ", "\n"), flags=["-O"])
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("ValueError:") == 3, r.stdout
+
+
+def test_range_search_is_a_clear_error(data):
+    """FAISS 1.7.3's IndexFlatCodes has no range_search and IndexBQ adds none
+    (yet): a RuntimeError, not a crash."""
+    _, xb, xq = data
+    index = faiss_bq.index_factory(xb.shape[1], "BQ1")
+    index.train(xb)
+    index.add(xb)
+    with pytest.raises(RuntimeError, match="range search not implemented"):
+        index.range_search(xq, 0.5)

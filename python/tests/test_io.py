@@ -149,3 +149,22 @@ def test_bad_bytes_raise(data):
         faiss_bq.deserialize_index(blob.astype(np.float32))
     with pytest.raises(TypeError, match="uint8"):
         faiss_bq.deserialize_index(list(blob))
+
+
+def test_pickle_and_deepcopy(data):
+    import copy
+    import pickle
+    _, xb, xq = data
+    index = trained(data)
+    index.add(xb)
+    for back in (pickle.loads(pickle.dumps(index)), copy.deepcopy(index)):
+        assert type(back) is faiss_bq.IndexBQ
+        same_search(index, back, xq)
+    binary = faiss_bq.IndexBinaryFlatFast(64)
+    binary.add(np.arange(640, dtype=np.uint8).reshape(80, 8))
+    back = pickle.loads(pickle.dumps(binary))
+    assert type(back) is faiss_bq.IndexBinaryFlatFast
+    np.testing.assert_array_equal(back.xb, binary.xb)
+    del index, binary
+    gc.collect()
+    assert back.ntotal == 80                 # the copy owns its data
