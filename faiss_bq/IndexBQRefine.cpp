@@ -261,7 +261,7 @@ void IndexBQRefine::search(
     faiss::SearchParameters sel_only;
     const RefineOptions o = resolve(*this, params, sel_only);
     check_consistent("IndexBQRefine::search");
-    last_stats = Stats();
+    last_stats = RefineStats();
     if (n == 0) {
         return;
     }

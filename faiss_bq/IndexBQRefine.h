@@ -21,6 +21,13 @@ struct SearchParametersBQRefine : faiss::SearchParameters {
     const faiss::SearchParameters* base_params = nullptr;
 };
 
+/// What one IndexBQRefine::search() did: candidates the first stage
+/// returned, and those the error bound let go un-scored.
+struct RefineStats {
+    size_t candidates = 0;
+    size_t skipped = 0;
+};
+
 /** Two-stage search: the first stage (any faiss::Index, usually an IndexBQ
  * or an IndexFromBinary) returns k * k_factor candidates, and the refine
  * store (exact floats by default, or any index with the same vectors in the
@@ -50,13 +57,8 @@ struct IndexBQRefine : faiss::Index {
     /// Default of the error-bound skip; 0 disables it.
     float bound_sigmas = 0;
 
-    /// Counters of the last search() (all queries): candidates the first
-    /// stage returned, and those the error bound let go un-scored.
-    struct Stats {
-        size_t candidates = 0;
-        size_t skipped = 0;
-    };
-    mutable Stats last_stats;
+    /// Counters of the last search() (all queries).
+    mutable RefineStats last_stats;
 
     IndexBQRefine();
     /// refine_index null: an exact faiss::IndexFlat of base's d and metric,

@@ -26,7 +26,12 @@ from . import swigfaiss_bq as _swig
 # Constructors that store sub-indexes without owning them (own_fields =
 # false): {class: {argument count: [positions]}}, as faiss's
 # add_ref_in_constructor. See "ADDING A CLASS" in faiss_bq.i.
-_SUB_INDEX_ARGS = {}
+_SUB_INDEX_ARGS = {
+    IndexBQRefine: {0: [], 1: [0], 2: [0, 1]},
+    # (binary, d), (binary, plan), (binary, d, nbits), (binary, plan, metric),
+    # (binary, d, nbits, metric)
+    IndexFromBinary: {0: [], 2: [0], 3: [0], 4: [0]},
+}
 
 
 # ------------------------------------------------------------------ input checks
@@ -183,10 +188,10 @@ def _check_index_binary(the_class):
 def _handle_SearchParameters(the_class):
     """SearchParametersX(estimator=..., sel=...), as faiss's
     handle_SearchParameters, with two differences: an unknown name raises
-    TypeError (faiss asserts), and the IDSelector, given here or assigned
-    later, is held as long as the parameters live (faiss 1.7.3 keeps no
-    reference: its check is inspect.isclass, never true for an instance, so
-    the C++ pointer dangles once the selector is collected)."""
+    TypeError (faiss asserts), and the IDSelector (and base_params), given
+    here or assigned later, is held as long as the parameters live (faiss
+    1.7.3 keeps no reference: its check is inspect.isclass, never true for an
+    instance, so the C++ pointer dangles once the selector is collected)."""
     original_init = the_class.__init__
 
     def init(self, **kwargs):
@@ -197,14 +202,19 @@ def _handle_SearchParameters(the_class):
                                 % (the_class.__name__, name))
             setattr(self, name, value)
 
-    base_sel = faiss.SearchParameters.sel
-
-    def set_sel(self, sel):
-        base_sel.fset(self, sel)
-        self._sel_ref = sel
-
     the_class.__init__ = init
-    the_class.sel = property(base_sel.fget, set_sel, doc=base_sel.__doc__)
+    # Pointer members (the IDSelector, SearchParametersBQRefine.base_params)
+    # hold the Python object they were given.
+    for name in ("sel", "base_params"):
+        if hasattr(the_class, name):
+            setattr(the_class, name, _holding_property(getattr(the_class, name), name))
+
+
+def _holding_property(raw, name):
+    def set_value(self, value):
+        raw.fset(self, value)
+        setattr(self, "_ref_" + name, value)
+    return property(raw.fget, set_value, doc=raw.__doc__)
 
 
 def _handle_pickle(the_class, serialize, deserialize):

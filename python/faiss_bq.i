@@ -64,6 +64,8 @@ typedef uint64_t size_t;
 
 #include <faiss_bq/IndexBQ.h>
 #include <faiss_bq/IndexBinaryFlatFast.h>
+#include <faiss_bq/IndexBQRefine.h>
+#include <faiss_bq/IndexFromBinary.h>
 #include <faiss_bq/analysis.h>
 #include <faiss_bq/clone_index.h>
 #include <faiss_bq/codes.h>
@@ -162,6 +164,8 @@ static PyObject* faiss_bq_faiss_downcast(
 
 %define FAISS_BQ_INDEX_CLASSES
     FAISS_BQ_DOWNCAST(faiss_bq::IndexBQ)
+    FAISS_BQ_DOWNCAST(faiss_bq::IndexBQRefine)
+    FAISS_BQ_DOWNCAST(faiss_bq::IndexFromBinary)
 %enddef
 
 %define FAISS_BQ_INDEX_BINARY_CLASSES
@@ -262,6 +266,8 @@ static PyObject* faiss_bq_faiss_downcast(
 %include "faiss_bq/trainer.h"
 %include "faiss_bq/IndexBQ.h"
 %include "faiss_bq/IndexBinaryFlatFast.h"
+%include "faiss_bq/IndexBQRefine.h"
+%include "faiss_bq/IndexFromBinary.h"
 %include "faiss_bq/index_factory.h"
 %include "faiss_bq/index_io.h"
 %include "faiss_bq/clone_index.h"
