@@ -333,8 +333,8 @@ struct RefineParams : SearchParametersBQRefine {
 
 /// Two-stage rows (issue 4): BQ1 / BQ2 (automatic plan, asymmetric) re-ranked
 /// from exact, fp16 and SQ8 stores at several k_factors, set per search on
-/// one trained index per (nbits, store); the exact store also with a 4-bit
-/// query in the first stage and with the error-bound skip; and the float
+/// one trained index per (nbits, store); the exact store also with 8- and
+/// 4-bit queries in the first stage and with the error-bound skip; and the float
 /// front end over FAISS's IndexBinaryHNSW with exact refine.
 void add_refine_methods(std::vector<Method>& methods, const Dataset& ds) {
     using QT = faiss::ScalarQuantizer::QuantizerType;
@@ -368,11 +368,12 @@ void add_refine_methods(std::vector<Method>& methods, const Dataset& ds) {
                 return IndexPtr(std::move(rf));
             };
             const bool exact = std::string(store.label) == "Flat";
-            for (int qbits : exact ? std::vector<int>{0, 4} : std::vector<int>{0}) {
+            for (int qbits : exact ? std::vector<int>{0, 8, 4} : std::vector<int>{0}) {
                 for (float kf : factors) {
                     methods.push_back(
                             {"BQ" + std::to_string(nbits) +
-                                     (qbits ? " q4 rerank-" : " rerank-") + store.label +
+                                     (qbits ? " q" + std::to_string(qbits) : std::string()) +
+                                     " rerank-" + store.label +
                                      " kf" + format("%g", kf),
                              key,
                              make,
@@ -719,7 +720,7 @@ void print_table(const std::vector<Row>& rows) {
         "R@10: 10-recall@10 of the method alone; rr40 / rr100: after exact "
         "float re-ranking of its top 40 / 100.\n"
         "Two-stage rows: kf = k_factor (k * kf candidates re-scored from the "
-        "store after rerank-); q4 = 4-bit query in the first stage; skipN = error-"
+        "store after rerank-); q8 / q4 = 8- / 4-bit query in the first stage; skipN = error-"
         "bound skip at N standard deviations. bytes/vec counts both stages.\n");
     for (const Row& row : rows) {
         if (!row.note.empty()) {
