@@ -5,8 +5,10 @@
 //   transform   := a FAISS vector transform ("PCA64", "L2norm", "OPQ16_64",
 //                  "RR64", "ITQ", "Pad128"), built by FAISS
 //   core        := bq | "HNSW" [M] "_" bq | any FAISS core
-//   bq          := "BQ" nbits {"_" option}
-//   option      := "rot" | "axis" | "ctr" | "noctr" | "sym" | "q" bits
+//   bq          := "BQ" (nbits | bytes "B") {"_" option}
+//   option      := "rot" | "axis" | "pca" | "ctr" | "noctr" | "sym" |
+//                  "q" bits | "alloc" | "uniform"
+//   ("alloc" / "uniform" force the kind of plan of a budget "BQ<bytes>B")
 //   refine      := "RFlat" | "Refine(" description ")"
 //
 // A description whose core is not faiss_bq's goes to faiss::index_factory
@@ -116,6 +118,8 @@ bool parse_int(const std::string& s, size_t& i, int& value) {
 /// What a "BQ..." token asks for.
 struct BQSpec {
     int nbits = 1;
+    size_t budget_bytes = 0; ///< "BQ<bytes>B"
+    AllocationChoice allocation = AllocationChoice::automatic;
     TransformChoice transform = TransformChoice::automatic;
     CenteringChoice centering = CenteringChoice::automatic;
     Estimator estimator = Estimator::asymmetric;
@@ -137,12 +141,23 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
     BQSpec bq;
     const std::string& s = t.text;
     i += 2; // "BQ"
-    if (!parse_int(s, i, bq.nbits) || (bq.nbits != 1 && bq.nbits != 2)) {
-        bad_token(
-            description, t, "BQ takes 1 or 2 bits per coordinate (BQ1, BQ2)");
+    if (!parse_int(s, i, bq.nbits)) {
+        bad_token(description, t, "BQ takes 1 or 2 bits per coordinate (BQ1, "
+                                  "BQ2) or a budget of bytes (BQ64B)");
+    }
+    if (i < s.size() && s[i] == 'B') {
+        i++;
+        if (bq.nbits < 1) {
+            bad_token(description, t, "a budget of code bytes must be >= 1");
+        }
+        bq.budget_bytes = size_t(bq.nbits);
+        bq.nbits = 0;
+    } else if (bq.nbits != 1 && bq.nbits != 2) {
+        bad_token(description, t, "BQ takes 1 or 2 bits per coordinate (BQ1, "
+                                  "BQ2) or a budget of bytes (BQ64B)");
     }
     bool seen_transform = false, seen_centering = false, seen_sym = false,
-         seen_q = false;
+         seen_q = false, seen_alloc = false;
     while (i < s.size()) {
         if (s[i] != '_') {
             bad_token(description,
@@ -165,10 +180,18 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
             }
             seen = true;
         };
-        if (opt == "rot" || opt == "axis") {
+        if (opt == "rot" || opt == "axis" || opt == "pca") {
             once(seen_transform);
             bq.transform = opt == "rot" ? TransformChoice::random_rotation
+                         : opt == "pca" ? TransformChoice::pca
                                         : TransformChoice::identity;
+        } else if (opt == "alloc" || opt == "uniform") {
+            once(seen_alloc);
+            if (bq.budget_bytes == 0) {
+                bad_token(description, t, where + " needs a budget (BQ<bytes>B)");
+            }
+            bq.allocation = opt == "alloc" ? AllocationChoice::allocated
+                                           : AllocationChoice::uniform;
         } else if (opt == "ctr" || opt == "noctr") {
             once(seen_centering);
             bq.centering = opt == "ctr" ? CenteringChoice::centered
@@ -187,8 +210,12 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
             bad_token(description,
                       t,
                       "unknown " + where +
-                          " (rot, axis, ctr, noctr, sym, q4..q8)");
+                          " (rot, axis, pca, ctr, noctr, sym, q4..q8, alloc, "
+                          "uniform)");
         }
+    }
+    if (bq.budget_bytes > 0 && bq.estimator == Estimator::symmetric) {
+        bad_token(description, t, "a budget needs the asymmetric estimator, not sym");
     }
     if (bq.estimator == Estimator::symmetric && bq.query_bits != 0) {
         bad_token(description,
@@ -259,7 +286,10 @@ faiss::VectorTransform* make_transform(const std::string& description,
 
 faiss::Index*
 make_bq_core(int d, const FactorySpec& spec, faiss::MetricType metric) {
-    auto bq = std::make_unique<IndexBQ>(d, spec.bq.nbits, metric);
+    auto bq = spec.bq.budget_bytes > 0
+        ? std::make_unique<IndexBQ>(d, CodeBudget{spec.bq.budget_bytes}, metric)
+        : std::make_unique<IndexBQ>(d, spec.bq.nbits, metric);
+    bq->trainer.allocation = spec.bq.allocation;
     bq->trainer.transform = spec.bq.transform;
     bq->trainer.centering = spec.bq.centering;
     bq->estimator = spec.bq.estimator;
@@ -391,8 +421,18 @@ faiss::Index* index_factory_at(int d,
 // ---- reverse
 
 std::string bq_string(const IndexBQ& bq) {
-    std::string s = "BQ" + std::to_string(bq.nbits);
+    std::string s = bq.budget_bytes > 0
+        ? "BQ" + std::to_string(bq.budget_bytes) + "B"
+        : "BQ" + std::to_string(bq.nbits);
+    if (bq.budget_bytes > 0 &&
+        bq.trainer.allocation != AllocationChoice::automatic) {
+        s += bq.trainer.allocation == AllocationChoice::allocated ? "_alloc"
+                                                                  : "_uniform";
+    }
     switch (bq.trainer.transform) {
+    case TransformChoice::pca:
+        s += "_pca";
+        break;
     case TransformChoice::identity:
         s += "_axis";
         break;

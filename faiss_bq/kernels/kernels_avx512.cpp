@@ -285,6 +285,35 @@ void lut_scan_block(const uint8_t* codes,
                                        skip)
                                  : _mm512_setzero_si512();
                 const size_t bytes = plane_bytes - b < 4 ? plane_bytes - b : 4;
+                if (nbits >= 3) {
+                    // Two coordinates per table: bits 2t, 2t + 1 of plane
+                    // p's byte at bits 2p, 2p + 1 of the index.
+                    __m512i xp[4];
+                    for (int p = 0; p < nbits; p++) {
+                        xp[p] = _mm512_srli_epi32(
+                            _mm512_i32gather_epi32(
+                                offsets, base + p * plane_bytes + w, 1),
+                            skip);
+                    }
+                    const __m512i two = _mm512_set1_epi32(3);
+                    for (size_t e = 0; e < bytes; e++) {
+                        for (int t = 0; t < 4; t++) {
+                            __m512i index = _mm512_setzero_si512();
+                            for (int p = 0; p < nbits; p++) {
+                                index = _mm512_or_si512(
+                                    index,
+                                    _mm512_slli_epi32(
+                                        _mm512_and_si512(
+                                            _mm512_srli_epi32(
+                                                xp[p], unsigned(8 * e + 2 * t)),
+                                            two),
+                                        unsigned(2 * p)));
+                            }
+                            add(g++, index);
+                        }
+                    }
+                    continue;
+                }
                 for (size_t e = 0; e < bytes; e++) {
                     const __m512i y0 = _mm512_and_si512(x0, byte);
                     if (nbits == 1) {
