@@ -24,8 +24,9 @@ struct TrainerOptions {
     /// (identity, rotation) and the allocated plans of fit_allocated_plan in
     /// each basis (identity, rotation, PCA; PCA only when the fitting part
     /// has at least d rows, otherwise left out and the reason says so), all
-    /// centred candidates for the asymmetric estimator; the held-out recall
-    /// decides as without a budget.
+    /// centred candidates for the asymmetric estimator; the best held-out
+    /// recall decides (without the preference for a cheaper tied candidate:
+    /// at a budget the bytes set the scan's cost).
     size_t budget_bytes = 0;
     AllocationChoice allocation = AllocationChoice::automatic;
     TransformChoice transform = TransformChoice::automatic;

@@ -94,6 +94,9 @@ float lut_scan(const uint8_t* planes,
                const float* lut);
 
 /// out[i] = lut_scan(codes + i * stride, plane_bytes, nbits, lut), i < n.
+/// At least 4 bytes must be readable from the start of every plane of every
+/// code (the SIMD levels load planes of under 4 bytes as one word); codes.h
+/// guarantees it, as the 12 bytes of factors follow the planes.
 void lut_scan_block(const uint8_t* codes,
                     size_t n,
                     size_t stride,

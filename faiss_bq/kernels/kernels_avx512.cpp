@@ -250,7 +250,10 @@ void lut_scan_block(const uint8_t* codes,
                     const float* lut,
                     float* out) {
     size_t i = 0;
-    if (plane_bytes >= 4 && stride < (size_t(1) << 26)) {
+    // Planes under 4 bytes (small groups of an allocation) are read as one
+    // 4-byte word from their start: the caller guarantees 4 readable bytes
+    // there (kernels.h).
+    if (stride < (size_t(1) << 26)) {
         const __m512i offsets = _mm512_mullo_epi32(
             _mm512_setr_epi32(
                 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -274,7 +277,9 @@ void lut_scan_block(const uint8_t* codes,
             for (size_t b = 0; b < plane_bytes; b += 4) {
                 // 4 bytes of each plane per lane; the last word ends at the
                 // plane's end (never past it), its first bytes already done
-                const size_t w = b + 4 <= plane_bytes ? b : plane_bytes - 4;
+                const size_t w = b + 4 <= plane_bytes || plane_bytes < 4
+                                     ? b
+                                     : plane_bytes - 4;
                 const unsigned skip = unsigned(8 * (b - w));
                 __m512i x0 = _mm512_srli_epi32(
                     _mm512_i32gather_epi32(offsets, base + w, 1), skip);
