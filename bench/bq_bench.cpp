@@ -33,6 +33,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -61,6 +62,7 @@ struct Options {
     bool skip_pq = false;
     bool skip_refine = false;
     int threads = 0; ///< 0: OpenMP's default
+    std::vector<size_t> budgets; ///< --budgets: bytes of codes per vector
 };
 
 [[noreturn]] void usage(int status) {
@@ -81,7 +83,11 @@ struct Options {
         "               BQ1,pq,flat or BQ2-auto,sign (words split at "
         "' ', '-', '_')\n"
         "  --skip-pq    no IndexPQ row (its training is the slowest)\n"
-        "  --skip-refine  no two-stage rows (IndexBQRefine, IndexFromBinary)\n",
+        "  --skip-refine  no two-stage rows (IndexBQRefine, IndexFromBinary)\n"
+        "  --budgets    e.g. 16,32,64,128: rows at each budget of code bytes\n"
+        "               (BQ<bytes>B automatic, allocated per basis, uniform,\n"
+        "               IndexPQ and IndexScalarQuantizer at equal bytes);\n"
+        "               select them alone with --methods B16,B32,...\n",
         default_dataset,
         FAISS_BQ_DEFAULT_DATA);
     std::exit(status);
@@ -152,6 +158,10 @@ Options parse_options(int argc, char** argv) {
             opt.methods = split(value, ",");
         } else if (arg == "--threads") {
             opt.threads = int(parse_count(arg, value));
+        } else if (arg == "--budgets") {
+            for (const std::string& b : split(value, ",")) {
+                opt.budgets.push_back(parse_count(arg, b));
+            }
         } else {
             std::fprintf(stderr,
                          "bq_bench: bad option '%s %s'\n",
@@ -412,6 +422,63 @@ void add_refine_methods(std::vector<Method>& methods, const Dataset& ds) {
     }
 }
 
+// ------------------------------------------------------------ budget rows
+
+/// The one spelling of a budget row's name: "B64 auto", "B64 alloc pca".
+std::string budget_name(size_t bytes, const std::string& what) {
+    return "B" + std::to_string(bytes) + " " + what;
+}
+
+/// Rows at a budget of code bytes (issue 8): the trainer's choice, the
+/// allocated plan forced in each basis, the uniform plans that fit, and
+/// FAISS's IndexPQ / IndexScalarQuantizer where their codes have those bytes.
+void add_budget_methods(std::vector<Method>& methods,
+                        const Dataset& ds,
+                        size_t bytes,
+                        bool with_pq) {
+    const idx_t d = ds.d;
+    const faiss::MetricType metric = ds.metric;
+    auto add_bq = [&](const std::string& what,
+                      AllocationChoice allocation,
+                      TransformChoice transform) {
+        auto make = [d, metric, bytes, allocation, transform] {
+            auto index = std::make_unique<IndexBQ>(d, CodeBudget{bytes}, metric);
+            index->trainer.allocation = allocation;
+            index->trainer.transform = transform;
+            return IndexPtr(std::move(index));
+        };
+        const std::string name = budget_name(bytes, what);
+        methods.push_back({name, name, make, nullptr});
+    };
+    add_bq("auto", AllocationChoice::automatic, TransformChoice::automatic);
+    add_bq("alloc axis", AllocationChoice::allocated, TransformChoice::identity);
+    add_bq("alloc rot", AllocationChoice::allocated, TransformChoice::random_rotation);
+    add_bq("alloc pca", AllocationChoice::allocated, TransformChoice::pca);
+    if ((size_t(d) + 7) / 8 <= bytes) {
+        add_bq("uniform axis", AllocationChoice::uniform, TransformChoice::identity);
+        add_bq("uniform rot", AllocationChoice::uniform, TransformChoice::random_rotation);
+    }
+    auto add = [&](const std::string& what, std::function<IndexPtr()> make) {
+        const std::string name = budget_name(bytes, what);
+        methods.push_back({name, name, std::move(make), nullptr});
+    };
+    if (with_pq && size_t(d) % bytes == 0) {
+        add("PQ M=" + std::to_string(bytes), [d, bytes, metric] {
+            return std::make_unique<faiss::IndexPQ>(d, bytes, 8, metric);
+        });
+    }
+    for (auto [qtype, qname, qbytes] :
+         {std::make_tuple(faiss::ScalarQuantizer::QT_4bit, "SQ4", size_t(d + 1) / 2),
+          std::make_tuple(faiss::ScalarQuantizer::QT_6bit, "SQ6", size_t(3 * d + 3) / 4),
+          std::make_tuple(faiss::ScalarQuantizer::QT_8bit, "SQ8", size_t(d))}) {
+        if (qbytes == bytes) {
+            add(qname, [d, qtype = qtype, metric] {
+                return std::make_unique<faiss::IndexScalarQuantizer>(d, qtype, metric);
+            });
+        }
+    }
+}
+
 std::string lowercase(std::string s) {
     std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) {
         return char(std::tolower(c));
@@ -446,6 +513,9 @@ std::vector<Method> methods_to_run(const Dataset& ds, const Options& opt) {
         add_refine_methods(all, ds);
     }
     add_baseline_methods(all, ds, !opt.skip_pq);
+    for (size_t bytes : opt.budgets) {
+        add_budget_methods(all, ds, bytes, !opt.skip_pq);
+    }
     std::vector<Method> chosen;
     std::copy_if(
         all.begin(),
@@ -647,10 +717,15 @@ class PlanReporter {
             return;
         }
         const std::string plan = bq->plan.report();
-        if (bq->trainer.transform != TransformChoice::automatic) {
-            std::printf("%s: %s",
-                        key.c_str(),
-                        plan.substr(0, plan.find('\n') + 1).c_str());
+        if (bq->trainer.transform != TransformChoice::automatic ||
+            (bq->budget_bytes > 0 &&
+             bq->trainer.allocation != AllocationChoice::automatic)) {
+            // the first line, and an allocation's histogram line
+            const size_t first = plan.find('\n') + 1;
+            const size_t end = bq->plan.is_uniform()
+                ? first
+                : plan.find('\n', first) + 1;
+            std::printf("%s: %s", key.c_str(), plan.substr(0, end).c_str());
             return;
         }
         std::printf("\n==== %s: covariance report\n", key.c_str());
@@ -825,6 +900,64 @@ void print_wrapped(const std::string& text, size_t width) {
     std::printf("\n");
 }
 
+/// Per budget: the trainer's choice against the best row of the same budget
+/// (within 0.01?), the allocated plan against the best uniform one (recall,
+/// batch QPS), and issue 8's targets on use512-wordnet.
+std::string budget_summary(const std::vector<Row>& rows,
+                           const Dataset& ds,
+                           const std::vector<size_t>& budgets) {
+    std::string s = "Budgets (" + ds.name + "):";
+    for (size_t bytes : budgets) {
+        const std::string prefix = "B" + std::to_string(bytes) + " ";
+        const Row* automatic = find_row(rows, budget_name(bytes, "auto"));
+        const Row *best = nullptr, *best_alloc = nullptr, *best_uniform = nullptr;
+        for (const Row& r : rows) {
+            if (!r.error.empty() || r.name.rfind(prefix, 0) != 0 ||
+                r.name == prefix + "auto") {
+                continue;
+            }
+            auto better = [&](const Row* b) { return !b || r.recall > b->recall; };
+            const bool bq = r.name.find(" alloc ") != std::string::npos ||
+                    r.name.find(" uniform ") != std::string::npos;
+            if (bq && better(best)) {
+                best = &r;
+            }
+            if (r.name.find(" alloc ") != std::string::npos && better(best_alloc)) {
+                best_alloc = &r;
+            }
+            if (r.name.find(" uniform ") != std::string::npos && better(best_uniform)) {
+                best_uniform = &r;
+            }
+        }
+        s += " " + prefix + "auto";
+        if (!automatic || !best) {
+            s += ": not run.";
+            continue;
+        }
+        s += " " + format("%.3f", automatic->recall) + " vs best forced " +
+             format("%.3f", best->recall) + " (" + best->name + "), " +
+             (automatic->recall >= best->recall - 0.01 ? "within 0.01."
+                                                       : "NOT within 0.01.");
+        if (best_alloc && best_uniform) {
+            s += " Best allocated " + best_alloc->name + " " +
+                 format("%.3f", best_alloc->recall) + " at " +
+                 format("%.0f", best_alloc->qps_batch) + " QPS vs best uniform " +
+                 best_uniform->name + " " + format("%.3f", best_uniform->recall) +
+                 " at " + format("%.0f", best_uniform->qps_batch) + " QPS (" +
+                 format("%.2f", best_alloc->qps_batch / best_uniform->qps_batch) +
+                 "x).";
+        } else {
+            s += " No uniform plan fits.";
+        }
+        const double target = bytes == 64 ? 0.75 : bytes == 128 ? 0.88 : 0;
+        if (target > 0 && ds.name == default_dataset) {
+            s += " Target " + format("%.2f", target) + ": " +
+                 (automatic->recall >= target ? "met." : "NOT met.");
+        }
+    }
+    return s;
+}
+
 // ------------------------------------------------------------------ run
 
 /// The 1-minute load average (Linux; -1 if unknown): other work on the cores
@@ -911,6 +1044,10 @@ int run(const Options& opt) {
     print_markdown(rows);
     std::printf("\n");
     print_wrapped(summary(rows, ds), 78);
+    if (!opt.budgets.empty()) {
+        std::printf("\n");
+        print_wrapped(budget_summary(rows, ds, opt.budgets), 78);
+    }
 
     const auto failed =
         std::count_if(rows.begin(), rows.end(), [](const Row& r) {

@@ -35,6 +35,18 @@ size_t checked_code_size(idx_t d, int nbits, faiss::MetricType metric) {
     return CodeLayout(int(d), nbits).code_size;
 }
 
+size_t checked_budget_code_size(idx_t d, size_t budget_bytes, faiss::MetricType metric) {
+    checked_code_size(d, 1, metric);
+    FAISS_THROW_IF_NOT_FMT(
+            budget_bytes >= 1 && budget_bytes * 8 <= size_t(4 * d),
+            "IndexBQ: budget of %zu bytes for d=%ld: must be at least 1 byte "
+            "and at most 4 bits per coordinate (%ld bytes)",
+            budget_bytes,
+            long(d),
+            long(d / 2));
+    return budget_bytes + CodeLayout::factor_bytes;
+}
+
 void check_query_bits(int query_bits) {
     FAISS_THROW_IF_NOT_FMT(
             query_bits == 0 || (query_bits >= 4 && query_bits <= 8),
@@ -190,9 +202,31 @@ IndexBQ::IndexBQ(idx_t d, int nbits, faiss::MetricType metric)
     is_trained = false;
 }
 
+IndexBQ::IndexBQ(idx_t d, CodeBudget budget, faiss::MetricType metric)
+        : IndexFlatCodes(checked_budget_code_size(d, budget.bytes, metric),
+                         d,
+                         metric),
+          nbits(0),
+          budget_bytes(budget.bytes) {
+    is_trained = false;
+}
+
 IndexBQ::IndexBQ(const BinarizationPlan& plan, faiss::MetricType metric)
-        : IndexBQ(plan.d, plan.nbits, metric) {
+        : IndexFlatCodes() {
     FAISS_THROW_IF_NOT_MSG(plan.is_trained(), "IndexBQ: the plan is not trained");
+    // The foundation's plans keep their index form; others are a budget.
+    const bool foundation = plan.is_uniform() && plan.nbits <= 2 &&
+            plan.code_bytes == plan.nbits * ((size_t(plan.d) + 7) / 8);
+    if (foundation) {
+        code_size = checked_code_size(plan.d, plan.nbits, metric);
+        nbits = plan.nbits;
+    } else {
+        code_size = checked_budget_code_size(plan.d, plan.code_bytes, metric);
+        nbits = 0;
+        budget_bytes = plan.code_bytes;
+    }
+    d = plan.d;
+    metric_type = metric;
     this->plan = plan;
     is_trained = true;
 }
@@ -205,6 +239,7 @@ void IndexBQ::train(idx_t n, const float* x) {
             long(ntotal));
     TrainerOptions options = trainer;
     options.nbits = nbits;
+    options.budget_bytes = budget_bytes;
     options.metric = metric_type;
     options.estimator = estimator;
     FAISS_THROW_IF_NOT_FMT(n >= 0, "IndexBQ::train: n=%ld", long(n));
@@ -289,6 +324,11 @@ void asymmetric_error_sigmas(
     FAISS_THROW_IF_NOT_MSG(
             index.is_trained,
             "asymmetric_error_sigmas: the index is not trained");
+    FAISS_THROW_IF_NOT_FMT(
+            index.plan.is_uniform(),
+            "asymmetric_error_sigmas: the plan allocates bits per coordinate "
+            "(budget_bytes=%zu); the error model covers uniform plans only",
+            index.budget_bytes);
     const size_t d = size_t(index.d);
     const CodeLayout layout = index.layout();
     const BinarizationPlan& plan = index.plan;
@@ -355,19 +395,22 @@ void IndexBQ::check_compatible_for_merge(const faiss::Index& other) const {
     auto o = dynamic_cast<const IndexBQ*>(&other);
     FAISS_THROW_IF_NOT_MSG(o, "IndexBQ: can only merge another IndexBQ");
     FAISS_THROW_IF_NOT_FMT(
-            o->d == d && o->nbits == nbits && o->metric_type == metric_type,
+            o->d == d && o->nbits == nbits && o->metric_type == metric_type &&
+                    o->budget_bytes == budget_bytes,
             "IndexBQ: cannot merge d=%ld nbits=%d metric=%d into d=%ld "
-            "nbits=%d metric=%d",
+            "nbits=%d metric=%d (budget_bytes %zu into %zu)",
             long(o->d),
             o->nbits,
             int(o->metric_type),
             long(d),
             nbits,
-            int(metric_type));
+            int(metric_type),
+            o->budget_bytes,
+            budget_bytes);
     FAISS_THROW_IF_NOT_MSG(
             o->plan.center == plan.center && o->plan.rotation == plan.rotation &&
                     o->plan.thresholds == plan.thresholds &&
-                    o->plan.levels == plan.levels,
+                    o->plan.levels == plan.levels && o->plan.bits == plan.bits,
             "IndexBQ: cannot merge indexes trained with different plans");
 }
 

@@ -1,4 +1,5 @@
-// IndexBQ: float vectors stored as 1- or 2-bit codes of a trained plan.
+// IndexBQ: float vectors stored as bit-plane codes of a trained plan (1 or 2
+// bits per coordinate, or bits allocated per coordinate at a byte budget).
 #pragma once
 
 #include <faiss/IndexFlatCodes.h>
@@ -31,8 +32,18 @@ struct SearchParametersBQ : faiss::SearchParameters {
  *    code_values(): |s_x - s_q|^2 / 4 for METRIC_L2 (the Hamming distance
  *    for 1 bit) and <s_x, s_q> for METRIC_INNER_PRODUCT (d - 2 Hamming).
  */
+/// A budget of bytes of bit planes per code (IndexBQ's budget constructor).
+struct CodeBudget {
+    size_t bytes = 0;
+};
+
 struct IndexBQ : faiss::IndexFlatCodes {
+    /// Bits per coordinate of a uniform index (1 or 2); 0 for a budget index.
     int nbits = 1;
+    /// > 0: the codes hold this many bytes of bit planes (plus the factors)
+    /// and train() chooses among uniform and allocated plans that fit
+    /// (TrainerOptions::budget_bytes).
+    size_t budget_bytes = 0;
     /// Used by train(); nbits, metric and estimator are taken from the index.
     TrainerOptions trainer;
     BinarizationPlan plan;
@@ -42,11 +53,15 @@ struct IndexBQ : faiss::IndexFlatCodes {
 
     IndexBQ();
     IndexBQ(idx_t d, int nbits = 1, faiss::MetricType metric = faiss::METRIC_L2);
+    /// code_size = budget.bytes + CodeLayout::factor_bytes; budget.bytes in
+    /// [1, d / 2] (at most 4 bits per coordinate).
+    IndexBQ(idx_t d, CodeBudget budget, faiss::MetricType metric = faiss::METRIC_L2);
     /// An index around an already trained plan.
     IndexBQ(const BinarizationPlan& plan, faiss::MetricType metric = faiss::METRIC_L2);
 
+    /// The layout of the trained plan's codes.
     CodeLayout layout() const {
-        return CodeLayout(d, nbits);
+        return CodeLayout(plan);
     }
 
     void train(idx_t n, const float* x) override;
@@ -86,7 +101,9 @@ struct IndexBQ : faiss::IndexFlatCodes {
  * Doubled for METRIC_L2, whose estimate is |r|^2 + |y|^2 - 2 <a r_hat, y>.
  * Measured in test_IndexBQRefine (ErrorSigmasCoverTheEstimateError): under a
  * rotation about 0.3% of candidates miss by more than 3 sigma, as a Gaussian
- * would. O(d) per candidate, one plan.apply per query.
+ * would. O(d) per candidate, one plan.apply per query. Uniform plans only
+ * (an allocated plan's 0-bit coordinates carry error the levels do not
+ * show): throws faiss::FaissException for an allocated plan.
  */
 void asymmetric_error_sigmas(
         const IndexBQ& index,

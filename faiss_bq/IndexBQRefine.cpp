@@ -87,13 +87,13 @@ RefineOptions resolve(
     return o;
 }
 
-/// The first stage when it is an IndexBQ searched with the asymmetric
-/// estimator (the only estimator with an error model), else null.
+/// The first stage when it is an IndexBQ with a uniform plan searched with
+/// the asymmetric estimator (what the error model covers), else null.
 const IndexBQ* bounded_first_stage(
         const faiss::Index* base,
         const faiss::SearchParameters* base_params) {
     auto bq = dynamic_cast<const IndexBQ*>(base);
-    if (!bq) {
+    if (!bq || !bq->plan.is_uniform()) {
         return nullptr;
     }
     Estimator est = bq->estimator;

@@ -35,8 +35,8 @@ struct RefineStats {
  * its own distance computer. The k best are returned with the refine store's
  * distances, ordered as FAISS orders them (equal distances: smaller id first).
  *
- * Error-bound skip: when the first stage is an IndexBQ searched with the
- * asymmetric estimator, each candidate's estimate comes with a standard
+ * Error-bound skip: when the first stage is an IndexBQ with a uniform plan
+ * searched with the asymmetric estimator, each candidate's estimate comes with a standard
  * deviation sigma (asymmetric_error_sigma, estimators.h). Once k candidates
  * are re-scored, a candidate whose estimate is worse than the k-th best
  * refined distance by more than bound_sigmas * sigma is not re-scored. With

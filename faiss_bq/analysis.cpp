@@ -146,15 +146,19 @@ std::vector<double> centred_scatter(size_t n,
 
 // Eigenvalues of the symmetric matrix whose upper triangle is in cov, largest
 // first, clamped at 0: a covariance has none below, and the float rounding of
-// ssyevd produces tiny negative ones for rank-deficient samples.
+// ssyevd produces tiny negative ones for rank-deficient samples. With
+// `vectors`, also its eigenvectors as the rows of a d x d row-major matrix,
+// in the same order.
 std::vector<float> descending_eigenvalues(size_t d,
-                                          const std::vector<double>& cov) {
+                                          const std::vector<double>& cov,
+                                          std::vector<float>* vectors = nullptr) {
     std::vector<float> a(cov.begin(), cov.end());
     std::vector<float> w(d);
+    const char* jobz = vectors ? "V" : "N";
     FINTEGER di = FINTEGER(d), info = 0;
     FINTEGER lwork = -1, liwork = -1, iwork_size = 0;
     float work_size = 0;
-    ssyevd_("N",
+    ssyevd_(jobz,
             "U",
             &di,
             a.data(),
@@ -170,7 +174,7 @@ std::vector<float> descending_eigenvalues(size_t d,
     liwork = iwork_size;
     std::vector<float> work(lwork);
     std::vector<FINTEGER> iwork(liwork);
-    ssyevd_("N",
+    ssyevd_(jobz,
             "U",
             &di,
             a.data(),
@@ -185,6 +189,14 @@ std::vector<float> descending_eigenvalues(size_t d,
     std::reverse(w.begin(), w.end());
     for (float& lambda : w) {
         lambda = std::max(lambda, 0.0f);
+    }
+    if (vectors) {
+        // Column k of the column-major result is the k-th smallest
+        // eigenvector, i.e. row d - 1 - k of ours.
+        vectors->resize(d * d);
+        for (size_t k = 0; k < d; k++) {
+            std::copy_n(a.data() + k * d, d, vectors->data() + (d - 1 - k) * d);
+        }
     }
     return w;
 }
@@ -607,6 +619,28 @@ std::string DatasetAnalysis::report() const {
                 d);
     }
     return out;
+}
+
+std::vector<float> principal_axes(size_t n, size_t d, const float* x) {
+    FAISS_THROW_IF_NOT_FMT(
+        n >= d && d > 0,
+        "principal_axes: n=%zu training vectors < d=%zu: the covariance is "
+        "rank-deficient and its principal axes are ill-posed",
+        n,
+        d);
+    std::vector<double> mean(d, 0.0);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < d; j++) {
+            mean[j] += x[i * d + j];
+        }
+    }
+    for (double& m : mean) {
+        m /= double(n);
+    }
+    std::vector<double> cov = centred_scatter(n, d, x, mean);
+    std::vector<float> axes;
+    descending_eigenvalues(d, cov, &axes);
+    return axes;
 }
 
 } // namespace faiss_bq

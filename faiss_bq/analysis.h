@@ -51,4 +51,10 @@ struct DatasetAnalysis {
 /// Throws faiss::FaissException if n < 2, d <= 0 or x holds NaN or Inf.
 DatasetAnalysis analyze(size_t n, size_t d, const float* x);
 
+/// Principal axes of x (n x d): the eigenvectors of its covariance (one
+/// ssyrk, one ssyevd) as the rows of a d x d row-major orthogonal matrix,
+/// largest eigenvalue first. Throws faiss::FaissException if n < d (the
+/// axes of the null space would be arbitrary).
+std::vector<float> principal_axes(size_t n, size_t d, const float* x);
+
 } // namespace faiss_bq

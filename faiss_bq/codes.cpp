@@ -19,11 +19,47 @@ void store_float(uint8_t* p, float f) {
 
 } // namespace
 
-CodeLayout::CodeLayout(int d, int nbits)
-        : d(d),
-          nbits(nbits),
-          plane_bytes((size_t(d) + 7) / 8),
-          code_size(nbits * plane_bytes + factor_bytes) {}
+CodeLayout::CodeLayout(int d, int nbits) : d(d), nbits(nbits) {
+    build(std::vector<uint8_t>(d, uint8_t(nbits)), nbits * ((size_t(d) + 7) / 8));
+}
+
+CodeLayout::CodeLayout(const BinarizationPlan& plan)
+        : d(plan.d), nbits(plan.nbits) {
+    build(plan.bits, plan.code_bytes);
+}
+
+void CodeLayout::build(const std::vector<uint8_t>& bits, size_t planes) {
+    plane_bytes = (size_t(d) + 7) / 8;
+    group_of.assign(d, -1);
+    slot_of.assign(d, 0);
+    size_t offset = 0;
+    for (int b = 1; b <= 4; b++) {
+        Group g;
+        g.nbits = b;
+        g.offset = offset;
+        for (int j = 0; j < d; j++) {
+            if (bits[j] == b) {
+                group_of[j] = int(groups.size());
+                slot_of[j] = int(g.coords.size());
+                g.coords.push_back(j);
+            }
+        }
+        if (g.coords.empty()) {
+            continue;
+        }
+        g.plane_bytes = (g.coords.size() + 7) / 8;
+        offset += b * g.plane_bytes;
+        groups.push_back(std::move(g));
+    }
+    FAISS_THROW_IF_NOT_FMT(
+            offset <= planes,
+            "code layout: the groups need %zu bytes of planes, the plan "
+            "gives %zu",
+            offset,
+            planes);
+    planes_size = planes;
+    code_size = planes_size + factor_bytes;
+}
 
 size_t code_size(int d, int nbits) {
     FAISS_THROW_IF_NOT_FMT(d > 0, "d=%d: must be > 0", d);
@@ -33,7 +69,7 @@ size_t code_size(int d, int nbits) {
 }
 
 void encode(const BinarizationPlan& plan, size_t n, const float* x, uint8_t* codes) {
-    const CodeLayout layout(plan.d, plan.nbits);
+    const CodeLayout layout(plan);
     const size_t d = plan.d;
     for (size_t i0 = 0; i0 < n; i0 += block_rows) {
         const size_t bn = std::min(block_rows, n - i0);
@@ -48,10 +84,7 @@ void encode(const BinarizationPlan& plan, size_t n, const float* x, uint8_t* cod
             double norm2 = 0, dot = 0, rhat2 = 0, center_dot = 0;
             for (size_t j = 0; j < d; j++) {
                 const int q = plan.quantize(j, yi[j]);
-                for (int p = 0; p < plan.nbits; p++) {
-                    code[p * layout.plane_bytes + j / 8] |=
-                            ((q >> p) & 1) << (j % 8);
-                }
+                layout.set_level_index(code, j, q);
                 const double l = plan.level(j, q);
                 norm2 += double(yi[j]) * yi[j];
                 dot += l * yi[j];
@@ -63,7 +96,7 @@ void encode(const BinarizationPlan& plan, size_t n, const float* x, uint8_t* cod
             // scored as the centre. Below cos = 1e-3 only for degenerate
             // plans; real data sits near sqrt(2/pi) at 1 bit.
             const bool usable = dot > 1e-3 * std::sqrt(norm2 * rhat2);
-            uint8_t* factors = code + plan.nbits * layout.plane_bytes;
+            uint8_t* factors = code + layout.planes_size;
             store_float(factors, float(norm2));
             store_float(factors + sizeof(float), usable ? float(norm2 / dot) : 0.f);
             store_float(factors + 2 * sizeof(float), float(center_dot));
@@ -107,7 +140,7 @@ void decode_residuals(
         size_t n,
         const uint8_t* codes,
         float* y) {
-    const CodeLayout layout(plan.d, plan.nbits);
+    const CodeLayout layout(plan);
     // Least-squares scale <r_hat, r> / |r_hat|^2 = |r|^2 / (a |r_hat|^2),
     // with a = estimate_scale: the reconstruction closest to the residual.
     scaled_levels(plan, layout, n, codes, y, [&](const uint8_t* code, double rhat2) {
@@ -119,7 +152,7 @@ void decode_residuals(
 }
 
 void decode(const BinarizationPlan& plan, size_t n, const uint8_t* codes, float* x) {
-    const CodeLayout layout(plan.d, plan.nbits);
+    const CodeLayout layout(plan);
     const size_t d = plan.d;
     std::vector<float> y;
     for (size_t i0 = 0; i0 < n; i0 += block_rows) {
@@ -135,7 +168,7 @@ void estimate_vectors(
         size_t n,
         const uint8_t* codes,
         float* e) {
-    const CodeLayout layout(plan.d, plan.nbits);
+    const CodeLayout layout(plan);
     scaled_levels(plan, layout, n, codes, e,
                   [&](const uint8_t* code, double) {
                       return layout.estimate_scale(code);

@@ -15,12 +15,19 @@ QueryScorer::QueryScorer(
         Estimator estimator,
         int query_bits)
         : plan(plan),
-          layout(plan.d, plan.nbits),
+          layout(plan),
           metric(metric),
           estimator(estimator),
           query_bits(query_bits) {
     y.resize(plan.d);
     const size_t pb = layout.plane_bytes;
+    FAISS_THROW_IF_NOT_FMT(
+            estimator != Estimator::symmetric ||
+                    (plan.is_uniform() && plan.nbits <= 2),
+            "symmetric estimator: needs a uniform plan of 1 or 2 bits per "
+            "coordinate (this one has %s bits up to %d)",
+            plan.is_uniform() ? "uniform" : "allocated",
+            plan.nbits);
     if (estimator == Estimator::symmetric) {
         query_code.resize(layout.code_size);
         hamming.resize(block_codes);
@@ -33,17 +40,26 @@ QueryScorer::QueryScorer(
     }
     residual.resize(block_codes);
     if (query_bits == 0) {
-        lut.resize(kernels::lut_groups(layout.plane_bytes, plan.nbits) *
-                   kernels::lut_entries);
+        size_t tables = 0;
+        for (const CodeLayout::Group& g : layout.groups) {
+            lut_offset.push_back(tables * kernels::lut_entries);
+            tables += kernels::lut_groups(g.plane_bytes, g.nbits);
+        }
+        lut.resize(tables * kernels::lut_entries);
+        group_ips.resize(block_codes);
     } else {
-        // The level polynomial's terms: one per non-empty subset of the
-        // code's bits (b0; or b0, b1, b0 b1).
-        for (int mask = 1; mask < plan.n_levels(); mask++) {
-            Term t;
-            t.plane_mask = mask;
-            t.planes.assign((1 + query_bits) * pb, 0xff);
-            terms.push_back(std::move(t));
-            counts[mask - 1].resize(block_codes * (1 + query_bits));
+        // The level polynomial's terms: one per non-empty subset of a
+        // group's bits (b0; or b0, b1, b0 b1; ...).
+        for (size_t g = 0; g < layout.groups.size(); g++) {
+            const CodeLayout::Group& gr = layout.groups[g];
+            for (int mask = 1; mask < (1 << gr.nbits); mask++) {
+                Term t;
+                t.group = int(g);
+                t.plane_mask = mask;
+                t.planes.assign((1 + query_bits) * gr.plane_bytes, 0xff);
+                t.counts.resize(block_codes * (1 + query_bits));
+                terms.push_back(std::move(t));
+            }
         }
     }
 }
@@ -83,29 +99,45 @@ void QueryScorer::set_query(const float* q) {
 }
 
 void QueryScorer::set_query_lut() {
-    const int nbits = plan.nbits;
-    const int group = 8 / nbits; // coordinates per table
-    const size_t ngroups = kernels::lut_groups(layout.plane_bytes, nbits);
-    float contrib[8][4]; // [coordinate in group][level index]
-    for (size_t g = 0; g < ngroups; g++) {
-        for (int i = 0; i < group; i++) {
-            const size_t j = g * group + i;
-            for (int v = 0; v < plan.n_levels(); v++) {
-                // padding coordinates (j >= d) have zero bits and weight
-                contrib[i][v] = j < size_t(plan.d) ? plan.level(j, v) * y[j] : 0;
-            }
+    // 0-bit coordinates are their constant level.
+    double b = 0;
+    for (int j = 0; j < plan.d; j++) {
+        if (layout.group_of[j] < 0) {
+            b += double(plan.level(j, 0)) * y[j];
         }
-        float* table = lut.data() + g * kernels::lut_entries;
-        for (unsigned m = 0; m < kernels::lut_entries; m++) {
-            float s = 0;
+    }
+    base = float(b);
+    for (size_t gi = 0; gi < layout.groups.size(); gi++) {
+        const CodeLayout::Group& gr = layout.groups[gi];
+        const int nbits = gr.nbits;
+        // coordinates per table and tables per plane byte (kernels::lut_scan)
+        const int group = nbits == 1 ? 8 : nbits == 2 ? 4 : 2;
+        const size_t ngroups = kernels::lut_groups(gr.plane_bytes, nbits);
+        float contrib[8][16]; // [coordinate in table][level index]
+        for (size_t g = 0; g < ngroups; g++) {
             for (int i = 0; i < group; i++) {
-                // index layout of kernels::lut_scan
-                const int v = nbits == 1
-                        ? (m >> i) & 1
-                        : ((m >> i) & 1) | (((m >> (4 + i)) & 1) << 1);
-                s += contrib[i][v];
+                const size_t slot = g * group + i;
+                for (int v = 0; v < (1 << nbits); v++) {
+                    // padding slots have zero bits and weight
+                    contrib[i][v] = slot < gr.coords.size()
+                            ? plan.level(gr.coords[slot], v) * y[gr.coords[slot]]
+                            : 0;
+                }
             }
-            table[m] = s;
+            float* table = lut.data() + lut_offset[gi] + g * kernels::lut_entries;
+            for (unsigned m = 0; m < kernels::lut_entries; m++) {
+                float s = 0;
+                for (int i = 0; i < group; i++) {
+                    // index layout of kernels::lut_scan: bit i of plane p's
+                    // chunk at bit p * group + i
+                    int v = 0;
+                    for (int p = 0; p < nbits && p * group + i < 8; p++) {
+                        v |= ((m >> (p * group + i)) & 1) << p;
+                    }
+                    s += contrib[i][v];
+                }
+                table[m] = s;
+            }
         }
     }
 }
@@ -118,11 +150,15 @@ void QueryScorer::set_query_quantized() {
         b += double(plan.level(j, 0)) * y[j];
     }
     base = float(b);
-    std::vector<float> w(d);
+    std::vector<float> w;
     for (Term& t : terms) {
+        const CodeLayout::Group& gr = layout.groups[t.group];
+        const size_t m = gr.coords.size(), pb = gr.plane_bytes;
+        w.resize(m);
         // Coefficient of the bit product "mask" in the level polynomial
         // (Moebius inversion over the subsets of mask).
-        for (int j = 0; j < d; j++) {
+        for (size_t i = 0; i < m; i++) {
+            const int j = gr.coords[i];
             float coef = 0;
             for (int sub = t.plane_mask;; sub = (sub - 1) & t.plane_mask) {
                 const int sign =
@@ -132,48 +168,60 @@ void QueryScorer::set_query_quantized() {
                     break;
                 }
             }
-            w[j] = coef * y[j];
+            w[i] = coef * y[j];
         }
         const auto [lo, hi] = std::minmax_element(w.begin(), w.end());
         t.lo = *lo;
         t.delta = (*hi - *lo) / top;
-        uint8_t* u_planes = t.planes.data() + layout.plane_bytes;
-        std::fill(u_planes, u_planes + query_bits * layout.plane_bytes, 0);
-        for (int j = 0; j < d; j++) {
+        uint8_t* u_planes = t.planes.data() + pb;
+        std::fill(u_planes, u_planes + query_bits * pb, 0);
+        for (size_t i = 0; i < m; i++) {
             const int u =
-                t.delta > 0 ? int(std::lround((w[j] - t.lo) / t.delta)) : 0;
+                t.delta > 0 ? int(std::lround((w[i] - t.lo) / t.delta)) : 0;
             for (int p = 0; p < query_bits; p++) {
-                u_planes[p * layout.plane_bytes + j / 8] |= ((u >> p) & 1)
-                                                            << (j % 8);
+                u_planes[p * pb + i / 8] |= ((u >> p) & 1) << (i % 8);
             }
         }
     }
 }
 
 void QueryScorer::residual_ips(const uint8_t* codes, size_t n) {
-    const size_t pb = layout.plane_bytes, cs = layout.code_size;
+    const size_t cs = layout.code_size;
     if (query_bits == 0) {
-        kernels::lut_scan_block(
-            codes, n, cs, pb, plan.nbits, lut.data(), residual.data());
+        // A uniform plan is one group and no base: the kernel's sums as is.
+        std::fill(residual.begin(), residual.begin() + n, base);
+        for (size_t g = 0; g < layout.groups.size(); g++) {
+            const CodeLayout::Group& gr = layout.groups[g];
+            const bool only = layout.groups.size() == 1 && base == 0;
+            kernels::lut_scan_block(codes + gr.offset, n, cs, gr.plane_bytes,
+                                    gr.nbits, lut.data() + lut_offset[g],
+                                    only ? residual.data() : group_ips.data());
+            if (!only) {
+                for (size_t i = 0; i < n; i++) {
+                    residual[i] += group_ips[i];
+                }
+            }
+        }
         return;
     }
     // Per term: its bit count (all-ones plane) and popcounts of the u planes
     // against its bits, for the whole block in one call.
     const int np = 1 + query_bits;
-    for (const Term& t : terms) {
+    for (Term& t : terms) {
+        const CodeLayout::Group& gr = layout.groups[t.group];
         kernels::plane_products_block(t.planes.data(),
                                       np,
-                                      codes,
+                                      codes + gr.offset,
                                       n,
                                       cs,
-                                      pb,
+                                      gr.plane_bytes,
                                       t.plane_mask,
-                                      counts[t.plane_mask - 1].data());
+                                      t.counts.data());
     }
     for (size_t i = 0; i < n; i++) {
         float s = base;
         for (const Term& t : terms) {
-            const uint32_t* c = counts[t.plane_mask - 1].data() + i * np;
+            const uint32_t* c = t.counts.data() + i * np;
             uint64_t weighted = 0; // kernels::weighted_popcount
             for (int p = 0; p < query_bits; p++) {
                 weighted += uint64_t(c[1 + p]) << p;

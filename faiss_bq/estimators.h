@@ -12,18 +12,20 @@ namespace faiss_bq {
 /** Scores the codes of a plan against one query at a time.
  *
  * Asymmetric, float query (query_bits = 0): the query is transformed,
- * y = R (q - c), and one look-up table per group of coordinates holds the
- * sums of level * y over that group's bit patterns; with a the code's
+ * y = R (q - c), and one look-up table per few coordinates of a group of
+ * codes.h holds the sums of level * y over their bit patterns (coordinates
+ * at 0 bits add the constant level * y); with a the code's
  * estimate_scale, <r, y> ~ a * <r_hat, y>. The score is the estimate
  * <c, q> + <x - c, c> + a <r_hat, y> (inner product) or |r|^2 + |y|^2 - 2 a <r_hat, y>
  * (squared L2).
  * Asymmetric, quantized query (query_bits in 4..8): each coordinate's level
  * is written as a polynomial in its bits (1 bit: L0 + (L1 - L0) b0; 2 bits
- * adds b1 and b0 b1 terms), each term's weights y_j * coefficient are
- * quantized to query_bits planes, and <r_hat, y> becomes popcounts of those
- * planes against the code's bits.
- * Symmetric: the query is encoded with the same plan and compared in code
- * space (see IndexBQ for the values returned).
+ * adds b1 and b0 b1 terms; b bits 2^b - 1 terms), each term's weights y_j *
+ * coefficient are quantized to query_bits planes per group, and <r_hat, y>
+ * becomes popcounts of those planes against the group's bits.
+ * Symmetric (uniform plans of 1 or 2 bits only): the query is encoded with
+ * the same plan and compared in code space (see IndexBQ for the values
+ * returned).
  * score_block() scores a block of contiguous codes with one kernel call per
  * plane product (kernels/kernels.h); operator() is the block of one code.
  * One scorer per thread: both use scratch space.
@@ -65,13 +67,19 @@ class QueryScorer {
     float y_norm2 = 0;
     float center_ip = 0; ///< <c, q>
     std::vector<float> lut;
-    float base = 0; ///< sum_j L_j[0] y_j (quantized query)
+    /// the tables of group g start at lut + lut_offset[g]
+    std::vector<size_t> lut_offset;
+    /// sum_j L_j[0] y_j: over 0-bit coordinates (float query), over all
+    /// (quantized query)
+    float base = 0;
     struct Term {
-        int plane_mask;          ///< code planes ANDed in this term
+        int group;               ///< of the code layout
+        int plane_mask;          ///< the group's planes ANDed in this term
         float lo = 0, delta = 0; ///< weight = lo + delta * u
         /// an all-ones plane (counts the term's bits), then the query_bits
         /// planes of u
         std::vector<uint8_t> planes;
+        std::vector<uint32_t> counts; ///< scratch of score_block
     };
     std::vector<Term> terms;
 
@@ -82,7 +90,7 @@ class QueryScorer {
     int64_t query_sum = 0, query_sum2 = 0;
 
     // scratch of score_block
-    std::vector<float> residual;
+    std::vector<float> residual, group_ips;
     std::vector<int32_t> hamming;
     std::vector<uint32_t> counts[3];
 

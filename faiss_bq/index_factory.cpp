@@ -5,10 +5,13 @@
 //   transform   := a FAISS vector transform ("PCA64", "L2norm", "OPQ16_64",
 //                  "RR64", "ITQ", "Pad128"), built by FAISS
 //   core        := bq | "HNSW" [M] "_" bq | bq "(" binary ")" | any FAISS core
-//   bq          := "BQ" nbits {"_" option}
-//   option      := "rot" | "axis" | "ctr" | "noctr" | "sym" | "q" bits
+//   bq          := "BQ" (nbits | bytes "B") {"_" option}
+//   option      := "rot" | "axis" | "pca" | "ctr" | "noctr" | "sym" |
+//                  "q" bits | "alloc" | "uniform"
+//   ("alloc" / "uniform" force the kind of plan of a budget "BQ<bytes>B")
 //   binary      := a binary description (index_binary_factory) of the
 //                  plan's code bits: IndexFromBinary over that index
+//                  (nbits 1 or 2, no budget)
 //   refine      := "RFlat" | "Refine(" description ")": IndexBQRefine
 //
 // A description whose core is not faiss_bq's goes to faiss::index_factory
@@ -121,6 +124,8 @@ bool parse_int(const std::string& s, size_t& i, int& value) {
 /// What a "BQ..." token asks for.
 struct BQSpec {
     int nbits = 1;
+    size_t budget_bytes = 0; ///< "BQ<bytes>B"
+    AllocationChoice allocation = AllocationChoice::automatic;
     TransformChoice transform = TransformChoice::automatic;
     CenteringChoice centering = CenteringChoice::automatic;
     Estimator estimator = Estimator::asymmetric;
@@ -143,12 +148,23 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
     BQSpec bq;
     const std::string& s = t.text;
     i += 2; // "BQ"
-    if (!parse_int(s, i, bq.nbits) || (bq.nbits != 1 && bq.nbits != 2)) {
-        bad_token(
-            description, t, "BQ takes 1 or 2 bits per coordinate (BQ1, BQ2)");
+    if (!parse_int(s, i, bq.nbits)) {
+        bad_token(description, t, "BQ takes 1 or 2 bits per coordinate (BQ1, "
+                                  "BQ2) or a budget of bytes (BQ64B)");
+    }
+    if (i < s.size() && s[i] == 'B') {
+        i++;
+        if (bq.nbits < 1) {
+            bad_token(description, t, "a budget of code bytes must be >= 1");
+        }
+        bq.budget_bytes = size_t(bq.nbits);
+        bq.nbits = 0;
+    } else if (bq.nbits != 1 && bq.nbits != 2) {
+        bad_token(description, t, "BQ takes 1 or 2 bits per coordinate (BQ1, "
+                                  "BQ2) or a budget of bytes (BQ64B)");
     }
     bool seen_transform = false, seen_centering = false, seen_sym = false,
-         seen_q = false;
+         seen_q = false, seen_alloc = false;
     while (i < s.size()) {
         if (s[i] != '_') {
             bad_token(description,
@@ -171,10 +187,18 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
             }
             seen = true;
         };
-        if (opt == "rot" || opt == "axis") {
+        if (opt == "rot" || opt == "axis" || opt == "pca") {
             once(seen_transform);
             bq.transform = opt == "rot" ? TransformChoice::random_rotation
+                         : opt == "pca" ? TransformChoice::pca
                                         : TransformChoice::identity;
+        } else if (opt == "alloc" || opt == "uniform") {
+            once(seen_alloc);
+            if (bq.budget_bytes == 0) {
+                bad_token(description, t, where + " needs a budget (BQ<bytes>B)");
+            }
+            bq.allocation = opt == "alloc" ? AllocationChoice::allocated
+                                           : AllocationChoice::uniform;
         } else if (opt == "ctr" || opt == "noctr") {
             once(seen_centering);
             bq.centering = opt == "ctr" ? CenteringChoice::centered
@@ -193,8 +217,12 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
             bad_token(description,
                       t,
                       "unknown " + where +
-                          " (rot, axis, ctr, noctr, sym, q4..q8)");
+                          " (rot, axis, pca, ctr, noctr, sym, q4..q8, alloc, "
+                          "uniform)");
         }
+    }
+    if (bq.budget_bytes > 0 && bq.estimator == Estimator::symmetric) {
+        bad_token(description, t, "a budget needs the asymmetric estimator, not sym");
     }
     if (bq.estimator == Estimator::symmetric && bq.query_bits != 0) {
         bad_token(description,
@@ -225,6 +253,14 @@ bool parse_core(const std::string& description,
                       t,
                       "a binary index scores Hamming distances: _sym and "
                       "_q<b> do not apply");
+        }
+        if (spec.bq.budget_bytes > 0 || spec.bq.nbits > 2 ||
+            spec.bq.transform == TransformChoice::pca ||
+            spec.bq.allocation != AllocationChoice::automatic) {
+            bad_token(description,
+                      t,
+                      "a binary index stores uniform 1- or 2-bit plans "
+                      "(BQ1 or BQ2, axis or rot)");
         }
         spec.binary = {s.substr(open + 1, s.size() - open - 2), t.pos + open + 1};
         return true;
@@ -307,7 +343,10 @@ faiss::Index* make_bq_core(int d,
     if (!spec.binary.text.empty()) {
         return make_from_binary(d, spec, description, metric);
     }
-    auto bq = std::make_unique<IndexBQ>(d, spec.bq.nbits, metric);
+    auto bq = spec.bq.budget_bytes > 0
+        ? std::make_unique<IndexBQ>(d, CodeBudget{spec.bq.budget_bytes}, metric)
+        : std::make_unique<IndexBQ>(d, spec.bq.nbits, metric);
+    bq->trainer.allocation = spec.bq.allocation;
     bq->trainer.transform = spec.bq.transform;
     bq->trainer.centering = spec.bq.centering;
     bq->estimator = spec.bq.estimator;
@@ -438,10 +477,12 @@ faiss::Index* index_factory_at(int d,
 
 // ---- reverse
 
-/// "BQ<n>" and the options of the trainer's forced choices.
-std::string plan_string(int nbits, const TrainerOptions& trainer) {
-    std::string s = "BQ" + std::to_string(nbits);
+/// head ("BQ1", "BQ64B") and the options of the trainer's forced choices.
+std::string plan_string(std::string s, const TrainerOptions& trainer) {
     switch (trainer.transform) {
+    case TransformChoice::pca:
+        s += "_pca";
+        break;
     case TransformChoice::identity:
         s += "_axis";
         break;
@@ -465,7 +506,16 @@ std::string plan_string(int nbits, const TrainerOptions& trainer) {
 }
 
 std::string bq_string(const IndexBQ& bq) {
-    std::string s = plan_string(bq.nbits, bq.trainer);
+    std::string head = bq.budget_bytes > 0
+        ? "BQ" + std::to_string(bq.budget_bytes) + "B"
+        : "BQ" + std::to_string(bq.nbits);
+    if (bq.budget_bytes > 0 &&
+        bq.trainer.allocation != AllocationChoice::automatic) {
+        head += bq.trainer.allocation == AllocationChoice::allocated
+            ? "_alloc"
+            : "_uniform";
+    }
+    std::string s = plan_string(head, bq.trainer);
     if (bq.estimator == Estimator::symmetric) {
         s += "_sym";
     }
@@ -507,7 +557,7 @@ std::string faiss_core_string(const faiss::Index* index) {
         return bq_string(*bq);
     }
     if (auto fb = dynamic_cast<const IndexFromBinary*>(index)) {
-        return plan_string(fb->nbits, fb->trainer) + "(" +
+        return plan_string("BQ" + std::to_string(fb->nbits), fb->trainer) + "(" +
                 index_factory_string(fb->index) + ")";
     }
     if (typeid(*index) == typeid(faiss::IndexHNSW)) {

@@ -11,8 +11,9 @@
 //   fourcc | version | FAISS index header | k_factor | bound_sigmas |
 //   first stage, refine store (recursively) | checksum
 // IndexFromBinary, fourcc "BQfb":
-//   fourcc | version | FAISS index header | nbits | trainer options | plan |
-//   binary index (recursively, write_index_binary) | checksum
+//   fourcc | version (>= 2) | FAISS index header | nbits | trainer options |
+//   plan | plan allocation | binary index (recursively, write_index_binary) |
+//   checksum
 // The checksum (64-bit FNV-1a) covers every byte after the fourcc, so a
 // flipped byte anywhere in a faiss_bq record is an error, not a silently
 // different index. Containers use FAISS's fourccs and layouts unchanged.
@@ -51,7 +52,9 @@ namespace {
 
 using faiss::fourcc;
 
-constexpr uint32_t kFormatVersion = 1;
+// 2: IndexBQ records carry the allocation (bits per coordinate, budget,
+// candidates' distortions) after the plan; 1 is still read (uniform plans).
+constexpr uint32_t kFormatVersion = 2;
 /// Dimensions beyond this are rejected before anything is sized by them.
 constexpr int64_t kMaxDim = 1 << 20;
 /// Vectors are grown by at most this many bytes per read, so a size field
@@ -200,7 +203,7 @@ void check_checksum(ChecksumReader& r, faiss::IOReader* f, const char* what) {
         f->name.c_str());
 }
 
-void check_version(faiss::IOReader* f, const char* what) {
+uint32_t check_version(faiss::IOReader* f, const char* what) {
     const uint32_t version = get<uint32_t>(f);
     FAISS_THROW_IF_NOT_FMT(
         version >= 1 && version <= kFormatVersion,
@@ -208,6 +211,7 @@ void check_version(faiss::IOReader* f, const char* what) {
         what,
         version,
         kFormatVersion);
+    return version;
 }
 
 /// Yields a fourcc already consumed from `inner`, then inner's bytes: FAISS's
@@ -342,7 +346,7 @@ TrainerOptions read_trainer(faiss::IOReader* f) {
     TrainerOptions t;
     t.nbits = get<int>(f);
     t.transform =
-        get_enum(f, "trainer.transform", TransformChoice::random_rotation);
+        get_enum(f, "trainer.transform", TransformChoice::pca);
     t.centering = get_enum(f, "trainer.centering", CenteringChoice::uncentered);
     t.estimator = get_enum(f, "trainer.estimator", Estimator::symmetric);
     t.metric = get_metric(f, "trainer.metric");
@@ -449,7 +453,7 @@ BinarizationPlan read_plan(faiss::IOReader* f) {
     BinarizationPlan p;
     p.d = get<int>(f);
     p.nbits = get<int>(f);
-    p.transform = get_enum(f, "plan.transform", Transform::random_rotation);
+    p.transform = get_enum(f, "plan.transform", Transform::pca);
     p.centered = get_bool(f, "plan.centered");
     p.seed = get<int>(f);
     get_vector(f, p.center, "plan.center");
@@ -462,7 +466,7 @@ BinarizationPlan read_plan(faiss::IOReader* f) {
     for (uint64_t i = 0; i < n_candidates; i++) {
         CandidateReport c;
         c.transform =
-            get_enum(f, "candidate.transform", Transform::random_rotation);
+            get_enum(f, "candidate.transform", Transform::pca);
         c.centered = get_bool(f, "candidate.centered");
         c.estimator = get_enum(f, "candidate.estimator", Estimator::symmetric);
         c.predicted_loss = get<float>(f);
@@ -478,24 +482,92 @@ BinarizationPlan read_plan(faiss::IOReader* f) {
 
 /// The plan's sizes as fit_plan() makes them: encode and the estimators
 /// index every vector by them without checking.
-void check_plan(const BinarizationPlan& p, int d, int nbits) {
-    const size_t dd = size_t(d), L = size_t(1) << nbits;
-    const bool rot = p.transform == Transform::random_rotation;
+void check_plan(const BinarizationPlan& p, int d, int nbits, size_t code_size) {
+    const size_t dd = size_t(d);
+    const bool rot = p.transform != Transform::identity;
+    const bool bits_ok = p.nbits >= 1 && p.nbits <= 4 && p.bits.size() == dd &&
+        std::all_of(p.bits.begin(), p.bits.end(), [&](uint8_t b) {
+            return b <= p.nbits;
+        });
+    const size_t L = size_t(1) << (bits_ok ? p.nbits : 0);
     FAISS_THROW_IF_NOT_FMT(
-        p.d == d && p.nbits == nbits && p.center.size() == dd &&
+        bits_ok && p.d == d && (nbits == 0 || p.nbits == nbits) &&
+            p.center.size() == dd &&
             p.rotation.size() == (rot ? dd * dd : 0) &&
-            p.thresholds.size() == dd * (L - 1) && p.levels.size() == dd * L,
+            p.thresholds.size() == dd * (L - 1) && p.levels.size() == dd * L &&
+            grouped_plane_bytes(p.bits_histogram()) <= p.code_bytes &&
+            p.code_bytes + CodeLayout::factor_bytes == code_size,
         "faiss_bq: plan of d=%d nbits=%d (sizes center %zu, rotation %zu, "
-        "thresholds %zu, levels %zu) does not fit an index of d=%d "
-        "nbits=%d",
+        "thresholds %zu, levels %zu, bits %zu, code bytes %zu) does not fit "
+        "an index of d=%d nbits=%d code_size=%zu",
         p.d,
         p.nbits,
         p.center.size(),
         p.rotation.size(),
         p.thresholds.size(),
         p.levels.size(),
+        p.bits.size(),
+        p.code_bytes,
         d,
-        nbits);
+        nbits,
+        code_size);
+}
+
+/// Version 2: the plan's allocation and its evidence (after the plan).
+void write_plan_allocation(const BinarizationPlan& p, faiss::IOWriter* f) {
+    put_vector(f, p.bits);
+    put(f, uint64_t(p.code_bytes));
+    put(f, p.energy_kept);
+    put(f, p.predicted_distortion);
+    put(f, p.heldout_distortion);
+    for (const CandidateReport& c : p.candidates) {
+        put(f, c.nbits);
+        put(f, c.allocated);
+        put(f, c.predicted_distortion);
+        put(f, c.heldout_distortion);
+    }
+}
+
+void read_plan_allocation(BinarizationPlan& p, faiss::IOReader* f) {
+    get_vector(f, p.bits, "plan.bits");
+    p.code_bytes = get<uint64_t>(f);
+    p.energy_kept = get<float>(f);
+    p.predicted_distortion = get<float>(f);
+    p.heldout_distortion = get<float>(f);
+    for (CandidateReport& c : p.candidates) {
+        c.nbits = get<int>(f);
+        c.allocated = get_bool(f, "candidate.allocated");
+        c.predicted_distortion = get<float>(f);
+        c.heldout_distortion = get<float>(f);
+    }
+}
+
+/// Version 2: what version 1 of IndexBQ did not record (after the plan).
+void write_allocation(const IndexBQ* idx, faiss::IOWriter* f) {
+    put(f, uint64_t(idx->budget_bytes));
+    put(f, uint64_t(idx->trainer.budget_bytes));
+    put(f, idx->trainer.allocation);
+    write_plan_allocation(idx->plan, f);
+}
+
+void read_allocation(IndexBQ* idx, faiss::IOReader* f) {
+    idx->budget_bytes = get<uint64_t>(f);
+    idx->trainer.budget_bytes = get<uint64_t>(f);
+    idx->trainer.allocation =
+        get_enum(f, "trainer.allocation", AllocationChoice::uniform);
+    read_plan_allocation(idx->plan, f);
+}
+
+/// Version 1 files hold uniform plans only.
+void set_uniform_allocation(IndexBQ* idx) {
+    BinarizationPlan& p = idx->plan;
+    if (p.is_trained()) {
+        p.bits.assign(size_t(std::max(p.d, 0)), uint8_t(p.nbits));
+        p.code_bytes = p.nbits * ((size_t(std::max(p.d, 0)) + 7) / 8);
+    }
+    for (CandidateReport& c : p.candidates) {
+        c.nbits = p.nbits;
+    }
 }
 
 void write_IndexBQ(const IndexBQ* idx, faiss::IOWriter* f) {
@@ -509,13 +581,14 @@ void write_IndexBQ(const IndexBQ* idx, faiss::IOWriter* f) {
     put(&w, idx->query_bits);
     write_trainer(idx->trainer, &w);
     write_plan(idx->plan, &w);
+    write_allocation(idx, &w);
     put_vector(&w, idx->codes);
     put(f, w.sum.h);
 }
 
 IndexBQ* read_IndexBQ(faiss::IOReader* f) {
     ChecksumReader r(f);
-    check_version(&r, "IndexBQ");
+    const uint32_t version = check_version(&r, "IndexBQ");
     auto idx = std::make_unique<IndexBQ>();
     read_header(idx.get(), &r);
     idx->nbits = get<int>(&r);
@@ -523,7 +596,7 @@ IndexBQ* read_IndexBQ(faiss::IOReader* f) {
     idx->estimator = get_enum(&r, "estimator", Estimator::symmetric);
     idx->query_bits = get<int>(&r);
     FAISS_THROW_IF_NOT_FMT(
-        (idx->nbits == 1 || idx->nbits == 2) &&
+        (idx->nbits == 0 || idx->nbits == 1 || idx->nbits == 2) &&
             (idx->metric_type == faiss::METRIC_L2 ||
              idx->metric_type == faiss::METRIC_INNER_PRODUCT) &&
             (idx->query_bits == 0 ||
@@ -532,16 +605,33 @@ IndexBQ* read_IndexBQ(faiss::IOReader* f) {
         idx->nbits,
         int(idx->metric_type),
         idx->query_bits);
-    idx->code_size = CodeLayout(idx->d, idx->nbits).code_size;
+    idx->trainer = read_trainer(&r);
+    idx->plan = read_plan(&r);
+    if (version >= 2) {
+        read_allocation(idx.get(), &r);
+    } else {
+        set_uniform_allocation(idx.get());
+    }
+    const bool budget = idx->budget_bytes > 0;
+    FAISS_THROW_IF_NOT_FMT(
+        (idx->nbits == 0) == budget && idx->d > 0 &&
+            idx->budget_bytes <= size_t(idx->d) / 2,
+        "faiss_bq: bad IndexBQ fields: nbits=%d budget_bytes=%zu d=%d",
+        idx->nbits,
+        idx->budget_bytes,
+        idx->d);
+    idx->code_size = budget
+        ? idx->budget_bytes + CodeLayout::factor_bytes
+        : CodeLayout(idx->d, idx->nbits).code_size;
     FAISS_THROW_IF_NOT_FMT(
         code_size == idx->code_size,
-        "faiss_bq: IndexBQ code_size=%lu, expected %zu for d=%d nbits=%d",
+        "faiss_bq: IndexBQ code_size=%lu, expected %zu for d=%d nbits=%d "
+        "budget_bytes=%zu",
         (unsigned long)code_size,
         idx->code_size,
         idx->d,
-        idx->nbits);
-    idx->trainer = read_trainer(&r);
-    idx->plan = read_plan(&r);
+        idx->nbits,
+        idx->budget_bytes);
     get_vector(&r, idx->codes, "IndexBQ.codes");
     check_checksum(r, f, "IndexBQ");
     FAISS_THROW_IF_NOT_FMT(
@@ -550,7 +640,7 @@ IndexBQ* read_IndexBQ(faiss::IOReader* f) {
         int(idx->is_trained),
         int(idx->plan.is_trained()));
     if (idx->is_trained) {
-        check_plan(idx->plan, idx->d, idx->nbits);
+        check_plan(idx->plan, idx->d, idx->nbits, idx->code_size);
     }
     FAISS_THROW_IF_NOT_FMT(
         idx->codes.size() == size_t(idx->ntotal) * idx->code_size,
@@ -763,13 +853,16 @@ void write_IndexFromBinary(const IndexFromBinary* idx, faiss::IOWriter* f) {
     put(&w, idx->nbits);
     write_trainer(idx->trainer, &w);
     write_plan(idx->plan, &w);
+    write_plan_allocation(idx->plan, &w);
     faiss_bq::write_index_binary(idx->index, &w);
     put(f, w.sum.h);
 }
 
 IndexFromBinary* read_IndexFromBinary(faiss::IOReader* f, int io_flags) {
     ChecksumReader r(f);
-    check_version(&r, "IndexFromBinary");
+    FAISS_THROW_IF_NOT_MSG(
+        check_version(&r, "IndexFromBinary") >= 2,
+        "faiss_bq: IndexFromBinary records start at format version 2");
     auto idx = std::make_unique<IndexFromBinary>();
     read_header(idx.get(), &r);
     idx->nbits = get<int>(&r);
@@ -782,11 +875,13 @@ IndexFromBinary* read_IndexFromBinary(faiss::IOReader* f, int io_flags) {
         int(idx->metric_type));
     idx->trainer = read_trainer(&r);
     idx->plan = read_plan(&r);
+    read_plan_allocation(idx->plan, &r);
     idx->index = faiss_bq::read_index_binary(&r, io_flags);
     idx->own_fields = true;
     check_checksum(r, f, "IndexFromBinary");
     if (idx->plan.is_trained()) {
-        check_plan(idx->plan, idx->d, idx->nbits);
+        check_plan(idx->plan, idx->d, idx->nbits,
+                   CodeLayout(idx->d, idx->nbits).code_size);
     }
     FAISS_THROW_IF_NOT_FMT(
         idx->index->d == idx->code_bits() &&

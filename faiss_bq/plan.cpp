@@ -1,11 +1,13 @@
 #include <faiss_bq/plan.h>
 
 #include <faiss_bq/impl/blas.h>
+#include <faiss_bq/impl/validate.h>
 
 #include <faiss/VectorTransform.h>
 #include <faiss/impl/FaissAssert.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -14,11 +16,62 @@
 namespace faiss_bq {
 
 const char* transform_name(Transform t) {
-    return t == Transform::identity ? "identity" : "random_rotation";
+    switch (t) {
+    case Transform::identity:
+        return "identity";
+    case Transform::random_rotation:
+        return "random_rotation";
+    case Transform::pca:
+        return "pca";
+    }
+    return "?";
 }
 
 const char* estimator_name(Estimator e) {
     return e == Estimator::asymmetric ? "asymmetric" : "symmetric";
+}
+
+bool BinarizationPlan::is_uniform() const {
+    return std::all_of(bits.begin(), bits.end(),
+                       [&](uint8_t b) { return b == nbits; });
+}
+
+std::vector<int> BinarizationPlan::bits_histogram() const {
+    std::vector<int> h(5, 0);
+    for (uint8_t b : bits) {
+        h[b]++;
+    }
+    return h;
+}
+
+size_t grouped_plane_bytes(const std::vector<int>& bits_histogram) {
+    size_t bytes = 0;
+    for (size_t b = 1; b < bits_histogram.size(); b++) {
+        bytes += b * ((size_t(bits_histogram[b]) + 7) / 8);
+    }
+    return bytes;
+}
+
+double BinarizationPlan::distortion(size_t n, const float* x) const {
+    std::vector<float> y(n * d);
+    apply(n, x, y.data());
+    std::vector<double> mean(d, 0.0);
+    for (size_t i = 0; i < n; i++) {
+        for (int j = 0; j < d; j++) {
+            mean[j] += y[i * d + j];
+        }
+    }
+    double err = 0, var = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (int j = 0; j < d; j++) {
+            const double v = y[i * d + j];
+            const double e = v - level(j, quantize(j, float(v)));
+            const double c = v - mean[j] / double(n);
+            err += e * e;
+            var += c * c;
+        }
+    }
+    return var > 0 ? err / var : 0;
 }
 
 void BinarizationPlan::apply(size_t n, const float* x, float* y) const {
@@ -133,26 +186,13 @@ void fit_quantizer(
 
 } // namespace
 
-BinarizationPlan fit_plan(
-        size_t n,
-        size_t d,
-        const float* x,
-        int nbits,
-        Transform transform,
-        bool centered,
-        int seed) {
-    FAISS_THROW_IF_NOT_FMT(
-            nbits == 1 || nbits == 2, "nbits=%d: must be 1 or 2", nbits);
-    FAISS_THROW_IF_NOT_FMT(n > 0 && d > 0, "n=%zu d=%zu: empty sample", n, d);
-    BinarizationPlan plan;
-    plan.d = int(d);
-    plan.nbits = nbits;
-    plan.transform = transform;
-    plan.centered = centered;
-    plan.seed = seed;
+namespace {
 
+/// The centre and basis of a plan (fields d, transform, centered, seed set).
+void fit_center_and_basis(BinarizationPlan& plan, size_t n, const float* x) {
+    const size_t d = plan.d;
     plan.center.assign(d, 0.f);
-    if (centered) {
+    if (plan.centered) {
         std::vector<double> sum(d, 0.0);
         for (size_t i = 0; i < n; i++) {
             for (size_t j = 0; j < d; j++) {
@@ -163,11 +203,58 @@ BinarizationPlan fit_plan(
             plan.center[j] = float(sum[j] / double(n));
         }
     }
-    if (transform == Transform::random_rotation) {
+    if (plan.transform == Transform::random_rotation) {
         faiss::RandomRotationMatrix rr{int(d), int(d)};
-        rr.init(seed);
+        rr.init(plan.seed);
         plan.rotation = rr.A;
+    } else if (plan.transform == Transform::pca) {
+        plan.rotation = principal_axes(n, d, x);
     }
+}
+
+/// Column j of the transformed sample, sorted (what each 1-D fit needs).
+std::vector<float> sorted_column(const std::vector<float>& y, size_t n, size_t d, size_t j) {
+    std::vector<float> col(n);
+    for (size_t i = 0; i < n; i++) {
+        col[i] = y[i * d + j];
+    }
+    std::sort(col.begin(), col.end());
+    return col;
+}
+
+void check_fit_input(size_t n, size_t d, const float* x, Transform transform) {
+    FAISS_THROW_IF_NOT_FMT(n > 0 && d > 0, "n=%zu d=%zu: empty sample", n, d);
+    FAISS_THROW_IF_NOT_FMT(
+            transform != Transform::pca || n >= d,
+            "PCA basis: n=%zu training vectors < d=%zu: the principal axes "
+            "are ill-posed; train on at least d vectors or use another basis",
+            n,
+            d);
+    check_finite("training", n, d, x);
+}
+
+} // namespace
+
+BinarizationPlan fit_plan(
+        size_t n,
+        size_t d,
+        const float* x,
+        int nbits,
+        Transform transform,
+        bool centered,
+        int seed) {
+    FAISS_THROW_IF_NOT_FMT(
+            nbits >= 1 && nbits <= 4, "nbits=%d: must be in 1..4", nbits);
+    check_fit_input(n, d, x, transform);
+    BinarizationPlan plan;
+    plan.d = int(d);
+    plan.nbits = nbits;
+    plan.transform = transform;
+    plan.centered = centered;
+    plan.seed = seed;
+    plan.bits.assign(d, uint8_t(nbits));
+    plan.code_bytes = nbits * ((d + 7) / 8);
+    fit_center_and_basis(plan, n, x);
 
     std::vector<float> y(n * d);
     plan.apply(n, x, y.data());
@@ -175,26 +262,17 @@ BinarizationPlan fit_plan(
     const int k = plan.n_levels();
     plan.thresholds.resize(d * (k - 1));
     plan.levels.resize(d * k);
-    if (transform == Transform::identity) {
-        // Column j of y, contiguous, for each coordinate's sort.
-        std::vector<float> yt(n * d);
-        for (size_t i = 0; i < n; i++) {
-            for (size_t j = 0; j < d; j++) {
-                yt[j * n + i] = y[i * d + j];
-            }
-        }
+    if (transform != Transform::random_rotation) {
 #pragma omp parallel for
         for (size_t j = 0; j < d; j++) {
-            std::vector<float> col(yt.begin() + j * n, yt.begin() + (j + 1) * n);
-            std::sort(col.begin(), col.end());
-            fit_quantizer(col, k, !centered,
+            fit_quantizer(sorted_column(y, n, d, j), k, !centered,
                           plan.thresholds.data() + j * (k - 1),
                           plan.levels.data() + j * k);
         }
     } else {
         // After a rotation every coordinate has variance ~ tr(Sigma) / d:
         // one quantizer fitted on the pooled values serves them all. A
-        // quantizer of at most 4 levels is settled by 2^20 values; more
+        // quantizer of at most 16 levels is settled by 2^20 values; more
         // only cost sorting time.
         const size_t stride = std::max<size_t>(1, y.size() >> 20);
         std::vector<float> pooled;
@@ -211,6 +289,156 @@ BinarizationPlan fit_plan(
             std::copy_n(plan.levels.data(), k, plan.levels.data() + j * k);
         }
     }
+    return plan;
+}
+
+namespace {
+
+/// sum_i (v_i - Q(v_i))^2 for the sorted values v[0, m) under the k-level
+/// quantizer (thresholds, levels), from prefix sums of v and v^2: O(k log m).
+double quantizer_error(
+        const std::vector<float>& v,
+        const std::vector<double>& s1,
+        const std::vector<double>& s2,
+        int k,
+        const float* thresholds,
+        const float* levels) {
+    double err = 0;
+    size_t a = 0;
+    for (int c = 0; c < k; c++) {
+        // quantize(): index = number of thresholds <= v
+        const size_t b = c + 1 < k
+                ? size_t(std::lower_bound(v.begin(), v.end(), thresholds[c]) -
+                         v.begin())
+                : v.size();
+        const double l = levels[c];
+        err += (s2[b] - s2[a]) - 2 * l * (s1[b] - s1[a]) + l * l * double(b - a);
+        a = std::max(a, b);
+    }
+    return std::max(err, 0.0);
+}
+
+} // namespace
+
+BinarizationPlan fit_allocated_plan(
+        size_t n,
+        size_t d,
+        const float* x,
+        Transform basis,
+        size_t code_bytes,
+        int seed) {
+    FAISS_THROW_IF_NOT_FMT(
+            code_bytes >= 1 && code_bytes * 8 <= 4 * d,
+            "budget of %zu bytes for d=%zu: must be at least 1 byte and at "
+            "most 4 bits per coordinate (%zu bytes)",
+            code_bytes,
+            d,
+            d / 2);
+    check_fit_input(n, d, x, basis);
+    constexpr int max_bits = 4;
+    BinarizationPlan plan;
+    plan.d = int(d);
+    plan.transform = basis;
+    plan.centered = true;
+    plan.seed = seed;
+    plan.code_bytes = code_bytes;
+    fit_center_and_basis(plan, n, x);
+
+    std::vector<float> y(n * d);
+    plan.apply(n, x, y.data());
+
+    // Quantizers of 1..4 bits per coordinate, and their measured errors:
+    // err[j * 5 + b] (b = 0: the variance, the error of the mean alone).
+    constexpr int kmax = 1 << max_bits;
+    std::vector<float> th(d * (max_bits + 1) * (kmax - 1), 0.f);
+    std::vector<float> lv(d * (max_bits + 1) * kmax, 0.f);
+    std::vector<double> err(d * (max_bits + 1));
+#pragma omp parallel for
+    for (size_t j = 0; j < d; j++) {
+        const std::vector<float> col = sorted_column(y, n, d, j);
+        std::vector<double> s1(n + 1, 0.0), s2(n + 1, 0.0);
+        for (size_t i = 0; i < n; i++) {
+            s1[i + 1] = s1[i] + col[i];
+            s2[i + 1] = s2[i] + double(col[i]) * col[i];
+        }
+        const double mean = s1[n] / double(n);
+        lv[(j * (max_bits + 1)) * kmax] = float(mean);
+        err[j * (max_bits + 1)] = std::max(0.0, s2[n] - mean * s1[n]);
+        for (int b = 1; b <= max_bits; b++) {
+            float* t = th.data() + (j * (max_bits + 1) + b) * (kmax - 1);
+            float* l = lv.data() + (j * (max_bits + 1) + b) * kmax;
+            fit_quantizer(col, 1 << b, false, t, l);
+            err[j * (max_bits + 1) + b] =
+                    quantizer_error(col, s1, s2, 1 << b, t, l);
+        }
+    }
+    // No variance at float precision (the null space of rank-deficient data,
+    // dead coordinates): no error to remove, so no bits, whatever rounding
+    // left in the measured errors.
+    double var_max = 0, var_total = 0;
+    for (size_t j = 0; j < d; j++) {
+        var_max = std::max(var_max, err[j * (max_bits + 1)]);
+        var_total += err[j * (max_bits + 1)];
+    }
+    std::vector<bool> live(d);
+    for (size_t j = 0; j < d; j++) {
+        live[j] = err[j * (max_bits + 1)] > FLT_EPSILON * var_max;
+    }
+
+    // Greedy marginal gain under the byte budget of the grouped layout.
+    plan.bits.assign(d, 0);
+    std::vector<int> hist(max_bits + 1, 0);
+    hist[0] = int(d);
+    for (;;) {
+        size_t best = d;
+        double best_gain = 0;
+        for (size_t j = 0; j < d; j++) {
+            const int b = plan.bits[j];
+            if (!live[j] || b == max_bits) {
+                continue;
+            }
+            const double gain =
+                    err[j * (max_bits + 1) + b] - err[j * (max_bits + 1) + b + 1];
+            if (gain <= best_gain) {
+                continue;
+            }
+            hist[b]--;
+            hist[b + 1]++;
+            const bool fits = grouped_plane_bytes(hist) <= code_bytes;
+            hist[b]++;
+            hist[b + 1]--;
+            if (fits) {
+                best = j;
+                best_gain = gain;
+            }
+        }
+        if (best == d) {
+            break;
+        }
+        hist[plan.bits[best]]--;
+        hist[++plan.bits[best]]++;
+    }
+
+    plan.nbits = std::max<int>(
+            1, *std::max_element(plan.bits.begin(), plan.bits.end()));
+    const int k = plan.n_levels();
+    plan.thresholds.assign(d * (k - 1), 0.f);
+    plan.levels.assign(d * k, 0.f);
+    double kept = 0, left = 0;
+    for (size_t j = 0; j < d; j++) {
+        const int b = plan.bits[j];
+        const float* t = th.data() + (j * (max_bits + 1) + b) * (kmax - 1);
+        const float* l = lv.data() + (j * (max_bits + 1) + b) * kmax;
+        std::copy_n(t, (1 << b) - 1, plan.thresholds.data() + j * (k - 1));
+        // Levels past 2^b_j are never indexed: repeat the last one.
+        for (int q = 0; q < k; q++) {
+            plan.levels[j * k + q] = l[std::min(q, (1 << b) - 1)];
+        }
+        kept += b > 0 ? err[j * (max_bits + 1)] : 0;
+        left += live[j] ? err[j * (max_bits + 1) + b] : 0;
+    }
+    plan.energy_kept = var_total > 0 ? float(kept / var_total) : 0.f;
+    plan.predicted_distortion = var_total > 0 ? float(left / var_total) : 0.f;
     return plan;
 }
 
@@ -235,11 +463,29 @@ std::string BinarizationPlan::report() const {
     if (!is_trained()) {
         return "BinarizationPlan: untrained\n";
     }
-    appendf(s, "BinarizationPlan: d=%d, %d bit%s per coordinate, %s, %s%s\n",
-            d, nbits, nbits > 1 ? "s" : "", transform_name(transform),
-            centered ? "centred at the mean" : "uncentred (thresholds at 0)",
-            forced ? " (forced)" : "");
-    if (transform == Transform::random_rotation) {
+    if (is_uniform()) {
+        appendf(s, "BinarizationPlan: d=%d, %d bit%s per coordinate, %s, %s%s\n",
+                d, nbits, nbits > 1 ? "s" : "", transform_name(transform),
+                centered ? "centred at the mean" : "uncentred (thresholds at 0)",
+                forced ? " (forced)" : "");
+    } else {
+        const std::vector<int> h = bits_histogram();
+        appendf(s,
+                "BinarizationPlan: d=%d, bits allocated in the %s basis, %s, "
+                "%zu bytes of planes%s\n"
+                "  components at 0/1/2/3/4 bits: %d/%d/%d/%d/%d; energy kept "
+                "%.4f; distortion predicted %.4f, held-out ",
+                d, transform_name(transform),
+                centered ? "centred at the mean" : "uncentred", code_bytes,
+                forced ? " (forced)" : "", h[0], h[1], h[2], h[3], h[4],
+                energy_kept, predicted_distortion);
+        if (heldout_distortion >= 0) {
+            appendf(s, "%.4f\n", heldout_distortion);
+        } else {
+            s += "not measured\n";
+        }
+    }
+    if (transform == Transform::random_rotation && is_uniform()) {
         appendf(s, "  rotation seed %d; shared levels:", seed);
         for (int q = 0; q < n_levels(); q++) {
             appendf(s, " %.4g", level(0, q));
@@ -249,7 +495,7 @@ std::string BinarizationPlan::report() const {
         // Summarise the per-coordinate spread between the outer levels.
         std::vector<float> spread(d);
         for (int j = 0; j < d; j++) {
-            spread[j] = level(j, n_levels() - 1) - level(j, 0);
+            spread[j] = level(j, (1 << bits[j]) - 1) - level(j, 0);
         }
         std::sort(spread.begin(), spread.end());
         appendf(s,
@@ -260,11 +506,16 @@ std::string BinarizationPlan::report() const {
     if (!candidates.empty()) {
         appendf(s, "  candidates (estimator %s decides):\n",
                 estimator_name(decided_for));
-        appendf(s, "    %-16s %-10s %-10s %14s %20s\n", "transform", "centred",
-                "estimator", "predicted_loss", "heldout_recall@10");
+        appendf(s, "    %-16s %-10s %-10s %-10s %14s %20s\n", "transform",
+                "bits", "centred", "estimator", "predicted_loss",
+                "heldout_recall@10");
         for (const CandidateReport& c : candidates) {
-            appendf(s, "    %-16s %-10s %-10s %14.4f %13.4f +- %.4f\n",
-                    transform_name(c.transform), c.centered ? "yes" : "no",
+            const std::string bits_label = c.allocated
+                    ? "alloc<=" + std::to_string(c.nbits)
+                    : std::to_string(c.nbits);
+            appendf(s, "    %-16s %-10s %-10s %-10s %14.4f %13.4f +- %.4f\n",
+                    transform_name(c.transform), bits_label.c_str(),
+                    c.centered ? "yes" : "no",
                     estimator_name(c.estimator), c.predicted_loss,
                     c.heldout_recall, c.heldout_recall_stderr);
         }

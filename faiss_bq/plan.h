@@ -13,6 +13,10 @@ namespace faiss_bq {
 enum class Transform : uint8_t {
     identity = 0,        ///< axis-preserving: coordinates keep their meaning
     random_rotation = 1, ///< seeded random orthogonal matrix (spreads energy)
+    /// principal axes of the training sample (eigenvectors of its
+    /// covariance, largest eigenvalue first): concentrates energy, so that a
+    /// bit allocation can follow it
+    pca = 2,
 };
 
 /// How a query is compared with stored codes.
@@ -34,6 +38,16 @@ struct CandidateReport {
     Transform transform = Transform::identity;
     bool centered = false;
     Estimator estimator = Estimator::asymmetric;
+    /// Bits per coordinate of a uniform plan; the largest b_j of an
+    /// allocated one.
+    int nbits = 1;
+    /// Bits allocated per coordinate (fit_allocated_plan) rather than equal.
+    bool allocated = false;
+    /// Allocated candidates: the relative quantization error predicted on
+    /// the fitting rows and measured on the held-out rows
+    /// (BinarizationPlan::distortion); -1 when not applicable.
+    float predicted_distortion = -1;
+    float heldout_distortion = -1;
     /// The model, on the training part (see trainer.cpp): the variance of
     /// the score error across a query's candidates relative to that of the
     /// true inner products. 0 is lossless, 1 no better than a constant.
@@ -44,13 +58,18 @@ struct CandidateReport {
     float heldout_recall_stderr = 0;
 };
 
-/// y = R (x - c), then per coordinate a (2^nbits)-level scalar quantizer.
-/// Plain, printable data. Same training data and seed give the same plan, bit
-/// for bit, with the same BLAS library and BLAS thread count (OpenBLAS may
-/// round a product differently when it splits it across more threads).
+/// y = R (x - c), then coordinate j of y quantized to 2^b_j levels (b_j = 0:
+/// not stored, reconstructed as its training mean). Uniform plans have b_j =
+/// nbits everywhere; allocated plans spread a byte budget by measured
+/// distortion (fit_allocated_plan). Plain, printable data. Same training data
+/// and seed give the same plan, bit for bit, with the same BLAS library and
+/// BLAS thread count (OpenBLAS may round a product differently when it splits
+/// it across more threads).
 struct BinarizationPlan {
     int d = 0;
-    int nbits = 1; ///< bits per coordinate, 1 or 2
+    /// Bits per coordinate of a uniform plan (1..4); for an allocated plan the
+    /// largest b_j. Sets the stride of thresholds and levels.
+    int nbits = 1;
     Transform transform = Transform::identity;
     bool centered = false;
     int seed = 0; ///< seed of the random rotation (faiss::RandomRotationMatrix)
@@ -58,13 +77,19 @@ struct BinarizationPlan {
     std::vector<float> center;   ///< d; zeros when not centred
     std::vector<float> rotation; ///< d x d row-major R; empty for identity
     /// d x (2^nbits - 1), ascending per coordinate: level index of a value v
-    /// is the number of thresholds <= v (so 1 bit at threshold 0 is FAISS's
-    /// x >= 0 sign bit)
+    /// is the number of thresholds <= v among the first 2^b_j - 1 (so 1 bit
+    /// at threshold 0 is FAISS's x >= 0 sign bit); the rest is padding
     std::vector<float> thresholds;
     /// d x 2^nbits reconstruction levels per coordinate (centroids of the
-    /// cells on the training sample). Shared by all coordinates under a
-    /// rotation, per coordinate on the axes.
+    /// cells on the training sample; the first 2^b_j are used). Shared by all
+    /// coordinates of a uniform plan under a rotation, per coordinate
+    /// otherwise.
     std::vector<float> levels;
+    /// d: bits b_j in 0..4 of each transformed coordinate.
+    std::vector<uint8_t> bits;
+    /// Bytes of bit planes per code: the groups of codes.h fill at most this
+    /// many, zero padding after. nbits * ceil(d / 8) for a uniform plan.
+    size_t code_bytes = 0;
 
     // ---- evidence
     DatasetAnalysis analysis;
@@ -72,6 +97,14 @@ struct BinarizationPlan {
     Estimator decided_for = Estimator::asymmetric;
     bool forced = false;
     std::string reason;
+    /// Allocated plans: the share of the transformed variance in coordinates
+    /// given at least one bit, and the quantization error sum_j E(y_j -
+    /// Q(y_j))^2 / sum_j Var(y_j) predicted on the fitting sample (the sum of
+    /// the measured per-component distortions) and measured on held-out rows
+    /// (-1: not measured).
+    float energy_kept = 0;
+    float predicted_distortion = 0;
+    float heldout_distortion = -1;
 
     bool is_trained() const {
         return d > 0 && !levels.empty();
@@ -79,17 +112,22 @@ struct BinarizationPlan {
     int n_levels() const {
         return 1 << nbits;
     }
+    /// Every coordinate has nbits bits (the foundation's plans).
+    bool is_uniform() const;
+    /// Number of coordinates with b bits, b = 0..4.
+    std::vector<int> bits_histogram() const;
 
     /// y = R (x - c) for n vectors (one sgemm under a rotation).
     void apply(size_t n, const float* x, float* y) const;
     /// x = R^T y + c, the inverse of apply().
     void apply_inverse(size_t n, const float* y, float* x) const;
 
-    /// Level index of value v of transformed coordinate j, in [0, 2^nbits).
+    /// Level index of value v of transformed coordinate j, in [0, 2^b_j).
     int quantize(size_t j, float v) const {
         const float* t = thresholds.data() + j * (n_levels() - 1);
+        const int nt = (1 << bits[j]) - 1;
         int q = 0;
-        for (int l = 0; l < n_levels() - 1; l++) {
+        for (int l = 0; l < nt; l++) {
             q += v >= t[l];
         }
         return q;
@@ -99,15 +137,21 @@ struct BinarizationPlan {
         return levels[j * n_levels() + q];
     }
 
+    /// Quantization error of n vectors x in the transformed space, relative
+    /// to their variance around the plan's centre: sum |y - Q(y)|^2 / sum
+    /// |y - mean(y)|^2 with y = R (x - c) (no per-vector rescale).
+    double distortion(size_t n, const float* x) const;
+
     /// A readable report: the statistics, the plan, the candidates, the reason.
     std::string report() const;
 };
 
-/// Fits one plan with the given shape on x (n x d): centre (mean or zero),
-/// rotation (from seed), then 1-D Lloyd-Max thresholds and levels per
-/// coordinate (identity) or pooled over coordinates (rotation). Uncentred
-/// plans keep a threshold at 0, so 1 uncentred bit is the common sign bit.
-/// The evidence fields are left empty (the trainer fills them).
+/// Fits one uniform plan with the given shape on x (n x d): centre (mean or
+/// zero), basis (rotation from seed, or the principal axes of x), then 1-D
+/// Lloyd-Max thresholds and levels per coordinate (identity, PCA) or pooled
+/// over coordinates (rotation). nbits in 1..4. Uncentred plans keep a
+/// threshold at 0, so 1 uncentred bit is the common sign bit. The evidence
+/// fields are left empty (the trainer fills them). PCA needs n >= d.
 BinarizationPlan fit_plan(
         size_t n,
         size_t d,
@@ -116,5 +160,27 @@ BinarizationPlan fit_plan(
         Transform transform,
         bool centered,
         int seed);
+
+/// Fits a centred plan in the given basis with bits allocated per coordinate
+/// under a budget of code_bytes bytes of bit planes: each coordinate's
+/// Lloyd-Max quantizer is fitted at 1..4 bits and its distortion D_j(b)
+/// measured on x; then, from b_j = 0 (D_j(0) = its variance), one bit at a
+/// time goes to the coordinate with the largest gain D_j(b_j) - D_j(b_j + 1)
+/// whose move keeps the grouped layout (codes.h) within code_bytes: greedy
+/// reverse water-filling, optimal for convex D_j. Coordinates with no
+/// variance at float precision (var <= FLT_EPSILON * the largest) never get
+/// bits. Throws faiss::FaissException when code_bytes < 1, code_bytes * 8 >
+/// 4 d, n < d under PCA, or x holds NaN / Inf.
+BinarizationPlan fit_allocated_plan(
+        size_t n,
+        size_t d,
+        const float* x,
+        Transform basis,
+        size_t code_bytes,
+        int seed);
+
+/// Bytes of bit planes of the grouped layout of an allocation: sum over b of
+/// b * ceil(#{j : b_j = b} / 8).
+size_t grouped_plane_bytes(const std::vector<int>& bits_histogram);
 
 } // namespace faiss_bq

@@ -86,7 +86,7 @@ std::vector<float> heldout_recalls(
         const BinarizationPlan& plan,
         Estimator estimator,
         const HeldOut& h) {
-    const CodeLayout layout(plan.d, plan.nbits);
+    const CodeLayout layout(plan);
     std::vector<uint8_t> codes(h.nb * layout.code_size);
     encode(plan, h.nb, h.x.data(), codes.data());
     const size_t d = h.d;
@@ -156,7 +156,7 @@ float predicted_loss(
         const float* x,
         size_t nq,
         const float* q) {
-    const CodeLayout layout(plan.d, plan.nbits);
+    const CodeLayout layout(plan);
     const size_t d = plan.d;
     std::vector<uint8_t> cx(nx * layout.code_size);
     encode(plan, nx, x, cx.data());
@@ -210,6 +210,8 @@ float predicted_loss(
 struct Candidate {
     Transform transform;
     bool centered;
+    int nbits = 1;          ///< uniform bits (ignored when allocated)
+    bool allocated = false; ///< fit_allocated_plan at the budget
     /// Cost rank when held-out recalls tie: identity needs no d x d product
     /// per vector; among equals, the better measured recall wins.
     int cost() const {
@@ -217,21 +219,57 @@ struct Candidate {
     }
 };
 
-std::vector<Candidate> allowed_candidates(const TrainerOptions& o) {
+bool transform_allowed(const TrainerOptions& o, Transform t) {
+    switch (o.transform) {
+    case TransformChoice::automatic:
+        // PCA is a basis for an allocation; uniform PCA plans only on request.
+        return t != Transform::pca || o.budget_bytes > 0;
+    case TransformChoice::identity:
+        return t == Transform::identity;
+    case TransformChoice::random_rotation:
+        return t == Transform::random_rotation;
+    case TransformChoice::pca:
+        return t == Transform::pca;
+    }
+    return false;
+}
+
+/// The uniform bits of a budget: the most bits per coordinate that fit.
+int uniform_bits_within(size_t budget_bytes, size_t d) {
+    int b = 0;
+    while (b < 4 && (b + 1) * ((d + 7) / 8) <= budget_bytes) {
+        b++;
+    }
+    return b;
+}
+
+/// pca_ok: the fitting part has at least d rows.
+std::vector<Candidate> allowed_candidates(const TrainerOptions& o, size_t d, bool pca_ok) {
     std::vector<Candidate> out;
-    for (Transform t : {Transform::identity, Transform::random_rotation}) {
-        if ((o.transform == TransformChoice::identity &&
-             t != Transform::identity) ||
-            (o.transform == TransformChoice::random_rotation &&
-             t != Transform::random_rotation)) {
-            continue;
-        }
-        for (bool c : {false, true}) {
-            if ((o.centering == CenteringChoice::centered && !c) ||
-                (o.centering == CenteringChoice::uncentered && c)) {
+    const bool budget = o.budget_bytes > 0;
+    const int uniform_bits = budget ? uniform_bits_within(o.budget_bytes, d) : o.nbits;
+    if (!budget || (o.allocation != AllocationChoice::allocated && uniform_bits > 0)) {
+        for (Transform t : {Transform::identity, Transform::random_rotation,
+                            Transform::pca}) {
+            if (!transform_allowed(o, t) || (t == Transform::pca && (budget || !pca_ok))) {
                 continue;
             }
-            out.push_back({t, c});
+            for (bool c : {false, true}) {
+                if ((o.centering == CenteringChoice::centered && !c) ||
+                    (o.centering == CenteringChoice::uncentered && c)) {
+                    continue;
+                }
+                out.push_back({t, c, uniform_bits, false});
+            }
+        }
+    }
+    if (budget && o.allocation != AllocationChoice::uniform &&
+        o.centering != CenteringChoice::uncentered) {
+        for (Transform t : {Transform::identity, Transform::random_rotation,
+                            Transform::pca}) {
+            if (transform_allowed(o, t) && (t != Transform::pca || pca_ok)) {
+                out.push_back({t, true, 0, true});
+            }
         }
     }
     return out;
@@ -257,7 +295,24 @@ float stderr_of(const std::vector<float>& v) {
 
 std::string describe(const Candidate& c) {
     return std::string(transform_name(c.transform)) +
-            (c.centered ? "/centred" : "/uncentred");
+            (c.centered ? "/centred" : "/uncentred") +
+            (c.allocated ? "/allocated" : "/" + std::to_string(c.nbits) + "bit");
+}
+
+BinarizationPlan fit_candidate(
+        const Candidate& c,
+        size_t n,
+        size_t d,
+        const float* x,
+        const TrainerOptions& o) {
+    if (c.allocated) {
+        return fit_allocated_plan(n, d, x, c.transform, o.budget_bytes, o.seed);
+    }
+    BinarizationPlan p = fit_plan(n, d, x, c.nbits, c.transform, c.centered, o.seed);
+    if (o.budget_bytes > 0) {
+        p.code_bytes = o.budget_bytes; // zero padding to the index's code size
+    }
+    return p;
 }
 
 /// Rows of x at the given indices.
@@ -276,9 +331,23 @@ BinarizationPlan train_plan(
         size_t d,
         const float* x,
         const TrainerOptions& o) {
-    FAISS_THROW_IF_NOT_FMT(
-            o.nbits == 1 || o.nbits == 2, "nbits=%d: must be 1 or 2", o.nbits);
     FAISS_THROW_IF_NOT_FMT(d > 0, "d=%zu: must be > 0", d);
+    const bool budget = o.budget_bytes > 0;
+    FAISS_THROW_IF_NOT_FMT(
+            budget || o.nbits == 1 || o.nbits == 2,
+            "nbits=%d: must be 1 or 2",
+            o.nbits);
+    FAISS_THROW_IF_NOT_FMT(
+            !budget || o.budget_bytes * 8 <= 4 * d,
+            "budget of %zu bytes for d=%zu: must be at least 1 byte and at "
+            "most 4 bits per coordinate (%zu bytes)",
+            o.budget_bytes,
+            d,
+            d / 2);
+    FAISS_THROW_IF_NOT_MSG(
+            !budget || o.estimator == Estimator::asymmetric,
+            "a byte budget needs the asymmetric estimator (allocated plans "
+            "have no symmetric one)");
     FAISS_THROW_IF_NOT_FMT(
             n >= TrainerOptions::min_train_points,
             "training on n=%zu vectors: the trainer needs at least %zu "
@@ -328,18 +397,36 @@ BinarizationPlan train_plan(
     const float* model_q = fit.data();
     const float* model_x = fit.data() + model_nq * d;
 
-    const std::vector<Candidate> cands = allowed_candidates(o);
+    const bool pca_ok = nfit >= d;
+    const std::vector<Candidate> cands = allowed_candidates(o, d, pca_ok);
+    FAISS_THROW_IF_NOT_FMT(
+            !cands.empty(),
+            "no candidate plan: budget %zu bytes for d=%zu fits no uniform "
+            "plan, and the options exclude allocated ones",
+            o.budget_bytes,
+            d);
+    const size_t nh_rows = std::min(nh, h.nb); // held-out rows lead h.x
     std::vector<CandidateReport> reports;
     std::vector<std::vector<float>> decide_recalls; // per candidate
+    std::vector<float> cand_pred_dist, cand_heldout_dist;
     for (const Candidate& c : cands) {
-        const BinarizationPlan p = fit_plan(nfit, d, fit.data(), o.nbits,
-                                            c.transform, c.centered, o.seed);
+        const BinarizationPlan p = fit_candidate(c, nfit, d, fit.data(), o);
         for (Estimator e : {Estimator::asymmetric, Estimator::symmetric}) {
+            if (e == Estimator::symmetric && (budget || !p.is_uniform() || p.nbits > 2)) {
+                continue;
+            }
             std::vector<float> r = heldout_recalls(p, e, h);
             CandidateReport rep;
             rep.transform = c.transform;
             rep.centered = c.centered;
             rep.estimator = e;
+            rep.nbits = p.nbits;
+            rep.allocated = c.allocated;
+            if (c.allocated) {
+                rep.predicted_distortion = p.predicted_distortion;
+                rep.heldout_distortion =
+                        float(p.distortion(nh_rows, h.x.data()));
+            }
             rep.predicted_loss =
                     predicted_loss(p, e, model_nx, model_x, model_nq, model_q);
             rep.heldout_recall = mean_of(r);
@@ -347,6 +434,8 @@ BinarizationPlan train_plan(
             reports.push_back(rep);
             if (e == o.estimator) {
                 decide_recalls.push_back(std::move(r));
+                cand_pred_dist.push_back(rep.predicted_distortion);
+                cand_heldout_dist.push_back(rep.heldout_distortion);
             }
         }
     }
@@ -368,9 +457,13 @@ BinarizationPlan train_plan(
         return mean_of(diff) <= 2 * stderr_of(diff);
     };
     // Among the candidates tied with the best: the cheapest, then the best.
+    // Not with a budget: there the bytes set the scan's cost, and a d x d
+    // product per query or added vector is small beside it, while the
+    // held-out check's noise (two standard errors, ~0.01) would give away
+    // real recall (glove100 at 32 B: identity over PCA cost 0.02).
     size_t choice = best;
     for (size_t i = 0; i < cands.size(); i++) {
-        if (i != best && tied_with_best(i) &&
+        if (i != best && !budget && tied_with_best(i) &&
             (cands[i].cost() < cands[choice].cost() ||
              (cands[i].cost() == cands[choice].cost() &&
               recall(i) > recall(choice)))) {
@@ -395,17 +488,24 @@ BinarizationPlan train_plan(
     const float best_loss = decide_reports[model_pick]->predicted_loss;
 
     const bool forced = o.transform != TransformChoice::automatic ||
-            o.centering != CenteringChoice::automatic;
+            o.centering != CenteringChoice::automatic ||
+            (budget && o.allocation != AllocationChoice::automatic);
     char buf[1024];
     std::string reason;
+    if (budget && !pca_ok && transform_allowed(o, Transform::pca)) {
+        snprintf(buf, sizeof(buf),
+                 "PCA candidates left out: %zu fitting rows < d=%zu; ",
+                 nfit, d);
+        reason = buf;
+    }
     if (cands.size() == 1) {
-        reason = "forced " + describe(cands[0]) + "; measured for the record";
+        reason += "forced " + describe(cands[0]) + "; measured for the record";
     } else {
         snprintf(buf, sizeof(buf),
                  "%s has the best held-out recall@10 (%s estimator): %.4f",
                  describe(cands[best]).c_str(), estimator_name(o.estimator),
                  recall(best));
-        reason = buf;
+        reason += buf;
         if (choice != best) {
             snprintf(buf, sizeof(buf),
                      "; %s (%.4f) is within two standard errors and cheaper "
@@ -436,15 +536,20 @@ BinarizationPlan train_plan(
         snprintf(buf, sizeof(buf),
                  ". WARNING: held-out recall@10 is only %.2f: these "
                  "embeddings binarize poorly (not contrastive-trained, or too "
-                 "few dimensions for %d bit%s); re-rank with floats or use "
+                 "few dimensions for %s); re-rank with floats or use "
                  "more bits",
-                 chosen_recall, o.nbits, o.nbits > 1 ? "s" : "");
+                 chosen_recall, describe(cands[choice]).c_str());
         reason += buf;
     }
 
     // Refit the choice on the fitting rows plus the held-out rows.
-    BinarizationPlan chosen = fit_plan(nall, d, all.data(), o.nbits, cands[choice].transform,
-                      cands[choice].centered, o.seed);
+    BinarizationPlan chosen = fit_candidate(cands[choice], nall, d, all.data(), o);
+    if (cands[choice].allocated) {
+        // Both of the candidate fitted without the held-out rows (the refit
+        // on all rows has no held-out part left to measure).
+        chosen.predicted_distortion = cand_pred_dist[choice];
+        chosen.heldout_distortion = cand_heldout_dist[choice];
+    }
     chosen.analysis = std::move(analysis);
     chosen.candidates = std::move(reports);
     chosen.decided_for = o.estimator;

@@ -11,11 +11,24 @@ namespace faiss_bq {
 
 /// Which candidates the trainer may choose from. `automatic` lets the held-out
 /// check decide; the other values force the choice (the record is kept).
-enum class TransformChoice : uint8_t { automatic, identity, random_rotation };
+enum class TransformChoice : uint8_t { automatic, identity, random_rotation, pca };
 enum class CenteringChoice : uint8_t { automatic, centered, uncentered };
+/// With a byte budget: whether the bits may be allocated per coordinate
+/// (fit_allocated_plan) or must be equal (the uniform plans).
+enum class AllocationChoice : uint8_t { automatic, allocated, uniform };
 
 struct TrainerOptions {
     int nbits = 1;
+    /// > 0: bytes of bit planes per code instead of nbits. The candidates are
+    /// then the uniform plans of the most bits per coordinate that fit
+    /// (identity, rotation) and the allocated plans of fit_allocated_plan in
+    /// each basis (identity, rotation, PCA; PCA only when the fitting part
+    /// has at least d rows, otherwise left out and the reason says so), all
+    /// centred candidates for the asymmetric estimator; the best held-out
+    /// recall decides (without the preference for a cheaper tied candidate:
+    /// at a budget the bytes set the scan's cost).
+    size_t budget_bytes = 0;
+    AllocationChoice allocation = AllocationChoice::automatic;
     TransformChoice transform = TransformChoice::automatic;
     CenteringChoice centering = CenteringChoice::automatic;
     /// The estimator the decision is made for (the index's default).
@@ -44,8 +57,9 @@ struct TrainerOptions {
 /// training data but queries are new); the best held-out recall chosen, or
 /// identity when it is within two standard errors of the best (no rotation
 /// to pay for); the choice refitted on all of x (up to max_fit_rows).
-/// Throws faiss::FaissException on nbits not in {1, 2}, n < min_train_points,
-/// d <= 0, or NaN / Inf in x.
+/// Throws faiss::FaissException on nbits not in {1, 2} (without a budget), a
+/// budget below 1 byte or above 4 bits per coordinate, a budget with the
+/// symmetric estimator, n < min_train_points, d <= 0, or NaN / Inf in x.
 BinarizationPlan train_plan(
         size_t n,
         size_t d,

@@ -83,23 +83,23 @@ TEST(Kernels, LutScanSumsTheEntriesSelectedByEachGroup) {
     std::mt19937 rng(3);
     std::uniform_real_distribution<float> u(-1, 1);
     for (size_t nb : sizes()) {
-        for (int nbits : {1, 2}) {
+        for (int nbits : {1, 2, 3, 4}) {
+            // coordinates per table: 8, 4, then 2 (3 and 4 bits)
+            const int group = nbits == 1 ? 8 : nbits == 2 ? 4 : 2;
             const size_t ng = kernels::lut_groups(nb, nbits);
-            ASSERT_EQ(ng, nb * nbits);
+            ASSERT_EQ(ng, nb * 8 / group);
             std::vector<float> lut(ng * kernels::lut_entries);
             for (float& v : lut) {
                 v = u(rng);
             }
             const auto planes = random_bytes(nbits * nb, rng);
             double want = 0;
-            const int group = 8 / nbits;
             for (size_t g = 0; g < ng; g++) {
                 unsigned index = 0;
                 for (int i = 0; i < group; i++) {
                     const size_t j = g * group + i;
-                    index |= bit(planes.data(), j) << i;
-                    if (nbits == 2) {
-                        index |= bit(planes.data() + nb, j) << (4 + i);
+                    for (int p = 0; p < nbits; p++) {
+                        index |= bit(planes.data() + p * nb, j) << (p * group + i);
                     }
                 }
                 want += lut[g * kernels::lut_entries + index];
@@ -198,11 +198,11 @@ TEST_P(KernelLevel, PlaneProductsEqualTheReference) {
     std::mt19937 rng(7);
     const size_t n = 11;
     for (size_t nb : sizes()) {
-        const size_t stride = 2 * nb + 12; // two planes and the factors
+        const size_t stride = 4 * nb + 12; // four planes and the factors
         const auto codes = random_bytes(n * stride, rng);
         for (int nq : {1, 3, 9}) {
             const auto q = random_bytes(nq * nb, rng);
-            for (int mask : {1, 2, 3}) {
+            for (int mask = 1; mask < 16; mask++) {
                 std::vector<uint32_t> got(n * nq), want(n * nq);
                 level().plane_products_block(q.data(),
                                              nq,
@@ -223,7 +223,7 @@ TEST_P(KernelLevel, PlaneProductsEqualTheReference) {
                 EXPECT_EQ(got, want)
                     << nb << " bytes, " << nq << " planes, mask " << mask;
                 // the reference against popcount_and of the planes
-                if (mask != 3) {
+                if (mask == 1 || mask == 2) {
                     const uint8_t* x =
                         codes.data() + 3 * stride + (mask >> 1) * nb;
                     EXPECT_EQ(
@@ -240,7 +240,7 @@ TEST_P(KernelLevel, LutScanEqualsTheReferenceBitForBit) {
     std::uniform_real_distribution<float> u(-1, 1);
     const size_t n = 37; // blocks of 16 codes and a remainder
     for (size_t nb : sizes()) {
-        for (int nbits : {1, 2}) {
+        for (int nbits : {1, 2, 3, 4}) {
             std::vector<float> lut(kernels::lut_groups(nb, nbits) *
                                    kernels::lut_entries);
             for (float& v : lut) {

@@ -64,7 +64,7 @@ size_t select_less(const int32_t* values,
 /// planes a in code_plane_mask (plane a at codes + i * stride + a *
 /// plane_bytes); then out[i * n_query_planes + p] = popcount(query plane p &
 /// those bits), with query plane p at query_planes + p * plane_bytes.
-/// code_plane_mask is 1, 2 or 3 (codes have one or two planes).
+/// code_plane_mask is in 1..15 (codes have one to four planes).
 /// An all-ones query plane gives the popcount of the code bits themselves.
 void plane_products_block(const uint8_t* query_planes,
                           int n_query_planes,
@@ -76,21 +76,27 @@ void plane_products_block(const uint8_t* query_planes,
                           uint32_t* out);
 
 /// Number of look-up tables and their size for a float query over codes of
-/// nbits (1 or 2) bits per coordinate: one table of 256 entries per group of
-/// 8 / nbits coordinates, indexed by the bits of that group.
+/// nbits (1..4) bits per coordinate: one table of 256 entries per group of
+/// 8 (1 bit), 4 (2 bits) or 2 (3 and 4 bits) coordinates, indexed by the
+/// bits of that group.
 size_t lut_groups(size_t plane_bytes, int nbits);
 constexpr size_t lut_entries = 256;
 
 /// sum over groups g of lut[g * 256 + index_g(code)], with index_g the byte
-/// of plane 0 (nbits = 1), or the nibble of plane 0 in the low and of plane 1
-/// in the high half (nbits = 2). planes: the code's first plane; plane p
-/// starts at planes + p * plane_bytes.
+/// of plane 0 (nbits = 1), the nibble of plane 0 in the low and of plane 1
+/// in the high half (nbits = 2), or (nbits = 3, 4; four groups per byte, group
+/// t of a byte its bits 2t, 2t + 1) those two bits of plane p at bits 2p,
+/// 2p + 1 of the index. planes: the code's first plane; plane p starts at
+/// planes + p * plane_bytes.
 float lut_scan(const uint8_t* planes,
                size_t plane_bytes,
                int nbits,
                const float* lut);
 
 /// out[i] = lut_scan(codes + i * stride, plane_bytes, nbits, lut), i < n.
+/// At least 4 bytes must be readable from the start of every plane of every
+/// code (the SIMD levels load planes of under 4 bytes as one word); codes.h
+/// guarantees it, as the 12 bytes of factors follow the planes.
 void lut_scan_block(const uint8_t* codes,
                     size_t n,
                     size_t stride,

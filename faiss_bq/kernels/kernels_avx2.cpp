@@ -202,14 +202,23 @@ void plane_products_block(const uint8_t* query_planes,
                           size_t plane_bytes,
                           int code_plane_mask,
                           uint32_t* out) {
-    const int a0 = __builtin_ctz(unsigned(code_plane_mask));
-    const int rest = code_plane_mask & ~(1 << a0);
+    // Up to four code planes; absent ones repeat the first (x & x = x).
+    int a[4];
+    int na = 0;
+    for (int b = 0; b < 4; b++) {
+        if ((code_plane_mask >> b) & 1) {
+            a[na++] = b;
+        }
+    }
+    for (int b = na; b < 4; b++) {
+        a[b] = a[0];
+    }
     for (size_t i = 0; i < n; i++) {
         const uint8_t* code = codes + i * stride;
-        const uint8_t* x0 = code + a0 * plane_bytes;
-        // at most one more plane: codes have 1 or 2 planes
-        const uint8_t* x1 =
-            rest ? code + __builtin_ctz(unsigned(rest)) * plane_bytes : x0;
+        const uint8_t* x0 = code + a[0] * plane_bytes;
+        const uint8_t* x1 = code + a[1] * plane_bytes;
+        const uint8_t* x2 = code + a[2] * plane_bytes;
+        const uint8_t* x3 = code + a[3] * plane_bytes;
         for (int p = 0; p < n_query_planes; p++) {
             const uint8_t* q = query_planes + p * plane_bytes;
             __m256i acc = _mm256_setzero_si256();
@@ -222,15 +231,19 @@ void plane_products_block(const uint8_t* query_planes,
                 acc = _mm256_add_epi64(
                     acc,
                     popcount256(_mm256_and_si256(
-                        load(q), _mm256_and_si256(load(x0), load(x1)))));
+                        _mm256_and_si256(load(q), load(x0)),
+                        _mm256_and_si256(_mm256_and_si256(load(x1), load(x2)),
+                                         load(x3)))));
             }
             uint64_t count = sum_lanes(acc);
             for (; b + 8 <= plane_bytes; b += 8) {
                 count += _mm_popcnt_u64(load64(q + b) & load64(x0 + b) &
-                                        load64(x1 + b));
+                                        load64(x1 + b) & load64(x2 + b) &
+                                        load64(x3 + b));
             }
             for (; b < plane_bytes; b++) {
-                count += _mm_popcnt_u32(unsigned(q[b] & x0[b] & x1[b]));
+                count += _mm_popcnt_u32(
+                    unsigned(q[b] & x0[b] & x1[b] & x2[b] & x3[b]));
             }
             out[i * n_query_planes + p] = uint32_t(count);
         }

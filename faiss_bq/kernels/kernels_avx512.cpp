@@ -313,7 +313,10 @@ void lut_scan_block(const uint8_t* codes,
                     const float* lut,
                     float* out) {
     size_t i = 0;
-    if (plane_bytes >= 4 && stride < (size_t(1) << 26)) {
+    // Planes under 4 bytes (small groups of an allocation) are read as one
+    // 4-byte word from their start: the caller guarantees 4 readable bytes
+    // there (kernels.h).
+    if (stride < (size_t(1) << 26)) {
         const __m512i offsets = _mm512_mullo_epi32(
             _mm512_setr_epi32(
                 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -337,7 +340,9 @@ void lut_scan_block(const uint8_t* codes,
             for (size_t b = 0; b < plane_bytes; b += 4) {
                 // 4 bytes of each plane per lane; the last word ends at the
                 // plane's end (never past it), its first bytes already done
-                const size_t w = b + 4 <= plane_bytes ? b : plane_bytes - 4;
+                const size_t w = b + 4 <= plane_bytes || plane_bytes < 4
+                                     ? b
+                                     : plane_bytes - 4;
                 const unsigned skip = unsigned(8 * (b - w));
                 __m512i x0 = _mm512_srli_epi32(
                     _mm512_i32gather_epi32(offsets, base + w, 1), skip);
@@ -348,6 +353,35 @@ void lut_scan_block(const uint8_t* codes,
                                        skip)
                                  : _mm512_setzero_si512();
                 const size_t bytes = plane_bytes - b < 4 ? plane_bytes - b : 4;
+                if (nbits >= 3) {
+                    // Two coordinates per table: bits 2t, 2t + 1 of plane
+                    // p's byte at bits 2p, 2p + 1 of the index.
+                    __m512i xp[4];
+                    for (int p = 0; p < nbits; p++) {
+                        xp[p] = _mm512_srli_epi32(
+                            _mm512_i32gather_epi32(
+                                offsets, base + p * plane_bytes + w, 1),
+                            skip);
+                    }
+                    const __m512i two = _mm512_set1_epi32(3);
+                    for (size_t e = 0; e < bytes; e++) {
+                        for (int t = 0; t < 4; t++) {
+                            __m512i index = _mm512_setzero_si512();
+                            for (int p = 0; p < nbits; p++) {
+                                index = _mm512_or_si512(
+                                    index,
+                                    _mm512_slli_epi32(
+                                        _mm512_and_si512(
+                                            _mm512_srli_epi32(
+                                                xp[p], unsigned(8 * e + 2 * t)),
+                                            two),
+                                        unsigned(2 * p)));
+                            }
+                            add(g++, index);
+                        }
+                    }
+                    continue;
+                }
                 for (size_t e = 0; e < bytes; e++) {
                     const __m512i y0 = _mm512_and_si512(x0, byte);
                     if (nbits == 1) {

@@ -61,7 +61,21 @@ float lut_scan(const uint8_t* planes,
     // Four partial sums: one chain of dependent float adds would bound the
     // scan by the add latency, not by the loads.
     float sum[4] = {0, 0, 0, 0};
-    if (nbits == 1) {
+    if (nbits >= 3) {
+        // Two coordinates per table: 2 bits of each plane's byte per index.
+        size_t g = 0;
+        for (size_t b = 0; b < plane_bytes; b++) {
+            for (int t = 0; t < 4; t++) {
+                unsigned index = 0;
+                for (int p = 0; p < nbits; p++) {
+                    index |= ((planes[p * plane_bytes + b] >> (2 * t)) & 3u)
+                            << (2 * p);
+                }
+                sum[g % 4] += lut[g * lut_entries + index];
+                g++;
+            }
+        }
+    } else if (nbits == 1) {
         for (size_t g = 0; g < plane_bytes; g++) {
             sum[g % 4] += lut[g * lut_entries + planes[g]];
         }
@@ -161,7 +175,7 @@ const KernelTable& ref_kernels() {
 }
 
 size_t lut_groups(size_t plane_bytes, int nbits) {
-    return plane_bytes * nbits;
+    return plane_bytes * (nbits >= 3 ? 4 : nbits);
 }
 
 } // namespace kernels
