@@ -7,8 +7,9 @@
 //   core        := bq | "HNSW" [M] "_" bq | bq "(" binary ")" | any FAISS core
 //   bq          := "BQ" (nbits | bytes "B") {"_" option}
 //   option      := "rot" | "axis" | "pca" | "ctr" | "noctr" | "sym" |
-//                  "q" bits | "alloc" | "uniform"
-//   ("alloc" / "uniform" force the kind of plan of a budget "BQ<bytes>B")
+//                  "q" bits | "alloc" | "uniform" | "mrl"
+//   ("alloc" / "uniform" force the kind of plan of a budget "BQ<bytes>B";
+//   "mrl": the model is Matryoshka-trained, prefix plans are candidates)
 //   binary      := a binary description (index_binary_factory) of the
 //                  plan's code bits: IndexFromBinary over that index
 //                  (nbits 1 or 2, no budget)
@@ -126,6 +127,7 @@ struct BQSpec {
     int nbits = 1;
     size_t budget_bytes = 0; ///< "BQ<bytes>B"
     AllocationChoice allocation = AllocationChoice::automatic;
+    bool matryoshka = false; ///< "_mrl"
     TransformChoice transform = TransformChoice::automatic;
     CenteringChoice centering = CenteringChoice::automatic;
     Estimator estimator = Estimator::asymmetric;
@@ -164,7 +166,7 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
                                   "BQ2) or a budget of bytes (BQ64B)");
     }
     bool seen_transform = false, seen_centering = false, seen_sym = false,
-         seen_q = false, seen_alloc = false;
+         seen_q = false, seen_alloc = false, seen_mrl = false;
     while (i < s.size()) {
         if (s[i] != '_') {
             bad_token(description,
@@ -199,6 +201,12 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
             }
             bq.allocation = opt == "alloc" ? AllocationChoice::allocated
                                            : AllocationChoice::uniform;
+        } else if (opt == "mrl") {
+            once(seen_mrl);
+            if (bq.budget_bytes == 0) {
+                bad_token(description, t, where + " needs a budget (BQ<bytes>B)");
+            }
+            bq.matryoshka = true;
         } else if (opt == "ctr" || opt == "noctr") {
             once(seen_centering);
             bq.centering = opt == "ctr" ? CenteringChoice::centered
@@ -218,7 +226,7 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
                       t,
                       "unknown " + where +
                           " (rot, axis, pca, ctr, noctr, sym, q4..q8, alloc, "
-                          "uniform)");
+                          "uniform, mrl)");
         }
     }
     if (bq.budget_bytes > 0 && bq.estimator == Estimator::symmetric) {
@@ -256,7 +264,7 @@ bool parse_core(const std::string& description,
         }
         if (spec.bq.budget_bytes > 0 || spec.bq.nbits > 2 ||
             spec.bq.transform == TransformChoice::pca ||
-            spec.bq.allocation != AllocationChoice::automatic) {
+            spec.bq.allocation != AllocationChoice::automatic || spec.bq.matryoshka) {
             bad_token(description,
                       t,
                       "a binary index stores uniform 1- or 2-bit plans "
@@ -347,6 +355,7 @@ faiss::Index* make_bq_core(int d,
         ? std::make_unique<IndexBQ>(d, CodeBudget{spec.bq.budget_bytes}, metric)
         : std::make_unique<IndexBQ>(d, spec.bq.nbits, metric);
     bq->trainer.allocation = spec.bq.allocation;
+    bq->trainer.matryoshka = spec.bq.matryoshka;
     bq->trainer.transform = spec.bq.transform;
     bq->trainer.centering = spec.bq.centering;
     bq->estimator = spec.bq.estimator;
@@ -514,6 +523,9 @@ std::string bq_string(const IndexBQ& bq) {
         head += bq.trainer.allocation == AllocationChoice::allocated
             ? "_alloc"
             : "_uniform";
+    }
+    if (bq.trainer.matryoshka) {
+        head += "_mrl";
     }
     std::string s = plan_string(head, bq.trainer);
     if (bq.estimator == Estimator::symmetric) {

@@ -54,7 +54,7 @@ using faiss::fourcc;
 
 // 2: IndexBQ records carry the allocation (bits per coordinate, budget,
 // candidates' distortions) after the plan; 1 is still read (uniform plans).
-constexpr uint32_t kFormatVersion = 2;
+constexpr uint32_t kFormatVersion = 3;
 /// Dimensions beyond this are rejected before anything is sized by them.
 constexpr int64_t kMaxDim = 1 << 20;
 /// Vectors are grown by at most this many bytes per read, so a size field
@@ -513,7 +513,8 @@ void check_plan(const BinarizationPlan& p, int d, int nbits, size_t code_size) {
         code_size);
 }
 
-/// Version 2: the plan's allocation and its evidence (after the plan).
+/// Version 2: the plan's allocation and its evidence (after the plan);
+/// version 3 adds whether each candidate was a Matryoshka prefix.
 void write_plan_allocation(const BinarizationPlan& p, faiss::IOWriter* f) {
     put_vector(f, p.bits);
     put(f, uint64_t(p.code_bytes));
@@ -523,12 +524,15 @@ void write_plan_allocation(const BinarizationPlan& p, faiss::IOWriter* f) {
     for (const CandidateReport& c : p.candidates) {
         put(f, c.nbits);
         put(f, c.allocated);
+        put(f, c.prefix);
         put(f, c.predicted_distortion);
         put(f, c.heldout_distortion);
     }
 }
 
-void read_plan_allocation(BinarizationPlan& p, faiss::IOReader* f) {
+void read_plan_allocation(BinarizationPlan& p,
+                          faiss::IOReader* f,
+                          uint32_t version) {
     get_vector(f, p.bits, "plan.bits");
     p.code_bytes = get<uint64_t>(f);
     p.energy_kept = get<float>(f);
@@ -537,6 +541,7 @@ void read_plan_allocation(BinarizationPlan& p, faiss::IOReader* f) {
     for (CandidateReport& c : p.candidates) {
         c.nbits = get<int>(f);
         c.allocated = get_bool(f, "candidate.allocated");
+        c.prefix = version >= 3 && get_bool(f, "candidate.prefix");
         c.predicted_distortion = get<float>(f);
         c.heldout_distortion = get<float>(f);
     }
@@ -547,15 +552,18 @@ void write_allocation(const IndexBQ* idx, faiss::IOWriter* f) {
     put(f, uint64_t(idx->budget_bytes));
     put(f, uint64_t(idx->trainer.budget_bytes));
     put(f, idx->trainer.allocation);
+    put(f, idx->trainer.matryoshka);
     write_plan_allocation(idx->plan, f);
 }
 
-void read_allocation(IndexBQ* idx, faiss::IOReader* f) {
+void read_allocation(IndexBQ* idx, faiss::IOReader* f, uint32_t version) {
     idx->budget_bytes = get<uint64_t>(f);
     idx->trainer.budget_bytes = get<uint64_t>(f);
     idx->trainer.allocation =
         get_enum(f, "trainer.allocation", AllocationChoice::uniform);
-    read_plan_allocation(idx->plan, f);
+    idx->trainer.matryoshka =
+        version >= 3 && get_bool(f, "trainer.matryoshka");
+    read_plan_allocation(idx->plan, f, version);
 }
 
 /// Version 1 files hold uniform plans only.
@@ -608,7 +616,7 @@ IndexBQ* read_IndexBQ(faiss::IOReader* f) {
     idx->trainer = read_trainer(&r);
     idx->plan = read_plan(&r);
     if (version >= 2) {
-        read_allocation(idx.get(), &r);
+        read_allocation(idx.get(), &r, version);
     } else {
         set_uniform_allocation(idx.get());
     }
@@ -860,8 +868,9 @@ void write_IndexFromBinary(const IndexFromBinary* idx, faiss::IOWriter* f) {
 
 IndexFromBinary* read_IndexFromBinary(faiss::IOReader* f, int io_flags) {
     ChecksumReader r(f);
+    const uint32_t version = check_version(&r, "IndexFromBinary");
     FAISS_THROW_IF_NOT_MSG(
-        check_version(&r, "IndexFromBinary") >= 2,
+        version >= 2,
         "faiss_bq: IndexFromBinary records start at format version 2");
     auto idx = std::make_unique<IndexFromBinary>();
     read_header(idx.get(), &r);
@@ -875,7 +884,7 @@ IndexFromBinary* read_IndexFromBinary(faiss::IOReader* f, int io_flags) {
         int(idx->metric_type));
     idx->trainer = read_trainer(&r);
     idx->plan = read_plan(&r);
-    read_plan_allocation(idx->plan, &r);
+    read_plan_allocation(idx->plan, &r, version);
     idx->index = faiss_bq::read_index_binary(&r, io_flags);
     idx->own_fields = true;
     check_checksum(r, f, "IndexFromBinary");

@@ -326,7 +326,17 @@ BinarizationPlan fit_allocated_plan(
         const float* x,
         Transform basis,
         size_t code_bytes,
-        int seed) {
+        int seed,
+        int prefix_bits) {
+    FAISS_THROW_IF_NOT_FMT(
+            prefix_bits == 0 ||
+                    (prefix_bits >= 1 && prefix_bits <= 4 &&
+                     basis == Transform::identity && code_bytes >= size_t(prefix_bits)),
+            "Matryoshka prefix of %d bits in basis %s with %zu bytes: needs "
+            "1..4 bits, the identity basis and at least that many bytes",
+            prefix_bits,
+            transform_name(basis),
+            code_bytes);
     FAISS_THROW_IF_NOT_FMT(
             code_bytes >= 1 && code_bytes * 8 <= 4 * d,
             "budget of %zu bytes for d=%zu: must be at least 1 byte and at "
@@ -385,11 +395,18 @@ BinarizationPlan fit_allocated_plan(
         live[j] = err[j * (max_bits + 1)] > FLT_EPSILON * var_max;
     }
 
-    // Greedy marginal gain under the byte budget of the grouped layout.
+    // Greedy marginal gain under the byte budget of the grouped layout (or
+    // the Matryoshka prefix: the first m coordinates that fit).
     plan.bits.assign(d, 0);
     std::vector<int> hist(max_bits + 1, 0);
     hist[0] = int(d);
-    for (;;) {
+    if (prefix_bits > 0) {
+        const size_t m = std::min(d, code_bytes / size_t(prefix_bits) * 8);
+        for (size_t j = 0; j < m; j++) {
+            plan.bits[j] = uint8_t(live[j] ? prefix_bits : 0);
+        }
+    }
+    for (; prefix_bits == 0;) {
         size_t best = d;
         double best_gain = 0;
         for (size_t j = 0; j < d; j++) {
@@ -510,9 +527,10 @@ std::string BinarizationPlan::report() const {
                 "bits", "centred", "estimator", "predicted_loss",
                 "heldout_recall@10");
         for (const CandidateReport& c : candidates) {
-            const std::string bits_label = c.allocated
-                    ? "alloc<=" + std::to_string(c.nbits)
-                    : std::to_string(c.nbits);
+            const std::string bits_label = c.prefix
+                    ? "prefix" + std::to_string(c.nbits)
+                    : c.allocated ? "alloc<=" + std::to_string(c.nbits)
+                                  : std::to_string(c.nbits);
             appendf(s, "    %-16s %-10s %-10s %-10s %14.4f %13.4f +- %.4f\n",
                     transform_name(c.transform), bits_label.c_str(),
                     c.centered ? "yes" : "no",

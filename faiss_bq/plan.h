@@ -43,6 +43,9 @@ struct CandidateReport {
     int nbits = 1;
     /// Bits allocated per coordinate (fit_allocated_plan) rather than equal.
     bool allocated = false;
+    /// An allocated candidate that is a Matryoshka prefix (the first m
+    /// coordinates at nbits bits, the rest at 0; TrainerOptions::matryoshka).
+    bool prefix = false;
     /// Allocated candidates: the relative quantization error predicted on
     /// the fitting rows and measured on the held-out rows
     /// (BinarizationPlan::distortion); -1 when not applicable.
@@ -171,13 +174,18 @@ BinarizationPlan fit_plan(
 /// variance at float precision (var <= FLT_EPSILON * the largest) never get
 /// bits. Throws faiss::FaissException when code_bytes < 1, code_bytes * 8 >
 /// 4 d, n < d under PCA, or x holds NaN / Inf.
+/// prefix_bits in 1..4 replaces the greedy allocation by a Matryoshka
+/// prefix: the first m coordinates at prefix_bits bits (m the most whose
+/// planes fit code_bytes, at most d), the others at 0, in the identity basis
+/// only (a Matryoshka-trained model orders its coordinates by importance).
 BinarizationPlan fit_allocated_plan(
         size_t n,
         size_t d,
         const float* x,
         Transform basis,
         size_t code_bytes,
-        int seed);
+        int seed,
+        int prefix_bits = 0);
 
 /// Bytes of bit planes of the grouped layout of an allocation: sum over b of
 /// b * ceil(#{j : b_j = b} / 8).

@@ -212,6 +212,7 @@ struct Candidate {
     bool centered;
     int nbits = 1;          ///< uniform bits (ignored when allocated)
     bool allocated = false; ///< fit_allocated_plan at the budget
+    int prefix_bits = 0;    ///< allocated as a Matryoshka prefix of these bits
     /// Cost rank when held-out recalls tie: identity needs no d x d product
     /// per vector; among equals, the better measured recall wins.
     int cost() const {
@@ -271,6 +272,13 @@ std::vector<Candidate> allowed_candidates(const TrainerOptions& o, size_t d, boo
                 out.push_back({t, true, 0, true});
             }
         }
+        if (o.matryoshka && transform_allowed(o, Transform::identity)) {
+            for (int b : {1, 2}) {
+                if (o.budget_bytes >= size_t(b)) {
+                    out.push_back({Transform::identity, true, b, true, b});
+                }
+            }
+        }
     }
     return out;
 }
@@ -296,7 +304,9 @@ float stderr_of(const std::vector<float>& v) {
 std::string describe(const Candidate& c) {
     return std::string(transform_name(c.transform)) +
             (c.centered ? "/centred" : "/uncentred") +
-            (c.allocated ? "/allocated" : "/" + std::to_string(c.nbits) + "bit");
+            (c.prefix_bits ? "/prefix" + std::to_string(c.prefix_bits) + "bit"
+             : c.allocated ? "/allocated"
+                           : "/" + std::to_string(c.nbits) + "bit");
 }
 
 BinarizationPlan fit_candidate(
@@ -306,7 +316,8 @@ BinarizationPlan fit_candidate(
         const float* x,
         const TrainerOptions& o) {
     if (c.allocated) {
-        return fit_allocated_plan(n, d, x, c.transform, o.budget_bytes, o.seed);
+        return fit_allocated_plan(
+                n, d, x, c.transform, o.budget_bytes, o.seed, c.prefix_bits);
     }
     BinarizationPlan p = fit_plan(n, d, x, c.nbits, c.transform, c.centered, o.seed);
     if (o.budget_bytes > 0) {
@@ -344,6 +355,9 @@ BinarizationPlan train_plan(
             o.budget_bytes,
             d,
             d / 2);
+    FAISS_THROW_IF_NOT_MSG(
+            !o.matryoshka || budget,
+            "matryoshka: prefix plans need a byte budget (budget_bytes > 0)");
     FAISS_THROW_IF_NOT_MSG(
             !budget || o.estimator == Estimator::asymmetric,
             "a byte budget needs the asymmetric estimator (allocated plans "
@@ -422,6 +436,7 @@ BinarizationPlan train_plan(
             rep.estimator = e;
             rep.nbits = p.nbits;
             rep.allocated = c.allocated;
+            rep.prefix = c.prefix_bits > 0;
             if (c.allocated) {
                 rep.predicted_distortion = p.predicted_distortion;
                 rep.heldout_distortion =

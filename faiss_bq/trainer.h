@@ -29,6 +29,10 @@ struct TrainerOptions {
     /// at a budget the bytes set the scan's cost).
     size_t budget_bytes = 0;
     AllocationChoice allocation = AllocationChoice::automatic;
+    /// The model is Matryoshka-trained (its leading coordinates carry the
+    /// most): at a budget, prefix plans (identity, the first m coordinates
+    /// at 1 or 2 bits, the rest not stored) join the allocated candidates.
+    bool matryoshka = false;
     TransformChoice transform = TransformChoice::automatic;
     CenteringChoice centering = CenteringChoice::automatic;
     /// The estimator the decision is made for (the index's default).

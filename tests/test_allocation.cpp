@@ -515,10 +515,11 @@ TEST(Allocation, ReadsVersion1Records) {
     index->train(n, x.data());
     index->add(n, x.data());
     auto bq = dynamic_cast<IndexBQ*>(index.get());
-    const std::vector<uint8_t> v2 = bytes_of(index.get());
-    // allocation block: budgets (8 + 8), allocation choice (1), bits (8 + d),
-    // code_bytes (8), three floats; per candidate int, bool, two floats
-    const size_t block = 8 + 8 + 1 + 8 + d + 8 + 12 + 13 * bq->plan.candidates.size();
+    const std::vector<uint8_t> v2 = bytes_of(index.get()); // the current version
+    // allocation block: budgets (8 + 8), allocation choice (1), matryoshka
+    // (1, version 3), bits (8 + d), code_bytes (8), three floats; per
+    // candidate int, bool, bool (prefix, version 3), two floats
+    const size_t block = 8 + 8 + 1 + 1 + 8 + d + 8 + 12 + 14 * bq->plan.candidates.size();
     const size_t codes_bytes = 8 + n * bq->code_size;
     const size_t end = v2.size() - 8; // checksum
     const size_t block_at = end - codes_bytes - block;
@@ -534,7 +535,133 @@ TEST(Allocation, ReadsVersion1Records) {
     ASSERT_NE(b, nullptr);
     EXPECT_EQ(b->plan.bits, std::vector<uint8_t>(d, 2));
     EXPECT_EQ(b->plan.code_bytes, 2 * ((d + 7) / 8));
-    EXPECT_EQ(bytes_of(back.get()), v2); // written back as version 2, equal
+    EXPECT_EQ(bytes_of(back.get()), v2); // written back as the current version
+}
+
+} // namespace
+} // namespace faiss_bq
+
+namespace faiss_bq {
+namespace {
+
+/// Matryoshka-like data: the information sits in the leading coordinates
+/// (standard deviation 1 for the first 24, 0.05 after), each coordinate
+/// heavy-tailed along its axis, as such models' features are.
+std::vector<float> matryoshka_like(size_t n, size_t d, int seed) {
+    std::vector<float> sigma(d), mean(d, 0.f);
+    for (size_t j = 0; j < d; j++) {
+        sigma[j] = j < 24 ? 1.f : 0.05f;
+    }
+    std::vector<float> x = test::gaussian(n, d, seed, sigma, mean);
+    for (float& v : x) {
+        v = v * std::fabs(v); // heavy tails on the axes
+    }
+    return x;
+}
+
+TEST(Allocation, MatryoshkaPrefixPlan) {
+    const size_t n = 3000, d = 64;
+    const std::vector<float> x = matryoshka_like(n, d, 51);
+    for (int b : {1, 2}) {
+        // 6 bytes: the first 48 / 24 coordinates at 1 / 2 bits
+        const BinarizationPlan p =
+                fit_allocated_plan(n, d, x.data(), Transform::identity, 6, 7, b);
+        const size_t m = 48 / size_t(b);
+        for (size_t j = 0; j < d; j++) {
+            ASSERT_EQ(p.bits[j], j < m ? b : 0) << "coordinate " << j;
+        }
+        EXPECT_EQ(p.code_bytes, 6u);
+        EXPECT_EQ(CodeLayout(p).code_size, 6 + CodeLayout::factor_bytes);
+        EXPECT_EQ(p.transform, Transform::identity);
+    }
+    // a prefix longer than d stops at d
+    const BinarizationPlan all = fit_allocated_plan(n, d, x.data(), Transform::identity, 16, 7, 2);
+    EXPECT_EQ(all.bits, std::vector<uint8_t>(d, 2));
+    // only on the axes, with at least b bytes
+    test::expect_throw_naming(
+            [&] { fit_allocated_plan(n, d, x.data(), Transform::random_rotation, 6, 7, 1); },
+            "basis random_rotation");
+    test::expect_throw_naming(
+            [&] { fit_allocated_plan(n, d, x.data(), Transform::identity, 1, 7, 2); },
+            "prefix of 2 bits");
+    test::expect_throw_naming(
+            [&] { fit_allocated_plan(n, d, x.data(), Transform::identity, 6, 7, 5); },
+            "prefix of 5 bits");
+}
+
+// With matryoshka set, the prefix plans are candidates beside the allocated
+// and uniform ones, labelled in the report, and the held-out recall decides:
+// the winner is never worse than any candidate by more than its noise.
+TEST(Allocation, TrainerWeighsMatryoshkaPrefixes) {
+    const size_t n = 3000, d = 64;
+    const std::vector<float> x = matryoshka_like(n, d, 52);
+    TrainerOptions o;
+    o.budget_bytes = 6;
+    o.metric = faiss::METRIC_INNER_PRODUCT;
+    o.matryoshka = true;
+    const BinarizationPlan p = train_plan(n, d, x.data(), o);
+    int prefixes = 0;
+    float best = 0;
+    for (const CandidateReport& c : p.candidates) {
+        prefixes += c.prefix;
+        best = std::max(best, c.heldout_recall);
+        if (c.prefix) {
+            EXPECT_TRUE(c.allocated);
+            EXPECT_EQ(c.transform, Transform::identity);
+        }
+    }
+    EXPECT_EQ(prefixes, 2);
+    EXPECT_NE(p.report().find("prefix1"), std::string::npos) << p.report();
+    EXPECT_NE(p.report().find("prefix2"), std::string::npos);
+    // the choice is the best held-out recall
+    float chosen = -1;
+    for (const CandidateReport& c : p.candidates) {
+        if (c.transform == p.transform && c.allocated == !p.is_uniform() &&
+            (!c.allocated || c.prefix == (p.bits.back() == 0 && p.bits.front() != 0 &&
+                                          p.transform == Transform::identity))) {
+            chosen = std::max(chosen, c.heldout_recall);
+        }
+    }
+    EXPECT_GE(chosen, best - 1e-6f) << p.report();
+    // a budget is required
+    TrainerOptions no_budget;
+    no_budget.matryoshka = true;
+    test::expect_throw_naming(
+            [&] { train_plan(n, d, x.data(), no_budget); }, "matryoshka");
+}
+
+TEST(Allocation, MatryoshkaFactoryAndIO) {
+    const size_t n = 2000, d = 64;
+    const std::vector<float> x = matryoshka_like(n, d, 53);
+    std::unique_ptr<faiss::Index> index(
+            faiss_bq::index_factory(d, "BQ8B_mrl", faiss::METRIC_INNER_PRODUCT));
+    auto bq = dynamic_cast<IndexBQ*>(index.get());
+    ASSERT_TRUE(bq);
+    EXPECT_TRUE(bq->trainer.matryoshka);
+    EXPECT_EQ(faiss_bq::index_factory_string(index.get()), "BQ8B_mrl");
+    index->train(n, x.data());
+    index->add(n, x.data());
+    faiss::VectorIOWriter w;
+    faiss_bq::write_index(index.get(), &w);
+    faiss::VectorIOReader r;
+    r.data = w.data;
+    std::unique_ptr<faiss::Index> back(faiss_bq::read_index(&r));
+    auto bq2 = dynamic_cast<IndexBQ*>(back.get());
+    ASSERT_TRUE(bq2);
+    EXPECT_TRUE(bq2->trainer.matryoshka);
+    ASSERT_EQ(bq2->plan.candidates.size(), bq->plan.candidates.size());
+    for (size_t i = 0; i < bq->plan.candidates.size(); i++) {
+        EXPECT_EQ(bq2->plan.candidates[i].prefix, bq->plan.candidates[i].prefix);
+    }
+    faiss::VectorIOWriter w2;
+    faiss_bq::write_index(back.get(), &w2);
+    EXPECT_EQ(w2.data, w.data);
+    test::expect_throw_naming(
+            [&] { delete faiss_bq::index_factory(d, "BQ1_mrl"); },
+            "needs a budget");
+    test::expect_throw_naming(
+            [&] { delete faiss_bq::index_factory(d, "BQ8B_mrl_mrl"); },
+            "conflicts with an earlier option");
 }
 
 } // namespace

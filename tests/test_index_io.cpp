@@ -497,8 +497,8 @@ TEST(IndexIO, BadFilesThrow) {
     expect_read_throws(wrong_fourcc, "not recognized");
 
     Bytes future = good;
-    poke<uint32_t>(future, 4, 3);
-    expect_read_throws(future, "format version 3");
+    poke<uint32_t>(future, 4, 4);
+    expect_read_throws(future, "format version 4");
 
     // fourcc, version, d, ntotal, two unused words, is_trained: the metric.
     Bytes bad_metric = good;
