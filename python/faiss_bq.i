@@ -260,6 +260,13 @@ static PyObject* faiss_bq_faiss_downcast(
 }
 %ignore faiss_bq::BinarizationPlan::candidates;
 
+// CodeBudget(bytes) in Python, as the C++ aggregate CodeBudget{bytes}.
+%extend faiss_bq::CodeBudget {
+    CodeBudget(size_t bytes = 0) {
+        return new faiss_bq::CodeBudget{bytes};
+    }
+}
+
 // ---------------------------------------------------------------- faiss_bq headers
 %include "faiss_bq/analysis.h"
 %include "faiss_bq/plan.h"

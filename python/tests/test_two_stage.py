@@ -144,3 +144,20 @@ def test_bad_input(data):
     fb = faiss_bq.IndexFromBinary(faiss.IndexBinaryFlat(40), d)
     with pytest.raises(RuntimeError, match="plan is not trained"):
         fb.add(xb)
+
+
+def test_budget_and_matryoshka(data):
+    """Issue 8's forms reach Python: CodeBudget, the budget factory with
+    _mrl, the prefix candidates in the plan's evidence."""
+    d, xb, xq = data
+    index = faiss_bq.IndexBQ(d, faiss_bq.CodeBudget(8), faiss.METRIC_L2)
+    assert index.budget_bytes == 8 and index.nbits == 0
+    index.trainer.matryoshka = True
+    index.train(xb)
+    index.add(xb)
+    assert index.code_size == 8 + 12
+    assert sum(c.prefix for c in index.plan.candidates) == 2
+    back = faiss_bq.deserialize_index(faiss_bq.serialize_index(index))
+    assert back.trainer.matryoshka
+    np.testing.assert_array_equal(back.search(xq, 5)[1], index.search(xq, 5)[1])
+    assert faiss_bq.index_factory_string(faiss_bq.index_factory(d, "BQ8B_mrl")) == "BQ8B_mrl"
