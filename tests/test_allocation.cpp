@@ -25,13 +25,7 @@
 namespace faiss_bq {
 namespace {
 
-double dot(const float* a, const float* b, size_t d) {
-    double s = 0;
-    for (size_t j = 0; j < d; j++) {
-        s += double(a[j]) * b[j];
-    }
-    return s;
-}
+using test::dot;
 
 /// Rows z A with z ~ N(0, I_r) and a seeded Gaussian A (r x d): rank r.
 std::vector<float> low_rank(size_t n, size_t d, size_t r, int seed) {

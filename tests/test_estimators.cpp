@@ -12,13 +12,7 @@
 namespace faiss_bq {
 namespace {
 
-double dot(const float* a, const float* b, size_t d) {
-    double s = 0;
-    for (size_t j = 0; j < d; j++) {
-        s += double(a[j]) * b[j];
-    }
-    return s;
-}
+using test::dot;
 
 struct Fixture {
     size_t n = 60, d;

@@ -15,6 +15,14 @@
 namespace faiss_bq {
 namespace test {
 
+double dot(const float* a, const float* b, size_t d) {
+    double s = 0;
+    for (size_t j = 0; j < d; j++) {
+        s += double(a[j]) * b[j];
+    }
+    return s;
+}
+
 std::vector<float> gaussian(
         size_t n,
         size_t d,

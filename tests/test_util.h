@@ -22,6 +22,9 @@ std::vector<float> gaussian(
         const std::vector<float>& sigma,
         const std::vector<float>& mean);
 
+/// <a, b> over d coordinates, summed in double (reference computations).
+double dot(const float* a, const float* b, size_t d);
+
 /// n x d isotropic Gaussian N(0, I).
 std::vector<float> gaussian(size_t n, size_t d, int seed);
 
