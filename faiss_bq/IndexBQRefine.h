@@ -57,7 +57,9 @@ struct IndexBQRefine : faiss::Index {
     /// Default of the error-bound skip; 0 disables it.
     float bound_sigmas = 0;
 
-    /// Counters of the last search() (all queries).
+    /// Counters of the last search() (all queries). Diagnostics for one
+    /// caller at a time: searches running concurrently on the same index
+    /// overwrite each other's counters.
     mutable RefineStats last_stats;
 
     IndexBQRefine();
