@@ -239,47 +239,65 @@ void plane_products_block(const uint8_t* query_planes,
                           int code_plane_mask,
                           uint32_t* out) {
     const int np = n_query_planes;
-    // The code's bits are read once per chunk and batch of query planes;
-    // the counts of a batch are reduced together (reduce8), 8 at a time.
+    if (np > max_block_planes) {
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t* code = codes + i * stride;
+            for (int p = 0; p < np; p++) {
+                const uint8_t* q = query_planes + p * plane_bytes;
+                __m512i acc = _mm512_setzero_si512();
+                for (size_t off = 0; off < plane_bytes; off += 64) {
+                    const size_t len = plane_bytes - off;
+                    __m512i bits = load_chunk(q + off, len);
+                    for (int a = 0; (code_plane_mask >> a) != 0; a++) {
+                        if ((code_plane_mask >> a) & 1) {
+                            bits = _mm512_and_si512(
+                                bits,
+                                load_chunk(code + a * plane_bytes + off, len));
+                        }
+                    }
+                    acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(bits));
+                }
+                out[i * np + p] = uint32_t(_mm512_reduce_add_epi64(acc));
+            }
+        }
+        return;
+    }
+    // The code's bits are read once per chunk; the counts of all query
+    // planes are reduced together (reduce8), 8 planes at a time.
     for (size_t i = 0; i < n; i++) {
         const uint8_t* code = codes + i * stride;
+        __m512i acc[max_block_planes];
+        for (int p = 0; p < np; p++) {
+            acc[p] = _mm512_setzero_si512();
+        }
+        for (size_t off = 0; off < plane_bytes; off += 64) {
+            const size_t len = plane_bytes - off;
+            __m512i bits = _mm512_set1_epi64(-1);
+            for (int a = 0; (code_plane_mask >> a) != 0; a++) {
+                if ((code_plane_mask >> a) & 1) {
+                    bits = _mm512_and_si512(
+                        bits, load_chunk(code + a * plane_bytes + off, len));
+                }
+            }
+            for (int p = 0; p < np; p++) {
+                const __m512i q = load_chunk(query_planes + p * plane_bytes + off, len);
+                acc[p] = _mm512_add_epi64(
+                    acc[p], _mm512_popcnt_epi64(_mm512_and_si512(q, bits)));
+            }
+        }
         uint32_t* o = out + i * np;
-        for (int b0 = 0; b0 < np; b0 += max_block_planes) {
-            const int nb = np - b0 < max_block_planes ? np - b0 : max_block_planes;
-            const uint8_t* qp = query_planes + size_t(b0) * plane_bytes;
-            __m512i acc[max_block_planes];
-            for (int p = 0; p < nb; p++) {
-                acc[p] = _mm512_setzero_si512();
+        for (int p0 = 0; p0 < np; p0 += 8) {
+            const int m = np - p0 < 8 ? np - p0 : 8;
+            if (m == 1) {
+                o[p0] = uint32_t(_mm512_reduce_add_epi64(acc[p0]));
+                continue;
             }
-            for (size_t off = 0; off < plane_bytes; off += 64) {
-                const size_t len = plane_bytes - off;
-                __m512i bits = _mm512_set1_epi64(-1);
-                for (int a = 0; (code_plane_mask >> a) != 0; a++) {
-                    if ((code_plane_mask >> a) & 1) {
-                        bits = _mm512_and_si512(
-                            bits, load_chunk(code + a * plane_bytes + off, len));
-                    }
-                }
-                for (int p = 0; p < nb; p++) {
-                    const __m512i q = load_chunk(qp + p * plane_bytes + off, len);
-                    acc[p] = _mm512_add_epi64(
-                        acc[p], _mm512_popcnt_epi64(_mm512_and_si512(q, bits)));
-                }
+            __m512i v[8];
+            for (int p = 0; p < 8; p++) {
+                v[p] = p < m ? acc[p0 + p] : _mm512_setzero_si512();
             }
-            for (int p0 = 0; p0 < nb; p0 += 8) {
-                const int m = nb - p0 < 8 ? nb - p0 : 8;
-                if (m == 1) {
-                    o[b0 + p0] = uint32_t(_mm512_reduce_add_epi64(acc[p0]));
-                    continue;
-                }
-                __m512i v[8];
-                for (int p = 0; p < 8; p++) {
-                    v[p] = p < m ? acc[p0 + p] : _mm512_setzero_si512();
-                }
-                const __m256i sums = _mm512_cvtepi64_epi32(reduce8(v));
-                _mm256_mask_storeu_epi32(
-                    o + b0 + p0, __mmask8((1u << m) - 1), sums);
-            }
+            const __m256i sums = _mm512_cvtepi64_epi32(reduce8(v));
+            _mm256_mask_storeu_epi32(o + p0, __mmask8((1u << m) - 1), sums);
         }
     }
 }
