@@ -239,6 +239,9 @@ void plane_products_block(const uint8_t* query_planes,
                           int code_plane_mask,
                           uint32_t* out) {
     const int np = n_query_planes;
+    // More planes than registers (no caller today: at most 9): one plane at
+    // a time. Folding this case into the path below as batches of 16 planes
+    // made that path 2x slower (measured on q8 / q4 scans), so it stays apart.
     if (np > max_block_planes) {
         for (size_t i = 0; i < n; i++) {
             const uint8_t* code = codes + i * stride;
