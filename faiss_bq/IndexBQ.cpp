@@ -9,8 +9,6 @@
 #include <faiss/impl/IDSelector.h>
 #include <faiss/utils/Heap.h>
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -81,9 +79,8 @@ void scan_codes(const IndexBQ& index,
     }
 }
 
-/// k-NN over all codes for queries [0, n). Fewer queries than threads: the
-/// codes are split across threads (per-thread heaps, merged); otherwise one
-/// scorer per thread over the queries.
+/// k-NN over all codes for queries [0, n) (search_flat: one scorer per
+/// thread, over the queries or over the codes).
 template <class C>
 void search_codes(const IndexBQ& index,
                   idx_t n,
@@ -94,49 +91,21 @@ void search_codes(const IndexBQ& index,
                   Estimator estimator,
                   int query_bits,
                   const faiss::IDSelector* sel) {
-    const idx_t nb = index.ntotal;
-    const int nt = omp_get_max_threads();
-    const size_t block = QueryScorer::block_codes;
-    if (n < nt && size_t(nb) >= 4 * block * size_t(nt)) {
-        std::vector<float> tD(size_t(nt) * n * k);
-        std::vector<idx_t> tI(size_t(nt) * n * k);
-        int used = nt;
-#pragma omp parallel num_threads(nt)
-        {
-            const int t = omp_get_thread_num();
-#pragma omp single
-            used = omp_get_num_threads();
-            QueryScorer scorer(
-                index.plan, index.metric_type, estimator, query_bits);
-            std::vector<float> scores(block);
-            const idx_t j0 = nb * t / used, j1 = nb * (t + 1) / used;
-            for (idx_t i = 0; i < n; i++) {
-                float* D = tD.data() + (t * n + i) * k;
-                idx_t* I = tI.data() + (t * n + i) * k;
-                faiss::heap_heapify<C>(k, D, I);
-                scorer.set_query(x + i * index.d);
-                scan_codes<C>(index, scorer, j0, j1, k, D, I, sel, scores);
-            }
-        }
-        merge_thread_heaps<C>(used, n, size_t(k), tD.data(), tI.data(),
-                              distances, labels);
-        return;
-    }
-#pragma omp parallel if (n > 1)
-    {
-        QueryScorer scorer(
-            index.plan, index.metric_type, estimator, query_bits);
-        std::vector<float> scores(block);
-#pragma omp for
-        for (idx_t i = 0; i < n; i++) {
-            float* D = distances + i * k;
-            idx_t* I = labels + i * k;
-            faiss::heap_heapify<C>(k, D, I);
-            scorer.set_query(x + i * index.d);
-            scan_codes<C>(index, scorer, 0, nb, k, D, I, sel, scores);
-            faiss::heap_reorder<C>(k, D, I);
-        }
-    }
+    struct Scanner {
+        QueryScorer scorer;
+        std::vector<float> scores;
+    };
+    search_flat<C>(
+            n, index.ntotal, k, QueryScorer::block_codes, distances, labels,
+            [&] {
+                return Scanner{QueryScorer(index.plan, index.metric_type,
+                                           estimator, query_bits),
+                               std::vector<float>(QueryScorer::block_codes)};
+            },
+            [&](Scanner& s, idx_t i, idx_t j0, idx_t j1, float* D, idx_t* I) {
+                s.scorer.set_query(x + i * index.d);
+                scan_codes<C>(index, s.scorer, j0, j1, k, D, I, sel, s.scores);
+            });
 }
 
 /// The FAISS distance-computer interface over a QueryScorer.

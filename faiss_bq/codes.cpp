@@ -1,5 +1,7 @@
 #include <faiss_bq/codes.h>
 
+#include <faiss_bq/kernels/kernels.h>
+
 #include <faiss/impl/FaissAssert.h>
 
 #include <algorithm>
@@ -59,6 +61,104 @@ void CodeLayout::build(const std::vector<uint8_t>& bits, size_t planes) {
             planes);
     planes_size = planes;
     code_size = planes_size + factor_bytes;
+}
+
+NibbleLayout::NibbleLayout(const BinarizationPlan& plan) {
+    std::vector<int> of_bits[5];
+    for (int j = 0; j < plan.d; j++) {
+        of_bits[plan.bits[j]].push_back(j);
+    }
+    std::vector<int>& ones = of_bits[1];
+    size_t next_one = 0;
+    auto add_ones = [&](int shift) { // 1-bit coordinates from bit `shift` up
+        for (; shift < 4 && next_one < ones.size(); shift++) {
+            members.push_back({ones[next_one++], 1, shift});
+        }
+    };
+    auto close = [&] { begin.push_back(members.size()); };
+    begin.push_back(0);
+    for (int j : of_bits[4]) {
+        members.push_back({j, 4, 0});
+        close();
+    }
+    for (int j : of_bits[3]) {
+        members.push_back({j, 3, 0});
+        if (next_one < ones.size()) {
+            members.push_back({ones[next_one++], 1, 3});
+        }
+        close();
+    }
+    const std::vector<int>& twos = of_bits[2];
+    for (size_t i = 0; i < twos.size(); i += 2) {
+        members.push_back({twos[i], 2, 0});
+        if (i + 1 < twos.size()) {
+            members.push_back({twos[i + 1], 2, 2});
+        } else {
+            add_ones(2);
+        }
+        close();
+    }
+    while (next_one < ones.size()) {
+        add_ones(0);
+        close();
+    }
+    n_nibbles = begin.size() - 1;
+    nbytes = (n_nibbles + 1) / 2;
+}
+
+size_t NibbleLayout::block_bytes() const {
+    return kernels::fast_scan_block * nbytes;
+}
+
+size_t NibbleLayout::blocks_bytes(size_t n) const {
+    const size_t bs = kernels::fast_scan_block;
+    return (n + bs - 1) / bs * block_bytes();
+}
+
+namespace {
+
+/// Byte of vector i that holds nibble k (in its low half when k is even).
+inline size_t nibble_byte(const NibbleLayout& nl, size_t i, size_t k) {
+    const size_t bs = kernels::fast_scan_block;
+    return i / bs * nl.block_bytes() + k / 2 * bs + i % bs;
+}
+
+} // namespace
+
+void NibbleLayout::pack(const CodeLayout& layout,
+                        const uint8_t* code,
+                        uint8_t* blocks,
+                        size_t i) const {
+    for (size_t k = 0; k < n_nibbles; k++) {
+        unsigned v = 0;
+        for (size_t m = begin[k]; m < begin[k + 1]; m++) {
+            v |= unsigned(layout.level_index(code, members[m].coord))
+                    << members[m].shift;
+        }
+        uint8_t& byte = blocks[nibble_byte(*this, i, k)];
+        byte = k % 2 == 0 ? uint8_t((byte & 0xf0) | v)
+                          : uint8_t((byte & 0x0f) | (v << 4));
+    }
+}
+
+int NibbleLayout::nibble(const uint8_t* blocks, size_t i, size_t k) const {
+    const uint8_t byte = blocks[nibble_byte(*this, i, k)];
+    return k % 2 == 0 ? byte & 15 : byte >> 4;
+}
+
+void NibbleLayout::unpack(const CodeLayout& layout,
+                          const uint8_t* blocks,
+                          size_t i,
+                          uint8_t* code) const {
+    std::memset(code, 0, layout.planes_size);
+    for (size_t k = 0; k < n_nibbles; k++) {
+        const int v = nibble(blocks, i, k);
+        for (size_t m = begin[k]; m < begin[k + 1]; m++) {
+            const Member& mb = members[m];
+            layout.set_level_index(
+                    code, mb.coord, (v >> mb.shift) & ((1 << mb.nbits) - 1));
+        }
+    }
 }
 
 size_t code_size(int d, int nbits) {

@@ -106,6 +106,61 @@ struct CodeLayout {
     }
 };
 
+/** The fast-scan layout of a plan's codes (IndexBQFastScan): the level
+ * indices of a code regrouped into 4-bit sub-codes, "nibbles", of whole
+ * coordinates, so that the asymmetric estimate <r_hat, y> is a sum of one
+ * 16-entry table per nibble (kernels::fast_scan_blocks). A nibble holds one
+ * 4-bit coordinate; or one 3-bit coordinate and, while any are left, a
+ * 1-bit one (at bit 3); or two 2-bit; or one 2-bit and up to two 1-bit; or
+ * four 1-bit coordinates (coordinates in increasing index within each
+ * kind). A uniform 1-bit plan's nibble k is coordinates 4k..4k+3, the
+ * halves of its plane bytes; a uniform 2-bit plan's holds coordinates 2k
+ * (bits 0-1) and 2k + 1 (bits 2-3). Every plan without 3-bit coordinates,
+ * or with at least as many 1-bit as 3-bit ones, takes no more bytes than
+ * its planes; each 3-bit coordinate beyond that wastes one bit.
+ *
+ * Storage is by blocks of kernels::fast_scan_block (64) vectors, each
+ * nbytes columns of 64 bytes: byte v of column t is nibble 2t (low half)
+ * and 2t + 1 (high half) of the block's vector v. The per-vector factors
+ * are kept apart (IndexBQFastScan::factors).
+ */
+struct NibbleLayout {
+    struct Member {
+        int coord = 0; ///< coordinate of the plan's basis
+        int nbits = 0; ///< its bit count
+        int shift = 0; ///< its level index sits at these bits of the nibble
+    };
+    /// Members of nibble k: members[begin[k]] .. members[begin[k + 1] - 1].
+    std::vector<Member> members;
+    std::vector<size_t> begin;
+    size_t n_nibbles = 0;
+    /// Bytes per vector: ceil(n_nibbles / 2), the columns of a block.
+    size_t nbytes = 0;
+
+    NibbleLayout() = default;
+    explicit NibbleLayout(const BinarizationPlan& plan);
+
+    /// Bytes of a block of kernels::fast_scan_block vectors.
+    size_t block_bytes() const;
+    /// Bytes of the blocks that hold n vectors.
+    size_t blocks_bytes(size_t n) const;
+
+    /// Writes the nibbles of a code of `layout` (the plan's CodeLayout) as
+    /// vector i of blocks (its old nibbles are overwritten).
+    void pack(const CodeLayout& layout,
+              const uint8_t* code,
+              uint8_t* blocks,
+              size_t i) const;
+    /// The inverse: the planes of vector i's code (layout.planes_size
+    /// bytes written; the factors are not touched).
+    void unpack(const CodeLayout& layout,
+                const uint8_t* blocks,
+                size_t i,
+                uint8_t* code) const;
+    /// Nibble k of vector i.
+    int nibble(const uint8_t* blocks, size_t i, size_t k) const;
+};
+
 /// Bytes per vector for d dimensions and nbits bits per coordinate.
 size_t code_size(int d, int nbits);
 

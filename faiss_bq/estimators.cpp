@@ -296,4 +296,72 @@ void QueryScorer::score_block(const uint8_t* codes, size_t n, float* scores) {
     }
 }
 
+FastScanScorer::FastScanScorer(
+        const BinarizationPlan& plan,
+        faiss::MetricType metric)
+        : nibbles(plan), plan(plan), metric(metric) {
+    y.resize(plan.d);
+    table.resize(nibbles.n_nibbles * 16);
+    lut.assign(nibbles.nbytes * 32, 0); // a padding nibble's table stays 0
+}
+
+void FastScanScorer::set_query(const float* q) {
+    plan.apply(1, q, y.data());
+    double n2 = 0, cip = 0, b = 0;
+    for (int j = 0; j < plan.d; j++) {
+        n2 += double(y[j]) * y[j];
+        cip += double(plan.center[j]) * q[j];
+        if (plan.bits[j] == 0) {
+            b += double(plan.level(j, 0)) * y[j];
+        }
+    }
+    y_norm2 = float(n2);
+    center_ip = float(cip);
+    float range = 0;
+    for (size_t k = 0; k < nibbles.n_nibbles; k++) {
+        float* t = table.data() + 16 * k;
+        for (int v = 0; v < 16; v++) {
+            float s = 0;
+            for (size_t m = nibbles.begin[k]; m < nibbles.begin[k + 1]; m++) {
+                const NibbleLayout::Member& mb = nibbles.members[m];
+                const int index = (v >> mb.shift) & ((1 << mb.nbits) - 1);
+                s += plan.level(mb.coord, index) * y[mb.coord];
+            }
+            t[v] = s;
+        }
+        // Values of v with bits beyond the members' never occur; they are
+        // in the table's range anyway (each is some members' sum).
+        const auto [lo, hi] = std::minmax_element(t, t + 16);
+        b += *lo;
+        range = std::max(range, *hi - *lo);
+    }
+    bias = float(b);
+    step = range > 0 ? range / 255 : 1;
+    for (size_t k = 0; k < nibbles.n_nibbles; k++) {
+        const float* t = table.data() + 16 * k;
+        const float lo = *std::min_element(t, t + 16);
+        for (int v = 0; v < 16; v++) {
+            lut[16 * k + v] = uint8_t(std::lround((t[v] - lo) / step));
+        }
+    }
+}
+
+void FastScanScorer::scores(
+        const uint32_t* sums,
+        const float* factors,
+        size_t n,
+        float* out) const {
+    if (metric == faiss::METRIC_INNER_PRODUCT) {
+        for (size_t i = 0; i < n; i++) {
+            const float* f = factors + 3 * i;
+            out[i] = center_ip + f[2] + f[1] * (step * float(sums[i]) + bias);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            const float* f = factors + 3 * i;
+            out[i] = f[0] + y_norm2 - 2 * f[1] * (step * float(sums[i]) + bias);
+        }
+    }
+}
+
 } // namespace faiss_bq

@@ -100,4 +100,44 @@ class QueryScorer {
     void symmetric(const uint8_t* codes, size_t n, float* scores);
 };
 
+/** The asymmetric float-query estimator over the fast-scan layout
+ * (NibbleLayout, IndexBQFastScan), with its tables quantized to bytes.
+ *
+ * Table k holds, for each value of nibble k, the sum over its members of
+ * level(j, index) * y_j (y = R (q - c)). Stored as u = round((entry -
+ * min_k) / step), with one step for all tables (the largest table range
+ * over 255), so that <r_hat, y> ~ step * sum_k u_k + bias, bias = sum_k
+ * min_k plus the constant of the 0-bit coordinates. Each rounding is at
+ * most step / 2, so the sum's error is at most n_nibbles * step / 2 and its
+ * standard deviation step * sqrt(n_nibbles / 12) (FAISS's PQ fast scan
+ * quantizes its tables the same way). The score then takes the code's
+ * factors as QueryScorer does. One scorer per thread.
+ */
+class FastScanScorer {
+   public:
+    FastScanScorer(const BinarizationPlan& plan, faiss::MetricType metric);
+
+    void set_query(const float* q);
+    /// 2 * nibbles.nbytes tables of 16 entries (kernels::fast_scan_blocks).
+    const uint8_t* luts() const {
+        return lut.data();
+    }
+    /// Scores of n vectors from their kernel sums and their factors (3 per
+    /// vector: residual_norm2, estimate_scale, center_dot, as codes.h).
+    void scores(const uint32_t* sums,
+                const float* factors,
+                size_t n,
+                float* out) const;
+
+    const NibbleLayout nibbles;
+    float step = 0, bias = 0; ///< of the last query
+
+   private:
+    const BinarizationPlan& plan;
+    const faiss::MetricType metric;
+    std::vector<float> y, table;
+    std::vector<uint8_t> lut;
+    float y_norm2 = 0, center_ip = 0;
+};
+
 } // namespace faiss_bq

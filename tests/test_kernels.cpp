@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -108,6 +109,38 @@ TEST(Kernels, LutScanSumsTheEntriesSelectedByEachGroup) {
                         want,
                         1e-5 * ng)
                 << nb << " bytes, nbits " << nbits;
+        }
+    }
+}
+
+/// Nibble k of vector v of a fast-scan block (kernels.h): column k / 2,
+/// low half for even k.
+int block_nibble(const uint8_t* block, size_t v, size_t k) {
+    const uint8_t byte = block[k / 2 * kernels::fast_scan_block + v];
+    return k % 2 == 0 ? byte & 15 : byte >> 4;
+}
+
+TEST(Kernels, FastScanSumsOneTableEntryPerNibble) {
+    std::mt19937 rng(9);
+    const size_t bs = kernels::fast_scan_block;
+    for (size_t nbytes : {1, 2, 7, 64, 128, 129, 300}) {
+        const size_t nblocks = 3;
+        const auto codes = random_bytes(nblocks * bs * nbytes, rng);
+        const auto luts = random_bytes(32 * nbytes, rng);
+        std::vector<uint32_t> got(nblocks * bs);
+        kernels::fast_scan_blocks(
+            codes.data(), nblocks, nbytes, luts.data(), got.data());
+        for (size_t b = 0; b < nblocks; b++) {
+            for (size_t v = 0; v < bs; v++) {
+                uint32_t want = 0;
+                for (size_t k = 0; k < 2 * nbytes; k++) {
+                    want += luts[16 * k +
+                                 block_nibble(codes.data() + b * bs * nbytes,
+                                              v, k)];
+                }
+                ASSERT_EQ(got[b * bs + v], want)
+                    << nbytes << " bytes, block " << b << ", vector " << v;
+            }
         }
     }
 }
@@ -259,6 +292,33 @@ TEST_P(KernelLevel, LutScanEqualsTheReferenceBitForBit) {
             const float one =
                 level().lut_scan(codes.data() + stride, nb, nbits, lut.data());
             EXPECT_EQ(0, std::memcmp(&one, &want[1], sizeof(float)));
+        }
+    }
+}
+
+TEST_P(KernelLevel, FastScanEqualsTheReference) {
+    std::mt19937 rng(10);
+    const size_t bs = kernels::fast_scan_block;
+    // 128 columns are the most the SIMD levels add in 16-bit lanes before
+    // widening: 127..129 and 300 cross that; all-255 tables are the worst
+    // case of the 16-bit sums (256 x 255).
+    for (size_t nbytes : {1, 2, 3, 31, 64, 127, 128, 129, 300}) {
+        for (bool saturated : {false, true}) {
+            const size_t nblocks = 5;
+            const auto codes = random_bytes(nblocks * bs * nbytes, rng);
+            std::vector<uint8_t> luts = random_bytes(32 * nbytes, rng);
+            if (saturated) {
+                std::fill(luts.begin(), luts.end(), 255);
+            }
+            std::vector<uint32_t> got(nblocks * bs), want(nblocks * bs);
+            level().fast_scan_blocks(
+                codes.data(), nblocks, nbytes, luts.data(), got.data());
+            ref().fast_scan_blocks(
+                codes.data(), nblocks, nbytes, luts.data(), want.data());
+            EXPECT_EQ(got, want) << nbytes << " bytes, saturated " << saturated;
+            if (saturated) {
+                EXPECT_EQ(want[0], 2 * nbytes * 255);
+            }
         }
     }
 }

@@ -1,10 +1,15 @@
-// Merging the per-thread top-k heaps of a search split over the database.
+// The k-NN loop of the flat scans, and merging the per-thread top-k heaps of
+// a search split over the database.
 #pragma once
 
 #include <faiss/Index.h>
 #include <faiss/utils/Heap.h>
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cstddef>
+#include <vector>
 
 namespace faiss_bq {
 
@@ -34,6 +39,64 @@ void merge_thread_heaps(
             }
         }
         faiss::heap_reorder<C>(k, D, I);
+    }
+}
+
+/** The k-NN loop of a flat scan: n queries against items [0, nb).
+ * make() builds one scanner per thread; scan(scanner, i, j0, j1, D, I)
+ * sets query i on it and pushes its scores of items [j0, j1) into the heap
+ * (D, I) of k entries (already heapified). With fewer queries than threads
+ * and at least 4 * unit * threads items, the items are split across threads
+ * (at multiples of unit; per-thread heaps, merged); otherwise the queries
+ * are. Results come out sorted, best first.
+ */
+template <class C, class Make, class Scan>
+void search_flat(
+        faiss::Index::idx_t n,
+        faiss::Index::idx_t nb,
+        faiss::Index::idx_t k,
+        size_t unit,
+        typename C::T* distances,
+        faiss::Index::idx_t* labels,
+        Make make,
+        Scan scan) {
+    using idx_t = faiss::Index::idx_t;
+    const int nt = omp_get_max_threads();
+    if (n < nt && size_t(nb) >= 4 * unit * size_t(nt)) {
+        std::vector<typename C::T> tD(size_t(nt) * n * k);
+        std::vector<idx_t> tI(size_t(nt) * n * k);
+        int used = nt;
+#pragma omp parallel num_threads(nt)
+        {
+            const int t = omp_get_thread_num();
+#pragma omp single
+            used = omp_get_num_threads();
+            auto scanner = make();
+            const idx_t units = (nb + idx_t(unit) - 1) / idx_t(unit);
+            const idx_t j0 = std::min(nb, units * t / used * idx_t(unit));
+            const idx_t j1 = std::min(nb, units * (t + 1) / used * idx_t(unit));
+            for (idx_t i = 0; i < n; i++) {
+                typename C::T* D = tD.data() + (t * n + i) * k;
+                idx_t* I = tI.data() + (t * n + i) * k;
+                faiss::heap_heapify<C>(k, D, I);
+                scan(scanner, i, j0, j1, D, I);
+            }
+        }
+        merge_thread_heaps<C>(used, n, size_t(k), tD.data(), tI.data(),
+                              distances, labels);
+        return;
+    }
+#pragma omp parallel if (n > 1)
+    {
+        auto scanner = make();
+#pragma omp for
+        for (idx_t i = 0; i < n; i++) {
+            typename C::T* D = distances + i * k;
+            idx_t* I = labels + i * k;
+            faiss::heap_heapify<C>(k, D, I);
+            scan(scanner, i, 0, nb, D, I);
+            faiss::heap_reorder<C>(k, D, I);
+        }
     }
 }
 

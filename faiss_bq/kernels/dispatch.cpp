@@ -163,5 +163,13 @@ void lut_scan_block(const uint8_t* codes,
     active().lut_scan_block(codes, n, stride, plane_bytes, nbits, lut, out);
 }
 
+void fast_scan_blocks(const uint8_t* codes,
+                      size_t nblocks,
+                      size_t nbytes,
+                      const uint8_t* luts,
+                      uint32_t* out) {
+    active().fast_scan_blocks(codes, nblocks, nbytes, luts, out);
+}
+
 } // namespace kernels
 } // namespace faiss_bq

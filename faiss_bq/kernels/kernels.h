@@ -105,6 +105,23 @@ void lut_scan_block(const uint8_t* codes,
                     const float* lut,
                     float* out);
 
+/// Vectors per block of the fast-scan layout (codes.h, NibbleLayout).
+constexpr size_t fast_scan_block = 64;
+
+/// Fast-scan sums over nblocks blocks of the nibble layout. A block holds
+/// the codes of 64 vectors as nbytes byte columns of 64 bytes: byte v of
+/// column t is nibble 2t (low half) and nibble 2t + 1 (high half) of vector
+/// v; block b starts at codes + b * 64 * nbytes. luts holds one table of 16
+/// uint8 entries per nibble (nibble k's at luts + 16 k, 2 * nbytes tables).
+/// out[64 b + v] = sum over k < 2 nbytes of luts[16 k + nibble k of vector
+/// v of block b], exactly (the SIMD levels add bytes in 16-bit lanes and
+/// widen them every 256 nibbles, before they could wrap).
+void fast_scan_blocks(const uint8_t* codes,
+                      size_t nblocks,
+                      size_t nbytes,
+                      const uint8_t* luts,
+                      uint32_t* out);
+
 /// One level's kernels (the free functions call the chosen level's table).
 struct KernelTable {
     SimdLevel level;
@@ -126,6 +143,8 @@ struct KernelTable {
     float (*lut_scan)(const uint8_t*, size_t, int, const float*);
     void (*lut_scan_block)(
         const uint8_t*, size_t, size_t, size_t, int, const float*, float*);
+    void (*fast_scan_blocks)(
+        const uint8_t*, size_t, size_t, const uint8_t*, uint32_t*);
 };
 
 /// The kernels of one level (tests compare every level with the reference).

@@ -250,6 +250,62 @@ void plane_products_block(const uint8_t* query_planes,
     }
 }
 
+/// Fast scan (kernels.h): a 64-vector column is two 32-byte halves; bytes
+/// are looked up in the nibble's table (vpshufb) and added in 16-bit lanes,
+/// each lane the sum of an even vector (low byte) and 256 times the next one
+/// (high byte), with the high bytes also summed alone; the even sums are
+/// the difference. Widened to 32 bits every 128 columns (256 look-ups of at
+/// most 255 fit 16 bits).
+void fast_scan_blocks(const uint8_t* codes,
+                      size_t nblocks,
+                      size_t nbytes,
+                      const uint8_t* luts,
+                      uint32_t* out) {
+    const __m256i low = _mm256_set1_epi8(0x0f);
+    for (size_t b = 0; b < nblocks; b++) {
+        const uint8_t* block = codes + b * fast_scan_block * nbytes;
+        uint32_t* o = out + b * fast_scan_block;
+        std::memset(o, 0, fast_scan_block * sizeof(uint32_t));
+        for (size_t t0 = 0; t0 < nbytes; t0 += 128) {
+            const size_t t1 = nbytes < t0 + 128 ? nbytes : t0 + 128;
+            __m256i both[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+            __m256i odd[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+            for (size_t t = t0; t < t1; t++) {
+                const __m256i lut_lo = _mm256_broadcastsi128_si256(
+                    _mm_loadu_si128((const __m128i*)(luts + 32 * t)));
+                const __m256i lut_hi = _mm256_broadcastsi128_si256(
+                    _mm_loadu_si128((const __m128i*)(luts + 32 * t + 16)));
+                for (int h = 0; h < 2; h++) {
+                    const __m256i c = _mm256_loadu_si256(
+                        (const __m256i*)(block + t * fast_scan_block + 32 * h));
+                    const __m256i r0 = _mm256_shuffle_epi8(
+                        lut_lo, _mm256_and_si256(c, low));
+                    const __m256i r1 = _mm256_shuffle_epi8(
+                        lut_hi,
+                        _mm256_and_si256(_mm256_srli_epi16(c, 4), low));
+                    both[h] = _mm256_add_epi16(both[h],
+                                               _mm256_add_epi16(r0, r1));
+                    odd[h] = _mm256_add_epi16(
+                        odd[h],
+                        _mm256_add_epi16(_mm256_srli_epi16(r0, 8),
+                                         _mm256_srli_epi16(r1, 8)));
+                }
+            }
+            for (int h = 0; h < 2; h++) {
+                alignas(32) uint16_t e[16], od[16];
+                _mm256_store_si256((__m256i*)e,
+                                   _mm256_sub_epi16(
+                                       both[h], _mm256_slli_epi16(odd[h], 8)));
+                _mm256_store_si256((__m256i*)od, odd[h]);
+                for (int i = 0; i < 16; i++) {
+                    o[32 * h + 2 * i] += e[i];
+                    o[32 * h + 2 * i + 1] += od[i];
+                }
+            }
+        }
+    }
+}
+
 } // namespace
 } // namespace avx2_level
 
@@ -266,6 +322,7 @@ const KernelTable& avx2_kernels() {
         avx2_level::plane_products_block,
         ref_kernels().lut_scan,
         ref_kernels().lut_scan_block,
+        avx2_level::fast_scan_blocks,
     };
     return table;
 }

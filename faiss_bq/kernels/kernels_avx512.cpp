@@ -414,6 +414,54 @@ void lut_scan_block(const uint8_t* codes,
     }
 }
 
+/// Fast scan (kernels.h): one 64-byte column per register, the AVX2
+/// scheme (kernels_avx2.cpp) at twice the width: per column one code load,
+/// two table broadcasts (load-port operations) and two vpshufb.
+void fast_scan_blocks(const uint8_t* codes,
+                      size_t nblocks,
+                      size_t nbytes,
+                      const uint8_t* luts,
+                      uint32_t* out) {
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    for (size_t b = 0; b < nblocks; b++) {
+        const uint8_t* block = codes + b * fast_scan_block * nbytes;
+        uint32_t* o = out + b * fast_scan_block;
+        for (size_t i = 0; i < fast_scan_block; i++) {
+            o[i] = 0;
+        }
+        for (size_t t0 = 0; t0 < nbytes; t0 += 128) {
+            const size_t t1 = nbytes < t0 + 128 ? nbytes : t0 + 128;
+            __m512i both = _mm512_setzero_si512();
+            __m512i odd = _mm512_setzero_si512();
+            for (size_t t = t0; t < t1; t++) {
+                const __m512i lut_lo = _mm512_broadcast_i32x4(
+                    _mm_loadu_si128((const __m128i*)(luts + 32 * t)));
+                const __m512i lut_hi = _mm512_broadcast_i32x4(
+                    _mm_loadu_si128((const __m128i*)(luts + 32 * t + 16)));
+                const __m512i c = _mm512_loadu_si512(
+                    (const void*)(block + t * fast_scan_block));
+                const __m512i r0 =
+                    _mm512_shuffle_epi8(lut_lo, _mm512_and_si512(c, low));
+                const __m512i r1 = _mm512_shuffle_epi8(
+                    lut_hi, _mm512_and_si512(_mm512_srli_epi16(c, 4), low));
+                both = _mm512_add_epi16(both, _mm512_add_epi16(r0, r1));
+                odd = _mm512_add_epi16(
+                    odd,
+                    _mm512_add_epi16(_mm512_srli_epi16(r0, 8),
+                                     _mm512_srli_epi16(r1, 8)));
+            }
+            alignas(64) uint16_t e[32], od[32];
+            _mm512_store_si512(
+                (void*)e, _mm512_sub_epi16(both, _mm512_slli_epi16(odd, 8)));
+            _mm512_store_si512((void*)od, odd);
+            for (int i = 0; i < 32; i++) {
+                o[2 * i] += e[i];
+                o[2 * i + 1] += od[i];
+            }
+        }
+    }
+}
+
 } // namespace
 } // namespace avx512_level
 
@@ -431,6 +479,7 @@ const KernelTable& avx512_kernels() {
         avx512_level::plane_products_block,
         ref_kernels().lut_scan,
         avx512_level::lut_scan_block,
+        avx512_level::fast_scan_blocks,
     };
     return table;
 }

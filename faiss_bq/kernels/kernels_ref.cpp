@@ -155,6 +155,25 @@ void lut_scan_block(const uint8_t* codes,
     }
 }
 
+void fast_scan_blocks(const uint8_t* codes,
+                      size_t nblocks,
+                      size_t nbytes,
+                      const uint8_t* luts,
+                      uint32_t* out) {
+    for (size_t b = 0; b < nblocks; b++) {
+        const uint8_t* block = codes + b * fast_scan_block * nbytes;
+        for (size_t v = 0; v < fast_scan_block; v++) {
+            uint32_t sum = 0;
+            for (size_t t = 0; t < nbytes; t++) {
+                const unsigned byte = block[t * fast_scan_block + v];
+                sum += luts[32 * t + (byte & 15)];
+                sum += luts[32 * t + 16 + (byte >> 4)];
+            }
+            out[b * fast_scan_block + v] = sum;
+        }
+    }
+}
+
 } // namespace
 } // namespace ref_level
 
@@ -170,6 +189,7 @@ const KernelTable& ref_kernels() {
         ref_level::plane_products_block,
         ref_level::lut_scan,
         ref_level::lut_scan_block,
+        ref_level::fast_scan_blocks,
     };
     return table;
 }

@@ -1,0 +1,295 @@
+#include <faiss_bq/IndexBQFastScan.h>
+
+#include <faiss_bq/estimators.h>
+#include <faiss_bq/impl/merge_heaps.h>
+#include <faiss_bq/impl/validate.h>
+#include <faiss_bq/kernels/kernels.h>
+
+#include <faiss/impl/FaissAssert.h>
+#include <faiss/impl/IDSelector.h>
+#include <faiss/utils/Heap.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace faiss_bq {
+
+namespace {
+
+constexpr size_t block = kernels::fast_scan_block;
+/// Blocks per kernel call: their sums and scores stay in L1.
+constexpr size_t chunk_blocks = 16;
+/// Vectors encoded at a time by add (bounds the scratch of IndexBQ codes).
+constexpr size_t add_rows = 4096;
+
+/// Pushes the scores of vectors [j0, j1) (j0 a multiple of the block) into
+/// the heap, as IndexBQ's scan: ids in increasing order, a tie keeps the
+/// smaller id.
+template <class C>
+void scan_blocks(const IndexBQFastScan& index,
+                 const FastScanScorer& scorer,
+                 idx_t j0,
+                 idx_t j1,
+                 idx_t k,
+                 float* D,
+                 idx_t* I,
+                 const faiss::IDSelector* sel,
+                 std::vector<uint32_t>& sums,
+                 std::vector<float>& scores) {
+    const size_t bb = scorer.nibbles.block_bytes();
+    for (size_t i0 = size_t(j0); i0 < size_t(j1); i0 += chunk_blocks * block) {
+        const size_t m = std::min(chunk_blocks * block, size_t(j1) - i0);
+        kernels::fast_scan_blocks(index.codes.data() + i0 / block * bb,
+                                  (m + block - 1) / block,
+                                  scorer.nibbles.nbytes,
+                                  scorer.luts(),
+                                  sums.data());
+        scorer.scores(sums.data(), index.factors.data() + 3 * i0, m,
+                      scores.data());
+        for (size_t e = 0; e < m; e++) {
+            const idx_t j = idx_t(i0 + e);
+            if (C::cmp(D[0], scores[e]) && (!sel || sel->is_member(j))) {
+                faiss::heap_replace_top<C>(k, D, I, scores[e], j);
+            }
+        }
+    }
+}
+
+template <class C>
+void search_blocks(const IndexBQFastScan& index,
+                   idx_t n,
+                   const float* x,
+                   idx_t k,
+                   float* distances,
+                   idx_t* labels,
+                   const faiss::IDSelector* sel) {
+    struct Scanner {
+        FastScanScorer scorer;
+        std::vector<uint32_t> sums;
+        std::vector<float> scores;
+    };
+    search_flat<C>(
+            n, index.ntotal, k, chunk_blocks * block, distances, labels,
+            [&] {
+                return Scanner{FastScanScorer(index.plan, index.metric_type),
+                               std::vector<uint32_t>(chunk_blocks * block),
+                               std::vector<float>(chunk_blocks * block)};
+            },
+            [&](Scanner& s, idx_t i, idx_t j0, idx_t j1, float* D, idx_t* I) {
+                s.scorer.set_query(x + i * index.d);
+                scan_blocks<C>(index, s.scorer, j0, j1, k, D, I, sel, s.sums,
+                               s.scores);
+            });
+}
+
+/// The IndexBQ of the same configuration (validates it).
+IndexBQ make_IndexBQ(const IndexBQFastScan& fs) {
+    IndexBQ bq = fs.budget_bytes > 0
+            ? IndexBQ(fs.d, CodeBudget{fs.budget_bytes}, fs.metric_type)
+            : IndexBQ(fs.d, fs.nbits, fs.metric_type);
+    bq.trainer = fs.trainer;
+    if (fs.is_trained) {
+        bq.plan = fs.plan;
+        bq.is_trained = true;
+    }
+    return bq;
+}
+
+} // namespace
+
+IndexBQFastScan::IndexBQFastScan() {
+    is_trained = false;
+}
+
+IndexBQFastScan::IndexBQFastScan(idx_t d, int nbits, faiss::MetricType metric)
+        : faiss::Index(d, metric), nbits(nbits) {
+    check_index_args("IndexBQFastScan", d, nbits, metric);
+    is_trained = false;
+}
+
+IndexBQFastScan::IndexBQFastScan(
+        idx_t d,
+        CodeBudget budget,
+        faiss::MetricType metric)
+        : faiss::Index(d, metric), nbits(0), budget_bytes(budget.bytes) {
+    (void)IndexBQ(d, budget, metric); // validates d, the budget, the metric
+    is_trained = false;
+}
+
+IndexBQFastScan::IndexBQFastScan(const IndexBQ& index)
+        : faiss::Index(index.d, index.metric_type),
+          nbits(index.nbits),
+          budget_bytes(index.budget_bytes),
+          trainer(index.trainer),
+          plan(index.plan) {
+    is_trained = index.is_trained;
+    FAISS_THROW_IF_NOT_FMT(
+            index.estimator == Estimator::asymmetric && index.query_bits == 0,
+            "IndexBQFastScan: the IndexBQ searches with the %s estimator and "
+            "query_bits=%d; fast scan has the asymmetric float-query one only",
+            estimator_name(index.estimator),
+            index.query_bits);
+    add_sa_codes(index.ntotal, index.codes.data());
+}
+
+IndexBQ IndexBQFastScan::to_IndexBQ() const {
+    IndexBQ bq = make_IndexBQ(*this);
+    bq.codes.resize(size_t(ntotal) * bq.code_size);
+    for (idx_t i = 0; i < ntotal; i++) {
+        get_code(i, bq.codes.data() + i * bq.code_size);
+    }
+    bq.ntotal = ntotal;
+    return bq;
+}
+
+void IndexBQFastScan::train(idx_t n, const float* x) {
+    FAISS_THROW_IF_NOT_FMT(
+            ntotal == 0,
+            "IndexBQFastScan::train: the index holds %ld codes of the current "
+            "plan; reset() first",
+            long(ntotal));
+    IndexBQ bq = make_IndexBQ(*this);
+    bq.train(n, x);
+    plan = bq.plan;
+    is_trained = true;
+}
+
+void IndexBQFastScan::add(idx_t n, const float* x) {
+    FAISS_THROW_IF_NOT_MSG(
+            is_trained, "IndexBQFastScan::add: the index is not trained");
+    FAISS_THROW_IF_NOT_FMT(n >= 0, "IndexBQFastScan::add: n=%ld", long(n));
+    check_finite("added", size_t(n), size_t(d), x);
+    std::vector<uint8_t> scratch;
+    const size_t cs = sa_code_size();
+    for (idx_t i0 = 0; i0 < n; i0 += idx_t(add_rows)) {
+        const idx_t m = std::min(idx_t(add_rows), n - i0);
+        scratch.resize(size_t(m) * cs);
+        encode(plan, size_t(m), x + i0 * d, scratch.data());
+        add_sa_codes(m, scratch.data());
+    }
+}
+
+void IndexBQFastScan::add_sa_codes(idx_t n, const uint8_t* bytes) {
+    FAISS_THROW_IF_NOT_MSG(
+            is_trained, "IndexBQFastScan::add: the index is not trained");
+    FAISS_THROW_IF_NOT_FMT(n >= 0, "IndexBQFastScan::add: n=%ld", long(n));
+    const CodeLayout layout(plan);
+    const NibbleLayout nl(plan);
+    const size_t n0 = size_t(ntotal), n1 = n0 + size_t(n);
+    codes.resize(nl.blocks_bytes(n1), 0);
+    factors.resize(3 * n1);
+    for (size_t i = 0; i < size_t(n); i++) {
+        const uint8_t* code = bytes + i * layout.code_size;
+        nl.pack(layout, code, codes.data(), n0 + i);
+        std::memcpy(factors.data() + 3 * (n0 + i),
+                    code + layout.planes_size,
+                    CodeLayout::factor_bytes);
+    }
+    ntotal = idx_t(n1);
+}
+
+void IndexBQFastScan::search(
+        idx_t n,
+        const float* x,
+        idx_t k,
+        float* distances,
+        idx_t* labels,
+        const faiss::SearchParameters* params) const {
+    check_search_args("IndexBQFastScan::search", is_trained, n, d, x, k);
+    const faiss::IDSelector* sel = params ? params->sel : nullptr;
+    if (auto bq = dynamic_cast<const SearchParametersBQ*>(params)) {
+        FAISS_THROW_IF_NOT_FMT(
+                bq->estimator == Estimator::asymmetric && bq->query_bits == 0,
+                "IndexBQFastScan::search: estimator %s with query_bits=%d: "
+                "fast scan has the asymmetric float-query estimator only "
+                "(IndexBQ has the others)",
+                estimator_name(bq->estimator),
+                bq->query_bits);
+    }
+    if (n == 0) {
+        return;
+    }
+    if (metric_type == faiss::METRIC_INNER_PRODUCT) {
+        search_blocks<faiss::CMin<float, idx_t>>(
+                *this, n, x, k, distances, labels, sel);
+    } else {
+        search_blocks<faiss::CMax<float, idx_t>>(
+                *this, n, x, k, distances, labels, sel);
+    }
+}
+
+void IndexBQFastScan::reset() {
+    codes.clear();
+    factors.clear();
+    ntotal = 0;
+}
+
+void IndexBQFastScan::get_code(idx_t i, uint8_t* code) const {
+    FAISS_THROW_IF_NOT_FMT(
+            i >= 0 && i < ntotal,
+            "IndexBQFastScan: id %ld out of range [0, %ld)",
+            long(i),
+            long(ntotal));
+    const CodeLayout layout(plan);
+    NibbleLayout(plan).unpack(layout, codes.data(), size_t(i), code);
+    std::memcpy(code + layout.planes_size, factors.data() + 3 * i,
+                CodeLayout::factor_bytes);
+}
+
+void IndexBQFastScan::reconstruct(idx_t key, float* recons) const {
+    std::vector<uint8_t> code(sa_code_size());
+    get_code(key, code.data());
+    decode(plan, 1, code.data(), recons);
+}
+
+size_t IndexBQFastScan::remove_ids(const faiss::IDSelector& sel) {
+    const CodeLayout layout(plan);
+    const NibbleLayout nl(plan);
+    std::vector<uint8_t> code(layout.code_size);
+    idx_t kept = 0;
+    for (idx_t i = 0; i < ntotal; i++) {
+        if (sel.is_member(i)) {
+            continue;
+        }
+        if (kept != i) { // moves down: vector i's slot is not read again
+            get_code(i, code.data());
+            nl.pack(layout, code.data(), codes.data(), size_t(kept));
+            std::copy_n(factors.begin() + 3 * i, 3,
+                        factors.begin() + 3 * kept);
+        }
+        kept++;
+    }
+    const size_t removed = size_t(ntotal - kept);
+    // The last block's padding vectors are zero, as add leaves them.
+    const size_t end = std::min(size_t(ntotal),
+                                (size_t(kept) + block - 1) / block * block);
+    std::fill(code.begin(), code.end(), 0);
+    for (size_t i = size_t(kept); i < end; i++) {
+        nl.pack(layout, code.data(), codes.data(), i);
+    }
+    codes.resize(nl.blocks_bytes(size_t(kept)));
+    factors.resize(3 * size_t(kept));
+    ntotal = kept;
+    return removed;
+}
+
+size_t IndexBQFastScan::sa_code_size() const {
+    FAISS_THROW_IF_NOT_MSG(
+            is_trained, "IndexBQFastScan: the index is not trained");
+    return CodeLayout(plan).code_size;
+}
+
+void IndexBQFastScan::sa_encode(idx_t n, const float* x, uint8_t* bytes) const {
+    FAISS_THROW_IF_NOT_MSG(
+            is_trained, "IndexBQFastScan::sa_encode: the index is not trained");
+    check_finite("encoded", size_t(n), size_t(d), x);
+    encode(plan, size_t(n), x, bytes);
+}
+
+void IndexBQFastScan::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
+    FAISS_THROW_IF_NOT_MSG(
+            is_trained, "IndexBQFastScan::sa_decode: the index is not trained");
+    decode(plan, size_t(n), bytes, x);
+}
+
+} // namespace faiss_bq
