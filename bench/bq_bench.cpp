@@ -6,6 +6,7 @@
 #include "bench_data.h"
 
 #include <faiss_bq/IndexBQ.h>
+#include <faiss_bq/IndexBQFastScan.h>
 #include <faiss_bq/IndexBQRefine.h>
 #include <faiss_bq/IndexFromBinary.h>
 #include <faiss_bq/kernels/kernels.h>
@@ -238,7 +239,25 @@ struct Method {
     std::function<IndexPtr()> make;
     /// Per-search options; null: the index's defaults.
     std::shared_ptr<const faiss::SearchParameters> params;
+    /// Non-null: the row measures this index made from the trained one
+    /// (e.g. its fast-scan form) instead of the trained one itself.
+    std::function<IndexPtr(const faiss::Index&)> derive = nullptr;
 };
+
+/// The fast-scan form of a trained IndexBQ, or of an IndexBQRefine over
+/// one (sharing its refine store): same plan and codes, re-packed. Rows
+/// that use it end in " fs".
+IndexPtr to_fast_scan(const faiss::Index& trained) {
+    if (auto rf = dynamic_cast<const IndexBQRefine*>(&trained)) {
+        auto fs = std::make_unique<IndexBQRefine>(
+                new IndexBQFastScan(dynamic_cast<const IndexBQ&>(*rf->base_index)),
+                rf->refine_index);
+        fs->own_fields = true;
+        fs->k_factor = rf->k_factor;
+        return IndexPtr(std::move(fs));
+    }
+    return std::make_unique<IndexBQFastScan>(dynamic_cast<const IndexBQ&>(trained));
+}
 
 struct PlanChoice {
     const char* label;
@@ -286,6 +305,14 @@ void add_bq_methods(std::vector<Method>& methods,
                                    bq_name(nbits, plan.label, estimator),
                                    make,
                                    std::move(params)});
+            }
+            if (plan.transform == TransformChoice::automatic &&
+                estimator == Estimator::asymmetric) {
+                methods.push_back({bq_name(nbits, plan.label, estimator) + " fs",
+                                   bq_name(nbits, plan.label, estimator),
+                                   make,
+                                   nullptr,
+                                   to_fast_scan});
             }
         }
     }
@@ -390,6 +417,14 @@ void add_refine_methods(std::vector<Method>& methods, const Dataset& ds) {
                              std::make_shared<RefineParams>(kf, 0.f, qbits)});
                 }
             }
+            for (float kf : factors) { // the fast-scan first stage
+                methods.push_back({"BQ" + std::to_string(nbits) + " fs rerank-" +
+                                           store.label + " kf" + format("%g", kf),
+                                   key,
+                                   make,
+                                   std::make_shared<RefineParams>(kf, 0.f, 0),
+                                   to_fast_scan});
+            }
             if (exact) {
                 const float kf = factors.back();
                 for (float sigmas : {2.f, 3.f}) {
@@ -449,6 +484,7 @@ void add_budget_methods(std::vector<Method>& methods,
         };
         const std::string name = budget_name(bytes, what);
         methods.push_back({name, name, make, nullptr});
+        methods.push_back({name + " fs", name, make, nullptr, to_fast_scan});
     };
     add_bq("auto", AllocationChoice::automatic, TransformChoice::automatic);
     add_bq("alloc axis", AllocationChoice::allocated, TransformChoice::identity);
@@ -651,6 +687,9 @@ size_t memory_per_vector(const faiss::Index& index) {
         return memory_per_vector(*rf->base_index) +
                 memory_per_vector(*rf->refine_index);
     }
+    if (auto fs = dynamic_cast<const IndexBQFastScan*>(&index)) {
+        return fs->nibble_layout().nbytes + CodeLayout::factor_bytes;
+    }
     if (auto fb = dynamic_cast<const IndexFromBinary*>(&index)) {
         const size_t codes = size_t(fb->index->code_size);
         if (auto hnsw = dynamic_cast<const faiss::IndexBinaryHNSW*>(fb->index)) {
@@ -666,7 +705,9 @@ size_t memory_per_vector(const faiss::Index& index) {
 Row measure(const Method& method,
             const TrainedIndex& trained,
             const Dataset& ds) {
-    const faiss::Index& index = *trained.index;
+    const IndexPtr derived =
+            method.derive ? method.derive(*trained.index) : nullptr;
+    const faiss::Index& index = derived ? *derived : *trained.index;
     Row row;
     row.name = method.name;
     row.bytes_per_vector = memory_per_vector(index);
