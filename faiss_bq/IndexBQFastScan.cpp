@@ -129,11 +129,16 @@ IndexBQFastScan::IndexBQFastScan(const IndexBQ& index)
             "query_bits=%d; fast scan has the asymmetric float-query one only",
             estimator_name(index.estimator),
             index.query_bits);
-    add_sa_codes(index.ntotal, index.codes.data());
+    if (index.ntotal > 0) {
+        add_sa_codes(index.ntotal, index.codes.data());
+    }
 }
 
-IndexBQ IndexBQFastScan::to_IndexBQ() const {
+IndexBQ IndexBQFastScan::to_IndexBQ(bool with_codes) const {
     IndexBQ bq = make_IndexBQ(*this);
+    if (!with_codes) {
+        return bq;
+    }
     bq.codes.resize(size_t(ntotal) * bq.code_size);
     for (idx_t i = 0; i < ntotal; i++) {
         get_code(i, bq.codes.data() + i * bq.code_size);

@@ -53,8 +53,9 @@ struct IndexBQFastScan : faiss::Index {
     NibbleLayout nibble_layout() const {
         return NibbleLayout(plan);
     }
-    /// An IndexBQ with the same configuration, plan and codes (unpacked).
-    IndexBQ to_IndexBQ() const;
+    /// An IndexBQ with the same configuration and plan, and the same codes
+    /// (unpacked) unless with_codes is false.
+    IndexBQ to_IndexBQ(bool with_codes = true) const;
 
     /// Trains an IndexBQ of the same configuration and takes its plan.
     void train(idx_t n, const float* x) override;

@@ -7,9 +7,11 @@
 //   core        := bq | "HNSW" [M] "_" bq | bq "(" binary ")" | any FAISS core
 //   bq          := "BQ" (nbits | bytes "B") {"_" option}
 //   option      := "rot" | "axis" | "pca" | "ctr" | "noctr" | "sym" |
-//                  "q" bits | "alloc" | "uniform" | "mrl"
+//                  "q" bits | "alloc" | "uniform" | "mrl" | "fs"
 //   ("alloc" / "uniform" force the kind of plan of a budget "BQ<bytes>B";
-//   "mrl": the model is Matryoshka-trained, prefix plans are candidates)
+//   "mrl": the model is Matryoshka-trained, prefix plans are candidates;
+//   "fs": IndexBQFastScan, the same plan scanned by fast scan, asymmetric
+//   float query only, not under HNSW nor over a binary index)
 //   binary      := a binary description (index_binary_factory) of the
 //                  plan's code bits: IndexFromBinary over that index
 //                  (nbits 1 or 2, no budget)
@@ -21,6 +23,7 @@
 #include <faiss_bq/index_factory.h>
 
 #include <faiss_bq/IndexBQ.h>
+#include <faiss_bq/IndexBQFastScan.h>
 #include <faiss_bq/IndexBQRefine.h>
 #include <faiss_bq/IndexFromBinary.h>
 #include <faiss_bq/codes.h>
@@ -128,6 +131,7 @@ struct BQSpec {
     size_t budget_bytes = 0; ///< "BQ<bytes>B"
     AllocationChoice allocation = AllocationChoice::automatic;
     bool matryoshka = false; ///< "_mrl"
+    bool fast_scan = false;  ///< "_fs": IndexBQFastScan
     TransformChoice transform = TransformChoice::automatic;
     CenteringChoice centering = CenteringChoice::automatic;
     Estimator estimator = Estimator::asymmetric;
@@ -166,7 +170,7 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
                                   "BQ2) or a budget of bytes (BQ64B)");
     }
     bool seen_transform = false, seen_centering = false, seen_sym = false,
-         seen_q = false, seen_alloc = false, seen_mrl = false;
+         seen_q = false, seen_alloc = false, seen_mrl = false, seen_fs = false;
     while (i < s.size()) {
         if (s[i] != '_') {
             bad_token(description,
@@ -207,6 +211,9 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
                 bad_token(description, t, where + " needs a budget (BQ<bytes>B)");
             }
             bq.matryoshka = true;
+        } else if (opt == "fs") {
+            once(seen_fs);
+            bq.fast_scan = true;
         } else if (opt == "ctr" || opt == "noctr") {
             once(seen_centering);
             bq.centering = opt == "ctr" ? CenteringChoice::centered
@@ -226,11 +233,18 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
                       t,
                       "unknown " + where +
                           " (rot, axis, pca, ctr, noctr, sym, q4..q8, alloc, "
-                          "uniform, mrl)");
+                          "uniform, mrl, fs)");
         }
     }
     if (bq.budget_bytes > 0 && bq.estimator == Estimator::symmetric) {
         bad_token(description, t, "a budget needs the asymmetric estimator, not sym");
+    }
+    if (bq.fast_scan &&
+        (bq.estimator == Estimator::symmetric || bq.query_bits != 0)) {
+        bad_token(description,
+                  t,
+                  "fast scan (_fs) has the asymmetric float-query estimator "
+                  "only: _sym and _q<b> do not apply");
     }
     if (bq.estimator == Estimator::symmetric && bq.query_bits != 0) {
         bad_token(description,
@@ -264,11 +278,12 @@ bool parse_core(const std::string& description,
         }
         if (spec.bq.budget_bytes > 0 || spec.bq.nbits > 2 ||
             spec.bq.transform == TransformChoice::pca ||
-            spec.bq.allocation != AllocationChoice::automatic || spec.bq.matryoshka) {
+            spec.bq.allocation != AllocationChoice::automatic || spec.bq.matryoshka ||
+            spec.bq.fast_scan) {
             bad_token(description,
                       t,
                       "a binary index stores uniform 1- or 2-bit plans "
-                      "(BQ1 or BQ2, axis or rot)");
+                      "(BQ1 or BQ2, axis or rot; no _fs)");
         }
         spec.binary = {s.substr(open + 1, s.size() - open - 2), t.pos + open + 1};
         return true;
@@ -285,6 +300,10 @@ bool parse_core(const std::string& description,
             bad_token(description, t, "HNSW M must be in 2..4096");
         }
         spec.bq = parse_bq(description, t, bq_at + 1);
+        if (spec.bq.fast_scan) {
+            bad_token(description, t, "HNSW stores its vectors in an IndexBQ: "
+                                      "_fs does not apply");
+        }
         return true;
     }
     return false;
@@ -360,6 +379,9 @@ faiss::Index* make_bq_core(int d,
     bq->trainer.centering = spec.bq.centering;
     bq->estimator = spec.bq.estimator;
     bq->query_bits = spec.bq.query_bits;
+    if (spec.bq.fast_scan) {
+        return new IndexBQFastScan(*bq);
+    }
     if (spec.hnsw_M == 0) {
         return bq.release();
     }
@@ -514,20 +536,25 @@ std::string plan_string(std::string s, const TrainerOptions& trainer) {
     return s;
 }
 
-std::string bq_string(const IndexBQ& bq) {
-    std::string head = bq.budget_bytes > 0
-        ? "BQ" + std::to_string(bq.budget_bytes) + "B"
-        : "BQ" + std::to_string(bq.nbits);
-    if (bq.budget_bytes > 0 &&
-        bq.trainer.allocation != AllocationChoice::automatic) {
-        head += bq.trainer.allocation == AllocationChoice::allocated
+/// "BQ<n>" or "BQ<bytes>B" with the trainer's options.
+std::string bq_plan_string(int nbits, size_t budget_bytes, const TrainerOptions& trainer) {
+    std::string head = budget_bytes > 0
+        ? "BQ" + std::to_string(budget_bytes) + "B"
+        : "BQ" + std::to_string(nbits);
+    if (budget_bytes > 0 &&
+        trainer.allocation != AllocationChoice::automatic) {
+        head += trainer.allocation == AllocationChoice::allocated
             ? "_alloc"
             : "_uniform";
     }
-    if (bq.trainer.matryoshka) {
+    if (trainer.matryoshka) {
         head += "_mrl";
     }
-    std::string s = plan_string(head, bq.trainer);
+    return plan_string(head, trainer);
+}
+
+std::string bq_string(const IndexBQ& bq) {
+    std::string s = bq_plan_string(bq.nbits, bq.budget_bytes, bq.trainer);
     if (bq.estimator == Estimator::symmetric) {
         s += "_sym";
     }
@@ -567,6 +594,9 @@ std::string transform_string(const faiss::VectorTransform* vt) {
 std::string faiss_core_string(const faiss::Index* index) {
     if (auto bq = dynamic_cast<const IndexBQ*>(index)) {
         return bq_string(*bq);
+    }
+    if (auto fs = dynamic_cast<const IndexBQFastScan*>(index)) {
+        return bq_plan_string(fs->nbits, fs->budget_bytes, fs->trainer) + "_fs";
     }
     if (auto fb = dynamic_cast<const IndexFromBinary*>(index)) {
         return plan_string("BQ" + std::to_string(fb->nbits), fb->trainer) + "(" +

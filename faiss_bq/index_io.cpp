@@ -14,6 +14,10 @@
 //   fourcc | version (>= 2) | FAISS index header | nbits | trainer options |
 //   plan | plan allocation | binary index (recursively, write_index_binary) |
 //   checksum
+// IndexBQFastScan, fourcc "BQfs":
+//   fourcc | version (>= 3) | FAISS index header | an IndexBQ record of its
+//   configuration and plan, without codes (recursively) | codes (blocks of
+//   the fast-scan layout) | factors | checksum
 // The checksum (64-bit FNV-1a) covers every byte after the fourcc, so a
 // flipped byte anywhere in a faiss_bq record is an error, not a silently
 // different index. Containers use FAISS's fourccs and layouts unchanged.
@@ -25,6 +29,7 @@
 #include <faiss_bq/index_io.h>
 
 #include <faiss_bq/IndexBQ.h>
+#include <faiss_bq/IndexBQFastScan.h>
 #include <faiss_bq/IndexBQRefine.h>
 #include <faiss_bq/IndexFromBinary.h>
 
@@ -853,6 +858,58 @@ IndexBQRefine* read_IndexBQRefine(faiss::IOReader* f, int io_flags) {
     return idx.release();
 }
 
+void write_IndexBQFastScan(const IndexBQFastScan* idx, faiss::IOWriter* f) {
+    put(f, fourcc("BQfs"));
+    ChecksumWriter w(f);
+    put(&w, kFormatVersion);
+    write_header(idx, &w);
+    const IndexBQ config = idx->to_IndexBQ(false);
+    write_IndexBQ(&config, &w);
+    put_vector(&w, idx->codes);
+    put_vector(&w, idx->factors);
+    put(f, w.sum.h);
+}
+
+IndexBQFastScan* read_IndexBQFastScan(faiss::IOReader* f, int io_flags) {
+    ChecksumReader r(f);
+    check_version(&r, "IndexBQFastScan");
+    faiss::IndexFlatL2 header; // d, ntotal, metric of the fast-scan index
+    read_header(&header, &r);
+    std::unique_ptr<faiss::Index> config(faiss_bq::read_index(&r, io_flags));
+    auto bq = dynamic_cast<const IndexBQ*>(config.get());
+    FAISS_THROW_IF_NOT_MSG(
+        bq && bq->ntotal == 0,
+        "faiss_bq: IndexBQFastScan's configuration is not a code-less IndexBQ");
+    auto idx = std::make_unique<IndexBQFastScan>(*bq);
+    get_vector(&r, idx->codes, "IndexBQFastScan.codes");
+    get_vector(&r, idx->factors, "IndexBQFastScan.factors");
+    check_checksum(r, f, "IndexBQFastScan");
+    idx->ntotal = header.ntotal;
+    FAISS_THROW_IF_NOT_FMT(
+        header.d == idx->d && header.metric_type == idx->metric_type &&
+            header.is_trained == idx->is_trained,
+        "faiss_bq: IndexBQFastScan header d=%d metric=%d trained=%d, its "
+        "plan's index d=%d metric=%d trained=%d",
+        header.d,
+        int(header.metric_type),
+        int(header.is_trained),
+        idx->d,
+        int(idx->metric_type),
+        int(idx->is_trained));
+    const size_t n = size_t(idx->ntotal);
+    const size_t want = idx->is_trained ? idx->nibble_layout().blocks_bytes(n) : 0;
+    FAISS_THROW_IF_NOT_FMT(
+        idx->codes.size() == want && idx->factors.size() == 3 * n,
+        "faiss_bq: IndexBQFastScan holds %zu code bytes and %zu factors for "
+        "ntotal=%ld (expected %zu and %zu)",
+        idx->codes.size(),
+        idx->factors.size(),
+        long(idx->ntotal),
+        want,
+        3 * n);
+    return idx.release();
+}
+
 void write_IndexFromBinary(const IndexFromBinary* idx, faiss::IOWriter* f) {
     put(f, fourcc("BQfb"));
     ChecksumWriter w(f);
@@ -1095,6 +1152,8 @@ void write_index(const faiss::Index* index, faiss::IOWriter* f) {
     FAISS_THROW_IF_NOT_MSG(index, "faiss_bq::write_index: null index");
     if (auto bq = dynamic_cast<const IndexBQ*>(index)) {
         write_IndexBQ(bq, f);
+    } else if (auto fs = dynamic_cast<const IndexBQFastScan*>(index)) {
+        write_IndexBQFastScan(fs, f);
     } else if (auto rf = dynamic_cast<const IndexBQRefine*>(index)) {
         write_IndexBQRefine(rf, f);
     } else if (auto fb = dynamic_cast<const IndexFromBinary*>(index)) {
@@ -1138,6 +1197,8 @@ faiss::Index* read_index(faiss::IOReader* f, int io_flags) {
         return read_IndexBQRefine(f, io_flags);
     } else if (h == fourcc("BQfb")) {
         return read_IndexFromBinary(f, io_flags);
+    } else if (h == fourcc("BQfs")) {
+        return read_IndexBQFastScan(f, io_flags);
     } else if (h == fourcc("IxMp") || h == fourcc("IxM2")) {
         return read_IndexIDMap(f, h == fourcc("IxM2"), io_flags);
     } else if (h == fourcc("IxPT")) {

@@ -1,6 +1,7 @@
 // Factory strings: each builds the expected types, the reverse function gives
 // the canonical string back, and bad strings name the token and position.
 #include <faiss_bq/IndexBQ.h>
+#include <faiss_bq/IndexBQFastScan.h>
 #include <faiss_bq/clone_index.h>
 #include <faiss_bq/index_factory.h>
 
@@ -78,6 +79,9 @@ std::string shape(const faiss::Index* index) {
     if (dynamic_cast<const IndexBQ*>(index)) {
         return "BQ";
     }
+    if (dynamic_cast<const IndexBQFastScan*>(index)) {
+        return "BQfs";
+    }
     if (dynamic_cast<const faiss::IndexFlat*>(index)) {
         return "Flat";
     }
@@ -123,6 +127,11 @@ TEST(IndexFactory, StringsBuildTypesAndReverseToCanonical) {
          "IDMap2/RefineFlat/PreTransform[L2norm]/BQ",
          nullptr},
         {"HNSW16_BQ1", "HNSW/BQ", nullptr},
+        // fast scan: the same plans, re-packed
+        {"BQ1_fs", "BQfs", nullptr},
+        {"BQ2_fs_rot", "BQfs", "BQ2_rot_fs"},
+        {"BQ8B_alloc_pca_fs", "BQfs", nullptr},
+        {"IDMap2,PCA16,BQ1_fs,RFlat", "IDMap2/RefineFlat/PreTransform[PCA]/BQfs", nullptr},
         // float front ends over binary indexes of the plan's code bits
         {"BQ1(BFlat)", "FromBinary[BFlat,32]", nullptr},
         {"BQ2_axis(BHNSW8)", "FromBinary[BHNSW,64]", nullptr},
@@ -245,6 +254,11 @@ TEST(IndexFactory, BadStringsNameTokenAndPosition) {
          {"token 'BQ1)' at position 0", "unmatched ')' at position 3"}},
         {"BQ1,,RFlat", {"token '' at position 4", "empty token"}},
         {"HNSW1_BQ1", {"token 'HNSW1_BQ1' at position 0", "HNSW M"}},
+        {"BQ1_fs_sym", {"token 'BQ1_fs_sym' at position 0", "fast scan (_fs)"}},
+        {"BQ1_q4_fs", {"token 'BQ1_q4_fs' at position 0", "fast scan (_fs)"}},
+        {"BQ1_fs_fs", {"option 'fs' at position 7", "conflicts"}},
+        {"HNSW8_BQ1_fs", {"token 'HNSW8_BQ1_fs' at position 0", "_fs does not apply"}},
+        {"BQ1_fs(BFlat)", {"token 'BQ1_fs(BFlat)' at position 0", "no _fs"}},
         {"IDMap", {"token 'IDMap' at position 0", "no index after it"}},
         {"L2norm,PCA8", {"token 'PCA8' at position 7", "no index after it"}},
     };

@@ -2,6 +2,7 @@
 // round-trips field for field and search for search; FAISS files read
 // unchanged; corrupted files throw without crashing or over-allocating.
 #include <faiss_bq/IndexBQ.h>
+#include <faiss_bq/IndexBQFastScan.h>
 #include <faiss_bq/clone_index.h>
 #include <faiss_bq/index_factory.h>
 #include <faiss_bq/index_io.h>
@@ -607,6 +608,42 @@ TEST(IndexIO, UntrainedAndEmptyIndexesRoundTrip) {
             EXPECT_EQ(back->ntotal, 0);
             expect_same_bq(*find_bq(index.get()), *find_bq(back.get()));
         }
+    }
+}
+
+// IndexBQFastScan, alone, in containers and under refine, trained or not:
+// the copy writes the same bytes and searches the same; every truncation and
+// every flipped byte of a fast-scan record throws (it is fully checksummed).
+TEST(IndexIO, FastScanRoundTripsAndCorruptionThrows) {
+    const size_t d = 24, nb = 150;
+    const char* const descriptions[] = {
+        "BQ1_fs", "BQ8B_alloc_fs", "IDMap2,BQ2_rot_fs", "BQ1_fs,RFlat", "PCA16,BQ2_fs"};
+    for (size_t c = 0; c < std::size(descriptions); c++) {
+        const faiss::MetricType m = c % 2 ? faiss::METRIC_L2 : faiss::METRIC_INNER_PRODUCT;
+        SCOPED_TRACE(descriptions[c]);
+        std::unique_ptr<faiss::Index> empty(faiss_bq::index_factory(d, descriptions[c], m));
+        const Bytes untrained = to_bytes(empty.get());
+        std::unique_ptr<faiss::Index> back(from_bytes(untrained));
+        EXPECT_EQ(to_bytes(back.get()), untrained);
+        EXPECT_FALSE(back->is_trained);
+        auto index = build(descriptions[c], d, nb, m);
+        const Bytes bytes = to_bytes(index.get());
+        back.reset(from_bytes(bytes));
+        EXPECT_EQ(to_bytes(back.get()), bytes);
+        EXPECT_EQ(faiss_bq::index_factory_string(back.get()),
+                  faiss_bq::index_factory_string(index.get()));
+        EXPECT_EQ(back->ntotal, index->ntotal);
+        expect_same_search(*index, *back, d);
+    }
+    auto index = build("BQ8B_alloc_fs", 16, 70, faiss::METRIC_L2);
+    const Bytes good = to_bytes(index.get());
+    for (size_t len = 0; len < good.size(); len++) {
+        expect_read_throws(Bytes(good.begin(), good.begin() + len), "");
+    }
+    for (size_t at = 0; at < good.size(); at += 3) {
+        Bytes bad = good;
+        bad[at] ^= uint8_t(1 + at % 255);
+        expect_read_throws(bad, "");
     }
 }
 
