@@ -63,6 +63,7 @@ typedef uint64_t size_t;
 #include <faiss/impl/FaissException.h>
 
 #include <faiss_bq/IndexBQ.h>
+#include <faiss_bq/IndexBQFastScan.h>
 #include <faiss_bq/IndexBinaryFlatFast.h>
 #include <faiss_bq/IndexBQRefine.h>
 #include <faiss_bq/IndexFromBinary.h>
@@ -164,6 +165,7 @@ static PyObject* faiss_bq_faiss_downcast(
 
 %define FAISS_BQ_INDEX_CLASSES
     FAISS_BQ_DOWNCAST(faiss_bq::IndexBQ)
+    FAISS_BQ_DOWNCAST(faiss_bq::IndexBQFastScan)
     FAISS_BQ_DOWNCAST(faiss_bq::IndexBQRefine)
     FAISS_BQ_DOWNCAST(faiss_bq::IndexFromBinary)
 %enddef
@@ -272,6 +274,9 @@ static PyObject* faiss_bq_faiss_downcast(
 %include "faiss_bq/plan.h"
 %include "faiss_bq/trainer.h"
 %include "faiss_bq/IndexBQ.h"
+// The layout object stays C++ (codes.h is not wrapped).
+%ignore faiss_bq::IndexBQFastScan::nibble_layout;
+%include "faiss_bq/IndexBQFastScan.h"
 %include "faiss_bq/IndexBinaryFlatFast.h"
 %include "faiss_bq/IndexBQRefine.h"
 %include "faiss_bq/IndexFromBinary.h"
