@@ -70,12 +70,7 @@ void scan_codes(const IndexBQ& index,
     for (idx_t jb = j0; jb < j1; jb += idx_t(block)) {
         const size_t m = std::min(block, size_t(j1 - jb));
         scorer.score_block(index.codes.data() + jb * cs, m, scores.data());
-        for (size_t e = 0; e < m; e++) {
-            const idx_t j = jb + idx_t(e);
-            if (C::cmp(D[0], scores[e]) && (!sel || sel->is_member(j))) {
-                faiss::heap_replace_top<C>(k, D, I, scores[e], j);
-            }
-        }
+        push_scores<C>(k, D, I, scores.data(), m, jb, sel);
     }
 }
 

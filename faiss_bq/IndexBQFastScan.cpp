@@ -46,12 +46,7 @@ void scan_blocks(const IndexBQFastScan& index,
                                   sums.data());
         scorer.scores(sums.data(), index.factors.data() + 3 * i0, m,
                       scores.data());
-        for (size_t e = 0; e < m; e++) {
-            const idx_t j = idx_t(i0 + e);
-            if (C::cmp(D[0], scores[e]) && (!sel || sel->is_member(j))) {
-                faiss::heap_replace_top<C>(k, D, I, scores[e], j);
-            }
-        }
+        push_scores<C>(k, D, I, scores.data(), m, idx_t(i0), sel);
     }
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <faiss/Index.h>
+#include <faiss/impl/IDSelector.h>
 #include <faiss/utils/Heap.h>
 
 #include <omp.h>
@@ -39,6 +40,27 @@ void merge_thread_heaps(
             }
         }
         faiss::heap_reorder<C>(k, D, I);
+    }
+}
+
+/// Pushes scores[e] of ids j0 + e, e < m, into the heap (D, I) of k
+/// entries: in increasing id order, admitted only when strictly better than
+/// the worst kept (so a tie keeps the smaller id) and selected by sel (null:
+/// every id).
+template <class C>
+void push_scores(
+        faiss::Index::idx_t k,
+        typename C::T* D,
+        faiss::Index::idx_t* I,
+        const typename C::T* scores,
+        size_t m,
+        faiss::Index::idx_t j0,
+        const faiss::IDSelector* sel) {
+    for (size_t e = 0; e < m; e++) {
+        const faiss::Index::idx_t j = j0 + faiss::Index::idx_t(e);
+        if (C::cmp(D[0], scores[e]) && (!sel || sel->is_member(j))) {
+            faiss::heap_replace_top<C>(k, D, I, scores[e], j);
+        }
     }
 }
 
