@@ -44,7 +44,9 @@ void scan_blocks(const IndexBQFastScan& index,
                                   scorer.nibbles.nbytes,
                                   scorer.luts(),
                                   sums.data());
-        scorer.scores(sums.data(), index.factors.data() + 3 * i0, m,
+        scorer.scores(sums.data(),
+                      index.factors.data() + IndexBQFastScan::factor_at(idx_t(i0), 0),
+                      (m + block - 1) / block,
                       scores.data());
         push_scores<C>(k, D, I, scores.data(), m, idx_t(i0), sel);
     }
@@ -177,13 +179,15 @@ void IndexBQFastScan::add_sa_codes(idx_t n, const uint8_t* bytes) {
     const NibbleLayout nl(plan);
     const size_t n0 = size_t(ntotal), n1 = n0 + size_t(n);
     codes.resize(nl.blocks_bytes(n1), 0);
-    factors.resize(3 * n1);
+    factors.resize(nl.blocks_bytes(n1) / nl.block_bytes() * 3 * block, 0.f);
     for (size_t i = 0; i < size_t(n); i++) {
         const uint8_t* code = bytes + i * layout.code_size;
         nl.pack(layout, code, codes.data(), n0 + i);
-        std::memcpy(factors.data() + 3 * (n0 + i),
-                    code + layout.planes_size,
-                    CodeLayout::factor_bytes);
+        for (int c = 0; c < 3; c++) {
+            std::memcpy(&factors[factor_at(idx_t(n0 + i), c)],
+                        code + layout.planes_size + c * sizeof(float),
+                        sizeof(float));
+        }
     }
     ntotal = idx_t(n1);
 }
@@ -232,8 +236,11 @@ void IndexBQFastScan::get_code(idx_t i, uint8_t* code) const {
             long(ntotal));
     const CodeLayout layout(plan);
     NibbleLayout(plan).unpack(layout, codes.data(), size_t(i), code);
-    std::memcpy(code + layout.planes_size, factors.data() + 3 * i,
-                CodeLayout::factor_bytes);
+    for (int c = 0; c < 3; c++) {
+        std::memcpy(code + layout.planes_size + c * sizeof(float),
+                    &factors[factor_at(i, c)],
+                    sizeof(float));
+    }
 }
 
 void IndexBQFastScan::reconstruct(idx_t key, float* recons) const {
@@ -254,8 +261,9 @@ size_t IndexBQFastScan::remove_ids(const faiss::IDSelector& sel) {
         if (kept != i) { // moves down: vector i's slot is not read again
             get_code(i, code.data());
             nl.pack(layout, code.data(), codes.data(), size_t(kept));
-            std::copy_n(factors.begin() + 3 * i, 3,
-                        factors.begin() + 3 * kept);
+            for (int c = 0; c < 3; c++) {
+                factors[factor_at(kept, c)] = factors[factor_at(i, c)];
+            }
         }
         kept++;
     }
@@ -266,9 +274,12 @@ size_t IndexBQFastScan::remove_ids(const faiss::IDSelector& sel) {
     std::fill(code.begin(), code.end(), 0);
     for (size_t i = size_t(kept); i < end; i++) {
         nl.pack(layout, code.data(), codes.data(), i);
+        for (int c = 0; c < 3; c++) {
+            factors[factor_at(idx_t(i), c)] = 0;
+        }
     }
     codes.resize(nl.blocks_bytes(size_t(kept)));
-    factors.resize(3 * size_t(kept));
+    factors.resize(nl.blocks_bytes(size_t(kept)) / nl.block_bytes() * 3 * block);
     ntotal = kept;
     return removed;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <faiss_bq/IndexBQ.h>
+#include <faiss_bq/kernels/kernels.h>
 
 #include <faiss/Index.h>
 
@@ -40,8 +41,14 @@ struct IndexBQFastScan : faiss::Index {
     /// ceil(ntotal / 64) blocks of NibbleLayout(plan).block_bytes() bytes;
     /// padding vectors are zero.
     std::vector<uint8_t> codes;
-    /// 3 floats per vector: residual_norm2, estimate_scale, center_dot.
+    /// Per block, 64 of each factor in turn: residual_norm2, estimate_scale,
+    /// center_dot (codes.h), zero for padding vectors.
     std::vector<float> factors;
+    /// Where factor c (0, 1, 2 as above) of vector i sits in factors.
+    static size_t factor_at(idx_t i, int c) {
+        constexpr size_t bs = kernels::fast_scan_block;
+        return size_t(i) / bs * 3 * bs + size_t(c) * bs + size_t(i) % bs;
+    }
 
     IndexBQFastScan();
     IndexBQFastScan(idx_t d, int nbits = 1, faiss::MetricType metric = faiss::METRIC_L2);

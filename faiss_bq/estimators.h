@@ -122,11 +122,12 @@ class FastScanScorer {
     const uint8_t* luts() const {
         return lut.data();
     }
-    /// Scores of n vectors from their kernel sums and their factors (3 per
-    /// vector: residual_norm2, estimate_scale, center_dot, as codes.h).
+    /// Scores of the 64 * nblocks vectors of nblocks blocks from their
+    /// kernel sums and their factors (per block, 64 of each in turn:
+    /// residual_norm2, estimate_scale, center_dot; IndexBQFastScan::factors).
     void scores(const uint32_t* sums,
                 const float* factors,
-                size_t n,
+                size_t nblocks,
                 float* out) const;
 
     const NibbleLayout nibbles;

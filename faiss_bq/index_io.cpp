@@ -30,6 +30,7 @@
 
 #include <faiss_bq/IndexBQ.h>
 #include <faiss_bq/IndexBQFastScan.h>
+#include <faiss_bq/kernels/kernels.h>
 #include <faiss_bq/IndexBQRefine.h>
 #include <faiss_bq/IndexFromBinary.h>
 
@@ -897,16 +898,19 @@ IndexBQFastScan* read_IndexBQFastScan(faiss::IOReader* f, int io_flags) {
         int(idx->metric_type),
         int(idx->is_trained));
     const size_t n = size_t(idx->ntotal);
-    const size_t want = idx->is_trained ? idx->nibble_layout().blocks_bytes(n) : 0;
+    const NibbleLayout nl = idx->nibble_layout();
+    const size_t want = idx->is_trained ? nl.blocks_bytes(n) : 0;
+    const size_t want_factors =
+        idx->is_trained ? want / nl.block_bytes() * 3 * kernels::fast_scan_block : 0;
     FAISS_THROW_IF_NOT_FMT(
-        idx->codes.size() == want && idx->factors.size() == 3 * n,
+        idx->codes.size() == want && idx->factors.size() == want_factors,
         "faiss_bq: IndexBQFastScan holds %zu code bytes and %zu factors for "
         "ntotal=%ld (expected %zu and %zu)",
         idx->codes.size(),
         idx->factors.size(),
         long(idx->ntotal),
         want,
-        3 * n);
+        want_factors);
     return idx.release();
 }
 

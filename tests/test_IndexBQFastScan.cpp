@@ -154,7 +154,7 @@ TEST(IndexBQFastScan, ScoresAreIndexBQsWithinTheTableRounding) {
                 exact.score_block(bq->codes.data(), nb, want.data());
                 kernels::fast_scan_blocks(fs.codes.data(), nblocks, fast.nibbles.nbytes,
                                           fast.luts(), sums.data());
-                fast.scores(sums.data(), fs.factors.data(), nb, got.data());
+                fast.scores(sums.data(), fs.factors.data(), nblocks, got.data());
                 const double bound = (m == faiss::METRIC_L2 ? 2 : 1) *
                         fast.nibbles.n_nibbles * fast.step / 2;
                 for (size_t j = 0; j < nb; j++) {
@@ -195,7 +195,7 @@ TEST(IndexBQFastScan, SearchIsTheScorersBruteForce) {
             fast.set_query(q.data() + i * d);
             kernels::fast_scan_blocks(fs.codes.data(), nblocks, fast.nibbles.nbytes,
                                       fast.luts(), sums.data());
-            fast.scores(sums.data(), fs.factors.data(), nb, all.data());
+            fast.scores(sums.data(), fs.factors.data(), nblocks, all.data());
             std::vector<float> sorted(all.begin(), all.begin() + nb);
             if (m == faiss::METRIC_L2) {
                 std::sort(sorted.begin(), sorted.end());

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 namespace faiss_bq {
@@ -56,10 +57,25 @@ void push_scores(
         size_t m,
         faiss::Index::idx_t j0,
         const faiss::IDSelector* sel) {
-    for (size_t e = 0; e < m; e++) {
-        const faiss::Index::idx_t j = j0 + faiss::Index::idx_t(e);
-        if (C::cmp(D[0], scores[e]) && (!sel || sel->is_member(j))) {
-            faiss::heap_replace_top<C>(k, D, I, scores[e], j);
+    // First the positions better than the worst kept at the start, without
+    // branches (most scores are not), then the heap in order: the worst kept
+    // only improves, so the second test admits exactly what one loop would.
+    constexpr size_t chunk = 1024;
+    uint32_t better[chunk];
+    for (size_t e0 = 0; e0 < m; e0 += chunk) {
+        const size_t e1 = std::min(m, e0 + chunk);
+        const typename C::T worst = D[0];
+        size_t nc = 0;
+        for (size_t e = e0; e < e1; e++) {
+            better[nc] = uint32_t(e);
+            nc += C::cmp(worst, scores[e]);
+        }
+        for (size_t c = 0; c < nc; c++) {
+            const size_t e = better[c];
+            const faiss::Index::idx_t j = j0 + faiss::Index::idx_t(e);
+            if (C::cmp(D[0], scores[e]) && (!sel || sel->is_member(j))) {
+                faiss::heap_replace_top<C>(k, D, I, scores[e], j);
+            }
         }
     }
 }
