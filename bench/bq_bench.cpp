@@ -941,54 +941,61 @@ void print_wrapped(const std::string& text, size_t width) {
     std::printf("\n");
 }
 
-/// Per budget: the trainer's choice against the best row of the same budget
-/// (within 0.01?), the allocated plan against the best uniform one (recall,
-/// batch QPS), and issue 8's targets on use512-wordnet.
+/// Per budget: the trainer's choice against the best forced plan of IndexBQ
+/// rows (within 0.01?), the best allocated plan against the best uniform one
+/// (recall, batch QPS) at the same scan (IndexBQ rows with IndexBQ rows, " fs"
+/// rows with " fs" rows), and issue 8's targets on use512-wordnet.
 std::string budget_summary(const std::vector<Row>& rows,
                            const Dataset& ds,
                            const std::vector<size_t>& budgets) {
+    auto ends_with_fs = [](const std::string& name) {
+        return name.size() > 3 && name.compare(name.size() - 3, 3, " fs") == 0;
+    };
     std::string s = "Budgets (" + ds.name + "):";
     for (size_t bytes : budgets) {
         const std::string prefix = "B" + std::to_string(bytes) + " ";
         const Row* automatic = find_row(rows, budget_name(bytes, "auto"));
-        const Row *best = nullptr, *best_alloc = nullptr, *best_uniform = nullptr;
+        // [0]: IndexBQ rows, [1]: fast-scan rows
+        const Row *best[2] = {}, *best_alloc[2] = {}, *best_uniform[2] = {};
         for (const Row& r : rows) {
-            if (!r.error.empty() || r.name.rfind(prefix, 0) != 0 ||
-                r.name == prefix + "auto") {
+            if (!r.error.empty() || r.name.rfind(prefix, 0) != 0) {
                 continue;
             }
+            const int fs = ends_with_fs(r.name);
             auto better = [&](const Row* b) { return !b || r.recall > b->recall; };
-            const bool bq = r.name.find(" alloc ") != std::string::npos ||
-                    r.name.find(" uniform ") != std::string::npos;
-            if (bq && better(best)) {
-                best = &r;
+            const bool alloc = r.name.find(" alloc ") != std::string::npos;
+            const bool uniform = r.name.find(" uniform ") != std::string::npos;
+            if ((alloc || uniform) && better(best[fs])) {
+                best[fs] = &r;
             }
-            if (r.name.find(" alloc ") != std::string::npos && better(best_alloc)) {
-                best_alloc = &r;
+            if (alloc && better(best_alloc[fs])) {
+                best_alloc[fs] = &r;
             }
-            if (r.name.find(" uniform ") != std::string::npos && better(best_uniform)) {
-                best_uniform = &r;
+            if (uniform && better(best_uniform[fs])) {
+                best_uniform[fs] = &r;
             }
         }
         s += " " + prefix + "auto";
-        if (!automatic || !best) {
+        if (!automatic || !best[0]) {
             s += ": not run.";
             continue;
         }
         s += " " + format("%.3f", automatic->recall) + " vs best forced " +
-             format("%.3f", best->recall) + " (" + best->name + "), " +
-             (automatic->recall >= best->recall - 0.01 ? "within 0.01."
-                                                       : "NOT within 0.01.");
-        if (best_alloc && best_uniform) {
-            s += " Best allocated " + best_alloc->name + " " +
-                 format("%.3f", best_alloc->recall) + " at " +
-                 format("%.0f", best_alloc->qps_batch) + " QPS vs best uniform " +
-                 best_uniform->name + " " + format("%.3f", best_uniform->recall) +
-                 " at " + format("%.0f", best_uniform->qps_batch) + " QPS (" +
-                 format("%.2f", best_alloc->qps_batch / best_uniform->qps_batch) +
-                 "x).";
-        } else {
-            s += " No uniform plan fits.";
+             format("%.3f", best[0]->recall) + " (" + best[0]->name + "), " +
+             (automatic->recall >= best[0]->recall - 0.01 ? "within 0.01."
+                                                          : "NOT within 0.01.");
+        for (int fs = 0; fs < 2; fs++) {
+            const Row *a = best_alloc[fs], *u = best_uniform[fs];
+            if (a && u) {
+                s += " Best allocated " + a->name + " " +
+                     format("%.3f", a->recall) + " at " +
+                     format("%.0f", a->qps_batch) + " QPS vs best uniform " +
+                     u->name + " " + format("%.3f", u->recall) + " at " +
+                     format("%.0f", u->qps_batch) + " QPS (" +
+                     format("%.2f", a->qps_batch / u->qps_batch) + "x).";
+            } else if (a && fs == 0) {
+                s += " No uniform plan fits.";
+            }
         }
         const double target = bytes == 64 ? 0.75 : bytes == 128 ? 0.88 : 0;
         if (target > 0 && ds.name == default_dataset) {
