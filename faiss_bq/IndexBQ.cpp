@@ -2,6 +2,7 @@
 
 #include <faiss_bq/estimators.h>
 #include <faiss_bq/impl/merge_heaps.h>
+#include <faiss_bq/impl/query_chunks.h>
 #include <faiss_bq/impl/validate.h>
 
 #include <faiss/impl/AuxIndexStructures.h>
@@ -90,17 +91,22 @@ void search_codes(const IndexBQ& index,
         QueryScorer scorer;
         std::vector<float> scores;
     };
-    search_flat<C>(
-            n, index.ntotal, k, QueryScorer::block_codes, distances, labels,
-            [&] {
-                return Scanner{QueryScorer(index.plan, index.metric_type,
-                                           estimator, query_bits),
-                               std::vector<float>(QueryScorer::block_codes)};
-            },
-            [&](Scanner& s, idx_t i, idx_t j0, idx_t j1, float* D, idx_t* I) {
-                s.scorer.set_query(x + i * index.d);
-                scan_codes<C>(index, s.scorer, j0, j1, k, D, I, sel, s.scores);
-            });
+    const bool transform = estimator == Estimator::asymmetric;
+    for_query_chunks(index.plan, n, x, transform, [&](idx_t i0, idx_t m, const float* y) {
+        search_flat<C>(
+                m, index.ntotal, k, QueryScorer::block_codes,
+                distances + i0 * k, labels + i0 * k,
+                [&] {
+                    return Scanner{QueryScorer(index.plan, index.metric_type,
+                                               estimator, query_bits),
+                                   std::vector<float>(QueryScorer::block_codes)};
+                },
+                [&](Scanner& s, idx_t i, idx_t j0, idx_t j1, float* D, idx_t* I) {
+                    s.scorer.set_query(x + (i0 + i) * index.d,
+                                       y ? y + i * index.d : nullptr);
+                    scan_codes<C>(index, s.scorer, j0, j1, k, D, I, sel, s.scores);
+                });
+    });
 }
 
 /// The FAISS distance-computer interface over a QueryScorer.

@@ -2,6 +2,7 @@
 
 #include <faiss_bq/estimators.h>
 #include <faiss_bq/impl/merge_heaps.h>
+#include <faiss_bq/impl/query_chunks.h>
 #include <faiss_bq/impl/validate.h>
 #include <faiss_bq/kernels/kernels.h>
 
@@ -65,18 +66,21 @@ void search_blocks(const IndexBQFastScan& index,
         std::vector<uint32_t> sums;
         std::vector<float> scores;
     };
-    search_flat<C>(
-            n, index.ntotal, k, chunk_blocks * block, distances, labels,
-            [&] {
-                return Scanner{FastScanScorer(index.plan, index.metric_type),
-                               std::vector<uint32_t>(chunk_blocks * block),
-                               std::vector<float>(chunk_blocks * block)};
-            },
-            [&](Scanner& s, idx_t i, idx_t j0, idx_t j1, float* D, idx_t* I) {
-                s.scorer.set_query(x + i * index.d);
-                scan_blocks<C>(index, s.scorer, j0, j1, k, D, I, sel, s.sums,
-                               s.scores);
-            });
+    for_query_chunks(index.plan, n, x, true, [&](idx_t i0, idx_t m, const float* y) {
+        search_flat<C>(
+                m, index.ntotal, k, chunk_blocks * block,
+                distances + i0 * k, labels + i0 * k,
+                [&] {
+                    return Scanner{FastScanScorer(index.plan, index.metric_type),
+                                   std::vector<uint32_t>(chunk_blocks * block),
+                                   std::vector<float>(chunk_blocks * block)};
+                },
+                [&](Scanner& s, idx_t i, idx_t j0, idx_t j1, float* D, idx_t* I) {
+                    s.scorer.set_query(x + (i0 + i) * index.d, y + i * index.d);
+                    scan_blocks<C>(index, s.scorer, j0, j1, k, D, I, sel,
+                                   s.sums, s.scores);
+                });
+    });
 }
 
 /// The IndexBQ of the same configuration (validates it).

@@ -64,7 +64,7 @@ QueryScorer::QueryScorer(
     }
 }
 
-void QueryScorer::set_query(const float* q) {
+void QueryScorer::set_query(const float* q, const float* yq) {
     if (estimator == Estimator::symmetric) {
         encode(plan, 1, q, query_code.data());
         // sum_j v_j and sum_j v_j^2 of the query's level indices v, from
@@ -83,7 +83,11 @@ void QueryScorer::set_query(const float* q) {
                   query_planes.begin() + layout.plane_bytes);
         return;
     }
-    plan.apply(1, q, y.data());
+    if (yq) {
+        std::copy(yq, yq + plan.d, y.begin());
+    } else {
+        plan.apply(1, q, y.data());
+    }
     double n2 = 0, cip = 0;
     for (int j = 0; j < plan.d; j++) {
         n2 += double(y[j]) * y[j];
@@ -305,8 +309,12 @@ FastScanScorer::FastScanScorer(
     lut.assign(nibbles.nbytes * 32, 0); // a padding nibble's table stays 0
 }
 
-void FastScanScorer::set_query(const float* q) {
-    plan.apply(1, q, y.data());
+void FastScanScorer::set_query(const float* q, const float* yq) {
+    if (yq) {
+        std::copy(yq, yq + plan.d, y.begin());
+    } else {
+        plan.apply(1, q, y.data());
+    }
     double n2 = 0, cip = 0, b = 0;
     for (int j = 0; j < plan.d; j++) {
         n2 += double(y[j]) * y[j];

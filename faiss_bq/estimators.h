@@ -38,7 +38,9 @@ class QueryScorer {
             Estimator estimator,
             int query_bits);
 
-    void set_query(const float* q);
+    /// y: R (q - c) when the caller has it (search() transforms a chunk of
+    /// queries at once, impl/query_chunks.h); null: computed here.
+    void set_query(const float* q, const float* y = nullptr);
     /// scores[i] = score of codes + i * code_size, for i < n.
     void score_block(const uint8_t* codes, size_t n, float* scores);
     float operator()(const uint8_t* code) {
@@ -117,7 +119,8 @@ class FastScanScorer {
    public:
     FastScanScorer(const BinarizationPlan& plan, faiss::MetricType metric);
 
-    void set_query(const float* q);
+    /// y as QueryScorer::set_query.
+    void set_query(const float* q, const float* y = nullptr);
     /// 2 * nibbles.nbytes tables of 16 entries (kernels::fast_scan_blocks).
     const uint8_t* luts() const {
         return lut.data();

@@ -178,21 +178,22 @@ TEST(IndexBQFastScan, ScoresAreIndexBQsWithinTheTableRounding) {
 }
 
 // search() is the brute force of those scores: the top k of FastScanScorer
-// over every vector, whatever the thread split.
+// over every vector, with the query transformed as search() does (the
+// batch's chunk in one product, impl/query_chunks.h), whatever the thread
+// split (one query: the codes are split across threads).
 TEST(IndexBQFastScan, SearchIsTheScorersBruteForce) {
     const auto q = test::gaussian(nq, d, 2);
     const idx_t k = 15;
     for (faiss::MetricType m : {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
         IndexBQFastScan fs(*trained_bq(1, 0, m));
-        std::vector<float> D(nq * k), D1(k);
-        std::vector<idx_t> I(nq * k), I1(k);
-        fs.search(nq, q.data(), k, D.data(), I.data());
         FastScanScorer fast(fs.plan, m);
         const size_t nblocks = fs.codes.size() / fast.nibbles.block_bytes();
         std::vector<uint32_t> sums(nblocks * kernels::fast_scan_block);
-        std::vector<float> all(sums.size());
-        for (size_t i = 0; i < nq; i++) {
-            fast.set_query(q.data() + i * d);
+        std::vector<float> all(sums.size()), y_batch(nq * d), y_one(d);
+        fs.plan.apply(nq, q.data(), y_batch.data());
+        auto expect_brute_force = [&](size_t i, const float* y, const float* D,
+                                      const idx_t* I) {
+            fast.set_query(q.data() + i * d, y);
             kernels::fast_scan_blocks(fs.codes.data(), nblocks, fast.nibbles.nbytes,
                                       fast.luts(), sums.data());
             fast.scores(sums.data(), fs.factors.data(), nblocks, all.data());
@@ -203,12 +204,19 @@ TEST(IndexBQFastScan, SearchIsTheScorersBruteForce) {
                 std::sort(sorted.rbegin(), sorted.rend());
             }
             for (idx_t j = 0; j < k; j++) {
-                EXPECT_EQ(D[i * k + j], sorted[j]) << i << " " << j;
-                EXPECT_EQ(all[I[i * k + j]], D[i * k + j]);
+                EXPECT_EQ(D[j], sorted[j]) << i << " " << j;
+                EXPECT_EQ(all[I[j]], D[j]);
             }
-            // one query, codes split over threads: the same answer
+        };
+        std::vector<float> D(nq * k), D1(k);
+        std::vector<idx_t> I(nq * k), I1(k);
+        fs.search(nq, q.data(), k, D.data(), I.data());
+        for (size_t i = 0; i < nq; i++) {
+            expect_brute_force(i, y_batch.data() + i * d, D.data() + i * k,
+                               I.data() + i * k);
             fs.search(1, q.data() + i * d, k, D1.data(), I1.data());
-            EXPECT_TRUE(std::equal(D1.begin(), D1.end(), D.begin() + i * k));
+            fs.plan.apply(1, q.data() + i * d, y_one.data());
+            expect_brute_force(i, y_one.data(), D1.data(), I1.data());
         }
     }
 }
