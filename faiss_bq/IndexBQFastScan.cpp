@@ -24,31 +24,24 @@ constexpr size_t chunk_blocks = 16;
 constexpr size_t add_rows = 4096;
 
 /// Pushes the scores of vectors [j0, j1) (j0 a multiple of the block) into
-/// the heap, as IndexBQ's scan: ids in increasing order, a tie keeps the
-/// smaller id.
+/// the heap (push_scores: a tie keeps the smaller id).
 template <class C>
 void scan_blocks(const IndexBQFastScan& index,
-                 const FastScanScorer& scorer,
+                 FastScanScorer& scorer,
                  idx_t j0,
                  idx_t j1,
                  idx_t k,
                  float* D,
                  idx_t* I,
                  const faiss::IDSelector* sel,
-                 std::vector<uint32_t>& sums,
                  std::vector<float>& scores) {
     const size_t bb = scorer.nibbles.block_bytes();
     for (size_t i0 = size_t(j0); i0 < size_t(j1); i0 += chunk_blocks * block) {
         const size_t m = std::min(chunk_blocks * block, size_t(j1) - i0);
-        kernels::fast_scan_blocks(index.codes.data() + i0 / block * bb,
-                                  (m + block - 1) / block,
-                                  scorer.nibbles.nbytes,
-                                  scorer.luts(),
-                                  sums.data());
-        scorer.scores(sums.data(),
-                      index.factors.data() + IndexBQFastScan::factor_at(idx_t(i0), 0),
-                      (m + block - 1) / block,
-                      scores.data());
+        scorer.scan(index.codes.data() + i0 / block * bb,
+                    index.factors.data() + IndexBQFastScan::factor_at(idx_t(i0), 0),
+                    (m + block - 1) / block,
+                    scores.data());
         push_scores<C>(k, D, I, scores.data(), m, idx_t(i0), sel);
     }
 }
@@ -63,7 +56,6 @@ void search_blocks(const IndexBQFastScan& index,
                    const faiss::IDSelector* sel) {
     struct Scanner {
         FastScanScorer scorer;
-        std::vector<uint32_t> sums;
         std::vector<float> scores;
     };
     for_query_chunks(index.plan, n, x, true, [&](idx_t i0, idx_t m, const float* y) {
@@ -72,13 +64,12 @@ void search_blocks(const IndexBQFastScan& index,
                 distances + i0 * k, labels + i0 * k,
                 [&] {
                     return Scanner{FastScanScorer(index.plan, index.metric_type),
-                                   std::vector<uint32_t>(chunk_blocks * block),
                                    std::vector<float>(chunk_blocks * block)};
                 },
                 [&](Scanner& s, idx_t i, idx_t j0, idx_t j1, float* D, idx_t* I) {
                     s.scorer.set_query(x + (i0 + i) * index.d, y + i * index.d);
                     scan_blocks<C>(index, s.scorer, j0, j1, k, D, I, sel,
-                                   s.sums, s.scores);
+                                   s.scores);
                 });
     });
 }

@@ -104,6 +104,7 @@ NibbleLayout::NibbleLayout(const BinarizationPlan& plan) {
     }
     n_nibbles = begin.size() - 1;
     nbytes = (n_nibbles + 1) / 2;
+    FAISS_ASSERT(nbytes == nibble_layout_bytes(plan.bits_histogram()));
 }
 
 size_t NibbleLayout::block_bytes() const {

@@ -305,8 +305,9 @@ FastScanScorer::FastScanScorer(
         faiss::MetricType metric)
         : nibbles(plan), plan(plan), metric(metric) {
     y.resize(plan.d);
-    table.resize(nibbles.n_nibbles * 16);
-    lut.assign(nibbles.nbytes * 32, 0); // a padding nibble's table stays 0
+    table.assign(nibbles.nbytes * 32, 0.f); // a padding sub-code's stays 0
+    column_range.resize(nibbles.nbytes);
+    lut.assign(nibbles.nbytes * 32, 0);
 }
 
 void FastScanScorer::set_query(const float* q, const float* yq) {
@@ -325,7 +326,8 @@ void FastScanScorer::set_query(const float* q, const float* yq) {
     }
     y_norm2 = float(n2);
     center_ip = float(cip);
-    float range = 0;
+    const size_t ncols = nibbles.nbytes;
+    std::fill(column_range.begin(), column_range.end(), 0.f);
     for (size_t k = 0; k < nibbles.n_nibbles; k++) {
         float* t = table.data() + 16 * k;
         for (int v = 0; v < 16; v++) {
@@ -341,38 +343,92 @@ void FastScanScorer::set_query(const float* q, const float* yq) {
         // in the table's range anyway (each is some members' sum).
         const auto [lo, hi] = std::minmax_element(t, t + 16);
         b += *lo;
-        range = std::max(range, *hi - *lo);
+        column_range[k / 2] = std::max(column_range[k / 2], *hi - *lo);
     }
     bias = float(b);
-    step = range > 0 ? range / 255 : 1;
-    for (size_t k = 0; k < nibbles.n_nibbles; k++) {
+    // The split that minimizes the rounding variance, ncols * step^2 summed
+    // over the runs (suffix maxima, then prefix maxima on the way up);
+    // split = 0 (one run) unless that at least halves it.
+    std::vector<float> suffix(ncols + 1, 0.f);
+    for (size_t t = ncols; t-- > 0;) {
+        suffix[t] = std::max(suffix[t + 1], column_range[t]);
+    }
+    const double one_run = double(ncols) * suffix[0] * suffix[0];
+    double best = one_run;
+    float prefix = 0;
+    split = 0;
+    for (size_t s = 1; s < ncols; s++) {
+        prefix = std::max(prefix, column_range[s - 1]);
+        const double v = double(s) * prefix * prefix +
+                double(ncols - s) * suffix[s] * suffix[s];
+        if (v < best && v <= 0.5 * one_run) {
+            best = v;
+            split = s;
+        }
+    }
+    float hi_range = 0;
+    for (size_t t = 0; t < split; t++) {
+        hi_range = std::max(hi_range, column_range[t]);
+    }
+    step_hi = hi_range > 0 ? hi_range / 255 : 1;
+    step_lo = suffix[split] > 0 ? suffix[split] / 255 : 1;
+    for (size_t k = 0; k < 2 * ncols; k++) {
         const float* t = table.data() + 16 * k;
         const float lo = *std::min_element(t, t + 16);
+        const float step = k / 2 < split ? step_hi : step_lo;
         for (int v = 0; v < 16; v++) {
             lut[16 * k + v] = uint8_t(std::lround((t[v] - lo) / step));
         }
     }
 }
 
-void FastScanScorer::scores(
-        const uint32_t* sums,
+double FastScanScorer::max_error() const {
+    const size_t ncols = nibbles.nbytes;
+    return double(split) * step_hi + double(ncols - split) * step_lo;
+}
+
+double FastScanScorer::rms_error() const {
+    const size_t ncols = nibbles.nbytes;
+    return std::sqrt((2.0 * split * step_hi * step_hi +
+                      2.0 * (ncols - split) * step_lo * step_lo) /
+                     12);
+}
+
+void FastScanScorer::scan(
+        const uint8_t* blocks,
         const float* factors,
         size_t nblocks,
-        float* out) const {
+        float* out) {
     constexpr size_t bs = kernels::fast_scan_block;
+    const size_t ncols = nibbles.nbytes, bb = nibbles.block_bytes();
+    sums_hi.assign(nblocks * bs, 0);
+    sums_lo.assign(nblocks * bs, 0);
+    if (split > 0) {
+        kernels::fast_scan_blocks(
+                blocks, nblocks, bb, split, lut.data(), sums_hi.data());
+    }
+    if (split < ncols) {
+        kernels::fast_scan_blocks(blocks + bs * split, nblocks, bb,
+                                  ncols - split, lut.data() + 32 * split,
+                                  sums_lo.data());
+    }
     // Contiguous factors: these loops vectorize.
     for (size_t b = 0; b < nblocks; b++) {
-        const uint32_t* s = sums + b * bs;
+        const uint32_t* hi = sums_hi.data() + b * bs;
+        const uint32_t* lo = sums_lo.data() + b * bs;
         const float* f = factors + b * 3 * bs;
         float* o = out + b * bs;
         if (metric == faiss::METRIC_INNER_PRODUCT) {
             for (size_t i = 0; i < bs; i++) {
-                o[i] = center_ip + f[2 * bs + i] +
-                        f[bs + i] * (step * float(s[i]) + bias);
+                const float ip = step_hi * float(hi[i]) +
+                        step_lo * float(lo[i]) + bias;
+                o[i] = center_ip + f[2 * bs + i] + f[bs + i] * ip;
             }
         } else {
             for (size_t i = 0; i < bs; i++) {
-                o[i] = f[i] + y_norm2 - 2 * f[bs + i] * (step * float(s[i]) + bias);
+                const float ip = step_hi * float(hi[i]) +
+                        step_lo * float(lo[i]) + bias;
+                o[i] = f[i] + y_norm2 - 2 * f[bs + i] * ip;
             }
         }
     }

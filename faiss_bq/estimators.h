@@ -105,15 +105,18 @@ class QueryScorer {
 /** The asymmetric float-query estimator over the fast-scan layout
  * (NibbleLayout, IndexBQFastScan), with its tables quantized to bytes.
  *
- * Table k holds, for each value of nibble k, the sum over its members of
- * level(j, index) * y_j (y = R (q - c)). Stored as u = round((entry -
- * min_k) / step), with one step for all tables (the largest table range
- * over 255), so that <r_hat, y> ~ step * sum_k u_k + bias, bias = sum_k
- * min_k plus the constant of the 0-bit coordinates. Each rounding is at
- * most step / 2, so the sum's error is at most n_nibbles * step / 2 and its
- * standard deviation step * sqrt(n_nibbles / 12) (FAISS's PQ fast scan
- * quantizes its tables the same way). The score then takes the code's
- * factors as QueryScorer does. One scorer per thread.
+ * Table k holds, for each value of sub-code k, the sum over its members of
+ * level(j, index) * y_j (y = R (q - c)), stored as u = round((entry -
+ * min_k) / step) so that <r_hat, y> ~ sum_k step * u_k + bias (bias = sum_k
+ * min_k plus the constant of the 0-bit coordinates). One step serves a run
+ * of columns: the largest table range of the run over 255, as FAISS's PQ
+ * fast scan does for all of its tables. The layout puts the coordinates
+ * with most bits, whose tables have the largest ranges, in the first
+ * columns; when that pays (the rounding variance at least halves), the
+ * columns are split in two runs with a step each, [0, split) and [split,
+ * ncols), summed by two kernel calls. Each rounding is at most its step / 2
+ * (max_error()), their sum has standard deviation rms_error(). The score
+ * then takes the code's factors as QueryScorer does. One scorer per thread.
  */
 class FastScanScorer {
    public:
@@ -121,26 +124,32 @@ class FastScanScorer {
 
     /// y as QueryScorer::set_query.
     void set_query(const float* q, const float* y = nullptr);
-    /// 2 * nibbles.nbytes tables of 16 entries (kernels::fast_scan_blocks).
-    const uint8_t* luts() const {
-        return lut.data();
-    }
-    /// Scores of the 64 * nblocks vectors of nblocks blocks from their
-    /// kernel sums and their factors (per block, 64 of each in turn:
-    /// residual_norm2, estimate_scale, center_dot; IndexBQFastScan::factors).
-    void scores(const uint32_t* sums,
-                const float* factors,
-                size_t nblocks,
-                float* out) const;
+    /// Scores of the 64 * nblocks vectors of nblocks consecutive blocks
+    /// (their codes at blocks, their factors at factors: per block, 64 of
+    /// each in turn, residual_norm2, estimate_scale, center_dot;
+    /// IndexBQFastScan::factors) into out.
+    void scan(const uint8_t* blocks,
+              const float* factors,
+              size_t nblocks,
+              float* out);
+
+    /// Of the current query: the largest error of the estimate of <r_hat, y>
+    /// from rounding the tables, and its standard deviation.
+    double max_error() const;
+    double rms_error() const;
 
     const NibbleLayout nibbles;
-    float step = 0, bias = 0; ///< of the last query
+    /// Of the current query: columns [0, split) have step_hi, the others
+    /// step_lo.
+    size_t split = 0;
+    float step_hi = 1, step_lo = 1, bias = 0;
 
    private:
     const BinarizationPlan& plan;
     const faiss::MetricType metric;
-    std::vector<float> y, table;
+    std::vector<float> y, table, column_range;
     std::vector<uint8_t> lut;
+    std::vector<uint32_t> sums_hi, sums_lo;
     float y_norm2 = 0, center_ip = 0;
 };
 

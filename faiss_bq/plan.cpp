@@ -52,6 +52,22 @@ size_t grouped_plane_bytes(const std::vector<int>& bits_histogram) {
     return bytes;
 }
 
+size_t nibble_layout_bytes(const std::vector<int>& bits_histogram) {
+    auto count = [&](size_t b) {
+        return b < bits_histogram.size() ? size_t(bits_histogram[b]) : 0;
+    };
+    const size_t n1 = count(1), n2 = count(2), n3 = count(3), n4 = count(4);
+    // NibbleLayout's packing (codes.h): 4-bit alone; 3-bit with a 1-bit
+    // while any are left; 2-bit in pairs, an odd one with up to two 1-bit;
+    // the remaining 1-bit four at a time.
+    size_t ones = n1 > n3 ? n1 - n3 : 0;
+    if (n2 % 2 == 1) {
+        ones -= std::min<size_t>(ones, 2);
+    }
+    const size_t nibbles = n4 + n3 + (n2 + 1) / 2 + (ones + 3) / 4;
+    return (nibbles + 1) / 2;
+}
+
 double BinarizationPlan::distortion(size_t n, const float* x) const {
     std::vector<float> y(n * d);
     apply(n, x, y.data());
@@ -397,8 +413,10 @@ BinarizationPlan fit_allocated_plan(
         live[j] = err[j * (max_bits + 1)] > FLT_EPSILON * var_max;
     }
 
-    // Greedy marginal gain under the byte budget of the grouped layout (or
-    // the Matryoshka prefix: the first m coordinates that fit).
+    // Greedy marginal gain under the byte budget of both code layouts, the
+    // grouped planes (IndexBQ) and the fast-scan nibbles (IndexBQFastScan),
+    // so that either index stores the plan in code_bytes (or the Matryoshka
+    // prefix: the first m coordinates that fit).
     plan.bits.assign(d, 0);
     std::vector<int> hist(max_bits + 1, 0);
     hist[0] = int(d);
@@ -423,7 +441,8 @@ BinarizationPlan fit_allocated_plan(
             }
             hist[b]--;
             hist[b + 1]++;
-            const bool fits = grouped_plane_bytes(hist) <= code_bytes;
+            const bool fits = grouped_plane_bytes(hist) <= code_bytes &&
+                    nibble_layout_bytes(hist) <= code_bytes;
             hist[b]++;
             hist[b + 1]--;
             if (fits) {

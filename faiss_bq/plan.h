@@ -169,7 +169,8 @@ BinarizationPlan fit_plan(
 /// Lloyd-Max quantizer is fitted at 1..4 bits and its distortion D_j(b)
 /// measured on x; then, from b_j = 0 (D_j(0) = its variance), one bit at a
 /// time goes to the coordinate with the largest gain D_j(b_j) - D_j(b_j + 1)
-/// whose move keeps the grouped layout (codes.h) within code_bytes: greedy
+/// whose move keeps both code layouts (codes.h: the grouped planes and the
+/// fast-scan nibbles) within code_bytes: greedy
 /// reverse water-filling, optimal for convex D_j. Coordinates with no
 /// variance at float precision (var <= FLT_EPSILON * the largest) never get
 /// bits. Throws faiss::FaissException when code_bytes < 1, code_bytes * 8 >
@@ -190,5 +191,10 @@ BinarizationPlan fit_allocated_plan(
 /// Bytes of bit planes of the grouped layout of an allocation: sum over b of
 /// b * ceil(#{j : b_j = b} / 8).
 size_t grouped_plane_bytes(const std::vector<int>& bits_histogram);
+
+/// Bytes per vector of the fast-scan layout of an allocation (NibbleLayout
+/// in codes.h: 4-bit sub-codes of whole coordinates; a 3-bit coordinate
+/// without a 1-bit partner takes a whole sub-code).
+size_t nibble_layout_bytes(const std::vector<int>& bits_histogram);
 
 } // namespace faiss_bq

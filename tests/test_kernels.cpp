@@ -128,8 +128,8 @@ TEST(Kernels, FastScanSumsOneTableEntryPerNibble) {
         const auto codes = random_bytes(nblocks * bs * nbytes, rng);
         const auto luts = random_bytes(32 * nbytes, rng);
         std::vector<uint32_t> got(nblocks * bs);
-        kernels::fast_scan_blocks(
-            codes.data(), nblocks, nbytes, luts.data(), got.data());
+        kernels::fast_scan_blocks(codes.data(), nblocks, bs * nbytes, nbytes,
+                                  luts.data(), got.data());
         for (size_t b = 0; b < nblocks; b++) {
             for (size_t v = 0; v < bs; v++) {
                 uint32_t want = 0;
@@ -311,14 +311,24 @@ TEST_P(KernelLevel, FastScanEqualsTheReference) {
                 std::fill(luts.begin(), luts.end(), 255);
             }
             std::vector<uint32_t> got(nblocks * bs), want(nblocks * bs);
-            level().fast_scan_blocks(
-                codes.data(), nblocks, nbytes, luts.data(), got.data());
-            ref().fast_scan_blocks(
-                codes.data(), nblocks, nbytes, luts.data(), want.data());
+            level().fast_scan_blocks(codes.data(), nblocks, bs * nbytes,
+                                     nbytes, luts.data(), got.data());
+            ref().fast_scan_blocks(codes.data(), nblocks, bs * nbytes, nbytes,
+                                   luts.data(), want.data());
             EXPECT_EQ(got, want) << nbytes << " bytes, saturated " << saturated;
             if (saturated) {
                 EXPECT_EQ(want[0], 2 * nbytes * 255);
             }
+            // a run of columns [t0, nbytes) of the same blocks (a scorer's
+            // second step) is the sum over those columns alone
+            const size_t t0 = nbytes / 3;
+            level().fast_scan_blocks(codes.data() + bs * t0, nblocks, bs * nbytes,
+                                     nbytes - t0, luts.data() + 32 * t0,
+                                     got.data());
+            ref().fast_scan_blocks(codes.data() + bs * t0, nblocks, bs * nbytes,
+                                   nbytes - t0, luts.data() + 32 * t0,
+                                   want.data());
+            EXPECT_EQ(got, want) << nbytes << " bytes from column " << t0;
         }
     }
 }

@@ -165,10 +165,11 @@ void lut_scan_block(const uint8_t* codes,
 
 void fast_scan_blocks(const uint8_t* codes,
                       size_t nblocks,
-                      size_t nbytes,
+                      size_t block_stride,
+                      size_t ncols,
                       const uint8_t* luts,
                       uint32_t* out) {
-    active().fast_scan_blocks(codes, nblocks, nbytes, luts, out);
+    active().fast_scan_blocks(codes, nblocks, block_stride, ncols, luts, out);
 }
 
 } // namespace kernels

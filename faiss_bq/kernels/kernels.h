@@ -108,17 +108,20 @@ void lut_scan_block(const uint8_t* codes,
 /// Vectors per block of the fast-scan layout (codes.h, NibbleLayout).
 constexpr size_t fast_scan_block = 64;
 
-/// Fast-scan sums over nblocks blocks of the nibble layout. A block holds
-/// the codes of 64 vectors as nbytes byte columns of 64 bytes: byte v of
-/// column t is nibble 2t (low half) and nibble 2t + 1 (high half) of vector
-/// v; block b starts at codes + b * 64 * nbytes. luts holds one table of 16
-/// uint8 entries per nibble (nibble k's at luts + 16 k, 2 * nbytes tables).
-/// out[64 b + v] = sum over k < 2 nbytes of luts[16 k + nibble k of vector
-/// v of block b], exactly (the SIMD levels add bytes in 16-bit lanes and
-/// widen them every 256 nibbles, before they could wrap).
+/// Fast-scan sums over nblocks blocks of the nibble layout (codes.h). A
+/// block holds 64 vectors as 64-byte columns: byte v of a column is two
+/// 4-bit sub-codes of vector v, the column's first (low half) and second
+/// (high half). Block b starts at codes + b * block_stride; its columns
+/// t < ncols at + 64 t (a caller passes codes + 64 t0 for columns t0..).
+/// luts holds two tables of 16 uint8 entries per column (column t's at
+/// luts + 32 t: low half, then high half).
+/// out[64 b + v] = sum over t < ncols of luts[32 t + low(v, t)] +
+/// luts[32 t + 16 + high(v, t)], exactly (the SIMD levels add bytes in
+/// 16-bit lanes and widen them every 128 columns, before they could wrap).
 void fast_scan_blocks(const uint8_t* codes,
                       size_t nblocks,
-                      size_t nbytes,
+                      size_t block_stride,
+                      size_t ncols,
                       const uint8_t* luts,
                       uint32_t* out);
 
@@ -144,7 +147,7 @@ struct KernelTable {
     void (*lut_scan_block)(
         const uint8_t*, size_t, size_t, size_t, int, const float*, float*);
     void (*fast_scan_blocks)(
-        const uint8_t*, size_t, size_t, const uint8_t*, uint32_t*);
+        const uint8_t*, size_t, size_t, size_t, const uint8_t*, uint32_t*);
 };
 
 /// The kernels of one level (tests compare every level with the reference).

@@ -258,16 +258,17 @@ void plane_products_block(const uint8_t* query_planes,
 /// most 255 fit 16 bits).
 void fast_scan_blocks(const uint8_t* codes,
                       size_t nblocks,
-                      size_t nbytes,
+                      size_t block_stride,
+                      size_t ncols,
                       const uint8_t* luts,
                       uint32_t* out) {
     const __m256i low = _mm256_set1_epi8(0x0f);
     for (size_t b = 0; b < nblocks; b++) {
-        const uint8_t* block = codes + b * fast_scan_block * nbytes;
+        const uint8_t* block = codes + b * block_stride;
         uint32_t* o = out + b * fast_scan_block;
         std::memset(o, 0, fast_scan_block * sizeof(uint32_t));
-        for (size_t t0 = 0; t0 < nbytes; t0 += 128) {
-            const size_t t1 = nbytes < t0 + 128 ? nbytes : t0 + 128;
+        for (size_t t0 = 0; t0 < ncols; t0 += 128) {
+            const size_t t1 = ncols < t0 + 128 ? ncols : t0 + 128;
             __m256i both[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
             __m256i odd[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
             for (size_t t = t0; t < t1; t++) {

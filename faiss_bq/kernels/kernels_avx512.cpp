@@ -419,18 +419,19 @@ void lut_scan_block(const uint8_t* codes,
 /// two table broadcasts (load-port operations) and two vpshufb.
 void fast_scan_blocks(const uint8_t* codes,
                       size_t nblocks,
-                      size_t nbytes,
+                      size_t block_stride,
+                      size_t ncols,
                       const uint8_t* luts,
                       uint32_t* out) {
     const __m512i low = _mm512_set1_epi8(0x0f);
     for (size_t b = 0; b < nblocks; b++) {
-        const uint8_t* block = codes + b * fast_scan_block * nbytes;
+        const uint8_t* block = codes + b * block_stride;
         uint32_t* o = out + b * fast_scan_block;
         for (size_t i = 0; i < fast_scan_block; i++) {
             o[i] = 0;
         }
-        for (size_t t0 = 0; t0 < nbytes; t0 += 128) {
-            const size_t t1 = nbytes < t0 + 128 ? nbytes : t0 + 128;
+        for (size_t t0 = 0; t0 < ncols; t0 += 128) {
+            const size_t t1 = ncols < t0 + 128 ? ncols : t0 + 128;
             __m512i both = _mm512_setzero_si512();
             __m512i odd = _mm512_setzero_si512();
             for (size_t t = t0; t < t1; t++) {

@@ -157,14 +157,15 @@ void lut_scan_block(const uint8_t* codes,
 
 void fast_scan_blocks(const uint8_t* codes,
                       size_t nblocks,
-                      size_t nbytes,
+                      size_t block_stride,
+                      size_t ncols,
                       const uint8_t* luts,
                       uint32_t* out) {
     for (size_t b = 0; b < nblocks; b++) {
-        const uint8_t* block = codes + b * fast_scan_block * nbytes;
+        const uint8_t* block = codes + b * block_stride;
         for (size_t v = 0; v < fast_scan_block; v++) {
             uint32_t sum = 0;
-            for (size_t t = 0; t < nbytes; t++) {
+            for (size_t t = 0; t < ncols; t++) {
                 const unsigned byte = block[t * fast_scan_block + v];
                 sum += luts[32 * t + (byte & 15)];
                 sum += luts[32 * t + 16 + (byte >> 4)];
