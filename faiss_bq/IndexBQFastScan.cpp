@@ -91,12 +91,14 @@ IndexBQ make_IndexBQ(const IndexBQFastScan& fs) {
 
 IndexBQFastScan::IndexBQFastScan() {
     is_trained = false;
+    trainer.fast_scan_layout = true;
 }
 
 IndexBQFastScan::IndexBQFastScan(idx_t d, int nbits, faiss::MetricType metric)
         : faiss::Index(d, metric), nbits(nbits) {
     check_index_args("IndexBQFastScan", d, nbits, metric);
     is_trained = false;
+    trainer.fast_scan_layout = true;
 }
 
 IndexBQFastScan::IndexBQFastScan(
@@ -106,6 +108,7 @@ IndexBQFastScan::IndexBQFastScan(
         : faiss::Index(d, metric), nbits(0), budget_bytes(budget.bytes) {
     (void)IndexBQ(d, budget, metric); // validates d, the budget, the metric
     is_trained = false;
+    trainer.fast_scan_layout = true;
 }
 
 IndexBQFastScan::IndexBQFastScan(const IndexBQ& index)
@@ -115,6 +118,9 @@ IndexBQFastScan::IndexBQFastScan(const IndexBQ& index)
           trainer(index.trainer),
           plan(index.plan) {
     is_trained = index.is_trained;
+    // A retrain fits this layout (the IndexBQ's plan may take a few more
+    // bytes here: nibble_layout()).
+    trainer.fast_scan_layout = true;
     FAISS_THROW_IF_NOT_FMT(
             index.estimator == Estimator::asymmetric && index.query_bits == 0,
             "IndexBQFastScan: the IndexBQ searches with the %s estimator and "

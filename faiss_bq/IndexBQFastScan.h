@@ -24,9 +24,9 @@ namespace faiss_bq {
  * (kernels::fast_scan_blocks). Debian's FAISS is built for generic x86-64,
  * so its own fast-scan kernels run emulated; these use AVX2 / AVX-512.
  *
- * Memory per vector: NibbleLayout::nbytes (the plan's code bytes, or a
- * little more for 3-bit coordinates left without a 1-bit partner) plus 12
- * bytes of factors. sa_encode / sa_decode use IndexBQ's code layout, so
+ * Memory per vector: NibbleLayout::nbytes plus 12 bytes of factors: the
+ * plan's code bytes when trained here, or a little more for a plan trained
+ * by IndexBQ with 3-bit coordinates left without a 1-bit partner. sa_encode / sa_decode use IndexBQ's code layout, so
  * codes move between the two classes unchanged. Only the asymmetric float
  * estimator runs here: a SearchParametersBQ asking for the symmetric one or
  * a quantized query throws (use IndexBQ for those).
@@ -35,6 +35,8 @@ struct IndexBQFastScan : faiss::Index {
     /// As IndexBQ: 1 or 2 bits per coordinate, or 0 with budget_bytes > 0.
     int nbits = 1;
     size_t budget_bytes = 0;
+    /// IndexBQ's options; the constructors set fast_scan_layout, so that an
+    /// allocated plan trained here fits budget_bytes in this layout.
     TrainerOptions trainer;
     BinarizationPlan plan;
 

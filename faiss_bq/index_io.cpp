@@ -60,7 +60,9 @@ using faiss::fourcc;
 
 // 2: IndexBQ records carry the allocation (bits per coordinate, budget,
 // candidates' distortions) after the plan; 1 is still read (uniform plans).
-constexpr uint32_t kFormatVersion = 3;
+// 3: trainer.matryoshka and each candidate's prefix flag.
+// 4: trainer.fast_scan_layout (IndexBQFastScan's allocations).
+constexpr uint32_t kFormatVersion = 4;
 /// Dimensions beyond this are rejected before anything is sized by them.
 constexpr int64_t kMaxDim = 1 << 20;
 /// Vectors are grown by at most this many bytes per read, so a size field
@@ -559,6 +561,7 @@ void write_allocation(const IndexBQ* idx, faiss::IOWriter* f) {
     put(f, uint64_t(idx->trainer.budget_bytes));
     put(f, idx->trainer.allocation);
     put(f, idx->trainer.matryoshka);
+    put(f, idx->trainer.fast_scan_layout);
     write_plan_allocation(idx->plan, f);
 }
 
@@ -569,6 +572,8 @@ void read_allocation(IndexBQ* idx, faiss::IOReader* f, uint32_t version) {
         get_enum(f, "trainer.allocation", AllocationChoice::uniform);
     idx->trainer.matryoshka =
         version >= 3 && get_bool(f, "trainer.matryoshka");
+    idx->trainer.fast_scan_layout =
+        version >= 4 && get_bool(f, "trainer.fast_scan_layout");
     read_plan_allocation(idx->plan, f, version);
 }
 

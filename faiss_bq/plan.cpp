@@ -345,7 +345,8 @@ BinarizationPlan fit_allocated_plan(
         Transform basis,
         size_t code_bytes,
         int seed,
-        int prefix_bits) {
+        int prefix_bits,
+        bool fit_nibbles) {
     FAISS_THROW_IF_NOT_FMT(
             prefix_bits == 0 ||
                     (prefix_bits >= 1 && prefix_bits <= 4 &&
@@ -413,10 +414,10 @@ BinarizationPlan fit_allocated_plan(
         live[j] = err[j * (max_bits + 1)] > FLT_EPSILON * var_max;
     }
 
-    // Greedy marginal gain under the byte budget of both code layouts, the
-    // grouped planes (IndexBQ) and the fast-scan nibbles (IndexBQFastScan),
-    // so that either index stores the plan in code_bytes (or the Matryoshka
-    // prefix: the first m coordinates that fit).
+    // Greedy marginal gain under the byte budget of the grouped planes
+    // (IndexBQ), and with fit_nibbles of the fast-scan nibbles too
+    // (IndexBQFastScan), or the Matryoshka prefix: the first m coordinates
+    // that fit.
     plan.bits.assign(d, 0);
     std::vector<int> hist(max_bits + 1, 0);
     hist[0] = int(d);
@@ -442,7 +443,7 @@ BinarizationPlan fit_allocated_plan(
             hist[b]--;
             hist[b + 1]++;
             const bool fits = grouped_plane_bytes(hist) <= code_bytes &&
-                    nibble_layout_bytes(hist) <= code_bytes;
+                    (!fit_nibbles || nibble_layout_bytes(hist) <= code_bytes);
             hist[b]++;
             hist[b + 1]--;
             if (fits) {

@@ -169,8 +169,8 @@ BinarizationPlan fit_plan(
 /// Lloyd-Max quantizer is fitted at 1..4 bits and its distortion D_j(b)
 /// measured on x; then, from b_j = 0 (D_j(0) = its variance), one bit at a
 /// time goes to the coordinate with the largest gain D_j(b_j) - D_j(b_j + 1)
-/// whose move keeps both code layouts (codes.h: the grouped planes and the
-/// fast-scan nibbles) within code_bytes: greedy
+/// whose move keeps the grouped layout (codes.h), and with fit_nibbles the
+/// fast-scan layout too (NibbleLayout), within code_bytes: greedy
 /// reverse water-filling, optimal for convex D_j. Coordinates with no
 /// variance at float precision (var <= FLT_EPSILON * the largest) never get
 /// bits. Throws faiss::FaissException when code_bytes < 1, code_bytes * 8 >
@@ -186,7 +186,8 @@ BinarizationPlan fit_allocated_plan(
         Transform basis,
         size_t code_bytes,
         int seed,
-        int prefix_bits = 0);
+        int prefix_bits = 0,
+        bool fit_nibbles = false);
 
 /// Bytes of bit planes of the grouped layout of an allocation: sum over b of
 /// b * ceil(#{j : b_j = b} / 8).

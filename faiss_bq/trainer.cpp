@@ -316,8 +316,8 @@ BinarizationPlan fit_candidate(
         const float* x,
         const TrainerOptions& o) {
     if (c.allocated) {
-        return fit_allocated_plan(
-                n, d, x, c.transform, o.budget_bytes, o.seed, c.prefix_bits);
+        return fit_allocated_plan(n, d, x, c.transform, o.budget_bytes, o.seed,
+                                  c.prefix_bits, o.fast_scan_layout);
     }
     BinarizationPlan p = fit_plan(n, d, x, c.nbits, c.transform, c.centered, o.seed);
     if (o.budget_bytes > 0) {

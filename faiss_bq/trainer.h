@@ -33,6 +33,10 @@ struct TrainerOptions {
     /// most): at a budget, prefix plans (identity, the first m coordinates
     /// at 1 or 2 bits, the rest not stored) join the allocated candidates.
     bool matryoshka = false;
+    /// At a budget, allocated plans also fit the fast-scan layout
+    /// (NibbleLayout, codes.h) within budget_bytes, where a 3-bit coordinate
+    /// without a 1-bit partner takes 4 bits (IndexBQFastScan sets it).
+    bool fast_scan_layout = false;
     TransformChoice transform = TransformChoice::automatic;
     CenteringChoice centering = CenteringChoice::automatic;
     /// The estimator the decision is made for (the index's default).

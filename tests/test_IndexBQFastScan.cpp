@@ -45,17 +45,26 @@ std::unique_ptr<IndexBQ> trained_bq(int nbits, size_t budget, faiss::MetricType 
 }
 
 /// Plans with every nibble kind: uniform 1 and 2 bits, and allocations with
-/// 3- and 4-bit coordinates (with and without 1-bit partners).
-std::vector<BinarizationPlan> plans() {
-    std::vector<BinarizationPlan> out;
+/// 3- and 4-bit coordinates (with and without 1-bit partners), fitted for
+/// IndexBQ's layout alone or for the fast-scan layout too (fit_nibbles).
+struct TestPlan {
+    BinarizationPlan plan;
+    bool fit_nibbles = false;
+};
+std::vector<TestPlan> plans() {
+    std::vector<TestPlan> out;
     const size_t n = 600;
     for (size_t dim : {9, 40, 130}) {
         const auto x = base_vectors(n, dim, 3);
-        out.push_back(fit_plan(n, dim, x.data(), 1, Transform::identity, true, 1));
-        out.push_back(fit_plan(n, dim, x.data(), 2, Transform::random_rotation, true, 1));
+        out.push_back({fit_plan(n, dim, x.data(), 1, Transform::identity, true, 1)});
+        out.push_back({fit_plan(n, dim, x.data(), 2, Transform::random_rotation, true, 1)});
         for (size_t bytes : {dim / 8 + 1, dim / 4, dim / 2}) {
-            out.push_back(fit_allocated_plan(
-                    n, dim, x.data(), Transform::identity, std::max<size_t>(bytes, 1), 1));
+            for (bool fit_nibbles : {false, true}) {
+                out.push_back({fit_allocated_plan(n, dim, x.data(), Transform::identity,
+                                                  std::max<size_t>(bytes, 1), 1, 0,
+                                                  fit_nibbles),
+                               fit_nibbles});
+            }
         }
     }
     return out;
@@ -63,7 +72,9 @@ std::vector<BinarizationPlan> plans() {
 
 TEST(NibbleLayout, PacksEveryCoordinateOnceAndUnpacksTheCode) {
     std::mt19937 rng(5);
-    for (const BinarizationPlan& plan : plans()) {
+    size_t lone_threes = 0;
+    for (const TestPlan& tp : plans()) {
+        const BinarizationPlan& plan = tp.plan;
         const CodeLayout layout(plan);
         const NibbleLayout nl(plan);
         // every coordinate with bits is a member once, and a nibble's
@@ -88,11 +99,12 @@ TEST(NibbleLayout, PacksEveryCoordinateOnceAndUnpacksTheCode) {
         // an allocated plan's layout fits its budget (the allocator's
         // constraint)
         EXPECT_EQ(nl.nbytes, nibble_layout_bytes(plan.bits_histogram()));
-        if (!plan.is_uniform()) {
+        if (tp.fit_nibbles) {
             EXPECT_LE(nl.nbytes, plan.code_bytes);
         }
         // no more bytes than the planes, but for lone 3-bit coordinates
         const size_t lone3 = size_t(std::max(0, h[3] - h[1]));
+        lone_threes += lone3;
         EXPECT_LE(nl.nbytes, layout.planes_size + (lone3 + 7) / 8 + 1);
         // random codes of 130 vectors (three blocks) round trip
         const size_t n = 130;
@@ -113,6 +125,7 @@ TEST(NibbleLayout, PacksEveryCoordinateOnceAndUnpacksTheCode) {
                     << h[0] << "/" << h[1] << "/" << h[2] << "/" << h[3] << "/" << h[4];
         }
     }
+    EXPECT_GT(lone_threes, 0u) << "no plan packs a 3-bit coordinate alone";
 }
 
 // A uniform 1-bit plan's fast-scan bytes are its plane bytes, transposed.
@@ -229,7 +242,15 @@ TEST(IndexBQFastScan, SearchIsTheScorersBruteForce) {
 TEST(IndexBQFastScan, TrainAddAndCodecAgreeWithIndexBQ) {
     const auto x = base_vectors(nb, d, 1);
     for (size_t budget : {0, 12}) {
-        auto bq = trained_bq(2, budget, faiss::METRIC_INNER_PRODUCT);
+        // the IndexBQ trained for the fast-scan layout, as IndexBQFastScan's
+        // own training is
+        auto bq = budget ? std::make_unique<IndexBQ>(d, CodeBudget{budget},
+                                                     faiss::METRIC_INNER_PRODUCT)
+                         : std::make_unique<IndexBQ>(d, 2, faiss::METRIC_INNER_PRODUCT);
+        bq->trainer.fast_scan_layout = true;
+        bq->train(nb, x.data());
+        bq->add(nb, x.data());
+        EXPECT_LE(IndexBQFastScan(*bq).nibble_layout().nbytes + 12, bq->code_size);
         auto fs = budget ? IndexBQFastScan(d, CodeBudget{budget}, faiss::METRIC_INNER_PRODUCT)
                          : IndexBQFastScan(d, 2, faiss::METRIC_INNER_PRODUCT);
         fs.train(nb, x.data());

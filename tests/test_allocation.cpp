@@ -499,9 +499,10 @@ uint64_t fnv1a(const uint8_t* p, size_t n) {
     return h;
 }
 
-// Version 1 records (before the allocation) still read, as uniform plans.
-// The v1 bytes are the v2 record without its allocation block, version 1,
-// the checksum recomputed.
+// Version 1 records (before the allocation) still read, as uniform plans;
+// version 3 records (before trainer.fast_scan_layout) too. The old bytes are
+// the current record without the fields they lacked, their version, the
+// checksum recomputed.
 TEST(Allocation, ReadsVersion1Records) {
     const size_t n = 300, d = 24;
     const std::vector<float> x = test::gaussian(n, d, 8);
@@ -511,9 +512,10 @@ TEST(Allocation, ReadsVersion1Records) {
     auto bq = dynamic_cast<IndexBQ*>(index.get());
     const std::vector<uint8_t> v2 = bytes_of(index.get()); // the current version
     // allocation block: budgets (8 + 8), allocation choice (1), matryoshka
-    // (1, version 3), bits (8 + d), code_bytes (8), three floats; per
-    // candidate int, bool, bool (prefix, version 3), two floats
-    const size_t block = 8 + 8 + 1 + 1 + 8 + d + 8 + 12 + 14 * bq->plan.candidates.size();
+    // (1, version 3), fast_scan_layout (1, version 4), bits (8 + d),
+    // code_bytes (8), three floats; per candidate int, bool, bool (prefix,
+    // version 3), two floats
+    const size_t block = 8 + 8 + 1 + 1 + 1 + 8 + d + 8 + 12 + 14 * bq->plan.candidates.size();
     const size_t codes_bytes = 8 + n * bq->code_size;
     const size_t end = v2.size() - 8; // checksum
     const size_t block_at = end - codes_bytes - block;
@@ -530,6 +532,25 @@ TEST(Allocation, ReadsVersion1Records) {
     EXPECT_EQ(b->plan.bits, std::vector<uint8_t>(d, 2));
     EXPECT_EQ(b->plan.code_bytes, 2 * ((d + 7) / 8));
     EXPECT_EQ(bytes_of(back.get()), v2); // written back as the current version
+
+    // Version 3: the current record without trainer.fast_scan_layout (the
+    // byte after matryoshka), which then reads as false.
+    bq->trainer.fast_scan_layout = true;
+    const std::vector<uint8_t> v4 = bytes_of(index.get());
+    const size_t flag_at = v4.size() - 8 - codes_bytes - block + 8 + 8 + 1 + 1;
+    ASSERT_EQ(v4[flag_at], 1);
+    std::vector<uint8_t> v3(v4.begin(), v4.begin() + flag_at);
+    v3.insert(v3.end(), v4.begin() + flag_at + 1, v4.end() - 8);
+    const uint32_t three = 3;
+    std::memcpy(v3.data() + 4, &three, 4);
+    const uint64_t sum3 = fnv1a(v3.data() + 4, v3.size() - 4);
+    v3.insert(v3.end(), reinterpret_cast<const uint8_t*>(&sum3),
+              reinterpret_cast<const uint8_t*>(&sum3) + 8);
+    std::unique_ptr<faiss::Index> back3(index_of(v3));
+    auto b3 = dynamic_cast<IndexBQ*>(back3.get());
+    ASSERT_NE(b3, nullptr);
+    EXPECT_FALSE(b3->trainer.fast_scan_layout);
+    EXPECT_EQ(b3->codes, bq->codes);
 }
 
 } // namespace
