@@ -476,15 +476,19 @@ void add_budget_methods(std::vector<Method>& methods,
     auto add_bq = [&](const std::string& what,
                       AllocationChoice allocation,
                       TransformChoice transform) {
-        auto make = [d, metric, bytes, allocation, transform] {
+        // The fast-scan row is trained as IndexBQFastScan trains (its
+        // allocation fits the nibble layout), then re-packed.
+        auto make = [d, metric, bytes, allocation, transform](bool fast_scan) {
             auto index = std::make_unique<IndexBQ>(d, CodeBudget{bytes}, metric);
             index->trainer.allocation = allocation;
             index->trainer.transform = transform;
+            index->trainer.fast_scan_layout = fast_scan;
             return IndexPtr(std::move(index));
         };
         const std::string name = budget_name(bytes, what);
-        methods.push_back({name, name, make, nullptr});
-        methods.push_back({name + " fs", name, make, nullptr, to_fast_scan});
+        methods.push_back({name, name, [make] { return make(false); }, nullptr});
+        methods.push_back({name + " fs", name + " fs", [make] { return make(true); },
+                           nullptr, to_fast_scan});
     };
     add_bq("auto", AllocationChoice::automatic, TransformChoice::automatic);
     add_bq("alloc axis", AllocationChoice::allocated, TransformChoice::identity);
