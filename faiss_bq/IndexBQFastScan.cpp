@@ -74,6 +74,21 @@ void search_blocks(const IndexBQFastScan& index,
     });
 }
 
+/// Vector i's code in IndexBQ's layout: its unpacked nibbles, then its
+/// factors (the layouts built once by callers that loop).
+void write_code(const IndexBQFastScan& index,
+                const CodeLayout& layout,
+                const NibbleLayout& nl,
+                idx_t i,
+                uint8_t* code) {
+    nl.unpack(layout, index.codes.data(), size_t(i), code);
+    for (int c = 0; c < 3; c++) {
+        std::memcpy(code + layout.planes_size + c * sizeof(float),
+                    &index.factors[IndexBQFastScan::factor_at(i, c)],
+                    sizeof(float));
+    }
+}
+
 /// The IndexBQ of the same configuration (validates it).
 IndexBQ make_IndexBQ(const IndexBQFastScan& fs) {
     IndexBQ bq = fs.budget_bytes > 0
@@ -137,9 +152,11 @@ IndexBQ IndexBQFastScan::to_IndexBQ(bool with_codes) const {
     if (!with_codes) {
         return bq;
     }
+    const CodeLayout layout(plan);
+    const NibbleLayout nl(plan);
     bq.codes.resize(size_t(ntotal) * bq.code_size);
     for (idx_t i = 0; i < ntotal; i++) {
-        get_code(i, bq.codes.data() + i * bq.code_size);
+        write_code(*this, layout, nl, i, bq.codes.data() + i * bq.code_size);
     }
     bq.ntotal = ntotal;
     return bq;
@@ -235,13 +252,7 @@ void IndexBQFastScan::get_code(idx_t i, uint8_t* code) const {
             "IndexBQFastScan: id %ld out of range [0, %ld)",
             long(i),
             long(ntotal));
-    const CodeLayout layout(plan);
-    NibbleLayout(plan).unpack(layout, codes.data(), size_t(i), code);
-    for (int c = 0; c < 3; c++) {
-        std::memcpy(code + layout.planes_size + c * sizeof(float),
-                    &factors[factor_at(i, c)],
-                    sizeof(float));
-    }
+    write_code(*this, CodeLayout(plan), NibbleLayout(plan), i, code);
 }
 
 void IndexBQFastScan::reconstruct(idx_t key, float* recons) const {
@@ -251,17 +262,14 @@ void IndexBQFastScan::reconstruct(idx_t key, float* recons) const {
 }
 
 size_t IndexBQFastScan::remove_ids(const faiss::IDSelector& sel) {
-    const CodeLayout layout(plan);
     const NibbleLayout nl(plan);
-    std::vector<uint8_t> code(layout.code_size);
     idx_t kept = 0;
     for (idx_t i = 0; i < ntotal; i++) {
         if (sel.is_member(i)) {
             continue;
         }
         if (kept != i) { // moves down: vector i's slot is not read again
-            get_code(i, code.data());
-            nl.pack(layout, code.data(), codes.data(), size_t(kept));
+            nl.copy_vector(codes.data(), size_t(i), size_t(kept));
             for (int c = 0; c < 3; c++) {
                 factors[factor_at(kept, c)] = factors[factor_at(i, c)];
             }
@@ -272,9 +280,8 @@ size_t IndexBQFastScan::remove_ids(const faiss::IDSelector& sel) {
     // The last block's padding vectors are zero, as add leaves them.
     const size_t end = std::min(size_t(ntotal),
                                 (size_t(kept) + block - 1) / block * block);
-    std::fill(code.begin(), code.end(), 0);
     for (size_t i = size_t(kept); i < end; i++) {
-        nl.pack(layout, code.data(), codes.data(), i);
+        nl.clear_vector(codes.data(), i);
         for (int c = 0; c < 3; c++) {
             factors[factor_at(idx_t(i), c)] = 0;
         }

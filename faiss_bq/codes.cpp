@@ -147,6 +147,18 @@ int NibbleLayout::nibble(const uint8_t* blocks, size_t i, size_t k) const {
     return k % 2 == 0 ? byte & 15 : byte >> 4;
 }
 
+void NibbleLayout::copy_vector(uint8_t* blocks, size_t from, size_t i) const {
+    for (size_t k = 0; k < n_nibbles; k += 2) {
+        blocks[nibble_byte(*this, i, k)] = blocks[nibble_byte(*this, from, k)];
+    }
+}
+
+void NibbleLayout::clear_vector(uint8_t* blocks, size_t i) const {
+    for (size_t k = 0; k < n_nibbles; k += 2) {
+        blocks[nibble_byte(*this, i, k)] = 0;
+    }
+}
+
 void NibbleLayout::unpack(const CodeLayout& layout,
                           const uint8_t* blocks,
                           size_t i,

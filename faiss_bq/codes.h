@@ -159,6 +159,10 @@ struct NibbleLayout {
                 uint8_t* code) const;
     /// Nibble k of vector i.
     int nibble(const uint8_t* blocks, size_t i, size_t k) const;
+    /// Vector i's bytes (both halves of each column byte are its own) set to
+    /// vector from's, or to zero (a padding vector).
+    void copy_vector(uint8_t* blocks, size_t from, size_t i) const;
+    void clear_vector(uint8_t* blocks, size_t i) const;
 };
 
 /// Bytes per vector for d dimensions and nbits bits per coordinate.

@@ -306,7 +306,9 @@ FastScanScorer::FastScanScorer(
         : nibbles(plan), plan(plan), metric(metric) {
     y.resize(plan.d);
     table.assign(nibbles.nbytes * 32, 0.f); // a padding sub-code's stays 0
+    table_min.assign(nibbles.nbytes * 2, 0.f);
     column_range.resize(nibbles.nbytes);
+    suffix.resize(nibbles.nbytes + 1);
     lut.assign(nibbles.nbytes * 32, 0);
 }
 
@@ -343,13 +345,14 @@ void FastScanScorer::set_query(const float* q, const float* yq) {
         // in the table's range anyway (each is some members' sum).
         const auto [lo, hi] = std::minmax_element(t, t + 16);
         b += *lo;
+        table_min[k] = *lo;
         column_range[k / 2] = std::max(column_range[k / 2], *hi - *lo);
     }
     bias = float(b);
     // The split that minimizes the rounding variance, ncols * step^2 summed
     // over the runs (suffix maxima, then prefix maxima on the way up);
     // split = 0 (one run) unless that at least halves it.
-    std::vector<float> suffix(ncols + 1, 0.f);
+    suffix[ncols] = 0;
     for (size_t t = ncols; t-- > 0;) {
         suffix[t] = std::max(suffix[t + 1], column_range[t]);
     }
@@ -374,10 +377,10 @@ void FastScanScorer::set_query(const float* q, const float* yq) {
     step_lo = suffix[split] > 0 ? suffix[split] / 255 : 1;
     for (size_t k = 0; k < 2 * ncols; k++) {
         const float* t = table.data() + 16 * k;
-        const float lo = *std::min_element(t, t + 16);
         const float step = k / 2 < split ? step_hi : step_lo;
         for (int v = 0; v < 16; v++) {
-            lut[16 * k + v] = uint8_t(std::lround((t[v] - lo) / step));
+            lut[16 * k + v] =
+                    uint8_t(std::lround((t[v] - table_min[k]) / step));
         }
     }
 }
@@ -401,13 +404,18 @@ void FastScanScorer::scan(
         float* out) {
     constexpr size_t bs = kernels::fast_scan_block;
     const size_t ncols = nibbles.nbytes, bb = nibbles.block_bytes();
-    sums_hi.assign(nblocks * bs, 0);
-    sums_lo.assign(nblocks * bs, 0);
-    if (split > 0) {
+    // The kernel writes every sum of its run; a run without columns is 0.
+    sums_hi.resize(nblocks * bs);
+    sums_lo.resize(nblocks * bs);
+    if (split == 0) {
+        std::fill(sums_hi.begin(), sums_hi.end(), 0u);
+    } else {
         kernels::fast_scan_blocks(
                 blocks, nblocks, bb, split, lut.data(), sums_hi.data());
     }
-    if (split < ncols) {
+    if (split == ncols) {
+        std::fill(sums_lo.begin(), sums_lo.end(), 0u);
+    } else {
         kernels::fast_scan_blocks(blocks + bs * split, nblocks, bb,
                                   ncols - split, lut.data() + 32 * split,
                                   sums_lo.data());

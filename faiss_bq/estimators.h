@@ -147,7 +147,7 @@ class FastScanScorer {
    private:
     const BinarizationPlan& plan;
     const faiss::MetricType metric;
-    std::vector<float> y, table, column_range;
+    std::vector<float> y, table, table_min, column_range, suffix;
     std::vector<uint8_t> lut;
     std::vector<uint32_t> sums_hi, sums_lo;
     float y_norm2 = 0, center_ip = 0;
