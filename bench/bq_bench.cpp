@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <exception>
 #include <fstream>
@@ -476,19 +477,23 @@ void add_budget_methods(std::vector<Method>& methods,
     auto add_bq = [&](const std::string& what,
                       AllocationChoice allocation,
                       TransformChoice transform) {
-        // The fast-scan row is trained as IndexBQFastScan trains (its
-        // allocation fits the nibble layout), then re-packed.
-        auto make = [d, metric, bytes, allocation, transform](bool fast_scan) {
+        // The fast-scan rows are trained as IndexBQFastScan trains (the
+        // allocation fits the nibble layout; " fs" also with joint nibbles,
+        // its default; " fs scalar" without), then re-packed.
+        auto make = [d, metric, bytes, allocation, transform](bool fast_scan, bool joint) {
             auto index = std::make_unique<IndexBQ>(d, CodeBudget{bytes}, metric);
             index->trainer.allocation = allocation;
             index->trainer.transform = transform;
             index->trainer.fast_scan_layout = fast_scan;
+            index->trainer.joint_nibbles = joint;
             return IndexPtr(std::move(index));
         };
         const std::string name = budget_name(bytes, what);
-        methods.push_back({name, name, [make] { return make(false); }, nullptr});
-        methods.push_back({name + " fs", name + " fs", [make] { return make(true); },
+        methods.push_back({name, name, [make] { return make(false, false); }, nullptr});
+        methods.push_back({name + " fs", name + " fs", [make] { return make(true, true); },
                            nullptr, to_fast_scan});
+        methods.push_back({name + " fs scalar", name + " fs scalar",
+                           [make] { return make(true, false); }, nullptr, to_fast_scan});
     };
     add_bq("auto", AllocationChoice::automatic, TransformChoice::automatic);
     add_bq("alloc axis", AllocationChoice::allocated, TransformChoice::identity);
@@ -952,20 +957,25 @@ void print_wrapped(const std::string& text, size_t width) {
 std::string budget_summary(const std::vector<Row>& rows,
                            const Dataset& ds,
                            const std::vector<size_t>& budgets) {
-    auto ends_with_fs = [](const std::string& name) {
-        return name.size() > 3 && name.compare(name.size() - 3, 3, " fs") == 0;
+    // 0: IndexBQ, 1: fast scan (joint nibbles), 2: fast scan, scalar levels
+    auto scan_kind = [](const std::string& name) {
+        auto ends = [&](const char* tail) {
+            const size_t n = std::strlen(tail);
+            return name.size() > n && name.compare(name.size() - n, n, tail) == 0;
+        };
+        return ends(" fs") ? 1 : ends(" fs scalar") ? 2 : 0;
     };
+    const char* kind_label[3] = {"IndexBQ", "fast scan", "fast scan, scalar levels"};
     std::string s = "Budgets (" + ds.name + "):";
     for (size_t bytes : budgets) {
         const std::string prefix = "B" + std::to_string(bytes) + " ";
         const Row* automatic = find_row(rows, budget_name(bytes, "auto"));
-        // [0]: IndexBQ rows, [1]: fast-scan rows
-        const Row *best[2] = {}, *best_alloc[2] = {}, *best_uniform[2] = {};
+        const Row *best[3] = {}, *best_alloc[3] = {}, *best_uniform[3] = {};
         for (const Row& r : rows) {
             if (!r.error.empty() || r.name.rfind(prefix, 0) != 0) {
                 continue;
             }
-            const int fs = ends_with_fs(r.name);
+            const int fs = scan_kind(r.name);
             auto better = [&](const Row* b) { return !b || r.recall > b->recall; };
             const bool alloc = r.name.find(" alloc ") != std::string::npos;
             const bool uniform = r.name.find(" uniform ") != std::string::npos;
@@ -988,10 +998,10 @@ std::string budget_summary(const std::vector<Row>& rows,
              format("%.3f", best[0]->recall) + " (" + best[0]->name + "), " +
              (automatic->recall >= best[0]->recall - 0.01 ? "within 0.01."
                                                           : "NOT within 0.01.");
-        for (int fs = 0; fs < 2; fs++) {
+        for (int fs = 0; fs < 3; fs++) {
             const Row *a = best_alloc[fs], *u = best_uniform[fs];
             if (a && u) {
-                s += " Best allocated " + a->name + " " +
+                s += std::string(" ") + kind_label[fs] + ": best allocated " + a->name + " " +
                      format("%.3f", a->recall) + " at " +
                      format("%.0f", a->qps_batch) + " QPS vs best uniform " +
                      u->name + " " + format("%.3f", u->recall) + " at " +
@@ -1003,8 +1013,13 @@ std::string budget_summary(const std::vector<Row>& rows,
         }
         const double target = bytes == 64 ? 0.75 : bytes == 128 ? 0.88 : 0;
         if (target > 0 && ds.name == default_dataset) {
-            s += " Target " + format("%.2f", target) + ": " +
-                 (automatic->recall >= target ? "met." : "NOT met.");
+            s += " Target " + format("%.2f", target) + ": IndexBQ " +
+                 (automatic->recall >= target ? "met" : "NOT met");
+            if (const Row* fs = find_row(rows, budget_name(bytes, "auto fs"))) {
+                s += format(", fast scan %.3f ", fs->recall) +
+                     (fs->recall >= target ? "met" : "NOT met");
+            }
+            s += ".";
         }
     }
     return s;

@@ -252,6 +252,7 @@ void IndexBQ::search(
         }
     }
     check_query_bits(qbits);
+    QueryScorer::check(plan, est, qbits);
     if (metric_type == faiss::METRIC_INNER_PRODUCT) {
         search_codes<faiss::CMin<float, idx_t>>(
                 *this, n, x, k, distances, labels, est, qbits, sel);
@@ -294,6 +295,10 @@ void asymmetric_error_sigmas(
     FAISS_THROW_IF_NOT_MSG(
             index.is_trained,
             "asymmetric_error_sigmas: the index is not trained");
+    FAISS_THROW_IF_NOT_MSG(
+            !index.plan.is_joint(),
+            "asymmetric_error_sigmas: the plan quantizes its nibbles jointly "
+            "(joint_levels); the error model covers scalar levels only");
     FAISS_THROW_IF_NOT_FMT(
             index.plan.is_uniform(),
             "asymmetric_error_sigmas: the plan allocates bits per coordinate "

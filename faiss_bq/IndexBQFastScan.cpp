@@ -107,6 +107,7 @@ IndexBQ make_IndexBQ(const IndexBQFastScan& fs) {
 IndexBQFastScan::IndexBQFastScan() {
     is_trained = false;
     trainer.fast_scan_layout = true;
+    trainer.joint_nibbles = true;
 }
 
 IndexBQFastScan::IndexBQFastScan(idx_t d, int nbits, faiss::MetricType metric)
@@ -114,6 +115,7 @@ IndexBQFastScan::IndexBQFastScan(idx_t d, int nbits, faiss::MetricType metric)
     check_index_args("IndexBQFastScan", d, nbits, metric);
     is_trained = false;
     trainer.fast_scan_layout = true;
+    trainer.joint_nibbles = true;
 }
 
 IndexBQFastScan::IndexBQFastScan(
@@ -124,6 +126,7 @@ IndexBQFastScan::IndexBQFastScan(
     (void)IndexBQ(d, budget, metric); // validates d, the budget, the metric
     is_trained = false;
     trainer.fast_scan_layout = true;
+    trainer.joint_nibbles = true;
 }
 
 IndexBQFastScan::IndexBQFastScan(const IndexBQ& index)
@@ -136,6 +139,7 @@ IndexBQFastScan::IndexBQFastScan(const IndexBQ& index)
     // A retrain fits this layout (the IndexBQ's plan may take a few more
     // bytes here: nibble_layout()).
     trainer.fast_scan_layout = true;
+    trainer.joint_nibbles = true;
     FAISS_THROW_IF_NOT_FMT(
             index.estimator == Estimator::asymmetric && index.query_bits == 0,
             "IndexBQFastScan: the IndexBQ searches with the %s estimator and "

@@ -36,7 +36,12 @@ struct IndexBQFastScan : faiss::Index {
     int nbits = 1;
     size_t budget_bytes = 0;
     /// IndexBQ's options; the constructors set fast_scan_layout, so that an
-    /// allocated plan trained here fits budget_bytes in this layout.
+    /// allocated plan trained here fits budget_bytes in this layout, and
+    /// joint_nibbles, so that each nibble's members are quantized together
+    /// (BinarizationPlan::joint_levels: 16 codewords per nibble, which this
+    /// index's tables score at no extra cost). Set joint_nibbles = false
+    /// before train() for scalar levels (then to_IndexBQ() has every
+    /// estimator of IndexBQ).
     TrainerOptions trainer;
     BinarizationPlan plan;
 

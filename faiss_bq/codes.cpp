@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 namespace faiss_bq {
@@ -126,16 +127,31 @@ inline size_t nibble_byte(const NibbleLayout& nl, size_t i, size_t k) {
 
 } // namespace
 
+int NibbleLayout::code_nibble(
+        const CodeLayout& layout,
+        const uint8_t* code,
+        size_t k) const {
+    int v = 0;
+    for (size_t m = begin[k]; m < begin[k + 1]; m++) {
+        v |= layout.level_index(code, members[m].coord) << members[m].shift;
+    }
+    return v;
+}
+
+int NibbleLayout::used_bits(size_t k) const {
+    int b = 0;
+    for (size_t m = begin[k]; m < begin[k + 1]; m++) {
+        b += members[m].nbits;
+    }
+    return b;
+}
+
 void NibbleLayout::pack(const CodeLayout& layout,
                         const uint8_t* code,
                         uint8_t* blocks,
                         size_t i) const {
     for (size_t k = 0; k < n_nibbles; k++) {
-        unsigned v = 0;
-        for (size_t m = begin[k]; m < begin[k + 1]; m++) {
-            v |= unsigned(layout.level_index(code, members[m].coord))
-                    << members[m].shift;
-        }
+        const unsigned v = unsigned(code_nibble(layout, code, k));
         uint8_t& byte = blocks[nibble_byte(*this, i, k)];
         byte = k % 2 == 0 ? uint8_t((byte & 0xf0) | v)
                           : uint8_t((byte & 0x0f) | (v << 4));
@@ -174,6 +190,131 @@ void NibbleLayout::unpack(const CodeLayout& layout,
     }
 }
 
+namespace {
+
+/// Lloyd iterations of a nibble's codebook at most; they stop earlier when
+/// fewer than 1 point in joint_settled changes codeword (from the product
+/// of the scalar levels, most of use512-wordnet's nibbles settle so within
+/// about 10 iterations, and later ones change the distortion by < 0.1%).
+constexpr int joint_max_iterations = 25;
+constexpr size_t joint_settled = 1000;
+
+/// Lloyd's k-means of n points to the K codewords c (K x dim), in place
+/// from their initial values; a codeword without points keeps its place.
+/// The points are stored by coordinate (p[t * n + i] is coordinate t of
+/// point i), so that the nearest-codeword loop runs across points.
+template <int dim>
+void lloyd(size_t n, const float* p, int K, float* c) {
+    std::vector<int> assign(n, -1), best(n);
+    std::vector<float> best_err(n);
+    std::vector<double> sums(size_t(K) * dim);
+    std::vector<size_t> counts(K);
+    for (int it = 0; it < joint_max_iterations; it++) {
+        std::fill(best_err.begin(), best_err.end(), HUGE_VALF);
+        float* be = best_err.data();
+        int* bv = best.data();
+        for (int v = 0; v < K; v++) {
+            float cv[dim];
+            for (int t = 0; t < dim; t++) {
+                cv[t] = c[v * dim + t];
+            }
+            for (size_t i = 0; i < n; i++) {
+                float err = 0;
+                for (int t = 0; t < dim; t++) {
+                    const float e = p[t * n + i] - cv[t];
+                    err += e * e;
+                }
+                bv[i] = err < be[i] ? v : bv[i];
+                be[i] = std::min(err, be[i]);
+            }
+        }
+        size_t changed = 0;
+        for (size_t i = 0; i < n; i++) {
+            changed += assign[i] != best[i];
+        }
+        assign.swap(best);
+        if (changed == 0 || (it > 0 && changed * joint_settled < n)) {
+            break;
+        }
+        std::fill(sums.begin(), sums.end(), 0.0);
+        std::fill(counts.begin(), counts.end(), 0);
+        for (size_t i = 0; i < n; i++) {
+            counts[assign[i]]++;
+            for (int t = 0; t < dim; t++) {
+                sums[assign[i] * dim + t] += p[t * n + i];
+            }
+        }
+        for (int v = 0; v < K; v++) {
+            for (int t = 0; t < dim && counts[v] > 0; t++) {
+                c[v * dim + t] = float(sums[v * dim + t] / double(counts[v]));
+            }
+        }
+    }
+}
+
+} // namespace
+
+void fit_joint_codebooks(BinarizationPlan& plan, size_t n, const float* x) {
+    FAISS_THROW_IF_NOT_MSG(
+            plan.is_trained(), "fit_joint_codebooks: the plan is not trained");
+    FAISS_THROW_IF_NOT_MSG(
+            !plan.is_joint(), "fit_joint_codebooks: the plan is already joint");
+    FAISS_THROW_IF_NOT_FMT(
+            n >= 16,
+            "fit_joint_codebooks: n=%zu vectors, fewer than the 16 codewords "
+            "of a nibble",
+            n);
+    const NibbleLayout nl(plan);
+    const size_t d = plan.d;
+    std::vector<float> y(n * d);
+    plan.apply(n, x, y.data());
+    // Start from the product of the scalar levels: codeword v of a nibble
+    // is its members' levels of indices (v >> shift) & mask.
+    std::vector<float> joint(d * 16, 0.f);
+    for (const NibbleLayout::Member& mb : nl.members) {
+        for (int v = 0; v < 16; v++) {
+            joint[size_t(mb.coord) * 16 + v] =
+                    NibbleLayout::member_level(plan, mb, v);
+        }
+    }
+#pragma omp parallel for schedule(dynamic)
+    for (size_t k = 0; k < nl.n_nibbles; k++) {
+        const size_t m0 = nl.begin[k];
+        const int dim = int(nl.begin[k + 1] - m0);
+        if (dim < 2) {
+            continue;
+        }
+        const int K = 1 << nl.used_bits(k);
+        std::vector<float> p(n * dim), c(size_t(K) * dim);
+        for (int t = 0; t < dim; t++) {
+            const size_t j = nl.members[m0 + t].coord;
+            for (size_t i = 0; i < n; i++) {
+                p[t * n + i] = y[i * d + j];
+            }
+            for (int v = 0; v < K; v++) {
+                c[v * dim + t] = joint[j * 16 + v];
+            }
+        }
+        switch (dim) { // a nibble has 2 to 4 members
+            case 2: lloyd<2>(n, p.data(), K, c.data()); break;
+            case 3: lloyd<3>(n, p.data(), K, c.data()); break;
+            default: lloyd<4>(n, p.data(), K, c.data()); break;
+        }
+        // Values of v beyond the used bits never occur: they repeat the
+        // codeword of v's used bits (as member_level does for scalar ones).
+        for (int t = 0; t < dim; t++) {
+            const size_t j = nl.members[m0 + t].coord;
+            for (int v = 0; v < 16; v++) {
+                joint[j * 16 + v] = c[(v & (K - 1)) * dim + t];
+            }
+        }
+    }
+    plan.joint_levels = std::move(joint);
+    if (!plan.is_uniform()) {
+        plan.predicted_distortion = float(plan.distortion(n, x));
+    }
+}
+
 size_t code_size(int d, int nbits) {
     FAISS_THROW_IF_NOT_FMT(d > 0, "d=%d: must be > 0", d);
     FAISS_THROW_IF_NOT_FMT(
@@ -181,24 +322,77 @@ size_t code_size(int d, int nbits) {
     return CodeLayout(d, nbits).code_size;
 }
 
+void quantize_transformed(
+        const BinarizationPlan& plan,
+        const NibbleLayout* nl,
+        const float* y,
+        int* q,
+        float* r_hat) {
+    const int d = plan.d;
+    if (!plan.is_joint()) {
+        for (int j = 0; j < d; j++) {
+            q[j] = plan.quantize(j, y[j]);
+            r_hat[j] = plan.level(j, q[j]);
+        }
+        return;
+    }
+    FAISS_THROW_IF_NOT_MSG(nl, "quantize_transformed: a joint plan needs its NibbleLayout");
+    for (int j = 0; j < d; j++) {
+        if (plan.bits[j] == 0) {
+            q[j] = 0;
+            r_hat[j] = plan.level(j, 0);
+        }
+    }
+    for (size_t k = 0; k < nl->n_nibbles; k++) {
+        const size_t m0 = nl->begin[k], m1 = nl->begin[k + 1];
+        int best = 0;
+        float best_err = HUGE_VALF;
+        for (int v = 0; v < (1 << nl->used_bits(k)); v++) {
+            float err = 0;
+            for (size_t m = m0; m < m1; m++) {
+                const int j = nl->members[m].coord;
+                const float e = y[j] - plan.joint_levels[size_t(j) * 16 + v];
+                err += e * e;
+            }
+            if (err < best_err) { // the first of equal codewords
+                best_err = err;
+                best = v;
+            }
+        }
+        for (size_t m = m0; m < m1; m++) {
+            const NibbleLayout::Member& mb = nl->members[m];
+            q[mb.coord] = (best >> mb.shift) & ((1 << mb.nbits) - 1);
+            r_hat[mb.coord] = plan.joint_levels[size_t(mb.coord) * 16 + best];
+        }
+    }
+}
+
 void encode(const BinarizationPlan& plan, size_t n, const float* x, uint8_t* codes) {
     const CodeLayout layout(plan);
+    std::unique_ptr<NibbleLayout> nl;
+    if (plan.is_joint()) {
+        nl.reset(new NibbleLayout(plan));
+    }
     const size_t d = plan.d;
     for (size_t i0 = 0; i0 < n; i0 += block_rows) {
         const size_t bn = std::min(block_rows, n - i0);
         std::vector<float> y(bn * d);
         plan.apply(bn, x + i0 * d, y.data());
-#pragma omp parallel for if (bn > 64)
+#pragma omp parallel if (bn > 64)
+        {
+        std::vector<int> qs(d);
+        std::vector<float> rh(d);
+#pragma omp for
         for (size_t i = 0; i < bn; i++) {
             const float* yi = y.data() + i * d;
             uint8_t* code = codes + (i0 + i) * layout.code_size;
             std::fill(code, code + layout.code_size, 0);
             const float* xi = x + (i0 + i) * d;
+            quantize_transformed(plan, nl.get(), yi, qs.data(), rh.data());
             double norm2 = 0, dot = 0, rhat2 = 0, center_dot = 0;
             for (size_t j = 0; j < d; j++) {
-                const int q = plan.quantize(j, yi[j]);
-                layout.set_level_index(code, j, q);
-                const double l = plan.level(j, q);
+                layout.set_level_index(code, j, qs[j]);
+                const double l = rh[j];
                 norm2 += double(yi[j]) * yi[j];
                 dot += l * yi[j];
                 rhat2 += l * l;
@@ -213,6 +407,7 @@ void encode(const BinarizationPlan& plan, size_t n, const float* x, uint8_t* cod
             store_float(factors, float(norm2));
             store_float(factors + sizeof(float), usable ? float(norm2 / dot) : 0.f);
             store_float(factors + 2 * sizeof(float), float(center_dot));
+        }
         }
     }
 }
@@ -230,13 +425,32 @@ void scaled_levels(
         float* out,
         Scale scale) {
     const size_t d = plan.d;
+    std::unique_ptr<NibbleLayout> nl;
+    if (plan.is_joint()) {
+        nl.reset(new NibbleLayout(plan));
+    }
 #pragma omp parallel for if (bn > 64)
     for (size_t i = 0; i < bn; i++) {
         const uint8_t* code = codes + i * layout.code_size;
         float* o = out + i * d;
+        if (nl) {
+            for (size_t j = 0; j < d; j++) {
+                o[j] = plan.level(j, 0); // 0-bit coordinates
+            }
+            for (size_t k = 0; k < nl->n_nibbles; k++) {
+                const int v = nl->code_nibble(layout, code, k);
+                for (size_t m = nl->begin[k]; m < nl->begin[k + 1]; m++) {
+                    o[nl->members[m].coord] =
+                            NibbleLayout::member_level(plan, nl->members[m], v);
+                }
+            }
+        } else {
+            for (size_t j = 0; j < d; j++) {
+                o[j] = plan.level(j, layout.level_index(code, j));
+            }
+        }
         double rhat2 = 0;
         for (size_t j = 0; j < d; j++) {
-            o[j] = plan.level(j, layout.level_index(code, j));
             rhat2 += double(o[j]) * o[j];
         }
         const float s = scale(code, rhat2);

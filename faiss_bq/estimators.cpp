@@ -9,6 +9,30 @@
 
 namespace faiss_bq {
 
+void QueryScorer::check(
+        const BinarizationPlan& plan,
+        Estimator estimator,
+        int query_bits) {
+    FAISS_THROW_IF_NOT_MSG(
+            estimator != Estimator::symmetric || !plan.is_joint(),
+            "symmetric estimator: the plan quantizes its nibbles jointly "
+            "(joint_levels); its codes are scored by the asymmetric "
+            "float-query estimator only");
+    FAISS_THROW_IF_NOT_FMT(
+            estimator != Estimator::symmetric ||
+                    (plan.is_uniform() && plan.nbits <= 2),
+            "symmetric estimator: needs a uniform plan of 1 or 2 bits per "
+            "coordinate (this one has %s bits up to %d)",
+            plan.is_uniform() ? "uniform" : "allocated",
+            plan.nbits);
+    FAISS_THROW_IF_NOT_FMT(
+            !plan.is_joint() || query_bits == 0,
+            "query_bits=%d: the plan quantizes its nibbles jointly "
+            "(joint_levels), so <r_hat, y> is no sum over bit planes; use "
+            "query_bits=0",
+            query_bits);
+}
+
 QueryScorer::QueryScorer(
         const BinarizationPlan& plan,
         faiss::MetricType metric,
@@ -21,13 +45,7 @@ QueryScorer::QueryScorer(
           query_bits(query_bits) {
     y.resize(plan.d);
     const size_t pb = layout.plane_bytes;
-    FAISS_THROW_IF_NOT_FMT(
-            estimator != Estimator::symmetric ||
-                    (plan.is_uniform() && plan.nbits <= 2),
-            "symmetric estimator: needs a uniform plan of 1 or 2 bits per "
-            "coordinate (this one has %s bits up to %d)",
-            plan.is_uniform() ? "uniform" : "allocated",
-            plan.nbits);
+    check(plan, estimator, query_bits);
     if (estimator == Estimator::symmetric) {
         query_code.resize(layout.code_size);
         hamming.resize(block_codes);
@@ -39,7 +57,10 @@ QueryScorer::QueryScorer(
         return;
     }
     residual.resize(block_codes);
-    if (query_bits == 0) {
+    if (plan.is_joint()) {
+        nibbles = NibbleLayout(plan);
+        lut.resize(nibbles.n_nibbles * 16);
+    } else if (query_bits == 0) {
         size_t tables = 0;
         for (const CodeLayout::Group& g : layout.groups) {
             lut_offset.push_back(tables * kernels::lut_entries);
@@ -111,6 +132,20 @@ void QueryScorer::set_query_lut() {
         }
     }
     base = float(b);
+    if (plan.is_joint()) {
+        // One table per nibble: <codeword v, y> over its members.
+        for (size_t k = 0; k < nibbles.n_nibbles; k++) {
+            for (int v = 0; v < 16; v++) {
+                float s = 0;
+                for (size_t m = nibbles.begin[k]; m < nibbles.begin[k + 1]; m++) {
+                    const NibbleLayout::Member& mb = nibbles.members[m];
+                    s += NibbleLayout::member_level(plan, mb, v) * y[mb.coord];
+                }
+                lut[16 * k + v] = s;
+            }
+        }
+        return;
+    }
     for (size_t gi = 0; gi < layout.groups.size(); gi++) {
         const CodeLayout::Group& gr = layout.groups[gi];
         const int nbits = gr.nbits;
@@ -191,6 +226,19 @@ void QueryScorer::set_query_quantized() {
 
 void QueryScorer::residual_ips(const uint8_t* codes, size_t n) {
     const size_t cs = layout.code_size;
+    if (plan.is_joint()) {
+        // Each nibble's value gathered from its members' bits (a joint
+        // plan's fast path is IndexBQFastScan, which stores the nibbles).
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t* code = codes + i * cs;
+            float s = base;
+            for (size_t k = 0; k < nibbles.n_nibbles; k++) {
+                s += lut[16 * k + nibbles.code_nibble(layout, code, k)];
+            }
+            residual[i] = s;
+        }
+        return;
+    }
     if (query_bits == 0) {
         // A uniform plan is one group and no base: the kernel's sums as is.
         std::fill(residual.begin(), residual.begin() + n, base);
@@ -336,13 +384,12 @@ void FastScanScorer::set_query(const float* q, const float* yq) {
             float s = 0;
             for (size_t m = nibbles.begin[k]; m < nibbles.begin[k + 1]; m++) {
                 const NibbleLayout::Member& mb = nibbles.members[m];
-                const int index = (v >> mb.shift) & ((1 << mb.nbits) - 1);
-                s += plan.level(mb.coord, index) * y[mb.coord];
+                s += NibbleLayout::member_level(plan, mb, v) * y[mb.coord];
             }
             t[v] = s;
         }
-        // Values of v with bits beyond the members' never occur; they are
-        // in the table's range anyway (each is some members' sum).
+        // Values of v with bits beyond the members' never occur; member_level
+        // gives them the entry of v's used bits, in the table's range.
         const auto [lo, hi] = std::minmax_element(t, t + 16);
         b += *lo;
         table_min[k] = *lo;

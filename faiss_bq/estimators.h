@@ -23,6 +23,9 @@ namespace faiss_bq {
  * adds b1 and b0 b1 terms; b bits 2^b - 1 terms), each term's weights y_j *
  * coefficient are quantized to query_bits planes per group, and <r_hat, y>
  * becomes popcounts of those planes against the group's bits.
+ * A joint plan (BinarizationPlan::joint_levels) has the float query only:
+ * one 16-entry table per nibble of <codeword, y>, each code's nibbles
+ * gathered from its planes.
  * Symmetric (uniform plans of 1 or 2 bits only): the query is encoded with
  * the same plan and compared in code space (see IndexBQ for the values
  * returned).
@@ -37,6 +40,10 @@ class QueryScorer {
             faiss::MetricType metric,
             Estimator estimator,
             int query_bits);
+
+    /// Throws (naming the values) when the plan has no such estimator: the
+    /// constructor's check, for callers that build scorers in threads.
+    static void check(const BinarizationPlan& plan, Estimator estimator, int query_bits);
 
     /// y: R (q - c) when the caller has it (search() transforms a chunk of
     /// queries at once, impl/query_chunks.h); null: computed here.
@@ -84,6 +91,10 @@ class QueryScorer {
         std::vector<uint32_t> counts; ///< scratch of score_block
     };
     std::vector<Term> terms;
+
+    /// A joint plan's nibbles (BinarizationPlan::joint_levels): lut then
+    /// holds 16 entries per nibble, summed per code (residual_ips).
+    NibbleLayout nibbles;
 
     // symmetric
     std::vector<uint8_t> query_code;

@@ -62,7 +62,8 @@ using faiss::fourcc;
 // candidates' distortions) after the plan; 1 is still read (uniform plans).
 // 3: trainer.matryoshka and each candidate's prefix flag.
 // 4: trainer.fast_scan_layout (IndexBQFastScan's allocations).
-constexpr uint32_t kFormatVersion = 4;
+// 5: trainer.joint_nibbles and the plan's joint_levels (joint nibbles).
+constexpr uint32_t kFormatVersion = 5;
 /// Dimensions beyond this are rejected before anything is sized by them.
 constexpr int64_t kMaxDim = 1 << 20;
 /// Vectors are grown by at most this many bytes per read, so a size field
@@ -503,17 +504,19 @@ void check_plan(const BinarizationPlan& p, int d, int nbits, size_t code_size) {
             p.center.size() == dd &&
             p.rotation.size() == (rot ? dd * dd : 0) &&
             p.thresholds.size() == dd * (L - 1) && p.levels.size() == dd * L &&
+            (p.joint_levels.empty() || p.joint_levels.size() == dd * 16) &&
             grouped_plane_bytes(p.bits_histogram()) <= p.code_bytes &&
             p.code_bytes + CodeLayout::factor_bytes == code_size,
         "faiss_bq: plan of d=%d nbits=%d (sizes center %zu, rotation %zu, "
-        "thresholds %zu, levels %zu, bits %zu, code bytes %zu) does not fit "
-        "an index of d=%d nbits=%d code_size=%zu",
+        "thresholds %zu, levels %zu, joint levels %zu, bits %zu, code "
+        "bytes %zu) does not fit an index of d=%d nbits=%d code_size=%zu",
         p.d,
         p.nbits,
         p.center.size(),
         p.rotation.size(),
         p.thresholds.size(),
         p.levels.size(),
+        p.joint_levels.size(),
         p.bits.size(),
         p.code_bytes,
         d,
@@ -522,7 +525,8 @@ void check_plan(const BinarizationPlan& p, int d, int nbits, size_t code_size) {
 }
 
 /// Version 2: the plan's allocation and its evidence (after the plan);
-/// version 3 adds whether each candidate was a Matryoshka prefix.
+/// version 3 adds whether each candidate was a Matryoshka prefix, version 5
+/// the joint levels.
 void write_plan_allocation(const BinarizationPlan& p, faiss::IOWriter* f) {
     put_vector(f, p.bits);
     put(f, uint64_t(p.code_bytes));
@@ -536,6 +540,7 @@ void write_plan_allocation(const BinarizationPlan& p, faiss::IOWriter* f) {
         put(f, c.predicted_distortion);
         put(f, c.heldout_distortion);
     }
+    put_vector(f, p.joint_levels);
 }
 
 void read_plan_allocation(BinarizationPlan& p,
@@ -553,6 +558,10 @@ void read_plan_allocation(BinarizationPlan& p,
         c.predicted_distortion = get<float>(f);
         c.heldout_distortion = get<float>(f);
     }
+    p.joint_levels.clear();
+    if (version >= 5) {
+        get_vector(f, p.joint_levels, "plan.joint_levels");
+    }
 }
 
 /// Version 2: what version 1 of IndexBQ did not record (after the plan).
@@ -562,6 +571,7 @@ void write_allocation(const IndexBQ* idx, faiss::IOWriter* f) {
     put(f, idx->trainer.allocation);
     put(f, idx->trainer.matryoshka);
     put(f, idx->trainer.fast_scan_layout);
+    put(f, idx->trainer.joint_nibbles);
     write_plan_allocation(idx->plan, f);
 }
 
@@ -574,6 +584,8 @@ void read_allocation(IndexBQ* idx, faiss::IOReader* f, uint32_t version) {
         version >= 3 && get_bool(f, "trainer.matryoshka");
     idx->trainer.fast_scan_layout =
         version >= 4 && get_bool(f, "trainer.fast_scan_layout");
+    idx->trainer.joint_nibbles =
+        version >= 5 && get_bool(f, "trainer.joint_nibbles");
     read_plan_allocation(idx->plan, f, version);
 }
 

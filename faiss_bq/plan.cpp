@@ -1,5 +1,7 @@
 #include <faiss_bq/plan.h>
 
+#include <faiss_bq/codes.h>
+
 #include <faiss_bq/impl/blas.h>
 #include <faiss_bq/impl/validate.h>
 
@@ -11,6 +13,7 @@
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
+#include <memory>
 #include <numeric>
 
 namespace faiss_bq {
@@ -69,8 +72,17 @@ size_t nibble_layout_bytes(const std::vector<int>& bits_histogram) {
 }
 
 double BinarizationPlan::distortion(size_t n, const float* x) const {
-    std::vector<float> y(n * d);
+    std::vector<float> y(n * d), r_hat(n * d);
     apply(n, x, y.data());
+    std::unique_ptr<NibbleLayout> nl;
+    if (is_joint()) {
+        nl.reset(new NibbleLayout(*this));
+    }
+    std::vector<int> q(d);
+    for (size_t i = 0; i < n; i++) {
+        quantize_transformed(*this, nl.get(), y.data() + i * d, q.data(),
+                             r_hat.data() + i * d);
+    }
     std::vector<double> mean(d, 0.0);
     for (size_t i = 0; i < n; i++) {
         for (int j = 0; j < d; j++) {
@@ -81,7 +93,7 @@ double BinarizationPlan::distortion(size_t n, const float* x) const {
     for (size_t i = 0; i < n; i++) {
         for (int j = 0; j < d; j++) {
             const double v = y[i * d + j];
-            const double e = v - level(j, quantize(j, float(v)));
+            const double e = v - r_hat[i * d + j];
             const double c = v - mean[j] / double(n);
             err += e * e;
             var += c * c;
@@ -523,6 +535,12 @@ std::string BinarizationPlan::report() const {
         } else {
             s += "not measured\n";
         }
+    }
+    if (is_joint()) {
+        appendf(s,
+                "  nibbles quantized jointly: each 4-bit sub-code of the "
+                "fast-scan layout is one of 16 codewords over its "
+                "coordinates (k-means from the product of their levels)\n");
     }
     if (transform == Transform::random_rotation && is_uniform()) {
         appendf(s, "  rotation seed %d; shared levels:", seed);

@@ -90,6 +90,17 @@ struct BinarizationPlan {
     std::vector<float> levels;
     /// d: bits b_j in 0..4 of each transformed coordinate.
     std::vector<uint8_t> bits;
+    /// Joint codebooks of the fast-scan nibbles (TrainerOptions::
+    /// joint_nibbles; fit_joint_codebooks in codes.h), or empty: each
+    /// coordinate its own scalar quantizer. d x 16: coordinate j's value in
+    /// each of the 16 codewords of its nibble (NibbleLayout, codes.h). The
+    /// members of a nibble are quantized together to the nearest codeword v
+    /// of the 2^(their bits) in use, and v is stored as it would be for
+    /// scalar levels: member j's level index is (v >> shift) & (2^b_j - 1).
+    /// So the codes keep their layouts, and a nibble's 16-entry look-up
+    /// table holds <codeword, y> instead of a sum of scalar levels.
+    /// Coordinates at 0 bits keep their constant level.
+    std::vector<float> joint_levels;
     /// Bytes of bit planes per code: the groups of codes.h fill at most this
     /// many, zero padding after. nbits * ceil(d / 8) for a uniform plan.
     size_t code_bytes = 0;
@@ -117,6 +128,10 @@ struct BinarizationPlan {
     }
     /// Every coordinate has nbits bits (the foundation's plans).
     bool is_uniform() const;
+    /// Nibbles are quantized jointly (joint_levels).
+    bool is_joint() const {
+        return !joint_levels.empty();
+    }
     /// Number of coordinates with b bits, b = 0..4.
     std::vector<int> bits_histogram() const;
 
@@ -142,7 +157,8 @@ struct BinarizationPlan {
 
     /// Quantization error of n vectors x in the transformed space, relative
     /// to their variance around the plan's centre: sum |y - Q(y)|^2 / sum
-    /// |y - mean(y)|^2 with y = R (x - c) (no per-vector rescale).
+    /// |y - mean(y)|^2 with y = R (x - c) (no per-vector rescale; Q the
+    /// joint quantizer of a joint plan).
     double distortion(size_t n, const float* x) const;
 
     /// A readable report: the statistics, the plan, the candidates, the reason.

@@ -315,13 +315,18 @@ BinarizationPlan fit_candidate(
         size_t d,
         const float* x,
         const TrainerOptions& o) {
+    BinarizationPlan p;
     if (c.allocated) {
-        return fit_allocated_plan(n, d, x, c.transform, o.budget_bytes, o.seed,
-                                  c.prefix_bits, o.fast_scan_layout);
+        p = fit_allocated_plan(n, d, x, c.transform, o.budget_bytes, o.seed,
+                               c.prefix_bits, o.fast_scan_layout);
+    } else {
+        p = fit_plan(n, d, x, c.nbits, c.transform, c.centered, o.seed);
+        if (o.budget_bytes > 0) {
+            p.code_bytes = o.budget_bytes; // zero padding to the index's code size
+        }
     }
-    BinarizationPlan p = fit_plan(n, d, x, c.nbits, c.transform, c.centered, o.seed);
-    if (o.budget_bytes > 0) {
-        p.code_bytes = o.budget_bytes; // zero padding to the index's code size
+    if (o.joint_nibbles) {
+        fit_joint_codebooks(p, n, x);
     }
     return p;
 }
@@ -362,6 +367,10 @@ BinarizationPlan train_plan(
             !budget || o.estimator == Estimator::asymmetric,
             "a byte budget needs the asymmetric estimator (allocated plans "
             "have no symmetric one)");
+    FAISS_THROW_IF_NOT_MSG(
+            !o.joint_nibbles || o.estimator == Estimator::asymmetric,
+            "joint_nibbles: joint plans have the asymmetric estimator only "
+            "(estimator=symmetric asked)");
     FAISS_THROW_IF_NOT_FMT(
             n >= TrainerOptions::min_train_points,
             "training on n=%zu vectors: the trainer needs at least %zu "
@@ -426,7 +435,8 @@ BinarizationPlan train_plan(
     for (const Candidate& c : cands) {
         const BinarizationPlan p = fit_candidate(c, nfit, d, fit.data(), o);
         for (Estimator e : {Estimator::asymmetric, Estimator::symmetric}) {
-            if (e == Estimator::symmetric && (budget || !p.is_uniform() || p.nbits > 2)) {
+            if (e == Estimator::symmetric &&
+                (budget || !p.is_uniform() || p.nbits > 2 || p.is_joint())) {
                 continue;
             }
             std::vector<float> r = heldout_recalls(p, e, h);

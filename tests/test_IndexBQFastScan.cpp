@@ -248,6 +248,7 @@ TEST(IndexBQFastScan, TrainAddAndCodecAgreeWithIndexBQ) {
                                                      faiss::METRIC_INNER_PRODUCT)
                          : std::make_unique<IndexBQ>(d, 2, faiss::METRIC_INNER_PRODUCT);
         bq->trainer.fast_scan_layout = true;
+        bq->trainer.joint_nibbles = true;
         bq->train(nb, x.data());
         bq->add(nb, x.data());
         EXPECT_LE(IndexBQFastScan(*bq).nibble_layout().nbytes + 12, bq->code_size);

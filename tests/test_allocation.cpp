@@ -510,47 +510,62 @@ TEST(Allocation, ReadsVersion1Records) {
     index->train(n, x.data());
     index->add(n, x.data());
     auto bq = dynamic_cast<IndexBQ*>(index.get());
-    const std::vector<uint8_t> v2 = bytes_of(index.get()); // the current version
+    const std::vector<uint8_t> cur = bytes_of(index.get()); // the current version
     // allocation block: budgets (8 + 8), allocation choice (1), matryoshka
-    // (1, version 3), fast_scan_layout (1, version 4), bits (8 + d),
-    // code_bytes (8), three floats; per candidate int, bool, bool (prefix,
-    // version 3), two floats
-    const size_t block = 8 + 8 + 1 + 1 + 1 + 8 + d + 8 + 12 + 14 * bq->plan.candidates.size();
+    // (1, version 3), fast_scan_layout (1, version 4), joint_nibbles (1,
+    // version 5), bits (8 + d), code_bytes (8), three floats; per candidate
+    // int, bool, bool (prefix, version 3), two floats; joint levels (8 + 0
+    // floats here, version 5)
+    const size_t ncand = bq->plan.candidates.size();
+    const size_t block = 8 + 8 + 1 + 1 + 1 + 1 + 8 + d + 8 + 12 + 14 * ncand + 8;
     const size_t codes_bytes = 8 + n * bq->code_size;
-    const size_t end = v2.size() - 8; // checksum
+    const size_t end = cur.size() - 8; // checksum
     const size_t block_at = end - codes_bytes - block;
-    std::vector<uint8_t> v1(v2.begin(), v2.begin() + block_at);
-    v1.insert(v1.end(), v2.begin() + block_at + block, v2.begin() + end);
-    const uint32_t one = 1;
-    std::memcpy(v1.data() + 4, &one, 4);
-    const uint64_t sum = fnv1a(v1.data() + 4, v1.size() - 4);
-    v1.insert(v1.end(), reinterpret_cast<const uint8_t*>(&sum),
-              reinterpret_cast<const uint8_t*>(&sum) + 8);
-    std::unique_ptr<faiss::Index> back(index_of(v1));
+    const size_t flags_at = block_at + 8 + 8 + 1; // matryoshka
+    const size_t joint_at = block_at + block - 8; // joint levels' size
+    // The record without the byte ranges cut (ascending), as `version`.
+    auto downgrade = [&](const std::vector<uint8_t>& v,
+                         uint32_t version,
+                         std::vector<std::pair<size_t, size_t>> cuts) {
+        std::vector<uint8_t> out;
+        size_t at = 0;
+        for (auto [from, len] : cuts) {
+            out.insert(out.end(), v.begin() + at, v.begin() + from);
+            at = from + len;
+        }
+        out.insert(out.end(), v.begin() + at, v.end() - 8);
+        std::memcpy(out.data() + 4, &version, 4);
+        const uint64_t sum = fnv1a(out.data() + 4, out.size() - 4);
+        out.insert(out.end(), reinterpret_cast<const uint8_t*>(&sum),
+                   reinterpret_cast<const uint8_t*>(&sum) + 8);
+        return out;
+    };
+    std::unique_ptr<faiss::Index> back(index_of(downgrade(cur, 1, {{block_at, block}})));
     auto b = dynamic_cast<IndexBQ*>(back.get());
     ASSERT_NE(b, nullptr);
     EXPECT_EQ(b->plan.bits, std::vector<uint8_t>(d, 2));
     EXPECT_EQ(b->plan.code_bytes, 2 * ((d + 7) / 8));
-    EXPECT_EQ(bytes_of(back.get()), v2); // written back as the current version
+    EXPECT_EQ(bytes_of(back.get()), cur); // written back as the current version
 
-    // Version 3: the current record without trainer.fast_scan_layout (the
-    // byte after matryoshka), which then reads as false.
+    // Versions 3 and 4: the current record without the flags they did not
+    // have (after matryoshka) nor the joint levels; the flags read as false.
     bq->trainer.fast_scan_layout = true;
-    const std::vector<uint8_t> v4 = bytes_of(index.get());
-    const size_t flag_at = v4.size() - 8 - codes_bytes - block + 8 + 8 + 1 + 1;
-    ASSERT_EQ(v4[flag_at], 1);
-    std::vector<uint8_t> v3(v4.begin(), v4.begin() + flag_at);
-    v3.insert(v3.end(), v4.begin() + flag_at + 1, v4.end() - 8);
-    const uint32_t three = 3;
-    std::memcpy(v3.data() + 4, &three, 4);
-    const uint64_t sum3 = fnv1a(v3.data() + 4, v3.size() - 4);
-    v3.insert(v3.end(), reinterpret_cast<const uint8_t*>(&sum3),
-              reinterpret_cast<const uint8_t*>(&sum3) + 8);
-    std::unique_ptr<faiss::Index> back3(index_of(v3));
-    auto b3 = dynamic_cast<IndexBQ*>(back3.get());
-    ASSERT_NE(b3, nullptr);
-    EXPECT_FALSE(b3->trainer.fast_scan_layout);
-    EXPECT_EQ(b3->codes, bq->codes);
+    bq->trainer.joint_nibbles = true;
+    const std::vector<uint8_t> flagged = bytes_of(index.get());
+    ASSERT_EQ(flagged[flags_at + 1], 1);
+    ASSERT_EQ(flagged[flags_at + 2], 1);
+    for (uint32_t version : {3u, 4u}) {
+        const size_t keep = version == 4 ? 1 : 0; // fast_scan_layout
+        std::unique_ptr<faiss::Index> old(index_of(downgrade(
+                flagged, version,
+                {{flags_at + 1 + keep, 2 - keep}, {joint_at, 8}})));
+        auto bo = dynamic_cast<IndexBQ*>(old.get());
+        ASSERT_NE(bo, nullptr);
+        EXPECT_EQ(bo->trainer.fast_scan_layout, version == 4);
+        EXPECT_FALSE(bo->trainer.joint_nibbles);
+        EXPECT_FALSE(bo->plan.is_joint());
+        EXPECT_EQ(bo->codes, bq->codes);
+    }
 }
 
 } // namespace
