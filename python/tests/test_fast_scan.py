@@ -65,3 +65,27 @@ def test_bad_input(data):
     bad[0, 1] = np.nan
     with pytest.raises((RuntimeError, ValueError)):
         fs.search(bad, 5)
+
+
+def test_joint_nibbles(data):
+    """Trained as fast scan, each nibble's coordinates are quantized together
+    (16 codewords); IndexBQ scores such codes with the float query only."""
+    d, xb, xq = data
+    fs = faiss_bq.IndexBQFastScan(d, 1, faiss.METRIC_INNER_PRODUCT)
+    assert fs.trainer.joint_nibbles
+    fs.train(xb)
+    fs.add(xb)
+    assert fs.plan.is_joint() and fs.plan.joint_levels.size() == 16 * d
+    assert "jointly" in fs.plan.report()
+    bq = fs.to_IndexBQ()
+    D0, I0 = bq.search(xq, 10)
+    D1, I1 = fs.search(xq, 10)
+    assert (I0 == I1).mean() > 0.9
+    params = faiss_bq.SearchParametersBQ()
+    params.estimator = faiss_bq.Estimator_symmetric
+    with pytest.raises(RuntimeError, match="jointly"):
+        bq.search(xq, 5, params=params)
+    scalar = faiss_bq.IndexBQFastScan(d, 1, faiss.METRIC_INNER_PRODUCT)
+    scalar.trainer.joint_nibbles = False
+    scalar.train(xb)
+    assert not scalar.plan.is_joint()
