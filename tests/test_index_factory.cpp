@@ -131,6 +131,8 @@ TEST(IndexFactory, StringsBuildTypesAndReverseToCanonical) {
         {"BQ1_fs", "BQfs", nullptr},
         {"BQ2_fs_rot", "BQfs", "BQ2_rot_fs"},
         {"BQ8B_alloc_pca_fs", "BQfs", nullptr},
+        {"BQ1_fs_scalar", "BQfs", nullptr},
+        {"BQ2_scalar_fs_axis", "BQfs", "BQ2_axis_fs_scalar"},
         {"IDMap2,PCA16,BQ1_fs,RFlat", "IDMap2/RefineFlat/PreTransform[PCA]/BQfs", nullptr},
         // float front ends over binary indexes of the plan's code bits
         {"BQ1(BFlat)", "FromBinary[BFlat,32]", nullptr},
@@ -227,6 +229,16 @@ TEST(IndexFactory, OptionsSetTheFields) {
     bq = find_bq(c.get());
     EXPECT_EQ(bq->trainer.transform, TransformChoice::automatic);
     EXPECT_EQ(bq->trainer.centering, CenteringChoice::automatic);
+    EXPECT_FALSE(bq->trainer.joint_nibbles);
+
+    // fast scan trains joint nibbles unless _scalar
+    for (const char* s : {"BQ1_fs", "BQ1_fs_scalar"}) {
+        std::unique_ptr<faiss::Index> f(index_factory(32, s));
+        auto fs = dynamic_cast<const IndexBQFastScan*>(f.get());
+        ASSERT_TRUE(fs);
+        EXPECT_TRUE(fs->trainer.fast_scan_layout);
+        EXPECT_EQ(fs->trainer.joint_nibbles, std::string(s) == "BQ1_fs") << s;
+    }
 }
 
 TEST(IndexFactory, BadStringsNameTokenAndPosition) {
@@ -257,6 +269,8 @@ TEST(IndexFactory, BadStringsNameTokenAndPosition) {
         {"BQ1_fs_sym", {"token 'BQ1_fs_sym' at position 0", "fast scan (_fs)"}},
         {"BQ1_q4_fs", {"token 'BQ1_q4_fs' at position 0", "fast scan (_fs)"}},
         {"BQ1_fs_fs", {"option 'fs' at position 7", "conflicts"}},
+        {"BQ1_scalar", {"token 'BQ1_scalar' at position 0", "add _fs"}},
+        {"BQ1_fs_scalar_scalar", {"option 'scalar' at position 14", "conflicts"}},
         {"HNSW8_BQ1_fs", {"token 'HNSW8_BQ1_fs' at position 0", "_fs does not apply"}},
         {"BQ1_fs(BFlat)", {"token 'BQ1_fs(BFlat)' at position 0", "no _fs"}},
         {"IDMap", {"token 'IDMap' at position 0", "no index after it"}},
