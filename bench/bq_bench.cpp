@@ -309,11 +309,17 @@ void add_bq_methods(std::vector<Method>& methods,
             }
             if (plan.transform == TransformChoice::automatic &&
                 estimator == Estimator::asymmetric) {
-                methods.push_back({bq_name(nbits, plan.label, estimator) + " fs",
-                                   bq_name(nbits, plan.label, estimator),
-                                   make,
-                                   nullptr,
+                // " fs": IndexBQFastScan as a user trains it (joint
+                // nibbles); " fs scalar": the IndexBQ above, re-packed.
+                // (rows of one index_key stay together: each new key trains)
+                const std::string name = bq_name(nbits, plan.label, estimator);
+                methods.push_back({name + " fs scalar", name, make, nullptr,
                                    to_fast_scan});
+                methods.push_back({name + " fs", name + " fs",
+                                   [d = ds.d, metric = ds.metric, nbits] {
+                                       return IndexPtr(new IndexBQFastScan(d, nbits, metric));
+                                   },
+                                   nullptr});
             }
         }
     }
@@ -418,11 +424,20 @@ void add_refine_methods(std::vector<Method>& methods, const Dataset& ds) {
                              std::make_shared<RefineParams>(kf, 0.f, qbits)});
                 }
             }
-            for (float kf : factors) { // the fast-scan first stage
-                methods.push_back({"BQ" + std::to_string(nbits) + " fs rerank-" +
-                                           store.label + " kf" + format("%g", kf),
-                                   key,
-                                   make,
+            // The fast-scan first stage: trained as IndexBQFastScan (joint
+            // nibbles), and the IndexBQ above re-packed (" fs scalar").
+            auto make_fs = [d = ds.d, metric = ds.metric, nbits, store] {
+                auto rf = std::make_unique<IndexBQRefine>(
+                        new IndexBQFastScan(d, nbits, metric), store.make(d, metric));
+                rf->own_fields = rf->own_refine_index = true;
+                return IndexPtr(std::move(rf));
+            };
+            const std::string fs_head = "BQ" + std::to_string(nbits) + " fs";
+            auto fs_tail = [&](float kf) {
+                return " rerank-" + std::string(store.label) + " kf" + format("%g", kf);
+            };
+            for (float kf : factors) {
+                methods.push_back({fs_head + " scalar" + fs_tail(kf), key, make,
                                    std::make_shared<RefineParams>(kf, 0.f, 0),
                                    to_fast_scan});
             }
@@ -436,6 +451,10 @@ void add_refine_methods(std::vector<Method>& methods, const Dataset& ds) {
                              make,
                              std::make_shared<RefineParams>(kf, sigmas, 0)});
                 }
+            }
+            for (float kf : factors) {
+                methods.push_back({fs_head + fs_tail(kf), key + " fs", make_fs,
+                                   std::make_shared<RefineParams>(kf, 0.f, 0)});
             }
         }
     }
