@@ -322,12 +322,47 @@ size_t code_size(int d, int nbits) {
     return CodeLayout(d, nbits).code_size;
 }
 
-void quantize_transformed(
-        const BinarizationPlan& plan,
-        const NibbleLayout* nl,
-        const float* y,
-        int* q,
-        float* r_hat) {
+Quantizer::Quantizer(const BinarizationPlan& plan) : plan(plan) {
+    if (!plan.is_joint()) {
+        return;
+    }
+    nibbles = NibbleLayout(plan);
+    for (size_t k = 0; k < nibbles.n_nibbles; k++) {
+        offset.push_back(codewords.size());
+        for (int v = 0; v < (1 << nibbles.used_bits(k)); v++) {
+            for (size_t m = nibbles.begin[k]; m < nibbles.begin[k + 1]; m++) {
+                codewords.push_back(
+                        plan.joint_levels[size_t(nibbles.members[m].coord) * 16 + v]);
+            }
+        }
+    }
+    offset.push_back(codewords.size());
+}
+
+namespace {
+
+/// Index of the codeword (dim values each) nearest to p among n at cw.
+template <int dim>
+int nearest(const float* p, const float* cw, int n) {
+    int best = 0;
+    float best_err = HUGE_VALF;
+    for (int v = 0; v < n; v++) {
+        float err = 0;
+        for (int t = 0; t < dim; t++) {
+            const float e = p[t] - cw[v * dim + t];
+            err += e * e;
+        }
+        if (err < best_err) {
+            best_err = err;
+            best = v;
+        }
+    }
+    return best;
+}
+
+} // namespace
+
+void Quantizer::operator()(const float* y, int* q, float* r_hat) const {
     const int d = plan.d;
     if (!plan.is_joint()) {
         for (int j = 0; j < d; j++) {
@@ -336,43 +371,35 @@ void quantize_transformed(
         }
         return;
     }
-    FAISS_THROW_IF_NOT_MSG(nl, "quantize_transformed: a joint plan needs its NibbleLayout");
     for (int j = 0; j < d; j++) {
         if (plan.bits[j] == 0) {
             q[j] = 0;
             r_hat[j] = plan.level(j, 0);
         }
     }
-    for (size_t k = 0; k < nl->n_nibbles; k++) {
-        const size_t m0 = nl->begin[k], m1 = nl->begin[k + 1];
-        int best = 0;
-        float best_err = HUGE_VALF;
-        for (int v = 0; v < (1 << nl->used_bits(k)); v++) {
-            float err = 0;
-            for (size_t m = m0; m < m1; m++) {
-                const int j = nl->members[m].coord;
-                const float e = y[j] - plan.joint_levels[size_t(j) * 16 + v];
-                err += e * e;
-            }
-            if (err < best_err) { // the first of equal codewords
-                best_err = err;
-                best = v;
-            }
+    for (size_t k = 0; k < nibbles.n_nibbles; k++) {
+        const NibbleLayout::Member* mb = nibbles.members.data() + nibbles.begin[k];
+        const int dim = int(nibbles.begin[k + 1] - nibbles.begin[k]);
+        float p[4];
+        for (int t = 0; t < dim; t++) {
+            p[t] = y[mb[t].coord];
         }
-        for (size_t m = m0; m < m1; m++) {
-            const NibbleLayout::Member& mb = nl->members[m];
-            q[mb.coord] = (best >> mb.shift) & ((1 << mb.nbits) - 1);
-            r_hat[mb.coord] = plan.joint_levels[size_t(mb.coord) * 16 + best];
+        const float* cw = codewords.data() + offset[k];
+        const int n = int(offset[k + 1] - offset[k]) / dim;
+        const int v = dim == 1 ? nearest<1>(p, cw, n)
+                : dim == 2     ? nearest<2>(p, cw, n)
+                : dim == 3     ? nearest<3>(p, cw, n)
+                               : nearest<4>(p, cw, n);
+        for (int t = 0; t < dim; t++) {
+            q[mb[t].coord] = (v >> mb[t].shift) & ((1 << mb[t].nbits) - 1);
+            r_hat[mb[t].coord] = cw[v * dim + t];
         }
     }
 }
 
 void encode(const BinarizationPlan& plan, size_t n, const float* x, uint8_t* codes) {
     const CodeLayout layout(plan);
-    std::unique_ptr<NibbleLayout> nl;
-    if (plan.is_joint()) {
-        nl.reset(new NibbleLayout(plan));
-    }
+    const Quantizer quantize(plan);
     const size_t d = plan.d;
     for (size_t i0 = 0; i0 < n; i0 += block_rows) {
         const size_t bn = std::min(block_rows, n - i0);
@@ -388,7 +415,7 @@ void encode(const BinarizationPlan& plan, size_t n, const float* x, uint8_t* cod
             uint8_t* code = codes + (i0 + i) * layout.code_size;
             std::fill(code, code + layout.code_size, 0);
             const float* xi = x + (i0 + i) * d;
-            quantize_transformed(plan, nl.get(), yi, qs.data(), rh.data());
+            quantize(yi, qs.data(), rh.data());
             double norm2 = 0, dot = 0, rhat2 = 0, center_dot = 0;
             for (size_t j = 0; j < d; j++) {
                 layout.set_level_index(code, j, qs[j]);

@@ -178,17 +178,28 @@ struct NibbleLayout {
     void clear_vector(uint8_t* blocks, size_t i) const;
 };
 
-/// Quantizes one transformed vector y = R (x - c) (plan.d values) with the
-/// plan: each coordinate's level index into q and its reconstruction into
-/// r_hat (0-bit coordinates: index 0 and their constant level). A joint plan
-/// quantizes each nibble of nl (NibbleLayout(plan)) to its nearest codeword;
-/// otherwise nl is not used (may be null) and each coordinate is on its own.
-void quantize_transformed(
-        const BinarizationPlan& plan,
-        const NibbleLayout* nl,
-        const float* y,
-        int* q,
-        float* r_hat);
+/** The plan's quantizer of transformed vectors y = R (x - c), prepared for
+ * many vectors: each coordinate on its own (thresholds), or, for a joint
+ * plan, each nibble of NibbleLayout(plan) to its nearest codeword (the
+ * first of equal ones), its codewords kept contiguous here. The plan must
+ * outlive it.
+ */
+class Quantizer {
+   public:
+    explicit Quantizer(const BinarizationPlan& plan);
+    /// Each coordinate's level index into q and its reconstruction into
+    /// r_hat (plan.d values each; 0-bit coordinates: index 0 and their
+    /// constant level).
+    void operator()(const float* y, int* q, float* r_hat) const;
+
+   private:
+    const BinarizationPlan& plan;
+    NibbleLayout nibbles;
+    /// Joint plans: nibble k's 2^used_bits codewords, each its members'
+    /// values in member order, from codewords[offset[k]].
+    std::vector<float> codewords;
+    std::vector<size_t> offset;
+};
 
 /** Fits plan.joint_levels on x (n x plan.d, input space), making the plan
  * joint. For each nibble of NibbleLayout(plan): Lloyd's k-means of its

@@ -13,7 +13,6 @@
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
-#include <memory>
 #include <numeric>
 
 namespace faiss_bq {
@@ -74,14 +73,14 @@ size_t nibble_layout_bytes(const std::vector<int>& bits_histogram) {
 double BinarizationPlan::distortion(size_t n, const float* x) const {
     std::vector<float> y(n * d), r_hat(n * d);
     apply(n, x, y.data());
-    std::unique_ptr<NibbleLayout> nl;
-    if (is_joint()) {
-        nl.reset(new NibbleLayout(*this));
-    }
-    std::vector<int> q(d);
-    for (size_t i = 0; i < n; i++) {
-        quantize_transformed(*this, nl.get(), y.data() + i * d, q.data(),
-                             r_hat.data() + i * d);
+    const Quantizer quantize(*this);
+#pragma omp parallel if (n > 256)
+    {
+        std::vector<int> q(d);
+#pragma omp for
+        for (size_t i = 0; i < n; i++) {
+            quantize(y.data() + i * d, q.data(), r_hat.data() + i * d);
+        }
     }
     std::vector<double> mean(d, 0.0);
     for (size_t i = 0; i < n; i++) {
