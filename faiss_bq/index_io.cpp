@@ -537,6 +537,7 @@ void write_plan_allocation(const BinarizationPlan& p, faiss::IOWriter* f) {
         put(f, c.nbits);
         put(f, c.allocated);
         put(f, c.prefix);
+        put(f, c.joint);
         put(f, c.predicted_distortion);
         put(f, c.heldout_distortion);
     }
@@ -555,6 +556,7 @@ void read_plan_allocation(BinarizationPlan& p,
         c.nbits = get<int>(f);
         c.allocated = get_bool(f, "candidate.allocated");
         c.prefix = version >= 3 && get_bool(f, "candidate.prefix");
+        c.joint = version >= 5 && get_bool(f, "candidate.joint");
         c.predicted_distortion = get<float>(f);
         c.heldout_distortion = get<float>(f);
     }

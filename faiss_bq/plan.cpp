@@ -562,15 +562,16 @@ std::string BinarizationPlan::report() const {
     if (!candidates.empty()) {
         appendf(s, "  candidates (estimator %s decides):\n",
                 estimator_name(decided_for));
-        appendf(s, "    %-16s %-10s %-10s %-10s %14s %20s\n", "transform",
+        appendf(s, "    %-16s %-16s %-10s %-10s %14s %20s\n", "transform",
                 "bits", "centred", "estimator", "predicted_loss",
                 "heldout_recall@10");
         for (const CandidateReport& c : candidates) {
-            const std::string bits_label = c.prefix
+            const std::string bits_label = (c.prefix
                     ? "prefix" + std::to_string(c.nbits)
                     : c.allocated ? "alloc<=" + std::to_string(c.nbits)
-                                  : std::to_string(c.nbits);
-            appendf(s, "    %-16s %-10s %-10s %-10s %14.4f %13.4f +- %.4f\n",
+                                  : std::to_string(c.nbits)) +
+                    (c.joint ? " joint" : "");
+            appendf(s, "    %-16s %-16s %-10s %-10s %14.4f %13.4f +- %.4f\n",
                     transform_name(c.transform), bits_label.c_str(),
                     c.centered ? "yes" : "no",
                     estimator_name(c.estimator), c.predicted_loss,

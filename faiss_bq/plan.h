@@ -46,6 +46,9 @@ struct CandidateReport {
     /// An allocated candidate that is a Matryoshka prefix (the first m
     /// coordinates at nbits bits, the rest at 0; TrainerOptions::matryoshka).
     bool prefix = false;
+    /// With joint nibbles (TrainerOptions::joint_nibbles): the twin of the
+    /// scalar candidate before it.
+    bool joint = false;
     /// Allocated candidates: the relative quantization error predicted on
     /// the fitting rows and measured on the held-out rows
     /// (BinarizationPlan::distortion); -1 when not applicable.

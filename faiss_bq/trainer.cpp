@@ -213,6 +213,9 @@ struct Candidate {
     int nbits = 1;          ///< uniform bits (ignored when allocated)
     bool allocated = false; ///< fit_allocated_plan at the budget
     int prefix_bits = 0;    ///< allocated as a Matryoshka prefix of these bits
+    /// The same plan with joint nibbles (fit_joint_codebooks): a twin that
+    /// follows its scalar candidate when TrainerOptions::joint_nibbles.
+    bool joint = false;
     /// Cost rank when held-out recalls tie: identity needs no d x d product
     /// per vector; among equals, the better measured recall wins.
     int cost() const {
@@ -280,6 +283,15 @@ std::vector<Candidate> allowed_candidates(const TrainerOptions& o, size_t d, boo
             }
         }
     }
+    if (o.joint_nibbles) {
+        std::vector<Candidate> twins;
+        for (const Candidate& c : out) {
+            twins.push_back(c);
+            twins.push_back(c);
+            twins.back().joint = true;
+        }
+        out = std::move(twins);
+    }
     return out;
 }
 
@@ -306,7 +318,8 @@ std::string describe(const Candidate& c) {
             (c.centered ? "/centred" : "/uncentred") +
             (c.prefix_bits ? "/prefix" + std::to_string(c.prefix_bits) + "bit"
              : c.allocated ? "/allocated"
-                           : "/" + std::to_string(c.nbits) + "bit");
+                           : "/" + std::to_string(c.nbits) + "bit") +
+            (c.joint ? "/joint" : "");
 }
 
 BinarizationPlan fit_candidate(
@@ -325,7 +338,7 @@ BinarizationPlan fit_candidate(
             p.code_bytes = o.budget_bytes; // zero padding to the index's code size
         }
     }
-    if (o.joint_nibbles) {
+    if (c.joint) {
         fit_joint_codebooks(p, n, x);
     }
     return p;
@@ -432,8 +445,16 @@ BinarizationPlan train_plan(
     std::vector<CandidateReport> reports;
     std::vector<std::vector<float>> decide_recalls; // per candidate
     std::vector<float> cand_pred_dist, cand_heldout_dist;
+    BinarizationPlan scalar; // the last scalar candidate: its joint twin's start
     for (const Candidate& c : cands) {
-        const BinarizationPlan p = fit_candidate(c, nfit, d, fit.data(), o);
+        BinarizationPlan p;
+        if (c.joint) {
+            p = scalar;
+            fit_joint_codebooks(p, nfit, fit.data());
+        } else {
+            p = fit_candidate(c, nfit, d, fit.data(), o);
+            scalar = p;
+        }
         for (Estimator e : {Estimator::asymmetric, Estimator::symmetric}) {
             if (e == Estimator::symmetric &&
                 (budget || !p.is_uniform() || p.nbits > 2 || p.is_joint())) {
@@ -447,6 +468,7 @@ BinarizationPlan train_plan(
             rep.nbits = p.nbits;
             rep.allocated = c.allocated;
             rep.prefix = c.prefix_bits > 0;
+            rep.joint = c.joint;
             if (c.allocated) {
                 rep.predicted_distortion = p.predicted_distortion;
                 rep.heldout_distortion =

@@ -37,10 +37,12 @@ struct TrainerOptions {
     /// (NibbleLayout, codes.h) within budget_bytes, where a 3-bit coordinate
     /// without a 1-bit partner takes 4 bits (IndexBQFastScan sets it).
     bool fast_scan_layout = false;
-    /// Every candidate quantizes the members of each fast-scan nibble
-    /// jointly (BinarizationPlan::joint_levels, fit_joint_codebooks):
-    /// IndexBQFastScan sets it. Joint plans have the asymmetric float-query
-    /// estimator only (their nibble tables are not sums over bit planes).
+    /// Every candidate also competes with joint nibbles, the members of each
+    /// fast-scan nibble quantized together (BinarizationPlan::joint_levels,
+    /// fit_joint_codebooks), and the held-out recall decides between the
+    /// two as between any candidates: IndexBQFastScan sets it. Joint plans
+    /// have the asymmetric float-query estimator only (their nibble tables
+    /// are not sums over bit planes).
     bool joint_nibbles = false;
     TransformChoice transform = TransformChoice::automatic;
     CenteringChoice centering = CenteringChoice::automatic;

@@ -514,15 +514,16 @@ TEST(Allocation, ReadsVersion1Records) {
     // allocation block: budgets (8 + 8), allocation choice (1), matryoshka
     // (1, version 3), fast_scan_layout (1, version 4), joint_nibbles (1,
     // version 5), bits (8 + d), code_bytes (8), three floats; per candidate
-    // int, bool, bool (prefix, version 3), two floats; joint levels (8 + 0
-    // floats here, version 5)
+    // int, bool, bool (prefix, version 3), bool (joint, version 5), two
+    // floats; joint levels (8 + 0 floats here, version 5)
     const size_t ncand = bq->plan.candidates.size();
-    const size_t block = 8 + 8 + 1 + 1 + 1 + 1 + 8 + d + 8 + 12 + 14 * ncand + 8;
+    const size_t block = 8 + 8 + 1 + 1 + 1 + 1 + 8 + d + 8 + 12 + 15 * ncand + 8;
     const size_t codes_bytes = 8 + n * bq->code_size;
     const size_t end = cur.size() - 8; // checksum
     const size_t block_at = end - codes_bytes - block;
     const size_t flags_at = block_at + 8 + 8 + 1; // matryoshka
     const size_t joint_at = block_at + block - 8; // joint levels' size
+    const size_t cand_at = block_at + 8 + 8 + 1 + 1 + 1 + 1 + 8 + d + 8 + 12;
     // The record without the byte ranges cut (ascending), as `version`.
     auto downgrade = [&](const std::vector<uint8_t>& v,
                          uint32_t version,
@@ -556,9 +557,12 @@ TEST(Allocation, ReadsVersion1Records) {
     ASSERT_EQ(flagged[flags_at + 2], 1);
     for (uint32_t version : {3u, 4u}) {
         const size_t keep = version == 4 ? 1 : 0; // fast_scan_layout
-        std::unique_ptr<faiss::Index> old(index_of(downgrade(
-                flagged, version,
-                {{flags_at + 1 + keep, 2 - keep}, {joint_at, 8}})));
+        std::vector<std::pair<size_t, size_t>> cuts = {{flags_at + 1 + keep, 2 - keep}};
+        for (size_t c = 0; c < ncand; c++) {
+            cuts.push_back({cand_at + 15 * c + 6, 1}); // candidate.joint
+        }
+        cuts.push_back({joint_at, 8});
+        std::unique_ptr<faiss::Index> old(index_of(downgrade(flagged, version, cuts)));
         auto bo = dynamic_cast<IndexBQ*>(old.get());
         ASSERT_NE(bo, nullptr);
         EXPECT_EQ(bo->trainer.fast_scan_layout, version == 4);
