@@ -496,13 +496,15 @@ BinarizationPlan train_plan(
             best = i;
         }
     }
-    auto tied_with_best = [&](size_t i) {
+    // i measures no worse than j, within two standard errors (paired).
+    auto tied = [&](size_t i, size_t j) {
         std::vector<float> diff(h.nq);
         for (size_t q = 0; q < h.nq; q++) {
-            diff[q] = decide_recalls[best][q] - decide_recalls[i][q];
+            diff[q] = decide_recalls[j][q] - decide_recalls[i][q];
         }
         return mean_of(diff) <= 2 * stderr_of(diff);
     };
+    auto tied_with_best = [&](size_t i) { return tied(i, best); };
     // Among the candidates tied with the best: the cheapest, then the best.
     // Not with a budget: there the bytes set the scan's cost, and a d x d
     // product per query or added vector is small beside it, while the
@@ -516,6 +518,16 @@ BinarizationPlan train_plan(
               recall(i) > recall(choice)))) {
             choice = i;
         }
+    }
+
+    // A scalar choice gives way to its joint twin when that is tied with it:
+    // the twin's fitting distortion is never higher, and only a measured
+    // loss (an over-fit on few fitting rows) should keep the scalar levels.
+    bool to_twin = false;
+    if (!cands[choice].joint && choice + 1 < cands.size() &&
+        cands[choice + 1].joint && tied(choice + 1, choice)) {
+        choice++;
+        to_twin = true;
     }
 
     // Which candidate the model alone would pick, to say whether it agrees.
@@ -553,11 +565,18 @@ BinarizationPlan train_plan(
                  describe(cands[best]).c_str(), estimator_name(o.estimator),
                  recall(best));
         reason += buf;
-        if (choice != best) {
+        if (choice != best && !(to_twin && choice == best + 1)) {
             snprintf(buf, sizeof(buf),
                      "; %s (%.4f) is within two standard errors and cheaper "
                      "(no rotation), so it is chosen",
-                     describe(cands[choice]).c_str(),
+                     describe(cands[to_twin ? choice - 1 : choice]).c_str(),
+                     recall(to_twin ? choice - 1 : choice));
+            reason += buf;
+        }
+        if (to_twin) {
+            snprintf(buf, sizeof(buf),
+                     "; its joint twin (%.4f) is within two standard errors "
+                     "and fits no worse, so it is chosen",
                      recall(choice));
             reason += buf;
         }

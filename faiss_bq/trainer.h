@@ -40,7 +40,10 @@ struct TrainerOptions {
     /// Every candidate also competes with joint nibbles, the members of each
     /// fast-scan nibble quantized together (BinarizationPlan::joint_levels,
     /// fit_joint_codebooks), and the held-out recall decides between the
-    /// two as between any candidates: IndexBQFastScan sets it. Joint plans
+    /// two as between any candidates, except that a scalar choice gives way
+    /// to its joint twin when they tie within two standard errors (the twin
+    /// never fits worse; few fitting rows can make it over-fit, which only
+    /// a measured loss shows): IndexBQFastScan sets it. Joint plans
     /// have the asymmetric float-query estimator only (their nibble tables
     /// are not sums over bit planes).
     bool joint_nibbles = false;
