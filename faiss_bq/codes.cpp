@@ -146,6 +146,21 @@ int NibbleLayout::used_bits(size_t k) const {
     return b;
 }
 
+void NibbleLayout::float_tables(
+        const BinarizationPlan& plan,
+        const float* y,
+        float* tables) const {
+    for (size_t k = 0; k < n_nibbles; k++) {
+        for (int v = 0; v < 16; v++) {
+            float s = 0;
+            for (size_t m = begin[k]; m < begin[k + 1]; m++) {
+                s += member_level(plan, members[m], v) * y[members[m].coord];
+            }
+            tables[16 * k + v] = s;
+        }
+    }
+}
+
 void NibbleLayout::pack(const CodeLayout& layout,
                         const uint8_t* code,
                         uint8_t* blocks,

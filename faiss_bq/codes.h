@@ -172,6 +172,9 @@ struct NibbleLayout {
                 ? plan.joint_levels[size_t(mb.coord) * 16 + v]
                 : plan.level(mb.coord, (v >> mb.shift) & ((1 << mb.nbits) - 1));
     }
+    /// The float-query tables: tables[16 k + v] = sum over nibble k's
+    /// members j of member_level(v) * y_j (y = R (q - c)), for every v < 16.
+    void float_tables(const BinarizationPlan& plan, const float* y, float* tables) const;
     /// Vector i's bytes (both halves of each column byte are its own) set to
     /// vector from's, or to zero (a padding vector).
     void copy_vector(uint8_t* blocks, size_t from, size_t i) const;

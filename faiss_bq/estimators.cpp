@@ -134,16 +134,7 @@ void QueryScorer::set_query_lut() {
     base = float(b);
     if (plan.is_joint()) {
         // One table per nibble: <codeword v, y> over its members.
-        for (size_t k = 0; k < nibbles.n_nibbles; k++) {
-            for (int v = 0; v < 16; v++) {
-                float s = 0;
-                for (size_t m = nibbles.begin[k]; m < nibbles.begin[k + 1]; m++) {
-                    const NibbleLayout::Member& mb = nibbles.members[m];
-                    s += NibbleLayout::member_level(plan, mb, v) * y[mb.coord];
-                }
-                lut[16 * k + v] = s;
-            }
-        }
+        nibbles.float_tables(plan, y.data(), lut.data());
         return;
     }
     for (size_t gi = 0; gi < layout.groups.size(); gi++) {
@@ -378,16 +369,9 @@ void FastScanScorer::set_query(const float* q, const float* yq) {
     center_ip = float(cip);
     const size_t ncols = nibbles.nbytes;
     std::fill(column_range.begin(), column_range.end(), 0.f);
+    nibbles.float_tables(plan, y.data(), table.data());
     for (size_t k = 0; k < nibbles.n_nibbles; k++) {
-        float* t = table.data() + 16 * k;
-        for (int v = 0; v < 16; v++) {
-            float s = 0;
-            for (size_t m = nibbles.begin[k]; m < nibbles.begin[k + 1]; m++) {
-                const NibbleLayout::Member& mb = nibbles.members[m];
-                s += NibbleLayout::member_level(plan, mb, v) * y[mb.coord];
-            }
-            t[v] = s;
-        }
+        const float* t = table.data() + 16 * k;
         // Values of v with bits beyond the members' never occur; member_level
         // gives them the entry of v's used bits, in the table's range.
         const auto [lo, hi] = std::minmax_element(t, t + 16);
