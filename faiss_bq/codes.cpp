@@ -173,6 +173,52 @@ void NibbleLayout::pack(const CodeLayout& layout,
     }
 }
 
+void NibbleLayout::pack_row(
+        const CodeLayout& layout,
+        const uint8_t* code,
+        uint8_t* row) const {
+    std::memset(row, 0, nbytes);
+    for (size_t k = 0; k < n_nibbles; k++) {
+        row[k / 2] |= uint8_t(code_nibble(layout, code, k) << (4 * (k % 2)));
+    }
+}
+
+void NibbleLayout::unpack_row(
+        const CodeLayout& layout,
+        const uint8_t* row,
+        uint8_t* code) const {
+    std::memset(code, 0, layout.planes_size);
+    for (size_t k = 0; k < n_nibbles; k++) {
+        const int v = (row[k / 2] >> (4 * (k % 2))) & 15;
+        for (size_t m = begin[k]; m < begin[k + 1]; m++) {
+            const Member& mb = members[m];
+            layout.set_level_index(
+                    code, mb.coord, (v >> mb.shift) & ((1 << mb.nbits) - 1));
+        }
+    }
+}
+
+void NibbleLayout::rows_to_blocks(
+        const uint8_t* rows,
+        size_t row_stride,
+        size_t n,
+        uint8_t* blocks) const {
+    const size_t bs = kernels::fast_scan_block;
+    const size_t nb = (n + bs - 1) / bs;
+    for (size_t b = 0; b < nb; b++) {
+        uint8_t* block = blocks + b * block_bytes();
+        const size_t m = std::min(bs, n - b * bs);
+        const uint8_t* r = rows + b * bs * row_stride;
+        for (size_t t = 0; t < nbytes; t++) {
+            uint8_t* column = block + t * bs;
+            for (size_t v = 0; v < m; v++) {
+                column[v] = r[v * row_stride + t];
+            }
+            std::fill(column + m, column + bs, uint8_t(0));
+        }
+    }
+}
+
 int NibbleLayout::nibble(const uint8_t* blocks, size_t i, size_t k) const {
     const uint8_t byte = blocks[nibble_byte(*this, i, k)];
     return k % 2 == 0 ? byte & 15 : byte >> 4;

@@ -159,6 +159,22 @@ struct NibbleLayout {
                 uint8_t* code) const;
     /// Nibble k of vector i.
     int nibble(const uint8_t* blocks, size_t i, size_t k) const;
+
+    /// One vector's nibbles as a row of nbytes bytes (byte t = nibble 2t |
+    /// nibble 2t + 1 << 4), the form in which IndexIVFBQFastScan's
+    /// inverted lists keep them: row t of vector v is byte v of column t of
+    /// its block.
+    void pack_row(const CodeLayout& layout, const uint8_t* code, uint8_t* row) const;
+    /// The inverse: the planes of the code (layout.planes_size bytes
+    /// written; the factors are not touched).
+    void unpack_row(const CodeLayout& layout, const uint8_t* row, uint8_t* code) const;
+    /// The rows of n vectors (row i at rows + i * row_stride) as the
+    /// blocks_bytes(n) bytes of ceil(n / 64) blocks; padding vectors are
+    /// zero.
+    void rows_to_blocks(const uint8_t* rows,
+                        size_t row_stride,
+                        size_t n,
+                        uint8_t* blocks) const;
     /// Nibble k of a code of `layout` (its members' level indices).
     int code_nibble(const CodeLayout& layout, const uint8_t* code, size_t k) const;
     /// Bits of nibble k in use (its members' bits): its values are 0 ..

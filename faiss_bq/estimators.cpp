@@ -37,12 +37,14 @@ QueryScorer::QueryScorer(
         const BinarizationPlan& plan,
         faiss::MetricType metric,
         Estimator estimator,
-        int query_bits)
+        int query_bits,
+        size_t code_stride)
         : plan(plan),
           layout(plan),
           metric(metric),
           estimator(estimator),
-          query_bits(query_bits) {
+          query_bits(query_bits),
+          stride(code_stride ? code_stride : layout.code_size) {
     y.resize(plan.d);
     const size_t pb = layout.plane_bytes;
     check(plan, estimator, query_bits);
@@ -216,7 +218,7 @@ void QueryScorer::set_query_quantized() {
 }
 
 void QueryScorer::residual_ips(const uint8_t* codes, size_t n) {
-    const size_t cs = layout.code_size;
+    const size_t cs = stride;
     if (plan.is_joint()) {
         // Each nibble's value gathered from its members' bits (a joint
         // plan's fast path is IndexBQFastScan, which stores the nibbles).
@@ -277,7 +279,7 @@ void QueryScorer::residual_ips(const uint8_t* codes, size_t n) {
 
 void QueryScorer::symmetric(const uint8_t* codes, size_t n, float* scores) {
     const int64_t d = plan.d;
-    const size_t pb = layout.plane_bytes, cs = layout.code_size;
+    const size_t pb = layout.plane_bytes, cs = stride;
     if (plan.nbits == 1) {
         kernels::hamming_block(
             query_code.data(), codes, n, pb, cs, hamming.data());
@@ -319,7 +321,7 @@ void QueryScorer::symmetric(const uint8_t* codes, size_t n, float* scores) {
 }
 
 void QueryScorer::score_block(const uint8_t* codes, size_t n, float* scores) {
-    const size_t cs = layout.code_size;
+    const size_t cs = stride;
     for (size_t i0 = 0; i0 < n; i0 += block_codes) {
         const size_t m = std::min(block_codes, n - i0);
         const uint8_t* block = codes + i0 * cs;

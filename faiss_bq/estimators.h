@@ -35,11 +35,15 @@ namespace faiss_bq {
  */
 class QueryScorer {
    public:
+    /// code_stride: bytes from one code to the next in score_block (0: the
+    /// plan's code size; more when codes carry extra bytes after the
+    /// factors, as IndexIVFBQ's do for METRIC_L2).
     QueryScorer(
             const BinarizationPlan& plan,
             faiss::MetricType metric,
             Estimator estimator,
-            int query_bits);
+            int query_bits,
+            size_t code_stride = 0);
 
     /// Throws (naming the values) when the plan has no such estimator: the
     /// constructor's check, for callers that build scorers in threads.
@@ -48,7 +52,7 @@ class QueryScorer {
     /// y: R (q - c) when the caller has it (search() transforms a chunk of
     /// queries at once, impl/query_chunks.h); null: computed here.
     void set_query(const float* q, const float* y = nullptr);
-    /// scores[i] = score of codes + i * code_size, for i < n.
+    /// scores[i] = score of codes + i * code_stride, for i < n.
     void score_block(const uint8_t* codes, size_t n, float* scores);
     float operator()(const uint8_t* code) {
         float s;
@@ -70,6 +74,7 @@ class QueryScorer {
     const faiss::MetricType metric;
     const Estimator estimator;
     const int query_bits;
+    const size_t stride; ///< code_stride
 
     // asymmetric
     std::vector<float> y; ///< R (q - c)

@@ -44,24 +44,25 @@ void merge_thread_heaps(
     }
 }
 
-/// Pushes scores[e] of ids j0 + e, e < m, into the heap (D, I) of k
-/// entries: in increasing id order, admitted only when strictly better than
-/// the worst kept (so a tie keeps the smaller id) and selected by sel (null:
-/// every id).
-template <class C>
-void push_scores(
+/// Pushes scores[e], e < m, into the heap (D, I) of k entries under label
+/// label(e): in increasing e, admitted only when strictly better than the
+/// worst kept (so a tie keeps the earlier entry) and when keep(e) holds.
+/// Returns the number of heap updates.
+template <class C, class Label, class Keep>
+size_t push_scores_labeled(
         faiss::Index::idx_t k,
         typename C::T* D,
         faiss::Index::idx_t* I,
         const typename C::T* scores,
         size_t m,
-        faiss::Index::idx_t j0,
-        const faiss::IDSelector* sel) {
+        Label label,
+        Keep keep) {
     // First the positions better than the worst kept at the start, without
     // branches (most scores are not), then the heap in order: the worst kept
     // only improves, so the second test admits exactly what one loop would.
     constexpr size_t chunk = 1024;
     uint32_t better[chunk];
+    size_t updates = 0;
     for (size_t e0 = 0; e0 < m; e0 += chunk) {
         const size_t e1 = std::min(m, e0 + chunk);
         const typename C::T worst = D[0];
@@ -72,12 +73,31 @@ void push_scores(
         }
         for (size_t c = 0; c < nc; c++) {
             const size_t e = better[c];
-            const faiss::Index::idx_t j = j0 + faiss::Index::idx_t(e);
-            if (C::cmp(D[0], scores[e]) && (!sel || sel->is_member(j))) {
-                faiss::heap_replace_top<C>(k, D, I, scores[e], j);
+            if (C::cmp(D[0], scores[e]) && keep(e)) {
+                faiss::heap_replace_top<C>(k, D, I, scores[e], label(e));
+                updates++;
             }
         }
     }
+    return updates;
+}
+
+/// Pushes scores[e] of ids j0 + e, e < m, into the heap (D, I) of k
+/// entries (push_scores_labeled), selected by sel (null: every id).
+template <class C>
+void push_scores(
+        faiss::Index::idx_t k,
+        typename C::T* D,
+        faiss::Index::idx_t* I,
+        const typename C::T* scores,
+        size_t m,
+        faiss::Index::idx_t j0,
+        const faiss::IDSelector* sel) {
+    using idx_t = faiss::Index::idx_t;
+    push_scores_labeled<C>(
+            k, D, I, scores, m,
+            [j0](size_t e) { return j0 + idx_t(e); },
+            [j0, sel](size_t e) { return !sel || sel->is_member(j0 + idx_t(e)); });
 }
 
 /** The k-NN loop of a flat scan: n queries against items [0, nb).

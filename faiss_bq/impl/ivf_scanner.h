@@ -1,0 +1,136 @@
+// The inverted-list scanner shared by IndexIVFBQ and IndexIVFBQFastScan:
+// the list terms, the metric, the heap and the range results; each index
+// gives the estimate of <r, q> over a run of its list entries.
+#pragma once
+
+#include <faiss_bq/IndexIVFBQ.h>
+#include <faiss_bq/impl/merge_heaps.h>
+
+#include <faiss/IndexIVF.h>
+#include <faiss/impl/AuxIndexStructures.h>
+#include <faiss/impl/IDSelector.h>
+#include <faiss/invlists/InvertedLists.h>
+#include <faiss/utils/Heap.h>
+#include <faiss/utils/distances.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace faiss_bq {
+
+struct IVFScannerBase : faiss::InvertedListScanner {
+    using idx_t = faiss::Index::idx_t;
+    /// Entries scored per call of estimate_ips.
+    static constexpr size_t run = 1024;
+
+    const IndexIVFBQ& index;
+    const bool l2;
+    const float* query = nullptr;
+    /// Of the current query and list: <q, c_l> (inner product) or
+    /// |q - c_l|^2 (L2).
+    float list_term = 0;
+    std::vector<float> centroid;
+    mutable std::vector<float> scores;
+
+    IVFScannerBase(const IndexIVFBQ& index, bool store_pairs, const faiss::IDSelector* sel)
+            : InvertedListScanner(store_pairs, sel),
+              index(index),
+              l2(index.metric_type == faiss::METRIC_L2),
+              centroid(index.d),
+              scores(run) {
+        keep_max = !l2;
+        code_size = index.code_size;
+    }
+
+    /// ips[i] = the estimate of <r, q> of entries + i * code_size, i < n
+    /// (n <= run).
+    virtual void estimate_ips(const uint8_t* entries, size_t n, float* ips) const = 0;
+
+    void set_query(const float* q) override {
+        query = q;
+    }
+    void set_list(idx_t l, float /*coarse_dis: see IndexIVFBQ*/) override {
+        list_no = l;
+        index.quantizer->reconstruct(l, centroid.data());
+        list_term = l2 ? faiss::fvec_L2sqr(query, centroid.data(), index.d)
+                       : faiss::fvec_inner_product(query, centroid.data(), index.d);
+    }
+    /// The score of an entry whose <r, q> is estimated as ip.
+    float score(float ip, const uint8_t* entry) const {
+        if (!l2) {
+            return list_term + ip;
+        }
+        float l2_term;
+        std::memcpy(&l2_term, entry + code_size - sizeof(float), sizeof(float));
+        return list_term + l2_term - 2 * ip;
+    }
+    float distance_to_code(const uint8_t* entry) const override {
+        float ip;
+        estimate_ips(entry, 1, &ip);
+        return score(ip, entry);
+    }
+
+    size_t scan_codes(
+            size_t n,
+            const uint8_t* entries,
+            const idx_t* ids,
+            float* D,
+            idx_t* I,
+            size_t k) const override {
+        return l2 ? scan<faiss::CMax<float, idx_t>>(n, entries, ids, D, I, k)
+                  : scan<faiss::CMin<float, idx_t>>(n, entries, ids, D, I, k);
+    }
+
+    void scan_codes_range(
+            size_t n,
+            const uint8_t* entries,
+            const idx_t* ids,
+            float radius,
+            faiss::RangeQueryResult& result) const override {
+        for (size_t i0 = 0; i0 < n; i0 += run) {
+            const size_t m = std::min(run, n - i0);
+            scores_of(entries + i0 * code_size, m);
+            for (size_t e = 0; e < m; e++) {
+                const float s = scores[e];
+                if ((l2 ? s < radius : s > radius) && selected(ids, i0 + e)) {
+                    result.add(s, label(ids, i0 + e));
+                }
+            }
+        }
+    }
+
+   private:
+    void scores_of(const uint8_t* entries, size_t m) const {
+        estimate_ips(entries, m, scores.data());
+        for (size_t e = 0; e < m; e++) {
+            scores[e] = score(scores[e], entries + e * code_size);
+        }
+    }
+    idx_t label(const idx_t* ids, size_t offset) const {
+        return store_pairs ? faiss::lo_build(list_no, offset) : ids[offset];
+    }
+    bool selected(const idx_t* ids, size_t offset) const {
+        return !sel || sel->is_member(ids[offset]);
+    }
+    template <class C>
+    size_t scan(size_t n,
+                const uint8_t* entries,
+                const idx_t* ids,
+                float* D,
+                idx_t* I,
+                size_t k) const {
+        size_t updates = 0;
+        for (size_t i0 = 0; i0 < n; i0 += run) {
+            const size_t m = std::min(run, n - i0);
+            scores_of(entries + i0 * code_size, m);
+            updates += push_scores_labeled<C>(
+                    idx_t(k), D, I, scores.data(), m,
+                    [&](size_t e) { return label(ids, i0 + e); },
+                    [&](size_t e) { return selected(ids, i0 + e); });
+        }
+        return updates;
+    }
+};
+
+} // namespace faiss_bq
