@@ -4,7 +4,11 @@
 //   wrapper     := "IDMap" | "IDMap2"
 //   transform   := a FAISS vector transform ("PCA64", "L2norm", "OPQ16_64",
 //                  "RR64", "ITQ", "Pad128"), built by FAISS
-//   core        := bq | "HNSW" [M] "_" bq | bq "(" binary ")" | any FAISS core
+//   core        := bq | "HNSW" [M] "_" bq | bq "(" binary ")" | ivf "," bq
+//                  | any FAISS core
+//   ivf         := "IVF" nlist ["_HNSW" M]: IndexIVFBQ (IndexIVFBQFastScan
+//                  with "_fs") over an IndexFlat (or IndexHNSWFlat) coarse
+//                  quantizer; asymmetric estimator only
 //   bq          := "BQ" (nbits | bytes "B") {"_" option}
 //   option      := "rot" | "axis" | "pca" | "ctr" | "noctr" | "sym" |
 //                  "q" bits | "alloc" | "uniform" | "mrl" | "fs"
@@ -26,6 +30,8 @@
 #include <faiss_bq/IndexBQFastScan.h>
 #include <faiss_bq/IndexBQRefine.h>
 #include <faiss_bq/IndexFromBinary.h>
+#include <faiss_bq/IndexIVFBQ.h>
+#include <faiss_bq/IndexIVFBQFastScan.h>
 #include <faiss_bq/codes.h>
 
 #include <faiss/IndexBinaryFlat.h>
@@ -145,6 +151,8 @@ struct FactorySpec {
     std::vector<Token> transforms;
     BQSpec bq;
     int hnsw_M = 0; ///< 0: no HNSW graph over the BQ storage
+    int ivf_nlist = 0; ///< > 0: "IVF<nlist>[_HNSW<M>],BQ...": IndexIVFBQ
+    int ivf_hnsw_M = 0; ///< > 0: the coarse quantizer is an IndexHNSWFlat
     Token binary; ///< inside "BQ...(...)": an IndexFromBinary over it
     enum class Refine { none, flat, index } refine = Refine::none;
     Token refine_description; ///< inside "Refine(...)"
@@ -320,6 +328,41 @@ bool parse_core(const std::string& description,
     return false;
 }
 
+/// "IVF<nlist>[_HNSW<M>]" followed by a "BQ..." token: true and fills spec.
+bool parse_ivf(const std::string& description,
+               const Token& t,
+               const Token* next,
+               FactorySpec& spec) {
+    const std::string& s = t.text;
+    if (!starts_with(s, "IVF") || !next || !starts_with(next->text, "BQ")) {
+        return false; // FAISS's own IVF (IVF4096,Flat, IVF4096,PQ64x4fs, ...)
+    }
+    size_t i = 3;
+    if (!parse_int(s, i, spec.ivf_nlist) || spec.ivf_nlist < 1) {
+        bad_token(description, t, "IVF takes a number of lists >= 1 (IVF4096)");
+    }
+    if (i < s.size()) {
+        if (s.compare(i, 5, "_HNSW") != 0) {
+            bad_token(description, t, "expected IVF<nlist> or IVF<nlist>_HNSW<M>");
+        }
+        i += 5;
+        if (!parse_int(s, i, spec.ivf_hnsw_M) || i != s.size() ||
+            spec.ivf_hnsw_M < 2 || spec.ivf_hnsw_M > 4096) {
+            bad_token(description, t, "HNSW M must be in 2..4096");
+        }
+    }
+    if (next->text.find('(') != std::string::npos) {
+        bad_token(description, *next, "an IVF stores its own codes: no binary index");
+    }
+    spec.bq = parse_bq(description, *next, 0);
+    if (spec.bq.estimator != Estimator::asymmetric) {
+        bad_token(description, *next,
+                  "IVF lists are scored by the asymmetric estimator: _sym does "
+                  "not apply");
+    }
+    return true;
+}
+
 bool is_transform(const std::string& s) {
     for (const char* p :
          {"PCA", "L2norm", "L2Norm", "RR", "ITQ", "OPQ", "Pad"}) {
@@ -374,12 +417,47 @@ faiss::Index* make_from_binary(int d,
     return fb.release();
 }
 
+faiss::Index* make_ivf(int d, const FactorySpec& spec, faiss::MetricType metric) {
+    std::unique_ptr<faiss::Index> quantizer(
+            spec.ivf_hnsw_M > 0
+                    ? static_cast<faiss::Index*>(
+                              new faiss::IndexHNSWFlat(d, spec.ivf_hnsw_M, metric))
+                    : new faiss::IndexFlat(d, metric));
+    const size_t nlist = size_t(spec.ivf_nlist);
+    std::unique_ptr<IndexIVFBQ> ivf;
+    if (spec.bq.fast_scan) {
+        ivf.reset(spec.bq.budget_bytes > 0
+                          ? new IndexIVFBQFastScan(quantizer.get(), d, nlist,
+                                                   CodeBudget{spec.bq.budget_bytes}, metric)
+                          : new IndexIVFBQFastScan(quantizer.get(), d, nlist,
+                                                   spec.bq.nbits, metric));
+        ivf->trainer.joint_nibbles = !spec.bq.scalar;
+    } else {
+        ivf.reset(spec.bq.budget_bytes > 0
+                          ? new IndexIVFBQ(quantizer.get(), d, nlist,
+                                           CodeBudget{spec.bq.budget_bytes}, metric)
+                          : new IndexIVFBQ(quantizer.get(), d, nlist,
+                                           spec.bq.nbits, metric));
+    }
+    quantizer.release();
+    ivf->own_fields = true;
+    ivf->trainer.allocation = spec.bq.allocation;
+    ivf->trainer.matryoshka = spec.bq.matryoshka;
+    ivf->trainer.transform = spec.bq.transform;
+    ivf->trainer.centering = spec.bq.centering;
+    ivf->query_bits = spec.bq.query_bits;
+    return ivf.release();
+}
+
 faiss::Index* make_bq_core(int d,
                            const FactorySpec& spec,
                            const std::string& description,
                            faiss::MetricType metric) {
     if (!spec.binary.text.empty()) {
         return make_from_binary(d, spec, description, metric);
+    }
+    if (spec.ivf_nlist > 0) {
+        return make_ivf(d, spec, metric);
     }
     auto bq = spec.bq.budget_bytes > 0
         ? std::make_unique<IndexBQ>(d, CodeBudget{spec.bq.budget_bytes}, metric)
@@ -485,7 +563,10 @@ faiss::Index* index_factory_at(int d,
                   tokens.back(),
                   "the description has no index after it");
     }
-    if (!parse_core(description, tokens[i], spec)) {
+    if (parse_ivf(description, tokens[i],
+                  i + 1 < tokens.size() ? &tokens[i + 1] : nullptr, spec)) {
+        i++;
+    } else if (!parse_core(description, tokens[i], spec)) {
         // Not ours: FAISS parses the whole description, unchanged.
         try {
             return faiss::index_factory(d, s.c_str(), metric);
@@ -607,6 +688,23 @@ std::string transform_string(const faiss::VectorTransform* vt) {
 std::string faiss_core_string(const faiss::Index* index) {
     if (auto bq = dynamic_cast<const IndexBQ*>(index)) {
         return bq_string(*bq);
+    }
+    if (auto ivf = dynamic_cast<const IndexIVFBQ*>(index)) {
+        std::string head = "IVF" + std::to_string(ivf->nlist);
+        if (auto hq = dynamic_cast<const faiss::IndexHNSWFlat*>(ivf->quantizer)) {
+            head += "_HNSW" + std::to_string(hq->hnsw.nb_neighbors(1));
+        } else if (!dynamic_cast<const faiss::IndexFlat*>(ivf->quantizer)) {
+            unnamed("IVF coarse quantizer", typeid(*ivf->quantizer));
+        }
+        std::string s = head + "," +
+                bq_plan_string(ivf->nbits, ivf->budget_bytes, ivf->trainer);
+        if (dynamic_cast<const IndexIVFBQFastScan*>(ivf)) {
+            s += std::string("_fs") + (ivf->trainer.joint_nibbles ? "" : "_scalar");
+        }
+        if (ivf->query_bits != 0) {
+            s += "_q" + std::to_string(ivf->query_bits);
+        }
+        return s;
     }
     if (auto fs = dynamic_cast<const IndexBQFastScan*>(index)) {
         return bq_plan_string(fs->nbits, fs->budget_bytes, fs->trainer) + "_fs" +

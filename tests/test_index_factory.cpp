@@ -2,6 +2,8 @@
 // the canonical string back, and bad strings name the token and position.
 #include <faiss_bq/IndexBQ.h>
 #include <faiss_bq/IndexBQFastScan.h>
+#include <faiss_bq/IndexIVFBQ.h>
+#include <faiss_bq/IndexIVFBQFastScan.h>
 #include <faiss_bq/clone_index.h>
 #include <faiss_bq/index_factory.h>
 
@@ -76,6 +78,12 @@ std::string shape(const faiss::Index* index) {
                                : "HNSW/") +
                shape(h->storage);
     }
+    if (auto ivf = dynamic_cast<const IndexIVFBQ*>(index)) {
+        return std::string(dynamic_cast<const IndexIVFBQFastScan*>(index)
+                                   ? "IVFBQfs["
+                                   : "IVFBQ[") +
+                shape(ivf->quantizer) + "," + std::to_string(ivf->nlist) + "]";
+    }
     if (dynamic_cast<const IndexBQ*>(index)) {
         return "BQ";
     }
@@ -145,6 +153,17 @@ TEST(IndexFactory, StringsBuildTypesAndReverseToCanonical) {
         {"HNSW_BQ2_axis", "HNSW/BQ", "HNSW32_BQ2_axis"},
         {"IDMap,PCA16,HNSW8_BQ2,RFlat",
          "IDMap/RefineFlat/PreTransform[PCA]/HNSW/BQ",
+         nullptr},
+        // inverted files over BQ codes of residuals
+        {"IVF16,BQ1_fs", "IVFBQfs[Flat,16]", nullptr},
+        {"IVF16,BQ2", "IVFBQ[Flat,16]", nullptr},
+        {"IVF16,BQ8B_fs", "IVFBQfs[Flat,16]", nullptr},
+        {"IVF16_HNSW8,BQ1_fs", "IVFBQfs[HNSWFlat/Flat,16]", nullptr},
+        {"IVF16,BQ1_fs,RFlat", "RefineFlat/IVFBQfs[Flat,16]", nullptr},
+        {"IVF16,BQ2_q8,Refine(SQ8)", "Refine[SQ]/IVFBQ[Flat,16]", nullptr},
+        {"IVF16,BQ8B_alloc_fs_scalar", "IVFBQfs[Flat,16]", nullptr},
+        {"IDMap2,PCA16,IVF16,BQ1_axis_fs,RFlat",
+         "IDMap2/RefineFlat/PreTransform[PCA]/IVFBQfs[Flat,16]",
          nullptr},
         // pure FAISS: delegated unchanged
         {"Flat", "Flat", nullptr},
@@ -273,6 +292,12 @@ TEST(IndexFactory, BadStringsNameTokenAndPosition) {
         {"BQ1_fs_scalar_scalar", {"option 'scalar' at position 14", "conflicts"}},
         {"HNSW8_BQ1_fs", {"token 'HNSW8_BQ1_fs' at position 0", "_fs does not apply"}},
         {"BQ1_fs(BFlat)", {"token 'BQ1_fs(BFlat)' at position 0", "no _fs"}},
+        {"IVF0,BQ1", {"token 'IVF0' at position 0", "number of lists"}},
+        {"IVF16_HNSW1,BQ1", {"token 'IVF16_HNSW1' at position 0", "HNSW M"}},
+        {"IVF16_PQ,BQ1", {"token 'IVF16_PQ' at position 0", "IVF<nlist>_HNSW<M>"}},
+        {"IVF16,BQ1_sym", {"token 'BQ1_sym' at position 6", "asymmetric"}},
+        {"IVF16,BQ1(BFlat)", {"token 'BQ1(BFlat)' at position 6", "no binary"}},
+        {"IVF16,BQ3_fs", {"token 'BQ3_fs' at position 6", "1 or 2 bits"}},
         {"IDMap", {"token 'IDMap' at position 0", "no index after it"}},
         {"L2norm,PCA8", {"token 'PCA8' at position 7", "no index after it"}},
     };
