@@ -18,6 +18,13 @@
 //   fourcc | version (>= 3) | FAISS index header | an IndexBQ record of its
 //   configuration and plan, without codes (recursively) | codes (blocks of
 //   the fast-scan layout) | factors | checksum
+// IndexIVFBQ, fourcc "BQiv", and IndexIVFBQFastScan, fourcc "BQif":
+//   fourcc | version (>= 5) | FAISS index header | a code-less IndexBQ record
+//   of its configuration and plan | nlist | nprobe | max_codes | query_bits
+//   | code_size | direct map type | quantizer (recursively) | inverted lists
+//   in FAISS's own list format (faiss::write_InvertedLists: "ilar" inline,
+//   read here with bounded reads; "ilod" names its OnDiskInvertedLists data
+//   file, read by FAISS, memory-mapped with IO_FLAG_MMAP) | checksum
 // The checksum (64-bit FNV-1a) covers every byte after the fourcc, so a
 // flipped byte anywhere in a faiss_bq record is an error, not a silently
 // different index. Containers use FAISS's fourccs and layouts unchanged.
@@ -33,6 +40,8 @@
 #include <faiss_bq/kernels/kernels.h>
 #include <faiss_bq/IndexBQRefine.h>
 #include <faiss_bq/IndexFromBinary.h>
+#include <faiss_bq/IndexIVFBQ.h>
+#include <faiss_bq/IndexIVFBQFastScan.h>
 
 #include <faiss/IndexBinaryFlat.h>
 #include <faiss_bq/IndexBinaryFlatFast.h>
@@ -44,6 +53,10 @@
 #include <faiss/VectorTransform.h>
 #include <faiss/impl/FaissAssert.h>
 #include <faiss/index_io.h>
+#include <faiss/invlists/InvertedLists.h>
+#include <faiss/invlists/OnDiskInvertedLists.h>
+
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cmath>
@@ -162,6 +175,19 @@ E get_enum(faiss::IOReader* f, const char* what, E last) {
 /// A length-prefixed vector, grown in chunks as its bytes arrive. The
 /// stored length counts units of `scale` elements (FAISS stores IndexFlat's
 /// byte vector as a number of floats).
+/// Reads n values into v, growing it a chunk at a time.
+template <class T>
+void get_values(faiss::IOReader* f, std::vector<T>& v, uint64_t n) {
+    v.clear();
+    const size_t chunk = std::max<size_t>(1, kChunkBytes / sizeof(T));
+    for (size_t done = 0; done < n;) {
+        const size_t m = std::min<size_t>(chunk, n - done);
+        v.resize(done + m);
+        read_bytes(f, v.data() + done, m * sizeof(T));
+        done += m;
+    }
+}
+
 template <class T>
 void get_vector(faiss::IOReader* f,
                 std::vector<T>& v,
@@ -172,15 +198,7 @@ void get_vector(faiss::IOReader* f,
                            "faiss_bq: %s: size %lu is absurd",
                            what,
                            (unsigned long)stored);
-    const uint64_t n = stored * scale;
-    v.clear();
-    const size_t chunk = std::max<size_t>(1, kChunkBytes / sizeof(T));
-    for (size_t done = 0; done < n;) {
-        const size_t m = std::min<size_t>(chunk, n - done);
-        v.resize(done + m);
-        read_bytes(f, v.data() + done, m * sizeof(T));
-        done += m;
-    }
+    get_values(f, v, stored * scale);
 }
 
 std::string get_string(faiss::IOReader* f, const char* what) {
@@ -933,6 +951,216 @@ IndexBQFastScan* read_IndexBQFastScan(faiss::IOReader* f, int io_flags) {
     return idx.release();
 }
 
+// ---- IndexIVFBQ, IndexIVFBQFastScan
+
+/// FAISS's "ilar" record (ArrayInvertedLists), read with bounded reads and
+/// checked sizes (FAISS's own reader sizes its vectors by what it reads).
+faiss::InvertedLists* read_array_invlists(faiss::IOReader* f, size_t nlist, size_t code_size) {
+    const size_t stored_nlist = get<uint64_t>(f);
+    const size_t stored_cs = get<uint64_t>(f);
+    FAISS_THROW_IF_NOT_FMT(
+            stored_nlist == nlist && stored_cs == code_size,
+            "faiss_bq: inverted lists of nlist=%zu code_size=%zu in an index "
+            "of nlist=%zu code_size=%zu",
+            stored_nlist,
+            stored_cs,
+            nlist,
+            code_size);
+    const uint32_t list_type = get<uint32_t>(f);
+    std::vector<uint64_t> sizes_in, sizes(nlist, 0);
+    get_vector(f, sizes_in, "inverted list sizes");
+    if (list_type == fourcc("full")) {
+        FAISS_THROW_IF_NOT_FMT(
+                sizes_in.size() == nlist,
+                "faiss_bq: %zu list sizes for nlist=%zu",
+                sizes_in.size(),
+                nlist);
+        sizes = sizes_in;
+    } else {
+        FAISS_THROW_IF_NOT_FMT(
+                list_type == fourcc("sprs") && sizes_in.size() % 2 == 0,
+                "faiss_bq: inverted list type %s with %zu size entries",
+                faiss::fourcc_inv_printable(list_type).c_str(),
+                sizes_in.size());
+        for (size_t i = 0; i < sizes_in.size(); i += 2) {
+            FAISS_THROW_IF_NOT_FMT(
+                    sizes_in[i] < nlist,
+                    "faiss_bq: list %lu of nlist=%zu",
+                    (unsigned long)sizes_in[i],
+                    nlist);
+            sizes[sizes_in[i]] = sizes_in[i + 1];
+        }
+    }
+    auto ils = std::make_unique<faiss::ArrayInvertedLists>(nlist, code_size);
+    for (size_t l = 0; l < nlist; l++) {
+        const uint64_t n = sizes[l];
+        FAISS_THROW_IF_NOT_FMT(
+                n < (uint64_t(1) << 40) / (code_size + sizeof(idx_t)),
+                "faiss_bq: list %zu: size %lu is absurd",
+                l,
+                (unsigned long)n);
+        get_values(f, ils->codes[l], n * code_size);
+        get_values(f, ils->ids[l], n);
+    }
+    return ils.release();
+}
+
+/// OnDiskInvertedLists trust their data file: a truncated one would fault
+/// when a list is scanned.
+void check_ondisk(const faiss::OnDiskInvertedLists* od, size_t code_size) {
+    struct stat st;
+    FAISS_THROW_IF_NOT_FMT(
+            stat(od->filename.c_str(), &st) == 0,
+            "faiss_bq: the inverted lists' data file %s is missing",
+            od->filename.c_str());
+    const size_t file_bytes = size_t(st.st_size);
+    for (size_t l = 0; l < od->nlist; l++) {
+        const faiss::OnDiskOneList& list = od->lists[l];
+        const size_t end = list.offset + list.capacity * (code_size + sizeof(idx_t));
+        FAISS_THROW_IF_NOT_FMT(
+                list.size <= list.capacity && end <= file_bytes,
+                "faiss_bq: list %zu (size %zu, capacity %zu at offset %zu) "
+                "lies beyond the %zu bytes of %s",
+                l,
+                list.size,
+                list.capacity,
+                list.offset,
+                file_bytes,
+                od->filename.c_str());
+    }
+}
+
+void write_IndexIVFBQ(const IndexIVFBQ* idx, faiss::IOWriter* f) {
+    const bool fast = dynamic_cast<const IndexIVFBQFastScan*>(idx) != nullptr;
+    put(f, fourcc(fast ? "BQif" : "BQiv"));
+    ChecksumWriter w(f);
+    put(&w, kFormatVersion);
+    write_header(idx, &w);
+    IndexBQ config = idx->budget_bytes > 0
+            ? IndexBQ(idx->d, CodeBudget{idx->budget_bytes}, idx->metric_type)
+            : IndexBQ(idx->d, idx->nbits, idx->metric_type);
+    config.trainer = idx->trainer;
+    config.plan = idx->plan;
+    config.is_trained = idx->plan.is_trained();
+    write_IndexBQ(&config, &w);
+    put(&w, uint64_t(idx->nlist));
+    put(&w, uint64_t(idx->nprobe));
+    put(&w, uint64_t(idx->max_codes));
+    put(&w, idx->query_bits);
+    put(&w, uint64_t(idx->code_size));
+    put(&w, int(idx->direct_map.type));
+    faiss_bq::write_index(idx->quantizer, &w);
+    faiss::write_InvertedLists(idx->invlists, &w);
+    put(f, w.sum.h);
+}
+
+IndexIVFBQ* read_IndexIVFBQ(faiss::IOReader* f, bool fast, int io_flags) {
+    ChecksumReader r(f);
+    check_version(&r, "IndexIVFBQ");
+    faiss::IndexFlatL2 header;
+    read_header(&header, &r);
+    std::unique_ptr<faiss::Index> config_index(faiss_bq::read_index(&r, io_flags));
+    auto config = dynamic_cast<const IndexBQ*>(config_index.get());
+    FAISS_THROW_IF_NOT_MSG(
+            config && config->ntotal == 0,
+            "faiss_bq: IndexIVFBQ's configuration is not a code-less IndexBQ");
+    const size_t nlist = get<uint64_t>(&r);
+    const size_t nprobe = get<uint64_t>(&r);
+    const size_t max_codes = get<uint64_t>(&r);
+    const int query_bits = get<int>(&r);
+    const size_t code_size = get<uint64_t>(&r);
+    const int dm_type = get<int>(&r);
+    FAISS_THROW_IF_NOT_FMT(
+            nlist >= 1 && nlist < (size_t(1) << 40) && dm_type >= 0 && dm_type <= 2 &&
+                    header.d == config->d &&
+                    header.metric_type == config->metric_type,
+            "faiss_bq: bad IndexIVFBQ fields: nlist=%zu direct_map=%d d=%d "
+            "(plan d=%d) metric=%d (plan metric=%d)",
+            nlist,
+            dm_type,
+            header.d,
+            config->d,
+            int(header.metric_type),
+            int(config->metric_type));
+    std::unique_ptr<faiss::Index> quantizer(faiss_bq::read_index(&r, io_flags));
+    FAISS_THROW_IF_NOT_FMT(
+            quantizer->d == header.d &&
+                    (quantizer->ntotal == idx_t(nlist) ||
+                     (!header.is_trained && quantizer->ntotal == 0)),
+            "faiss_bq: IndexIVFBQ of d=%d nlist=%zu has a quantizer of d=%d "
+            "with %ld centroids",
+            header.d,
+            nlist,
+            quantizer->d,
+            long(quantizer->ntotal));
+    std::unique_ptr<IndexIVFBQ> idx;
+    const size_t d = size_t(header.d);
+    const faiss::MetricType m = header.metric_type;
+    if (config->budget_bytes > 0) {
+        const CodeBudget b{config->budget_bytes};
+        idx.reset(fast ? new IndexIVFBQFastScan(quantizer.get(), d, nlist, b, m)
+                       : new IndexIVFBQ(quantizer.get(), d, nlist, b, m));
+    } else {
+        idx.reset(fast ? new IndexIVFBQFastScan(quantizer.get(), d, nlist, config->nbits, m)
+                       : new IndexIVFBQ(quantizer.get(), d, nlist, config->nbits, m));
+    }
+    quantizer.release();
+    idx->own_fields = true;
+    idx->trainer = config->trainer;
+    idx->plan = config->plan;
+    idx->is_trained = config->is_trained;
+    idx->nprobe = nprobe;
+    idx->max_codes = max_codes;
+    idx->query_bits = query_bits;
+    idx->ntotal = header.ntotal;
+    FAISS_THROW_IF_NOT_FMT(
+            code_size == idx->code_size && header.is_trained == idx->is_trained,
+            "faiss_bq: IndexIVFBQ code_size=%zu trained=%d, its configuration "
+            "gives code_size=%zu trained=%d",
+            code_size,
+            int(header.is_trained),
+            idx->code_size,
+            int(idx->is_trained));
+    faiss::InvertedLists* ils;
+    const uint32_t h = get<uint32_t>(&r);
+    if (h == fourcc("ilar") && !(io_flags & faiss::IO_FLAG_SKIP_IVF_DATA)) {
+        ils = read_array_invlists(&r, nlist, code_size);
+    } else {
+        ReplayReader replay(&r, h);
+        ils = faiss::read_InvertedLists(&replay, io_flags);
+    }
+    idx->replace_invlists(ils, true);
+    check_checksum(r, f, "IndexIVFBQ");
+    FAISS_THROW_IF_NOT_FMT(
+            ils->nlist == nlist && ils->code_size == code_size,
+            "faiss_bq: inverted lists of nlist=%zu code_size=%zu in an index "
+            "of nlist=%zu code_size=%zu",
+            ils->nlist,
+            ils->code_size,
+            nlist,
+            code_size);
+    if (auto od = dynamic_cast<const faiss::OnDiskInvertedLists*>(ils)) {
+        check_ondisk(od, code_size);
+    }
+    size_t total = 0;
+    for (size_t l = 0; l < nlist; l++) {
+        total += ils->list_size(l);
+    }
+    FAISS_THROW_IF_NOT_FMT(
+            total == size_t(idx->ntotal),
+            "faiss_bq: IndexIVFBQ lists hold %zu entries for ntotal=%ld",
+            total,
+            long(idx->ntotal));
+    if (idx->is_trained) {
+        check_plan(idx->plan, idx->d, idx->nbits,
+                   idx->plane_bytes() + CodeLayout::factor_bytes);
+    }
+    if (dm_type != 0) {
+        idx->set_direct_map_type(faiss::DirectMap::Type(dm_type));
+    }
+    return idx.release();
+}
+
 void write_IndexFromBinary(const IndexFromBinary* idx, faiss::IOWriter* f) {
     put(f, fourcc("BQfb"));
     ChecksumWriter w(f);
@@ -1175,6 +1403,8 @@ void write_index(const faiss::Index* index, faiss::IOWriter* f) {
     FAISS_THROW_IF_NOT_MSG(index, "faiss_bq::write_index: null index");
     if (auto bq = dynamic_cast<const IndexBQ*>(index)) {
         write_IndexBQ(bq, f);
+    } else if (auto ivf = dynamic_cast<const IndexIVFBQ*>(index)) {
+        write_IndexIVFBQ(ivf, f);
     } else if (auto fs = dynamic_cast<const IndexBQFastScan*>(index)) {
         write_IndexBQFastScan(fs, f);
     } else if (auto rf = dynamic_cast<const IndexBQRefine*>(index)) {
@@ -1222,6 +1452,8 @@ faiss::Index* read_index(faiss::IOReader* f, int io_flags) {
         return read_IndexFromBinary(f, io_flags);
     } else if (h == fourcc("BQfs")) {
         return read_IndexBQFastScan(f, io_flags);
+    } else if (h == fourcc("BQiv") || h == fourcc("BQif")) {
+        return read_IndexIVFBQ(f, h == fourcc("BQif"), io_flags);
     } else if (h == fourcc("IxMp") || h == fourcc("IxM2")) {
         return read_IndexIDMap(f, h == fourcc("IxM2"), io_flags);
     } else if (h == fourcc("IxPT")) {

@@ -3,6 +3,7 @@
 // unchanged; corrupted files throw without crashing or over-allocating.
 #include <faiss_bq/IndexBQ.h>
 #include <faiss_bq/IndexBQFastScan.h>
+#include <faiss_bq/IndexIVFBQ.h>
 #include <faiss_bq/clone_index.h>
 #include <faiss_bq/index_factory.h>
 #include <faiss_bq/index_io.h>
@@ -23,6 +24,7 @@
 #include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+
 
 #include <gtest/gtest.h>
 
@@ -758,6 +760,77 @@ TEST(IndexIO, CorruptedBinaryFilesThrowAndNeverCrash) {
                 back->search(1, xb.data(), 3, D.data(), I.data());
             }
         }
+    }
+}
+
+
+// IndexIVFBQ and IndexIVFBQFastScan: round trips (alone, in containers,
+// untrained), every truncation and flipped byte of a record throws (the
+// lists are inside the checksum).
+std::unique_ptr<faiss::Index> build_ivf(const char* description, size_t d, size_t nb,
+                                        faiss::MetricType m) {
+    std::unique_ptr<faiss::Index> index(faiss_bq::index_factory(d, description, m));
+    const auto xt = test::gaussian(400, d, 11);
+    index->train(400, xt.data());
+    const auto xb = test::gaussian(nb, d, 12);
+    std::vector<idx_t> ids(nb);
+    for (size_t i = 0; i < nb; i++) {
+        ids[i] = 1000 + 7 * idx_t(i);
+    }
+    index->add_with_ids(nb, xb.data(), ids.data());
+    return index;
+}
+
+IndexIVFBQ* find_ivf(faiss::Index* index) {
+    if (auto rf = dynamic_cast<IndexBQRefine*>(index)) {
+        return find_ivf(rf->base_index);
+    }
+    if (auto m = dynamic_cast<faiss::IndexIDMap*>(index)) {
+        return find_ivf(m->index);
+    }
+    return dynamic_cast<IndexIVFBQ*>(index);
+}
+
+TEST(IndexIO, IVFRoundTripsAndCorruptionThrows) {
+    const size_t d = 16, nb = 200;
+    const char* const descriptions[] = {
+        "IVF4,BQ1", "IVF4,BQ2_fs", "IVF4,BQ8B_fs", "IDMap2,IVF4,BQ1_fs,RFlat",
+        "IVF4_HNSW4,BQ2_q8"};
+    for (size_t c = 0; c < std::size(descriptions); c++) {
+        for (faiss::MetricType m : {faiss::METRIC_INNER_PRODUCT, faiss::METRIC_L2}) {
+            SCOPED_TRACE(std::string(descriptions[c]) + " metric " +
+                         std::to_string(int(m)));
+            std::unique_ptr<faiss::Index> empty(
+                    faiss_bq::index_factory(d, descriptions[c], m));
+            const Bytes untrained = to_bytes(empty.get());
+            std::unique_ptr<faiss::Index> back(from_bytes(untrained));
+            EXPECT_EQ(to_bytes(back.get()), untrained);
+            EXPECT_FALSE(back->is_trained);
+            auto index = build_ivf(descriptions[c], d, nb, m);
+            IndexIVFBQ* ivf = find_ivf(index.get());
+            ivf->nprobe = 3;
+            ivf->set_direct_map_type(faiss::DirectMap::Hashtable);
+            const Bytes bytes = to_bytes(index.get());
+            back.reset(from_bytes(bytes));
+            EXPECT_EQ(to_bytes(back.get()), bytes);
+            EXPECT_EQ(faiss_bq::index_factory_string(back.get()),
+                      faiss_bq::index_factory_string(index.get()));
+            EXPECT_EQ(find_ivf(back.get())->nprobe, 3u);
+            EXPECT_FALSE(find_ivf(back.get())->direct_map.no());
+            expect_same_search(*index, *back, d);
+            std::unique_ptr<faiss::Index> cloned(faiss_bq::clone_index(index.get()));
+            expect_same_search(*index, *cloned, d);
+        }
+    }
+    auto index = build_ivf("IVF2,BQ1_fs", 8, 40, faiss::METRIC_L2);
+    const Bytes good = to_bytes(index.get());
+    for (size_t len = 0; len < good.size(); len++) {
+        expect_read_throws(Bytes(good.begin(), good.begin() + len), "");
+    }
+    for (size_t at = 4; at < good.size(); at += 3) {
+        Bytes bad = good;
+        bad[at] ^= uint8_t(1 + at % 255);
+        expect_read_throws(bad, "");
     }
 }
 
