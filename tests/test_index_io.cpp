@@ -25,7 +25,6 @@
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
 
-
 #include <gtest/gtest.h>
 
 #include <cstdio>
