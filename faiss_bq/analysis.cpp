@@ -643,4 +643,32 @@ std::vector<float> principal_axes(size_t n, size_t d, const float* x) {
     return axes;
 }
 
+CovarianceSpectrum covariance_spectrum(size_t n, size_t d, const float* x) {
+    FAISS_THROW_IF_NOT_FMT(n >= 2 && d > 0 && d <= size_t(INT_MAX),
+                           "covariance_spectrum needs n >= 2 and 0 < d <= %d, "
+                           "got n=%zu, d=%zu",
+                           INT_MAX,
+                           n,
+                           d);
+    std::vector<double> mean(d, 0.0);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < d; j++) {
+            mean[j] += x[i * d + j];
+        }
+    }
+    CovarianceSpectrum s;
+    s.d = d;
+    s.mean.resize(d);
+    for (size_t j = 0; j < d; j++) {
+        mean[j] /= double(n);
+        s.mean[j] = float(mean[j]);
+    }
+    std::vector<double> cov = centred_scatter(n, d, x, mean);
+    for (double& c : cov) {
+        c /= double(n);
+    }
+    s.eigenvalues = descending_eigenvalues(d, cov, &s.axes);
+    return s;
+}
+
 } // namespace faiss_bq

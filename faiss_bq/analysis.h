@@ -57,4 +57,16 @@ DatasetAnalysis analyze(size_t n, size_t d, const float* x);
 /// axes of the null space would be arbitrary).
 std::vector<float> principal_axes(size_t n, size_t d, const float* x);
 
+/// The mean and covariance (divisor n) of x (n x d, n >= 2) as a spectrum:
+/// eigenvalues largest first, clamped at 0, and the eigenvectors as the rows
+/// of a d x d row-major orthogonal matrix in the same order (one ssyrk, one
+/// ssyevd). For models of a sample, e.g. the bench's scale data.
+struct CovarianceSpectrum {
+    size_t d = 0;
+    std::vector<float> mean;
+    std::vector<float> eigenvalues;
+    std::vector<float> axes;
+};
+CovarianceSpectrum covariance_spectrum(size_t n, size_t d, const float* x);
+
 } // namespace faiss_bq

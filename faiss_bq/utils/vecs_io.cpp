@@ -3,6 +3,7 @@
 #include <faiss/impl/FaissAssert.h>
 
 #include <cstdio>
+#include <cerrno>
 #include <cstring>
 #include <memory>
 
@@ -67,19 +68,6 @@ VecsFile<T> read_vecs(const std::string& path) {
     return out;
 }
 
-template <typename T>
-void write_vecs(const std::string& path, size_t n, size_t d, const T* x) {
-    FilePtr f = open_file(path, "wb");
-    const int32_t di = int32_t(d);
-    for (size_t i = 0; i < n; i++) {
-        FAISS_THROW_IF_NOT_FMT(
-                std::fwrite(&di, sizeof(di), 1, f.get()) == 1 &&
-                        std::fwrite(x + i * d, sizeof(T), d, f.get()) == d,
-                "%s: write failed",
-                path.c_str());
-    }
-}
-
 } // namespace
 
 VecsFile<float> read_fvecs(const std::string& path) {
@@ -89,10 +77,57 @@ VecsFile<int32_t> read_ivecs(const std::string& path) {
     return read_vecs<int32_t>(path);
 }
 void write_fvecs(const std::string& path, size_t n, size_t d, const float* x) {
-    write_vecs(path, n, d, x);
+    VecsWriter<float> out(path, d);
+    out.write(n, x);
+    out.close();
 }
 void write_ivecs(const std::string& path, size_t n, size_t d, const int32_t* x) {
-    write_vecs(path, n, d, x);
+    VecsWriter<int32_t> out(path, d);
+    out.write(n, x);
+    out.close();
 }
+
+template <typename T>
+VecsWriter<T>::VecsWriter(const std::string& path, size_t d)
+        : path_(path), d_(d), file_(open_file(path, "wb").release()) {
+    static_assert(sizeof(T) == sizeof(int32_t), "4-byte components only");
+    FAISS_THROW_IF_NOT_FMT(
+            d > 0 && d < (1 << 20), "%s: bad dimension %zu", path.c_str(), d);
+}
+
+template <typename T>
+VecsWriter<T>::~VecsWriter() {
+    if (file_) {
+        std::fclose(file_);
+    }
+}
+
+template <typename T>
+void VecsWriter<T>::write(size_t n, const T* x) {
+    FAISS_THROW_IF_NOT_FMT(file_, "%s: write after close", path_.c_str());
+    const int32_t di = int32_t(d_);
+    for (size_t i = 0; i < n; i++) {
+        FAISS_THROW_IF_NOT_FMT(
+                std::fwrite(&di, sizeof(di), 1, file_) == 1 &&
+                        std::fwrite(x + i * d_, sizeof(T), d_, file_) == d_,
+                "%s: write failed: %s",
+                path_.c_str(),
+                std::strerror(errno));
+    }
+}
+
+template <typename T>
+void VecsWriter<T>::close() {
+    std::FILE* f = file_;
+    file_ = nullptr;
+    FAISS_THROW_IF_NOT_FMT(
+            f && std::fclose(f) == 0,
+            "%s: close failed: %s",
+            path_.c_str(),
+            f ? std::strerror(errno) : "already closed");
+}
+
+template class VecsWriter<float>;
+template class VecsWriter<int32_t>;
 
 } // namespace faiss_bq
