@@ -24,7 +24,7 @@
 //   | code_size | direct map type | quantizer (recursively) | inverted lists
 //   in FAISS's own list format (faiss::write_InvertedLists: "ilar" inline,
 //   read here with bounded reads; "ilod" names its OnDiskInvertedLists data
-//   file, read by FAISS, memory-mapped with IO_FLAG_MMAP) | checksum
+//   file, read by FAISS, which maps it) | checksum
 // The checksum (64-bit FNV-1a) covers every byte after the fourcc, so a
 // flipped byte anywhere in a faiss_bq record is an error, not a silently
 // different index. Containers use FAISS's fourccs and layouts unchanged.
@@ -1123,7 +1123,16 @@ IndexIVFBQ* read_IndexIVFBQ(faiss::IOReader* f, bool fast, int io_flags) {
             int(idx->is_trained));
     faiss::InvertedLists* ils;
     const uint32_t h = get<uint32_t>(&r);
-    if (h == fourcc("ilar") && !(io_flags & faiss::IO_FLAG_SKIP_IVF_DATA)) {
+    if (h == fourcc("ilar")) {
+        // FAISS maps "ilar" records in place (IO_FLAG_MMAP) from a
+        // FileIOReader only; here they sit inside a checksummed record.
+        FAISS_THROW_IF_NOT_FMT(
+                !(io_flags & faiss::IO_FLAG_SKIP_IVF_DATA),
+                "faiss_bq: io_flags=0x%x: a faiss_bq IVF file's inline lists "
+                "are read into memory, not skipped or memory-mapped; for "
+                "lists on disk use OnDiskInvertedLists (merge_ondisk), whose "
+                "data file is mapped when read without flags",
+                unsigned(io_flags));
         ils = read_array_invlists(&r, nlist, code_size);
     } else {
         ReplayReader replay(&r, h);

@@ -24,6 +24,9 @@
 #include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+#include <faiss/invlists/OnDiskInvertedLists.h>
+
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -765,7 +768,8 @@ TEST(IndexIO, CorruptedBinaryFilesThrowAndNeverCrash) {
 
 // IndexIVFBQ and IndexIVFBQFastScan: round trips (alone, in containers,
 // untrained), every truncation and flipped byte of a record throws (the
-// lists are inside the checksum).
+// lists are inside the checksum), and OnDiskInvertedLists: FAISS's list
+// format, the data file mapped on read, a truncated data file named.
 std::unique_ptr<faiss::Index> build_ivf(const char* description, size_t d, size_t nb,
                                         faiss::MetricType m) {
     std::unique_ptr<faiss::Index> index(faiss_bq::index_factory(d, description, m));
@@ -830,6 +834,46 @@ TEST(IndexIO, IVFRoundTripsAndCorruptionThrows) {
         Bytes bad = good;
         bad[at] ^= uint8_t(1 + at % 255);
         expect_read_throws(bad, "");
+    }
+}
+
+TEST(IndexIO, IVFOnDiskListsAreFaissListsMemoryMapped) {
+    const size_t d = 16, nb = 300;
+    for (const char* description : {"IVF4,BQ1", "IVF4,BQ1_fs"}) {
+        SCOPED_TRACE(description);
+        auto index = build_ivf(description, d, nb, faiss::METRIC_L2);
+        IndexIVFBQ* ivf = find_ivf(index.get());
+        ivf->nprobe = 4;
+        const std::string base = ::testing::TempDir() + "faiss_bq_ivf_" +
+                std::to_string(::getpid());
+        const std::string data = base + ".ivfdata", file = base + ".index";
+        // As faiss.contrib.ondisk.merge_ondisk does: the lists merged into
+        // an OnDiskInvertedLists file, then the index written.
+        auto od = new faiss::OnDiskInvertedLists(ivf->nlist, ivf->code_size, data.c_str());
+        const faiss::InvertedLists* from[] = {ivf->invlists};
+        od->merge_from(from, 1);
+        std::unique_ptr<faiss::Index> copy(faiss_bq::clone_index(index.get()));
+        find_ivf(copy.get())->replace_invlists(od, true);
+        faiss_bq::write_index(copy.get(), file.c_str());
+        copy.reset();
+        std::unique_ptr<faiss::Index> mapped(faiss_bq::read_index(file.c_str()));
+        EXPECT_TRUE(dynamic_cast<faiss::OnDiskInvertedLists*>(
+                find_ivf(mapped.get())->invlists));
+        expect_same_search(*index, *mapped, d);
+        mapped.reset();
+        // Inline lists are not mapped in place: the flag is refused by name.
+        const Bytes bytes = to_bytes(index.get());
+        faiss::VectorIOReader reader;
+        reader.data = bytes;
+        test::expect_throw_naming(
+                [&] { delete faiss_bq::read_index(&reader, faiss::IO_FLAG_MMAP); },
+                "memory-mapped");
+        // A truncated data file is named, not a fault when a list is read.
+        ASSERT_EQ(::truncate(data.c_str(), 100), 0);
+        test::expect_throw_naming(
+                [&] { delete faiss_bq::read_index(file.c_str()); }, data);
+        std::remove(data.c_str());
+        std::remove(file.c_str());
     }
 }
 
