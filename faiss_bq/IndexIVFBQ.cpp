@@ -85,7 +85,7 @@ IndexIVFBQ::IndexIVFBQ(
         : IndexIVF(checked_quantizer(quantizer, d),
                    d,
                    nlist,
-                   entry_size(uniform_plane_bytes(d, nbits), metric),
+                   entry_size(uniform_plane_bytes(d, nbits)),
                    metric) {
     check_index_args("IndexIVFBQ", idx_t(d), nbits, metric);
     init(nbits, 0);
@@ -100,7 +100,7 @@ IndexIVFBQ::IndexIVFBQ(
         : IndexIVF(checked_quantizer(quantizer, d),
                    d,
                    nlist,
-                   entry_size(budget.bytes, metric),
+                   entry_size(budget.bytes),
                    metric) {
     (void)IndexBQ(idx_t(d), budget, metric); // validates d, the budget, the metric
     init(0, budget.bytes);
@@ -114,9 +114,8 @@ void IndexIVFBQ::init(int nb, size_t budget) {
     is_trained = false;
 }
 
-size_t IndexIVFBQ::entry_size(size_t plane_bytes, faiss::MetricType metric) {
-    return plane_bytes + CodeLayout::factor_bytes +
-            (metric == faiss::METRIC_L2 ? sizeof(float) : 0);
+size_t IndexIVFBQ::entry_size(size_t plane_bytes) {
+    return plane_bytes + CodeLayout::factor_bytes + sizeof(float);
 }
 
 size_t IndexIVFBQ::plane_bytes() const {
@@ -203,16 +202,19 @@ void IndexIVFBQ::encode_vectors(
             }
         }
         encode(plan, m, r.data(), bq.data());
-        // METRIC_L2: the estimate of <r, c_l> the scan would make with c_l
-        // as the query (yc = R (c_l - c_p), e the estimate vectors).
-        std::vector<float> yc, e;
-        if (metric_type == faiss::METRIC_L2) {
-            yc.resize(m * d);
-            e.resize(m * d);
-            plan.apply(m, c.data(), yc.data());
-            estimate_vectors(plan, m, bq.data(), e.data());
+        // The scan's s(q) is IndexBQ's estimate of <r, q> for a plan centred
+        // at c_p (exact in c_p). Its part that would change with q - c_l
+        // instead of q, <c_p, c_l> + <e, R c_l> (e the estimate vector), is
+        // fixed per vector: rc = R c_l = R ((c_l + c_p) - c_p).
+        std::vector<float> shifted(m * d), rc(m * d), e(m * d);
+        for (size_t i = 0; i < m; i++) {
+            for (size_t j = 0; j < size_t(d); j++) {
+                shifted[i * d + j] = c[i * d + j] + plan.center[j];
+            }
         }
-        const CodeLayout layout(plan);
+        plan.apply(m, shifted.data(), rc.data());
+        estimate_vectors(plan, m, bq.data(), e.data());
+        const bool l2 = metric_type == faiss::METRIC_L2;
 #pragma omp parallel for if (m > 1000)
         for (size_t i = 0; i < m; i++) {
             uint8_t* out = codes + (i0 + i) * stride;
@@ -227,15 +229,13 @@ void IndexIVFBQ::encode_vectors(
             }
             const uint8_t* code = bq.data() + i * bq_size;
             code_to_entry(code, out);
-            if (metric_type == faiss::METRIC_L2) {
-                const float* ri = r.data() + i * d;
-                const float* ci = c.data() + i * d;
-                const float rc = faiss::fvec_inner_product(plan.center.data(), ci, d) +
-                        layout.center_dot(code) +
-                        faiss::fvec_inner_product(e.data() + i * d, yc.data() + i * d, d);
-                const float t = faiss::fvec_norm_L2sqr(ri, d) + 2 * rc;
-                std::memcpy(out + cs - sizeof(float), &t, sizeof(float));
-            }
+            const float* ri = r.data() + i * d;
+            const float* ci = c.data() + i * d;
+            const float shift = faiss::fvec_inner_product(plan.center.data(), ci, d) +
+                    faiss::fvec_inner_product(e.data() + i * d, rc.data() + i * d, d);
+            const float f = l2 ? faiss::fvec_norm_L2sqr(ri, d) + 2 * shift
+                               : faiss::fvec_inner_product(ri, ci, d) - shift;
+            std::memcpy(out + cs - sizeof(float), &f, sizeof(float));
         }
     }
 }

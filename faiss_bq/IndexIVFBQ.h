@@ -18,18 +18,22 @@ namespace faiss_bq {
  *
  * A list entry is entry_size() bytes:
  *   the plan's code_bytes of planes | residual_norm2 | estimate_scale |
- *   center_dot | (METRIC_L2 only) l2_term
- * the first four parts IndexBQ's code of r (codes.h). With s(q) the
- * asymmetric estimate of <r, q> (the IndexBQ inner-product estimator, linear
- * in q, whose tables depend on the query only, so they are built once per
- * query and serve every list), search() returns
- *   <q, c_l> + s(q)                    (METRIC_INNER_PRODUCT)
- *   |q - c_l|^2 + l2_term - 2 s(q)     (METRIC_L2)
- * with l2_term = |r|^2 + 2 s(c_l) computed when the vector is added, so that
- * |x - q|^2 = |q - c_l|^2 + |r|^2 - 2 <r, q - c_l> is estimated with the
- * error of s(q - c_l), small for the lists near q (with the exact <r, c_l>
- * instead, the error would be that of s(q), scaled by |q|: measured 5-40x
- * larger on clustered data).
+ *   center_dot | list_factor
+ * the first four parts IndexBQ's code of r (codes.h). With s(q) IndexBQ's
+ * inner-product estimate of <r, q> (exact in the plan's centre c_p, with e
+ * = estimate_scale * r_hat against R (q - c_p); its tables depend on the
+ * query only, so they are built once per query and serve every list),
+ * search() returns
+ *   <q, c_l> + list_factor + s(q)        (METRIC_INNER_PRODUCT)
+ *   |q - c_l|^2 + list_factor - 2 s(q)   (METRIC_L2)
+ * with list_factor = <r, c_l> - t or |r|^2 + 2 t, t = <c_p, c_l> +
+ * <e, R c_l>, computed when the vector is added. So s(q) - t is IndexBQ's
+ * estimate of <r, q - c_l>: the query centred on the list, as IndexBQ
+ * centres it on the plan's centre. Two cheaper forms measured worse on
+ * use512-wordnet with IVF1,BQ1 (one list: the flat index's plan), against
+ * IndexBQ's 0.715 recall@10: s(q) alone (4 bytes less) 0.559, the query's
+ * offset left in the error; t from s linear in q (c_p estimated, not
+ * exact) 0.666.
  * The list terms are computed from the centroid (quantizer->reconstruct),
  * not taken from the coarse distances, so search_preassigned returns the
  * same whatever coarse distances a caller passes (faiss.contrib.ivf_tools
@@ -62,7 +66,7 @@ struct IndexIVFBQ : faiss::IndexIVF {
                faiss::MetricType metric = faiss::METRIC_L2);
 
     /// Bytes of a list entry (see above).
-    static size_t entry_size(size_t plane_bytes, faiss::MetricType metric);
+    static size_t entry_size(size_t plane_bytes);
     /// Where an entry's factors start: the plan's bytes of planes.
     size_t plane_bytes() const;
 
@@ -102,7 +106,7 @@ struct IndexIVFBQ : faiss::IndexIVF {
     void check_compatible_for_merge(const faiss::Index& other) const override;
 
     /// The entry of an IndexBQ code of the plan (code_to_entry) and back
-    /// (the planes and the three factors; l2_term is not part of it).
+    /// (the planes and the three factors; list_factor is not part of it).
     /// IndexIVFBQFastScan keeps the planes as nibble rows instead.
     virtual void code_to_entry(const uint8_t* code, uint8_t* entry) const;
     virtual void entry_to_code(const uint8_t* entry, uint8_t* code) const;

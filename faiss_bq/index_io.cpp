@@ -23,8 +23,9 @@
 //   of its configuration and plan | nlist | nprobe | max_codes | query_bits
 //   | code_size | direct map type | quantizer (recursively) | inverted lists
 //   in FAISS's own list format (faiss::write_InvertedLists: "ilar" inline,
-//   read here with bounded reads; "ilod" names its OnDiskInvertedLists data
-//   file, read by FAISS, which maps it) | checksum
+//   read here with bounded reads, into memory even under IO_FLAG_MMAP;
+//   "ilod" names its OnDiskInvertedLists data file, read by FAISS, which
+//   maps it) | checksum
 // The checksum (64-bit FNV-1a) covers every byte after the fourcc, so a
 // flipped byte anywhere in a faiss_bq record is an error, not a silently
 // different index. Containers use FAISS's fourccs and layouts unchanged.
@@ -1124,14 +1125,17 @@ IndexIVFBQ* read_IndexIVFBQ(faiss::IOReader* f, bool fast, int io_flags) {
     faiss::InvertedLists* ils;
     const uint32_t h = get<uint32_t>(&r);
     if (h == fourcc("ilar")) {
-        // FAISS maps "ilar" records in place (IO_FLAG_MMAP) from a
-        // FileIOReader only; here they sit inside a checksummed record.
+        // Inline lists sit inside the checksummed record: they are read
+        // into memory. IO_FLAG_MMAP (which faiss.contrib.ondisk.merge_ondisk
+        // passes for its shards) is accepted and reads them too; skipping
+        // them (IO_FLAG_SKIP_IVF_DATA alone) is not supported.
+        const int mmap_bits = faiss::IO_FLAG_MMAP & ~faiss::IO_FLAG_SKIP_IVF_DATA;
         FAISS_THROW_IF_NOT_FMT(
-                !(io_flags & faiss::IO_FLAG_SKIP_IVF_DATA),
+                !(io_flags & faiss::IO_FLAG_SKIP_IVF_DATA) ||
+                        (io_flags & mmap_bits) == mmap_bits,
                 "faiss_bq: io_flags=0x%x: a faiss_bq IVF file's inline lists "
-                "are read into memory, not skipped or memory-mapped; for "
-                "lists on disk use OnDiskInvertedLists (merge_ondisk), whose "
-                "data file is mapped when read without flags",
+                "are read into memory, not skipped; for lists on disk use "
+                "OnDiskInvertedLists (merge_ondisk)",
                 unsigned(io_flags));
         ils = read_array_invlists(&r, nlist, code_size);
     } else {

@@ -31,6 +31,9 @@ _SUB_INDEX_ARGS = {
     # (binary, d), (binary, plan), (binary, d, nbits), (binary, plan, metric),
     # (binary, d, nbits, metric)
     IndexFromBinary: {0: [], 2: [0], 3: [0], 4: [0]},
+    # (quantizer, d, nlist[, nbits or CodeBudget[, metric]])
+    IndexIVFBQ: {0: [], 3: [0], 4: [0], 5: [0]},
+    IndexIVFBQFastScan: {0: [], 3: [0], 4: [0], 5: [0]},
 }
 
 
@@ -343,6 +346,24 @@ def serialize_index_binary(index):
 
 def deserialize_index_binary(data, io_flags=0):
     return _swig.read_index_binary(_reader(data), io_flags)
+
+
+def merge_ondisk(trained_index, shard_fnames, ivfdata_fname):
+    """faiss.contrib.ondisk.merge_ondisk for faiss_bq's IVF indexes: FAISS's
+    own function, with the shard files read by faiss_bq.read_index (FAISS
+    1.7.3's reader has no hook for other libraries' records). The lists of
+    every shard are merged into an OnDiskInvertedLists at ivfdata_fname and
+    put into trained_index (empty, trained); write it with
+    faiss_bq.write_index, read it back with faiss_bq.read_index (the data
+    file is mapped). Not thread-safe: faiss.read_index is swapped meanwhile.
+    """
+    from faiss.contrib import ondisk
+    saved = faiss.read_index
+    faiss.read_index = _swig.read_index
+    try:
+        ondisk.merge_ondisk(trained_index, list(shard_fnames), ivfdata_fname)
+    finally:
+        faiss.read_index = saved
 
 
 del _c

@@ -67,6 +67,8 @@ typedef uint64_t size_t;
 #include <faiss_bq/IndexBinaryFlatFast.h>
 #include <faiss_bq/IndexBQRefine.h>
 #include <faiss_bq/IndexFromBinary.h>
+#include <faiss_bq/IndexIVFBQ.h>
+#include <faiss_bq/IndexIVFBQFastScan.h>
 #include <faiss_bq/analysis.h>
 #include <faiss_bq/clone_index.h>
 #include <faiss_bq/codes.h>
@@ -154,6 +156,11 @@ static PyObject* faiss_bq_faiss_downcast(
 %import(module="faiss") "faiss/IndexBinary.h"
 %import(module="faiss") "faiss/impl/io.h"
 %import(module="faiss") "faiss/IndexHNSW.h"
+#define FAISS_API
+%import(module="faiss") "faiss/Clustering.h"
+%import(module="faiss") "faiss/invlists/InvertedLists.h"
+%import(module="faiss") "faiss/invlists/DirectMap.h"
+%import(module="faiss") "faiss/IndexIVF.h"
 
 // ---------------------------------------------------------------------------
 // The wrapped classes, for downcasting (see "ADDING A CLASS" above).
@@ -166,6 +173,8 @@ static PyObject* faiss_bq_faiss_downcast(
 %define FAISS_BQ_INDEX_CLASSES
     FAISS_BQ_DOWNCAST(faiss_bq::IndexBQ)
     FAISS_BQ_DOWNCAST(faiss_bq::IndexBQFastScan)
+    FAISS_BQ_DOWNCAST(faiss_bq::IndexIVFBQFastScan)
+    FAISS_BQ_DOWNCAST(faiss_bq::IndexIVFBQ)
     FAISS_BQ_DOWNCAST(faiss_bq::IndexBQRefine)
     FAISS_BQ_DOWNCAST(faiss_bq::IndexFromBinary)
 %enddef
@@ -280,6 +289,8 @@ static PyObject* faiss_bq_faiss_downcast(
 %include "faiss_bq/IndexBinaryFlatFast.h"
 %include "faiss_bq/IndexBQRefine.h"
 %include "faiss_bq/IndexFromBinary.h"
+%include "faiss_bq/IndexIVFBQ.h"
+%include "faiss_bq/IndexIVFBQFastScan.h"
 %include "faiss_bq/index_factory.h"
 %include "faiss_bq/index_io.h"
 %include "faiss_bq/clone_index.h"

@@ -57,13 +57,11 @@ struct IVFScannerBase : faiss::InvertedListScanner {
                        : faiss::fvec_inner_product(query, centroid.data(), index.d);
     }
     /// The score of an entry whose <r, q> is estimated as ip.
+    /// The score of an entry whose s(q) is ip (IndexIVFBQ's formulas).
     float score(float ip, const uint8_t* entry) const {
-        if (!l2) {
-            return list_term + ip;
-        }
-        float l2_term;
-        std::memcpy(&l2_term, entry + code_size - sizeof(float), sizeof(float));
-        return list_term + l2_term - 2 * ip;
+        float list_factor;
+        std::memcpy(&list_factor, entry + code_size - sizeof(float), sizeof(float));
+        return l2 ? list_term + list_factor - 2 * ip : list_term + list_factor + ip;
     }
     float distance_to_code(const uint8_t* entry) const override {
         float ip;
