@@ -215,20 +215,20 @@ void IndexIVFBQ::encode_vectors(
         plan.apply(m, shifted.data(), rc.data());
         estimate_vectors(plan, m, bq.data(), e.data());
         const bool l2 = metric_type == faiss::METRIC_L2;
+        const size_t ccs = include_listno ? coarse_code_size() : 0;
+        uint8_t* entries = codes + i0 * stride + ccs;
+        codes_to_entries(m, bq.data(), entries, stride);
 #pragma omp parallel for if (m > 1000)
         for (size_t i = 0; i < m; i++) {
-            uint8_t* out = codes + (i0 + i) * stride;
+            uint8_t* out = entries + i * stride;
             const idx_t l = list_nos[i0 + i];
             if (include_listno) {
-                encode_listno(l, out);
-                out += coarse_code_size();
+                encode_listno(l, out - ccs);
             }
-            std::memset(out, 0, cs);
             if (l < 0) { // not stored: FAISS's add_core skips it
+                std::memset(out, 0, cs);
                 continue;
             }
-            const uint8_t* code = bq.data() + i * bq_size;
-            code_to_entry(code, out);
             const float* ri = r.data() + i * d;
             const float* ci = c.data() + i * d;
             const float shift = faiss::fvec_inner_product(plan.center.data(), ci, d) +
@@ -240,8 +240,16 @@ void IndexIVFBQ::encode_vectors(
     }
 }
 
-void IndexIVFBQ::code_to_entry(const uint8_t* code, uint8_t* entry) const {
-    std::memcpy(entry, code, CodeLayout(plan).code_size);
+void IndexIVFBQ::codes_to_entries(
+        size_t n,
+        const uint8_t* codes,
+        uint8_t* entries,
+        size_t entry_stride) const {
+    const size_t bq_size = CodeLayout(plan).code_size;
+    for (size_t i = 0; i < n; i++) {
+        std::memset(entries + i * entry_stride, 0, code_size);
+        std::memcpy(entries + i * entry_stride, codes + i * bq_size, bq_size);
+    }
 }
 
 void IndexIVFBQ::entry_to_code(const uint8_t* entry, uint8_t* code) const {

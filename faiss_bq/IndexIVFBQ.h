@@ -105,10 +105,15 @@ struct IndexIVFBQ : faiss::IndexIVF {
     void sa_decode(idx_t n, const uint8_t* bytes, float* x) const override;
     void check_compatible_for_merge(const faiss::Index& other) const override;
 
-    /// The entry of an IndexBQ code of the plan (code_to_entry) and back
-    /// (the planes and the three factors; list_factor is not part of it).
-    /// IndexIVFBQFastScan keeps the planes as nibble rows instead.
-    virtual void code_to_entry(const uint8_t* code, uint8_t* entry) const;
+    /// The entries of n IndexBQ codes of the plan (entry i at entries + i *
+    /// entry_stride; code_size bytes written, list_factor zero), and back
+    /// (one entry: the planes and the three factors). IndexIVFBQFastScan
+    /// keeps the planes as nibble rows instead.
+    virtual void codes_to_entries(
+            size_t n,
+            const uint8_t* codes,
+            uint8_t* entries,
+            size_t entry_stride) const;
     virtual void entry_to_code(const uint8_t* entry, uint8_t* code) const;
 
     /// Throws (naming it) unless query_bits has an estimator for the plan:

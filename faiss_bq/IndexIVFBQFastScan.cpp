@@ -112,11 +112,21 @@ void IndexIVFBQFastScan::check_query_bits() const {
             query_bits);
 }
 
-void IndexIVFBQFastScan::code_to_entry(const uint8_t* code, uint8_t* entry) const {
+void IndexIVFBQFastScan::codes_to_entries(
+        size_t n,
+        const uint8_t* codes,
+        uint8_t* entries,
+        size_t entry_stride) const {
     const CodeLayout layout(plan);
-    NibbleLayout(plan).pack_row(layout, code, entry);
-    std::memcpy(entry + plane_bytes(), code + layout.planes_size,
-                CodeLayout::factor_bytes);
+    const NibbleLayout nl(plan);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t* code = codes + i * layout.code_size;
+        uint8_t* entry = entries + i * entry_stride;
+        std::memset(entry, 0, code_size);
+        nl.pack_row(layout, code, entry);
+        std::memcpy(entry + plane_bytes(), code + layout.planes_size,
+                    CodeLayout::factor_bytes);
+    }
 }
 
 void IndexIVFBQFastScan::entry_to_code(const uint8_t* entry, uint8_t* code) const {

@@ -41,7 +41,11 @@ struct IndexIVFBQFastScan : IndexIVFBQ {
             bool store_pairs = false,
             const faiss::IDSelector* sel = nullptr) const override;
     void check_query_bits() const override;
-    void code_to_entry(const uint8_t* code, uint8_t* entry) const override;
+    void codes_to_entries(
+            size_t n,
+            const uint8_t* codes,
+            uint8_t* entries,
+            size_t entry_stride) const override;
     void entry_to_code(const uint8_t* entry, uint8_t* code) const override;
 };
 

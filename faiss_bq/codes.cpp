@@ -204,18 +204,10 @@ void NibbleLayout::rows_to_blocks(
         size_t n,
         uint8_t* blocks) const {
     const size_t bs = kernels::fast_scan_block;
-    const size_t nb = (n + bs - 1) / bs;
-    for (size_t b = 0; b < nb; b++) {
-        uint8_t* block = blocks + b * block_bytes();
-        const size_t m = std::min(bs, n - b * bs);
-        const uint8_t* r = rows + b * bs * row_stride;
-        for (size_t t = 0; t < nbytes; t++) {
-            uint8_t* column = block + t * bs;
-            for (size_t v = 0; v < m; v++) {
-                column[v] = r[v * row_stride + t];
-            }
-            std::fill(column + m, column + bs, uint8_t(0));
-        }
+    for (size_t b = 0; b * bs < n; b++) {
+        kernels::rows_to_block(rows + b * bs * row_stride, row_stride,
+                               std::min(bs, n - b * bs), nbytes,
+                               blocks + b * block_bytes());
     }
 }
 

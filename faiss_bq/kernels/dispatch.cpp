@@ -172,5 +172,13 @@ void fast_scan_blocks(const uint8_t* codes,
     active().fast_scan_blocks(codes, nblocks, block_stride, ncols, luts, out);
 }
 
+void rows_to_block(const uint8_t* rows,
+                   size_t row_stride,
+                   size_t nrows,
+                   size_t ncols,
+                   uint8_t* block) {
+    active().rows_to_block(rows, row_stride, nrows, ncols, block);
+}
+
 } // namespace kernels
 } // namespace faiss_bq

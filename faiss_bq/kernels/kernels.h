@@ -125,6 +125,19 @@ void fast_scan_blocks(const uint8_t* codes,
                       const uint8_t* luts,
                       uint32_t* out);
 
+/// Rows of nrows <= 64 vectors (row v at rows + v * row_stride, its
+/// columns t < ncols) as one block of the fast-scan layout: block[64 t + v] =
+/// rows[v * row_stride + t] for t < ncols, zero for v >= nrows (padding
+/// vectors). The SIMD levels transpose 16 x 16 tiles and may read up to 15
+/// bytes past column ncols of a row while below row_stride; a row_stride
+/// of at least ncols + 15 lets every tile be one (IndexIVFBQFastScan's
+/// entries hold their factors there).
+void rows_to_block(const uint8_t* rows,
+                   size_t row_stride,
+                   size_t nrows,
+                   size_t ncols,
+                   uint8_t* block);
+
 /// One level's kernels (the free functions call the chosen level's table).
 struct KernelTable {
     SimdLevel level;
@@ -148,6 +161,7 @@ struct KernelTable {
         const uint8_t*, size_t, size_t, size_t, int, const float*, float*);
     void (*fast_scan_blocks)(
         const uint8_t*, size_t, size_t, size_t, const uint8_t*, uint32_t*);
+    void (*rows_to_block)(const uint8_t*, size_t, size_t, size_t, uint8_t*);
 };
 
 /// The kernels of one level (tests compare every level with the reference).

@@ -6,6 +6,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace faiss_bq {
@@ -307,6 +308,64 @@ void fast_scan_blocks(const uint8_t* codes,
     }
 }
 
+/// out[c] = column c of the 16 x 16 byte tile a (a[r] = row r): four
+/// rounds of interleaving, bytes, 16-bit pairs, 32-bit quads, 64-bit halves.
+inline void transpose16(const __m128i a[16], __m128i out[16]) {
+    __m128i p[8], q[8], r[4][4], s[2][4][2];
+    for (int i = 0; i < 8; i++) { // p: columns 0-7, q: 8-15, rows 2i, 2i+1
+        p[i] = _mm_unpacklo_epi8(a[2 * i], a[2 * i + 1]);
+        q[i] = _mm_unpackhi_epi8(a[2 * i], a[2 * i + 1]);
+    }
+    for (int j = 0; j < 4; j++) { // r[j][g]: rows 4j..4j+3, columns 4g..4g+3
+        r[j][0] = _mm_unpacklo_epi16(p[2 * j], p[2 * j + 1]);
+        r[j][1] = _mm_unpackhi_epi16(p[2 * j], p[2 * j + 1]);
+        r[j][2] = _mm_unpacklo_epi16(q[2 * j], q[2 * j + 1]);
+        r[j][3] = _mm_unpackhi_epi16(q[2 * j], q[2 * j + 1]);
+    }
+    for (int m = 0; m < 2; m++) { // s[m][g][h]: rows 8m..8m+7, columns 4g+2h, +1
+        for (int g = 0; g < 4; g++) {
+            s[m][g][0] = _mm_unpacklo_epi32(r[2 * m][g], r[2 * m + 1][g]);
+            s[m][g][1] = _mm_unpackhi_epi32(r[2 * m][g], r[2 * m + 1][g]);
+        }
+    }
+    for (int g = 0; g < 4; g++) {
+        for (int h = 0; h < 2; h++) {
+            out[4 * g + 2 * h] = _mm_unpacklo_epi64(s[0][g][h], s[1][g][h]);
+            out[4 * g + 2 * h + 1] = _mm_unpackhi_epi64(s[0][g][h], s[1][g][h]);
+        }
+    }
+}
+
+void rows_to_block(const uint8_t* rows,
+                   size_t row_stride,
+                   size_t nrows,
+                   size_t ncols,
+                   uint8_t* block) {
+    constexpr size_t bs = fast_scan_block;
+    // Tiles while a 16-byte load stays inside its row.
+    size_t t0 = 0;
+    for (; t0 < ncols && t0 + 16 <= row_stride; t0 += 16) {
+        const size_t nc = std::min<size_t>(16, ncols - t0);
+        for (size_t v0 = 0; v0 < bs; v0 += 16) {
+            __m128i a[16], out[16];
+            for (size_t i = 0; i < 16; i++) {
+                a[i] = v0 + i < nrows
+                        ? _mm_loadu_si128((const __m128i*)(rows + (v0 + i) * row_stride + t0))
+                        : _mm_setzero_si128();
+            }
+            transpose16(a, out);
+            for (size_t c = 0; c < nc; c++) {
+                _mm_storeu_si128((__m128i*)(block + (t0 + c) * bs + v0), out[c]);
+            }
+        }
+    }
+    for (size_t t = t0; t < ncols; t++) { // columns a tile would read past
+        for (size_t v = 0; v < bs; v++) {
+            block[t * bs + v] = v < nrows ? rows[v * row_stride + t] : 0;
+        }
+    }
+}
+
 } // namespace
 } // namespace avx2_level
 
@@ -324,6 +383,7 @@ const KernelTable& avx2_kernels() {
         ref_kernels().lut_scan,
         ref_kernels().lut_scan_block,
         avx2_level::fast_scan_blocks,
+        avx2_level::rows_to_block,
     };
     return table;
 }

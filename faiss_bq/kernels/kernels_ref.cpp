@@ -175,6 +175,18 @@ void fast_scan_blocks(const uint8_t* codes,
     }
 }
 
+void rows_to_block(const uint8_t* rows,
+                   size_t row_stride,
+                   size_t nrows,
+                   size_t ncols,
+                   uint8_t* block) {
+    for (size_t t = 0; t < ncols; t++) {
+        for (size_t v = 0; v < fast_scan_block; v++) {
+            block[t * fast_scan_block + v] = v < nrows ? rows[v * row_stride + t] : 0;
+        }
+    }
+}
+
 } // namespace
 } // namespace ref_level
 
@@ -191,6 +203,7 @@ const KernelTable& ref_kernels() {
         ref_level::lut_scan,
         ref_level::lut_scan_block,
         ref_level::fast_scan_blocks,
+        ref_level::rows_to_block,
     };
     return table;
 }
