@@ -827,7 +827,9 @@ TEST(IndexIO, IVFRoundTripsAndCorruptionThrows) {
     }
     auto index = build_ivf("IVF2,BQ1_fs", 8, 40, faiss::METRIC_L2);
     const Bytes good = to_bytes(index.get());
-    for (size_t len = 0; len < good.size(); len++) {
+    // every length near the ends (headers, lists, checksum), every 5th between
+    for (size_t len = 0; len < good.size();
+         len += len < 512 || len + 512 > good.size() ? 1 : 5) {
         expect_read_throws(Bytes(good.begin(), good.begin() + len), "");
     }
     for (size_t at = 4; at < good.size(); at += 3) {
