@@ -119,6 +119,7 @@ void IndexIVFBQFastScan::codes_to_entries(
         size_t entry_stride) const {
     const CodeLayout layout(plan);
     const NibbleLayout nl(plan);
+#pragma omp parallel for if (n > 1000)
     for (size_t i = 0; i < n; i++) {
         const uint8_t* code = codes + i * layout.code_size;
         uint8_t* entry = entries + i * entry_stride;

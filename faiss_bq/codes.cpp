@@ -106,6 +106,12 @@ NibbleLayout::NibbleLayout(const BinarizationPlan& plan) {
     n_nibbles = begin.size() - 1;
     nbytes = (n_nibbles + 1) / 2;
     FAISS_ASSERT(nbytes == nibble_layout_bytes(plan.bits_histogram()));
+    // Every coordinate at 1 bit: member m is coordinate m at bit m % 4 of
+    // nibble m / 4, i.e. the rows are the code's single plane.
+    rows_are_planes = plan.is_uniform() && plan.nbits == 1;
+    for (size_t m = 0; rows_are_planes && m < members.size(); m++) {
+        rows_are_planes = members[m].coord == int(m) && members[m].shift == int(m % 4);
+    }
 }
 
 size_t NibbleLayout::block_bytes() const {
@@ -177,6 +183,10 @@ void NibbleLayout::pack_row(
         const CodeLayout& layout,
         const uint8_t* code,
         uint8_t* row) const {
+    if (rows_are_planes) {
+        std::memcpy(row, code, nbytes);
+        return;
+    }
     std::memset(row, 0, nbytes);
     for (size_t k = 0; k < n_nibbles; k++) {
         row[k / 2] |= uint8_t(code_nibble(layout, code, k) << (4 * (k % 2)));

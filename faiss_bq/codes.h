@@ -136,6 +136,8 @@ struct NibbleLayout {
     size_t n_nibbles = 0;
     /// Bytes per vector: ceil(n_nibbles / 2), the columns of a block.
     size_t nbytes = 0;
+    /// A uniform 1-bit plan: a vector's row (pack_row) is its code's plane.
+    bool rows_are_planes = false;
 
     NibbleLayout() = default;
     explicit NibbleLayout(const BinarizationPlan& plan);

@@ -129,6 +129,35 @@ TEST(NibbleLayout, PacksEveryCoordinateOnceAndUnpacksTheCode) {
 }
 
 // A uniform 1-bit plan's fast-scan bytes are its plane bytes, transposed.
+// The rows of IndexIVFBQFastScan's entries: a row is a vector's column
+// bytes, rows_to_blocks gives pack()'s blocks, unpack_row the code's planes;
+// only uniform 1-bit plans have rows equal to their plane (and memcpy them).
+TEST(NibbleLayout, RowsAreTheBlocksColumnsOfOneVector) {
+    for (const TestPlan& tp : plans()) {
+        const BinarizationPlan& plan = tp.plan;
+        const CodeLayout layout(plan);
+        const NibbleLayout nl(plan);
+        const size_t n = 70, stride = nl.nbytes + 5;
+        std::vector<uint8_t> codes(n * layout.code_size);
+        const auto x = base_vectors(n, plan.d, 7); // real codes: zero padding bits
+        encode(plan, n, x.data(), codes.data());
+        std::vector<uint8_t> blocks(nl.blocks_bytes(n), 0), rows(n * stride, 0xee),
+                from_rows(nl.blocks_bytes(n), 0x55), planes(layout.planes_size),
+                again(layout.planes_size);
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t* code = codes.data() + i * layout.code_size;
+            nl.pack(layout, code, blocks.data(), i);
+            nl.pack_row(layout, code, rows.data() + i * stride);
+            nl.unpack(layout, blocks.data(), i, planes.data());
+            nl.unpack_row(layout, rows.data() + i * stride, again.data());
+            EXPECT_EQ(planes, again) << "vector " << i;
+        }
+        nl.rows_to_blocks(rows.data(), stride, n, from_rows.data());
+        EXPECT_EQ(blocks, from_rows);
+        EXPECT_EQ(nl.rows_are_planes, plan.is_uniform() && plan.nbits == 1);
+    }
+}
+
 TEST(NibbleLayout, Uniform1BitIsThePlanesTransposed) {
     const auto x = base_vectors(300, 40, 3);
     const BinarizationPlan plan = fit_plan(300, 40, x.data(), 1, Transform::identity, true, 1);
