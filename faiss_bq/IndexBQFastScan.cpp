@@ -106,16 +106,14 @@ IndexBQ make_IndexBQ(const IndexBQFastScan& fs) {
 
 IndexBQFastScan::IndexBQFastScan() {
     is_trained = false;
-    trainer.fast_scan_layout = true;
-    trainer.joint_nibbles = true;
+    trainer.set_fast_scan();
 }
 
 IndexBQFastScan::IndexBQFastScan(idx_t d, int nbits, faiss::MetricType metric)
         : faiss::Index(d, metric), nbits(nbits) {
     check_index_args("IndexBQFastScan", d, nbits, metric);
     is_trained = false;
-    trainer.fast_scan_layout = true;
-    trainer.joint_nibbles = true;
+    trainer.set_fast_scan();
 }
 
 IndexBQFastScan::IndexBQFastScan(
@@ -125,8 +123,7 @@ IndexBQFastScan::IndexBQFastScan(
         : faiss::Index(d, metric), nbits(0), budget_bytes(budget.bytes) {
     (void)IndexBQ(d, budget, metric); // validates d, the budget, the metric
     is_trained = false;
-    trainer.fast_scan_layout = true;
-    trainer.joint_nibbles = true;
+    trainer.set_fast_scan();
 }
 
 IndexBQFastScan::IndexBQFastScan(const IndexBQ& index)
@@ -138,8 +135,7 @@ IndexBQFastScan::IndexBQFastScan(const IndexBQ& index)
     is_trained = index.is_trained;
     // A retrain fits this layout (the IndexBQ's plan may take a few more
     // bytes here: nibble_layout()).
-    trainer.fast_scan_layout = true;
-    trainer.joint_nibbles = true;
+    trainer.set_fast_scan();
     FAISS_THROW_IF_NOT_FMT(
             index.estimator == Estimator::asymmetric && index.query_bits == 0,
             "IndexBQFastScan: the IndexBQ searches with the %s estimator and "

@@ -58,8 +58,7 @@ struct IVFBQFastScanner : IVFScannerBase {
 } // namespace
 
 IndexIVFBQFastScan::IndexIVFBQFastScan() {
-    trainer.fast_scan_layout = true;
-    trainer.joint_nibbles = true;
+    trainer.set_fast_scan();
 }
 
 IndexIVFBQFastScan::IndexIVFBQFastScan(
@@ -69,8 +68,7 @@ IndexIVFBQFastScan::IndexIVFBQFastScan(
         int nbits,
         faiss::MetricType metric)
         : IndexIVFBQ(quantizer, d, nlist, nbits, metric) {
-    trainer.fast_scan_layout = true;
-    trainer.joint_nibbles = true;
+    trainer.set_fast_scan();
 }
 
 IndexIVFBQFastScan::IndexIVFBQFastScan(
@@ -80,8 +78,7 @@ IndexIVFBQFastScan::IndexIVFBQFastScan(
         CodeBudget budget,
         faiss::MetricType metric)
         : IndexIVFBQ(quantizer, d, nlist, budget, metric) {
-    trainer.fast_scan_layout = true;
-    trainer.joint_nibbles = true;
+    trainer.set_fast_scan();
 }
 
 void IndexIVFBQFastScan::train_residual(idx_t n, const float* x) {

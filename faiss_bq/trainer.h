@@ -65,6 +65,13 @@ struct TrainerOptions {
     /// thresholds to about 1% of sigma.
     size_t max_fit_rows = 20000;
 
+    /// The options of a fast-scan index (IndexBQFastScan, IndexIVFBQFastScan):
+    /// allocations that fit its layout and joint-nibble twins.
+    void set_fast_scan() {
+        fast_scan_layout = true;
+        joint_nibbles = true;
+    }
+
     /// The smallest training sample the trainer accepts.
     static constexpr size_t min_train_points = 100;
 };
