@@ -9,11 +9,13 @@
 #include <faiss_bq/IndexBQFastScan.h>
 #include <faiss_bq/IndexBQRefine.h>
 #include <faiss_bq/IndexFromBinary.h>
+#include <faiss_bq/index_factory.h>
 #include <faiss_bq/kernels/kernels.h>
 
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexLSH.h>
 #include <faiss/IndexBinaryHNSW.h>
+#include <faiss/IndexHNSW.h>
 #include <faiss/IndexPQ.h>
 #include <faiss/IndexScalarQuantizer.h>
 #include <faiss/impl/FaissAssert.h>
@@ -569,6 +571,8 @@ bool selected(const std::string& name, const std::vector<std::string>& items) {
         });
 }
 
+void add_hnsw_methods(std::vector<Method>& methods, const Dataset& ds);
+
 std::vector<Method> methods_to_run(const Dataset& ds, const Options& opt) {
     std::vector<Method> all;
     add_bq_methods(all, ds, 1);
@@ -580,6 +584,7 @@ std::vector<Method> methods_to_run(const Dataset& ds, const Options& opt) {
     for (size_t bytes : opt.budgets) {
         add_budget_methods(all, ds, bytes, !opt.skip_pq);
     }
+    add_hnsw_methods(all, ds);
     std::vector<Method> chosen;
     std::copy_if(
         all.begin(),
@@ -727,6 +732,12 @@ size_t memory_per_vector(const faiss::Index& index) {
         }
         return codes;
     }
+    if (auto hnsw = dynamic_cast<const faiss::IndexHNSW*>(&index)) {
+        // the storage's vectors, then the graph's links at every level
+        return memory_per_vector(*hnsw->storage) +
+                hnsw->hnsw.neighbors.size() * sizeof(faiss::HNSW::storage_idx_t) /
+                size_t(std::max<idx_t>(1, hnsw->ntotal));
+    }
     return index.sa_code_size();
 }
 
@@ -819,6 +830,51 @@ const Row* find_row(const std::vector<Row>& rows, const std::string& name) {
         }
     }
     return nullptr;
+}
+
+// ------------------------------------------------------------ HNSW rows
+
+constexpr int hnsw_M = 32;
+constexpr int hnsw_ef_search = 128;
+
+/// FAISS's HNSW graph over BQ1 codes, as a user builds it
+/// (faiss_bq::index_factory "HNSW32_BQ1", trained then added), next to
+/// faiss::IndexHNSWFlat of the same M: issue 14's add-time comparison.
+/// Both searched at hnsw_ef_search.
+void add_hnsw_methods(std::vector<Method>& methods, const Dataset& ds) {
+    auto params = std::make_shared<faiss::SearchParametersHNSW>();
+    params->efSearch = hnsw_ef_search;
+    const std::string ef = " ef" + std::to_string(hnsw_ef_search);
+    const std::string bq_key = "HNSW" + std::to_string(hnsw_M) + "_BQ1";
+    methods.push_back({"HNSW" + std::to_string(hnsw_M) + " BQ1" + ef, bq_key,
+                       [d = ds.d, metric = ds.metric, bq_key] {
+                           return IndexPtr(index_factory(int(d), bq_key.c_str(), metric));
+                       },
+                       params});
+    methods.push_back({"HNSW" + std::to_string(hnsw_M) + " Flat" + ef, "HNSWFlat",
+                       [d = ds.d, metric = ds.metric] {
+                           return IndexPtr(new faiss::IndexHNSWFlat(int(d), hnsw_M, metric));
+                       },
+                       params});
+}
+
+/// The HNSW rows' add times (issue 14's target: BQ1 within 3x of Flat).
+std::string hnsw_summary(const std::vector<Row>& rows, const Dataset& ds) {
+    const std::string ef = " ef" + std::to_string(hnsw_ef_search);
+    const std::string m = "HNSW" + std::to_string(hnsw_M);
+    const Row* bq = find_row(rows, m + " BQ1" + ef);
+    const Row* flat = find_row(rows, m + " Flat" + ef);
+    if (!bq || !flat) {
+        return "";
+    }
+    const double ratio = bq->add_seconds / std::max(1e-9, flat->add_seconds);
+    return "HNSW (M=" + std::to_string(hnsw_M) + ", efSearch=" +
+           std::to_string(hnsw_ef_search) + "): adding the " + std::to_string(ds.nb) + " base vectors took " + format("%.2f", bq->add_seconds) + " s over BQ1 codes vs " +
+           format("%.2f", flat->add_seconds) + " s for IndexHNSWFlat (" +
+           format("%.2f", ratio) + "x; target <= 3x: " + (ratio <= 3 ? "met" : "NOT met") +
+           "); 10-recall@10 " + format("%.3f", bq->recall) + " vs " +
+           format("%.3f", flat->recall) + "; " + std::to_string(bq->bytes_per_vector) +
+           " vs " + std::to_string(flat->bytes_per_vector) + " bytes per vector.";
 }
 
 size_t name_width(const std::vector<Row>& rows) {
@@ -1130,6 +1186,10 @@ int run(const Options& opt) {
     print_markdown(rows);
     std::printf("\n");
     print_wrapped(summary(rows, ds), 78);
+    if (const std::string hnsw = hnsw_summary(rows, ds); !hnsw.empty()) {
+        std::printf("\n");
+        print_wrapped(hnsw, 78);
+    }
     if (!opt.budgets.empty()) {
         std::printf("\n");
         print_wrapped(budget_summary(rows, ds, opt.budgets), 78);

@@ -86,6 +86,17 @@ struct IndexBQ : faiss::IndexFlatCodes {
     void check_compatible_for_merge(const faiss::Index& other) const override;
 };
 
+/// Work of IndexBQ's distance computers, summed as each is destroyed (as
+/// faiss::hnsw_stats for HNSW search): graph construction's symmetric_dis
+/// calls and the codes they decoded.
+struct IndexBQStats {
+    size_t n_symmetric_dis = 0;
+    size_t n_decoded = 0;
+    void reset();
+    void add(size_t symmetric_dis, size_t decoded);
+};
+extern IndexBQStats indexBQ_stats;
+
 /** One standard deviation of the asymmetric estimator's error, for each
  * query i < n and candidate labels[i * k + j] (an id of this index; -1 gives
  * 0), written to sigmas[i * k + j].

@@ -557,7 +557,15 @@ void decode_residuals(
         size_t n,
         const uint8_t* codes,
         float* y) {
-    const CodeLayout layout(plan);
+    decode_residuals(plan, CodeLayout(plan), n, codes, y);
+}
+
+void decode_residuals(
+        const BinarizationPlan& plan,
+        const CodeLayout& layout,
+        size_t n,
+        const uint8_t* codes,
+        float* y) {
     // Least-squares scale <r_hat, r> / |r_hat|^2 = |r|^2 / (a |r_hat|^2),
     // with a = estimate_scale: the reconstruction closest to the residual.
     scaled_levels(plan, layout, n, codes, y, [&](const uint8_t* code, double rhat2) {
@@ -575,7 +583,7 @@ void decode(const BinarizationPlan& plan, size_t n, const uint8_t* codes, float*
     for (size_t i0 = 0; i0 < n; i0 += block_rows) {
         const size_t bn = std::min(block_rows, n - i0);
         y.resize(bn * d);
-        decode_residuals(plan, bn, codes + i0 * layout.code_size, y.data());
+        decode_residuals(plan, layout, bn, codes + i0 * layout.code_size, y.data());
         plan.apply_inverse(bn, y.data(), x + i0 * d);
     }
 }

@@ -256,6 +256,14 @@ void decode_residuals(
         size_t n,
         const uint8_t* codes,
         float* y);
+/// The same with the plan's layout given (CodeLayout(plan)), for callers
+/// that decode one code at a time.
+void decode_residuals(
+        const BinarizationPlan& plan,
+        const CodeLayout& layout,
+        size_t n,
+        const uint8_t* codes,
+        float* y);
 
 /// What the asymmetric estimator sees, in the transformed space:
 /// e = estimate_scale * r_hat, so that <x, q> ~ <c, q> + <e, R (q - c)>.
