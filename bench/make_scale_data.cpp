@@ -37,19 +37,23 @@ constexpr size_t kBlockRows = 65536;
 
 const char* const kUsage =
         "usage: make_scale_data --source DIR --out DIR [--n 1000000] "
-        "[--nq 1000] [--k 100] [--seed 1234]\n"
+        "[--nq 1000] [--k 100] [--seed 1234] [--clusters 1024]\n"
         "  --source  a real set's folder (its base.fvecs is the model's fit)\n"
         "  --out     folder for base.fvecs, query.fvecs, groundtruth.ivecs,\n"
         "            model.txt (created; must not be the source)\n"
         "  --n       base vectors, 1 .. 2^31-1\n"
         "  --nq      queries (a separate stream of the same model)\n"
         "  --k       neighbours per query in the ground truth, 1 .. n\n"
-        "  --seed    the base and queries depend on it only (not on threads)\n";
+        "  --seed    the base and queries depend on it only (not on threads)\n"
+        "  --clusters  k-means components of the model, 1 .. source rows\n"
+        "            (1: a single scale mixture, the model before them)\n";
 
 struct Options {
     std::string source, out;
     size_t n = 1000000, nq = 1000, k = 100;
     uint64_t seed = 1234;
+    // Enough for IVF lists as balanced as the real set's (README, "Data").
+    size_t clusters = 1024;
 };
 
 struct UsageError {
@@ -92,6 +96,8 @@ Options parse(int argc, char** argv) {
             o.k = parse_count(flag, value);
         } else if (flag == "--seed") {
             o.seed = parse_count(flag, value);
+        } else if (flag == "--clusters") {
+            o.clusters = parse_count(flag, value);
         } else {
             throw UsageError{"unknown argument " + flag};
         }
@@ -244,9 +250,12 @@ void run(const Options& o) {
     FAISS_THROW_IF_NOT_FMT(src.n > src.d,
                            "%s: %zu vectors of d=%zu: need more than d to fit "
                            "a covariance", source_base.c_str(), src.n, src.d);
+    FAISS_THROW_IF_NOT_FMT(o.clusters >= 1 && o.clusters <= src.n,
+                           "--clusters %zu: need 1 .. %zu (the source's rows)",
+                           o.clusters, src.n);
     const size_t d = src.d;
     const ScaleMixtureModel model =
-            ScaleMixtureModel::fit(src.n, d, src.data.data());
+            ScaleMixtureModel::fit(src.n, d, src.data.data(), o.clusters);
     const NormStats source_norms = row_norms(src.n, d, src.data.data());
     const double fit_seconds = seconds_since(t_fit);
 
@@ -261,15 +270,48 @@ void run(const Options& o) {
     say("source kurtosis: " + kurtosis_line(model.source_kurtosis));
     say("source norms: " + norms_line(source_norms));
     say("source " + marginal_kurtosis_line(src.n, d, src.data.data()));
-    say("model: x = mu + sqrt(w) A z, z ~ N(0, I), A = V diag(sqrt(lambda)) "
-        "from the source's mean mu and covariance S = V diag(lambda) V^T "
-        "(divisor n, float ssyrk + ssyevd)");
-    if (model.clamped) {
-        say(format("radial law: w = 1 (Gaussian). The source is platykurtic "
-                   "(ratio %.4f <= 1), which no scale mixture can match; "
-                   "clamped to the Gaussian's ratio 1",
-                   model.source_kurtosis.ratio()));
+    if (model.components() == 1) {
+        say("model: x = mu + sqrt(w) A z, z ~ N(0, I), A = V diag(sqrt("
+            "lambda)) from the source's mean mu and covariance S = V "
+            "diag(lambda) V^T (divisor n, float ssyrk + ssyevd)");
     } else {
+        std::vector<uint64_t> rows(model.components());
+        for (size_t c = 0; c < rows.size(); c++) {
+            rows[c] = model.cumulative_rows[c] -
+                    (c ? model.cumulative_rows[c - 1] : 0);
+        }
+        std::sort(rows.begin(), rows.end());
+        double within_trace = 0, total_trace = 0;
+        for (size_t j = 0; j < d; j++) {
+            within_trace += model.within.eigenvalues[j];
+            total_trace += model.source.eigenvalues[j];
+        }
+        say(format("model: x = mu_c + sqrt(w) A z, z ~ N(0, I), component c "
+                   "drawn with its share of the source's rows; mu_c the mean "
+                   "of the source's rows nearest the c-th of %zu k-means "
+                   "centres (faiss::Clustering, L2, 25 iterations, all %zu "
+                   "rows); A = V diag(sqrt(lambda)) from the pooled "
+                   "within-component covariance W = V diag(lambda) V^T of "
+                   "the residuals x - mu_c (divisor n, float ssyrk + "
+                   "ssyevd). Mean sum_c p_c mu_c = the source's; covariance "
+                   "between + E[w] W = the source's S",
+                   o.clusters, src.n));
+        say(format("components: %zu with rows (of %zu asked); rows per "
+                   "component: min %" PRIu64 ", median %" PRIu64
+                   ", max %" PRIu64 "; tr W / tr S = %.4f",
+                   model.components(), o.clusters, rows.front(),
+                   rows[rows.size() / 2], rows.back(),
+                   within_trace / total_trace));
+    }
+    if (model.clamped) {
+        say(format("radial law: w = 1. The source's ratio %.4f is at or "
+                   "below that of w = 1 (%.4f), and no scale mixture can "
+                   "lower it; clamped there",
+                   model.source_kurtosis.ratio(),
+                   model.components() > 1
+                           ? model.unit_radial_kurtosis.ratio()
+                           : 1.0));
+    } else if (model.components() == 1) {
         say(format("radial law: w ~ Gamma(shape %.4f, scale %.6f): E[w] = 1, "
                    "E[w^2] = %.4f, calibrated so that %zu generated rows "
                    "measure the source's ratio (Gamma(%.4f), E[w^2] = the "
@@ -280,15 +322,30 @@ void run(const Options& o) {
                    1 / (model.source_kurtosis.ratio() - 1),
                    model.calibration_kurtosis.ratio(),
                    model.calibration_kurtosis.ratio_standard_error()));
+    } else {
+        say(format("radial law: w ~ Gamma(shape %.4f, scale %.6f): E[w] = 1, "
+                   "E[w^2] = %.4f, calibrated on %zu generated rows (the "
+                   "source's count) by one secant step: ratio %.4f +- %.4f "
+                   "with w = 1, %.4f +- %.4f with Gamma(%.4f) (same c and "
+                   "z); the source's %.4f lies on that line",
+                   model.gamma_shape, 1 / model.gamma_shape,
+                   model.model_kurtosis_ratio(), src.n,
+                   model.unit_radial_kurtosis.ratio(),
+                   model.unit_radial_kurtosis.ratio_standard_error(),
+                   model.calibration_kurtosis.ratio(),
+                   model.calibration_kurtosis.ratio_standard_error(),
+                   1 / (model.source_kurtosis.ratio() - 1),
+                   model.source_kurtosis.ratio()));
     }
     say("norms: not constrained. The model reproduces mu and S, so "
         "E|x|^2 = |mu|^2 + tr S equals the source's mean squared norm, but "
         "norms spread with w and z where the source's may not (USE vectors "
         "are unit norm); nothing is renormalized, and inner-product "
         "neighbours favour long vectors");
-    say(format("seed %" PRIu64 ", n %zu, nq %zu, k %zu, block %zu rows, "
-               "%d threads",
-               o.seed, o.n, o.nq, o.k, kBlockRows, omp_get_max_threads()));
+    say(format("seed %" PRIu64 ", n %zu, nq %zu, k %zu, clusters %zu, "
+               "block %zu rows, %d threads",
+               o.seed, o.n, o.nq, o.k, o.clusters, kBlockRows,
+               omp_get_max_threads()));
 
     std::vector<float> queries(o.nq * d);
     model.generate(o.seed, 1, 0, o.nq, queries.data());
@@ -365,8 +422,13 @@ void run(const Options& o) {
             kurtosis_line(mardia_kurtosis(spectrum, n_sample, sample.data())));
         say("generated " + marginal_kurtosis_line(n_sample, d, sample.data()) +
             format(" (the model matches the multivariate kurtosis, not the "
-                   "marginals: 3 (E[w^2] - 1) = %.3f in every direction)",
-                   3 * (model.model_kurtosis_ratio() - 1)));
+                   "marginals%s)",
+                   model.components() == 1
+                           ? format(": 3 (E[w^2] - 1) = %.3f in every "
+                                    "direction",
+                                    3 * (model.model_kurtosis_ratio() - 1))
+                                     .c_str()
+                           : ""));
     } else {
         say(format("generated kurtosis: not measured (%zu rows <= d = %zu)",
                    n_sample, d));

@@ -1,11 +1,15 @@
-// make_scale_data run at small N on use512-wordnet: its files, ground truth,
-// moments and kurtosis against references computed here, and reproducibility.
+// make_scale_data run on use512-wordnet at its size (60k): its files, ground
+// truth, moments, kurtosis and cluster structure against references computed
+// here, reproducibility, and K = 1 as the single scale mixture it was.
 #include "scale_model.h"
 
 #include "../tests/test_util.h"
 
 #include <faiss_bq/impl/blas.h>
 #include <faiss_bq/utils/vecs_io.h>
+
+#include <faiss/Clustering.h>
+#include <faiss/IndexFlat.h>
 
 #include <gtest/gtest.h>
 
@@ -24,7 +28,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr size_t kN = 5000;
+// The source's size, so that the kurtosis compares on equal n (see below)
+// and the list balance on the same rows.
+constexpr size_t kN = 60000;
 constexpr size_t kNq = 50;
 constexpr size_t kK = 100;
 
@@ -143,6 +149,26 @@ std::pair<double, double> reference_kurtosis(size_t n, size_t d,
     return {b2 / gauss, std::sqrt((mu4 - var * var) / n) / gauss};
 }
 
+/// IVF list balance: rows per list of 256 L2 k-means lists (faiss::Clustering,
+/// its defaults) trained on rows [0, 20k) and applied to rows [20k, 60k).
+/// Returns the median of the list sizes (mean 156).
+double median_list_size(size_t d, const float* x) {
+    const size_t nlist = 256, n_train = 20000, n_assign = 40000;
+    faiss::IndexFlatL2 index{faiss::Index::idx_t(d)};
+    faiss::Clustering kmeans{int(d), int(nlist)};
+    kmeans.train(faiss::Index::idx_t(n_train), x, index);
+    std::vector<float> distances(n_assign);
+    std::vector<faiss::Index::idx_t> lists(n_assign);
+    index.search(faiss::Index::idx_t(n_assign), x + n_train * d, 1,
+                 distances.data(), lists.data());
+    std::vector<size_t> sizes(nlist);
+    for (auto l : lists) {
+        sizes[size_t(l)]++;
+    }
+    std::sort(sizes.begin(), sizes.end());
+    return 0.5 * double(sizes[nlist / 2 - 1] + sizes[nlist / 2]);
+}
+
 TEST(MakeScaleData, BadArgumentsAreNamedAndWriteNothing) {
     const std::string out = testing::TempDir() + "scale_bad";
     fs::remove_all(out);
@@ -163,10 +189,15 @@ TEST(MakeScaleData, BadArgumentsAreNamedAndWriteNothing) {
     EXPECT_NE(log.find("is the source folder"), std::string::npos) << log;
     EXPECT_NE(run_tool("--out " + out + " --n x", 1, log), 0);
     EXPECT_NE(log.find("usage:"), std::string::npos) << log;
+    EXPECT_NE(run_tool("--source " + source_dir() + " --out " + out +
+                               " --n 50 --k 1 --clusters 0",
+                       1, log),
+              0);
+    EXPECT_NE(log.find("--clusters 0"), std::string::npos) << log;
     EXPECT_FALSE(fs::exists(out + "/base.fvecs"));
 }
 
-TEST(MakeScaleData, SmallSetMatchesTheSourceAndIsReproducible) {
+TEST(MakeScaleData, GeneratedSetMatchesTheSourceAndIsReproducible) {
     FAISS_BQ_REQUIRE_DATA("use512-wordnet", real);
     const size_t d = real.d;
     const std::string out_a = testing::TempDir() + "scale_a";
@@ -251,7 +282,9 @@ TEST(MakeScaleData, SmallSetMatchesTheSourceAndIsReproducible) {
                    (s_hat[i * d + j] - s[i * d + j]);
         }
     }
-    const double kappa = 1 + 1 / 8.0; // about the model's E[w^2] (1.11)
+    // About the source's ratio (1.11); the mixture's components add little
+    // beyond a single scale mixture's at this ratio.
+    const double kappa = 1 + 1 / 8.0;
     const double expected =
             (kappa * trace * trace + (2 * kappa - 1) * frob) / kN;
     std::cout << "covariance |S_hat - S|_F^2 = " << err << ", expected "
@@ -265,10 +298,10 @@ TEST(MakeScaleData, SmallSetMatchesTheSourceAndIsReproducible) {
             base.data.data());
     EXPECT_NEAR(tool.ratio(), gen_ratio, 1e-3);
 
-    // Kurtosis: the same measure on as many rows of the source (its first
-    // N, a random sample): the sample covariance lowers a heavy-tailed set's
-    // ratio by about 2 d/n of its excess, so only equal n compare. 4 joint
-    // standard errors; a Gaussian (ratio 1.00 at this n) is 0.08 away.
+    // Kurtosis: the same measure on as many rows of the source (all of it):
+    // the sample covariance lowers a heavy-tailed set's ratio by about 2 d/n
+    // of its excess, so only equal n compare. 4 joint standard errors
+    // (0.015); the mixture with w = 1 (1.005) is 0.1 away.
     const auto [real_ratio, real_se] =
             reference_kurtosis(kN, d, real.base.data());
     std::cout << "kurtosis ratio on " << kN << " rows: generated " << gen_ratio
@@ -277,6 +310,71 @@ TEST(MakeScaleData, SmallSetMatchesTheSourceAndIsReproducible) {
     EXPECT_NEAR(gen_ratio, real_ratio,
                 4 * std::sqrt(gen_se * gen_se + real_se * real_se));
     EXPECT_GT(gen_ratio, 1.03); // not a Gaussian's
+
+    // Cluster structure: the real set's IVF lists are balanced (median 142
+    // of mean 156); the single scale mixture has none to find (median 0,
+    // most lists empty), the mixture of 1024 components 139 to 154 (seeds
+    // 1234 and 7). A factor 2 separates them; the K = 1 test shows it fails.
+    const double real_median = median_list_size(d, real.base.data());
+    const double gen_median = median_list_size(d, base.data.data());
+    std::cout << "median IVF list size (256 lists): generated " << gen_median
+              << ", source " << real_median << "\n";
+    EXPECT_GT(gen_median, real_median / 2);
+    EXPECT_LT(gen_median, real_median * 2);
+}
+
+TEST(MakeScaleData, OneClusterIsTheSingleScaleMixture) {
+    FAISS_BQ_REQUIRE_DATA("use512-wordnet", real);
+    const size_t d = real.d;
+    const std::string out = testing::TempDir() + "scale_k1";
+    std::string log;
+    ASSERT_EQ(run_tool("--source " + source_dir() + " --n " +
+                               std::to_string(kN) +
+                               " --nq 10 --k 1 --seed 1234 --clusters 1 --out " +
+                               out,
+                       2, log),
+              0)
+            << log;
+    const VecsFile<float> base = read_fvecs(out + "/base.fvecs");
+    const VecsFile<float> query = read_fvecs(out + "/query.fvecs");
+    ASSERT_EQ(base.n, kN);
+
+    // Written by the tool before --clusters (commit f1172a8, seed 1234, the
+    // 1M set scale1m-use512): rows 0 and 59999, query 0, first 4 values. A
+    // different BLAS may move the last digits, a changed draw all of them.
+    const float known[3][4] = {
+            {0.0354753062f, 0.0262402222f, 0.00328893005f, -0.0676900148f},
+            {-0.0153954728f, -0.000615347642f, 0.0112067889f, 0.00858630519f},
+            {-0.0159804113f, 0.0480496772f, 0.0289518926f, -0.0121215377f}};
+    const float* rows[3] = {base.data.data(),
+                            base.data.data() + (kN - 1) * d,
+                            query.data.data()};
+    for (size_t r = 0; r < 3; r++) {
+        for (size_t j = 0; j < 4; j++) {
+            EXPECT_NEAR(rows[r][j], known[r][j], 1e-6)
+                    << "row " << r << " value " << j;
+        }
+    }
+    // The 1M set itself, when present: the same bytes.
+    const std::string old_set = fs::path(source_dir()).parent_path().string() +
+                                "/scale1m-use512/base.fvecs";
+    if (fs::exists(old_set)) {
+        const std::string written = read_all(out + "/base.fvecs");
+        std::ifstream in(old_set, std::ios::binary);
+        std::string prefix(written.size(), '\0');
+        in.read(&prefix[0], std::streamsize(prefix.size()));
+        EXPECT_TRUE(prefix == written)
+                << "the first " << kN << " rows differ from " << old_set;
+    } else {
+        std::cout << "not compared byte for byte: no " << old_set << "\n";
+    }
+
+    // No cluster structure: the measure the mixture passes fails here.
+    const double real_median = median_list_size(d, real.base.data());
+    const double gen_median = median_list_size(d, base.data.data());
+    std::cout << "median IVF list size (256 lists), K = 1: " << gen_median
+              << ", source " << real_median << "\n";
+    EXPECT_LT(gen_median, real_median / 2);
 }
 
 } // namespace
