@@ -155,11 +155,19 @@ struct IVFScannerBase : faiss::InvertedListScanner {
             scores[e] = score(scores[e], entries + e * code_size);
         }
     }
+    /// FAISS's OnDiskInvertedLists put a list's ids after its codes, so
+    /// they are 8-byte aligned only when code_size is: read them bytewise.
+    static idx_t id_at(const idx_t* ids, size_t offset) {
+        idx_t id;
+        std::memcpy(&id, reinterpret_cast<const char*>(ids) + offset * sizeof(idx_t),
+                    sizeof(idx_t));
+        return id;
+    }
     idx_t label(const idx_t* ids, size_t offset) const {
-        return store_pairs ? faiss::lo_build(list_no, offset) : ids[offset];
+        return store_pairs ? faiss::lo_build(list_no, offset) : id_at(ids, offset);
     }
     bool selected(const idx_t* ids, size_t offset) const {
-        return !sel || sel->is_member(ids[offset]);
+        return !sel || sel->is_member(id_at(ids, offset));
     }
     template <class C>
     size_t scan(size_t n,
