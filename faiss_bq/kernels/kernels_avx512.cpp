@@ -6,6 +6,8 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() as the unused
 // merge source and then warn about it at every call (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -463,6 +465,70 @@ void fast_scan_blocks(const uint8_t* codes,
     }
 }
 
+/// rows_to_block (kernels.h): a 16-column tile of all 64 rows at once. Lane
+/// L of a[i] holds row 16 L + i, so the four rounds of 128-bit interleaving
+/// (the 16 x 16 byte transpose of kernels_avx2.cpp, in each lane) leave in
+/// out[c] column c of rows 0..63, in order: one 64-byte store per column,
+/// and half the shuffles of four 16 x 16 tiles.
+void rows_to_block(const uint8_t* rows,
+                   size_t row_stride,
+                   size_t nrows,
+                   size_t ncols,
+                   uint8_t* block) {
+    constexpr size_t bs = fast_scan_block;
+    auto row16 = [&](size_t v, size_t t0) {
+        return v < nrows ? _mm_loadu_si128((const __m128i*)(rows + v * row_stride + t0))
+                         : _mm_setzero_si128();
+    };
+    size_t t0 = 0;
+    for (; t0 < ncols && t0 + 16 <= row_stride; t0 += 16) {
+        __m512i a[16], p[8], q[8], r[4][4], sv[2][4][2];
+        for (size_t i = 0; i < 16; i++) {
+            a[i] = _mm512_inserti32x4(
+                    _mm512_inserti32x4(
+                            _mm512_inserti32x4(_mm512_castsi128_si512(row16(i, t0)),
+                                               row16(16 + i, t0), 1),
+                            row16(32 + i, t0), 2),
+                    row16(48 + i, t0), 3);
+        }
+        for (int i = 0; i < 8; i++) {
+            p[i] = _mm512_unpacklo_epi8(a[2 * i], a[2 * i + 1]);
+            q[i] = _mm512_unpackhi_epi8(a[2 * i], a[2 * i + 1]);
+        }
+        for (int j = 0; j < 4; j++) {
+            r[j][0] = _mm512_unpacklo_epi16(p[2 * j], p[2 * j + 1]);
+            r[j][1] = _mm512_unpackhi_epi16(p[2 * j], p[2 * j + 1]);
+            r[j][2] = _mm512_unpacklo_epi16(q[2 * j], q[2 * j + 1]);
+            r[j][3] = _mm512_unpackhi_epi16(q[2 * j], q[2 * j + 1]);
+        }
+        for (int m = 0; m < 2; m++) {
+            for (int g = 0; g < 4; g++) {
+                sv[m][g][0] = _mm512_unpacklo_epi32(r[2 * m][g], r[2 * m + 1][g]);
+                sv[m][g][1] = _mm512_unpackhi_epi32(r[2 * m][g], r[2 * m + 1][g]);
+            }
+        }
+        const size_t nc = std::min<size_t>(16, ncols - t0);
+        for (int g = 0; g < 4; g++) {
+            for (int h = 0; h < 2; h++) {
+                const size_t c = size_t(4 * g + 2 * h);
+                if (c < nc) {
+                    _mm512_storeu_si512(block + (t0 + c) * bs,
+                                        _mm512_unpacklo_epi64(sv[0][g][h], sv[1][g][h]));
+                }
+                if (c + 1 < nc) {
+                    _mm512_storeu_si512(block + (t0 + c + 1) * bs,
+                                        _mm512_unpackhi_epi64(sv[0][g][h], sv[1][g][h]));
+                }
+            }
+        }
+    }
+    for (size_t t = t0; t < ncols; t++) { // columns a tile would read past
+        for (size_t v = 0; v < bs; v++) {
+            block[t * bs + v] = v < nrows ? rows[v * row_stride + t] : 0;
+        }
+    }
+}
+
 } // namespace
 } // namespace avx512_level
 
@@ -481,7 +547,7 @@ const KernelTable& avx512_kernels() {
         ref_kernels().lut_scan,
         avx512_level::lut_scan_block,
         avx512_level::fast_scan_blocks,
-        avx2_kernels().rows_to_block, // 16 x 16 SSE tiles: no wider gain
+        avx512_level::rows_to_block,
     };
     return table;
 }
