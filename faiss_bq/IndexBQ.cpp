@@ -47,13 +47,6 @@ size_t checked_budget_code_size(idx_t d, size_t budget_bytes, faiss::MetricType 
     return budget_bytes + CodeLayout::factor_bytes;
 }
 
-void check_query_bits(int query_bits) {
-    FAISS_THROW_IF_NOT_FMT(
-            query_bits == 0 || (query_bits >= 4 && query_bits <= 8),
-            "IndexBQ: query_bits=%d must be 0 (float query) or in 4..8",
-            query_bits);
-}
-
 /// Pushes the scores of codes [j0, j1) against the scorer's query into the
 /// heap (k entries). Ids in increasing order, admitted only when strictly
 /// better than the worst kept: the smaller id wins a tie.
@@ -302,7 +295,7 @@ void IndexBQ::search(
             qbits = bq->query_bits;
         }
     }
-    check_query_bits(qbits);
+    check_query_bits("IndexBQ", qbits);
     QueryScorer::check(plan, est, qbits);
     if (metric_type == faiss::METRIC_INNER_PRODUCT) {
         search_codes<faiss::CMin<float, idx_t>>(
@@ -332,7 +325,7 @@ faiss::FlatCodesDistanceComputer* IndexBQ::get_distance_computer(
         Estimator est,
         int qbits) const {
     FAISS_THROW_IF_NOT_MSG(is_trained, "IndexBQ: the index is not trained");
-    check_query_bits(qbits);
+    check_query_bits("IndexBQ", qbits);
     return new BQDistanceComputer(*this, est, qbits);
 }
 

@@ -295,10 +295,7 @@ void IndexIVFBQ::search_preassigned(
 }
 
 void IndexIVFBQ::check_query_bits() const {
-    FAISS_THROW_IF_NOT_FMT(
-            query_bits == 0 || (query_bits >= 4 && query_bits <= 8),
-            "IndexIVFBQ: query_bits=%d must be 0 (float query) or in 4..8",
-            query_bits);
+    faiss_bq::check_query_bits("IndexIVFBQ", query_bits);
     QueryScorer::check(plan, Estimator::asymmetric, query_bits);
 }
 
@@ -322,21 +319,23 @@ void IndexIVFBQ::reconstruct_from_offset(
             long(list_no),
             nlist);
     faiss::InvertedLists::ScopedCodes entry(invlists, list_no, offset);
+    decode_entry(list_no, entry.get(), recons);
+}
+
+void IndexIVFBQ::decode_entry(idx_t list_no, const uint8_t* entry, float* x) const {
     std::vector<uint8_t> code(CodeLayout(plan).code_size);
-    entry_to_code(entry.get(), code.data());
-    decode(plan, 1, code.data(), recons);
+    entry_to_code(entry, code.data());
+    decode(plan, 1, code.data(), x);
     std::vector<float> c(d);
     quantizer->reconstruct(list_no, c.data());
     for (size_t j = 0; j < size_t(d); j++) {
-        recons[j] += c[j];
+        x[j] += c[j];
     }
 }
 
 void IndexIVFBQ::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
     FAISS_THROW_IF_NOT_MSG(is_trained, "IndexIVFBQ::sa_decode: the index is not trained");
     const size_t ccs = coarse_code_size(), stride = ccs + code_size;
-    std::vector<uint8_t> code(CodeLayout(plan).code_size);
-    std::vector<float> c(d);
     for (idx_t i = 0; i < n; i++) {
         const uint8_t* in = bytes + i * stride;
         const idx_t l = decode_listno(in);
@@ -346,13 +345,7 @@ void IndexIVFBQ::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
                 long(i),
                 long(l),
                 nlist);
-        entry_to_code(in + ccs, code.data());
-        float* xi = x + i * d;
-        decode(plan, 1, code.data(), xi);
-        quantizer->reconstruct(l, c.data());
-        for (size_t j = 0; j < size_t(d); j++) {
-            xi[j] += c[j];
-        }
+        decode_entry(l, in + ccs, x + i * d);
     }
 }
 

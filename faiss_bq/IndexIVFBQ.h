@@ -121,6 +121,8 @@ struct IndexIVFBQ : faiss::IndexIVF {
     virtual void check_query_bits() const;
 
    protected:
+    /// x = c_list + the decoded residual of an entry of list list_no.
+    void decode_entry(idx_t list_no, const uint8_t* entry, float* x) const;
     /// Validates the arguments common to both constructors.
     void init(int nbits, size_t budget_bytes);
     /// The trainer options of this index (fast scan sets its layout).

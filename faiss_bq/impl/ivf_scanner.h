@@ -34,31 +34,26 @@ struct IVFScannerBase : faiss::InvertedListScanner {
     const float* flat_centroids = nullptr;
     mutable std::vector<float> scores;
 
-    // Eight independent partial sums (FAISS 1.7.3's generic build sums in
-    // order, which cannot vectorize): the list term was 7% of a fast scan.
-    static void ip_parts(const float* a, const float* b, size_t n, float part[8]) {
+    /// sum_i term(a_i, b_i) in eight independent partial sums (FAISS
+    /// 1.7.3's generic build sums in order, which cannot vectorize: the list
+    /// term was 7% of a fast scan).
+    template <class Term>
+    static float sum8(const float* a, const float* b, size_t n, Term term) {
+        float part[8] = {};
         size_t i = 0;
         for (; i + 8 <= n; i += 8) {
             for (int j = 0; j < 8; j++) {
-                part[j] += a[i + j] * b[i + j];
+                part[j] += term(a[i + j], b[i + j]);
             }
         }
         for (; i < n; i++) {
-            part[0] += a[i] * b[i];
+            part[0] += term(a[i], b[i]);
         }
-    }
-    static void l2_parts(const float* a, const float* b, size_t n, float part[8]) {
-        size_t i = 0;
-        for (; i + 8 <= n; i += 8) {
-            for (int j = 0; j < 8; j++) {
-                const float v = a[i + j] - b[i + j];
-                part[j] += v * v;
-            }
+        double s = 0;
+        for (float p : part) {
+            s += p;
         }
-        for (; i < n; i++) {
-            const float v = a[i] - b[i];
-            part[0] += v * v;
-        }
+        return float(s);
     }
 
     IVFScannerBase(const IndexIVFBQ& index, bool store_pairs, const faiss::IDSelector* sel)
@@ -90,23 +85,10 @@ struct IVFScannerBase : faiss::InvertedListScanner {
         } else {
             index.quantizer->reconstruct(l, centroid.data());
         }
-        double s = 0;
-        if (l2) {
-            float part[8] = {};
-            l2_parts(query, c, size_t(index.d), part);
-            for (float p : part) {
-                s += p;
-            }
-        } else {
-            float part[8] = {};
-            ip_parts(query, c, size_t(index.d), part);
-            for (float p : part) {
-                s += p;
-            }
-        }
-        list_term = float(s);
+        const size_t d = size_t(index.d);
+        list_term = l2 ? sum8(query, c, d, [](float u, float v) { return (u - v) * (u - v); })
+                       : sum8(query, c, d, [](float u, float v) { return u * v; });
     }
-    /// The score of an entry whose <r, q> is estimated as ip.
     /// The score of an entry whose s(q) is ip (IndexIVFBQ's formulas).
     float score(float ip, const uint8_t* entry) const {
         float list_factor;

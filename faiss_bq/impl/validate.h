@@ -45,6 +45,15 @@ inline void check_index_args(
             int(metric));
 }
 
+/// query_bits of an asymmetric search: 0 (float query) or 4..8 planes.
+inline void check_query_bits(const char* who, int query_bits) {
+    FAISS_THROW_IF_NOT_FMT(
+            query_bits == 0 || (query_bits >= 4 && query_bits <= 8),
+            "%s: query_bits=%d must be 0 (float query) or in 4..8",
+            who,
+            query_bits);
+}
+
 /// What every search() checks first: trained, k > 0, n >= 0, and finite
 /// queries (n x d). `who` names the method in the message.
 inline void check_search_args(

@@ -359,10 +359,9 @@ void rows_to_block(const uint8_t* rows,
             }
         }
     }
-    for (size_t t = t0; t < ncols; t++) { // columns a tile would read past
-        for (size_t v = 0; v < bs; v++) {
-            block[t * bs + v] = v < nrows ? rows[v * row_stride + t] : 0;
-        }
+    if (t0 < ncols) { // columns a tile would read past
+        ref_kernels().rows_to_block(rows + t0, row_stride, nrows, ncols - t0,
+                                    block + t0 * bs);
     }
 }
 
