@@ -29,11 +29,11 @@ std::string basename_of(std::string path) {
     return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-std::vector<faiss::Index::idx_t> exact_neighbours(const Dataset& ds, size_t k) {
+std::vector<int64_t> exact_neighbours(const Dataset& ds, size_t k) {
     faiss::IndexFlat flat(ds.d, ds.metric);
     flat.add(ds.nb, ds.base.data());
     std::vector<float> distances(ds.nq * k);
-    std::vector<faiss::Index::idx_t> labels(ds.nq * k);
+    std::vector<int64_t> labels(ds.nq * k);
     flat.search(ds.nq, ds.queries.data(), k, distances.data(), labels.data());
     return labels;
 }

@@ -4,6 +4,7 @@
 #include <faiss/Index.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,7 +32,7 @@ struct Dataset {
     std::vector<float> base;    ///< nb x d
     std::vector<float> queries; ///< nq x d
     /// nq x gt_k exact neighbours, best first
-    std::vector<faiss::Index::idx_t> groundtruth;
+    std::vector<int64_t> groundtruth;
     size_t gt_k = 0;
     bool groundtruth_computed = false; ///< no file: computed with IndexFlat
 };

@@ -23,26 +23,45 @@ constexpr size_t chunk_blocks = 16;
 /// Vectors encoded at a time by add (bounds the scratch of IndexBQ codes).
 constexpr size_t add_rows = 4096;
 
-/// Pushes the scores of vectors [j0, j1) (j0 a multiple of the block) into
-/// the heap (push_scores: a tie keeps the smaller id).
+/// Queries scanned together (FastScanScorer::scan_group).
+constexpr size_t query_group = kernels::fast_scan_max_queries;
+
+/// One thread's scorers and scores, for up to query_group queries.
+struct GroupScanner {
+    std::vector<FastScanScorer> scorers;
+    std::vector<float> scores; ///< query e's at e * chunk_blocks * block
+};
+
+/// Pushes the scores of vectors [j0, j1) (j0 a multiple of the block) of
+/// the m queries set on s into their heaps (query e's at D + e * k;
+/// push_scores: a tie keeps the smaller id).
 template <class C>
 void scan_blocks(const IndexBQFastScan& index,
-                 FastScanScorer& scorer,
+                 GroupScanner& s,
+                 size_t m,
                  idx_t j0,
                  idx_t j1,
                  idx_t k,
                  float* D,
                  idx_t* I,
-                 const faiss::IDSelector* sel,
-                 std::vector<float>& scores) {
-    const size_t bb = scorer.nibbles.block_bytes();
-    for (size_t i0 = size_t(j0); i0 < size_t(j1); i0 += chunk_blocks * block) {
-        const size_t m = std::min(chunk_blocks * block, size_t(j1) - i0);
-        scorer.scan(index.codes.data() + i0 / block * bb,
-                    index.factors.data() + IndexBQFastScan::factor_at(idx_t(i0), 0),
-                    (m + block - 1) / block,
-                    scores.data());
-        push_scores<C>(k, D, I, scores.data(), m, idx_t(i0), sel);
+                 const faiss::IDSelector* sel) {
+    const size_t bb = s.scorers[0].nibbles.block_bytes();
+    constexpr size_t run = chunk_blocks * block;
+    FastScanScorer* scorers[query_group];
+    float* out[query_group];
+    for (size_t e = 0; e < m; e++) {
+        scorers[e] = &s.scorers[e];
+        out[e] = s.scores.data() + e * run;
+    }
+    for (size_t i0 = size_t(j0); i0 < size_t(j1); i0 += run) {
+        const size_t n = std::min(run, size_t(j1) - i0);
+        FastScanScorer::scan_group(
+                scorers, m, index.codes.data() + i0 / block * bb,
+                index.factors.data() + IndexBQFastScan::factor_at(idx_t(i0), 0),
+                (n + block - 1) / block, out);
+        for (size_t e = 0; e < m; e++) {
+            push_scores<C>(k, D + e * k, I + e * k, out[e], n, idx_t(i0), sel);
+        }
     }
 }
 
@@ -54,22 +73,24 @@ void search_blocks(const IndexBQFastScan& index,
                    float* distances,
                    idx_t* labels,
                    const faiss::IDSelector* sel) {
-    struct Scanner {
-        FastScanScorer scorer;
-        std::vector<float> scores;
-    };
     for_query_chunks(index.plan, n, x, true, [&](idx_t i0, idx_t m, const float* y) {
-        search_flat<C>(
-                m, index.ntotal, k, chunk_blocks * block,
+        search_flat_groups<C>(
+                m, index.ntotal, k, chunk_blocks * block, query_group,
                 distances + i0 * k, labels + i0 * k,
                 [&] {
-                    return Scanner{FastScanScorer(index.plan, index.metric_type),
-                                   std::vector<float>(chunk_blocks * block)};
+                    return GroupScanner{
+                            std::vector<FastScanScorer>(
+                                    query_group,
+                                    FastScanScorer(index.plan, index.metric_type)),
+                            std::vector<float>(query_group * chunk_blocks * block)};
                 },
-                [&](Scanner& s, idx_t i, idx_t j0, idx_t j1, float* D, idx_t* I) {
-                    s.scorer.set_query(x + (i0 + i) * index.d, y + i * index.d);
-                    scan_blocks<C>(index, s.scorer, j0, j1, k, D, I, sel,
-                                   s.scores);
+                [&](GroupScanner& s, idx_t i, idx_t mq, idx_t j0, idx_t j1, float* D,
+                    idx_t* I) {
+                    for (idx_t e = 0; e < mq; e++) {
+                        s.scorers[e].set_query(x + (i0 + i + e) * index.d,
+                                               y + (i + e) * index.d);
+                    }
+                    scan_blocks<C>(index, s, size_t(mq), j0, j1, k, D, I, sel);
                 });
     });
 }

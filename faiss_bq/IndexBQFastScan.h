@@ -24,7 +24,7 @@ namespace faiss_bq {
  * the estimator's tables are rounded to bytes (FastScanScorer in
  * estimators.h gives the bound), and the codes sit in blocks of 64 vectors
  * whose 4-bit sub-codes index 16-entry tables kept in registers
- * (kernels::fast_scan_blocks). Debian's FAISS is built for generic x86-64,
+ * (kernels::fast_scan_accumulate). Debian's FAISS is built for generic x86-64,
  * so its own fast-scan kernels run emulated; these use AVX2 / AVX-512.
  *
  * Memory per vector: NibbleLayout::nbytes plus 12 bytes of factors: the

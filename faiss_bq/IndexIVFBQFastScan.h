@@ -12,7 +12,7 @@ namespace faiss_bq {
  * IndexIVFBQ's, so the bytes per vector are the same. A scan turns runs of
  * up to 1024 entries of a list into blocks of 64 (NibbleLayout::
  * rows_to_blocks) and scores them with byte tables held in registers
- * (FastScanScorer, kernels::fast_scan_blocks), the tables built once per
+ * (FastScanScorer, kernels::fast_scan_accumulate), the tables built once per
  * query. Keeping rows in FAISS's ordinary InvertedLists, rather than blocks,
  * is what lets OnDiskInvertedLists, merge_from, remove_ids and update work
  * unchanged, and costs no padding (a list of 244 vectors in blocks of 64

@@ -109,7 +109,7 @@ struct CodeLayout {
 /** The fast-scan layout of a plan's codes (IndexBQFastScan): the level
  * indices of a code regrouped into 4-bit sub-codes, "nibbles", of whole
  * coordinates, so that the asymmetric estimate <r_hat, y> is a sum of one
- * 16-entry table per nibble (kernels::fast_scan_blocks). A nibble holds one
+ * 16-entry table per nibble (kernels::fast_scan_accumulate). A nibble holds one
  * 4-bit coordinate; or one 3-bit coordinate and, while any are left, a
  * 1-bit one (at bit 3); or two 2-bit; or one 2-bit and up to two 1-bit; or
  * four 1-bit coordinates (coordinates in increasing index within each

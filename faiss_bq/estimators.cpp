@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace faiss_bq {
 
@@ -362,7 +363,7 @@ FastScanScorer::FastScanScorer(
     table_min.assign(nibbles.nbytes * 2, 0.f);
     column_range.resize(nibbles.nbytes);
     suffix.resize(nibbles.nbytes + 1);
-    lut.assign(nibbles.nbytes * 32, 0);
+    lut.assign(nibbles.nbytes * kernels::fast_scan_lut_bytes, 0);
 }
 
 void FastScanScorer::set_query(const float* q, const float* yq) {
@@ -418,14 +419,19 @@ void FastScanScorer::set_query(const float* q, const float* yq) {
     for (size_t t = 0; t < split; t++) {
         hi_range = std::max(hi_range, column_range[t]);
     }
-    step_hi = hi_range > 0 ? hi_range / 255 : 1;
-    step_lo = suffix[split] > 0 ? suffix[split] / 255 : 1;
+    constexpr float levels = kernels::fast_scan_max_entry;
+    step_hi = hi_range > 0 ? hi_range / levels : 1;
+    step_lo = suffix[split] > 0 ? suffix[split] / levels : 1;
+    // the kernels' form: each 16-entry table four times (kernels.h)
     for (size_t k = 0; k < 2 * ncols; k++) {
         const float* t = table.data() + 16 * k;
         const float step = k / 2 < split ? step_hi : step_lo;
+        uint8_t* to = lut.data() + kernels::fast_scan_lut_bytes * (k / 2) + 64 * (k % 2);
         for (int v = 0; v < 16; v++) {
-            lut[16 * k + v] =
-                    uint8_t(std::lround((t[v] - table_min[k]) / step));
+            to[v] = uint8_t(std::lround((t[v] - table_min[k]) / step));
+        }
+        for (int copy = 1; copy < 4; copy++) {
+            std::memcpy(to + 16 * copy, to, 16);
         }
     }
 }
@@ -447,42 +453,69 @@ void FastScanScorer::scan(
         const float* factors,
         size_t nblocks,
         float* out) {
+    FastScanScorer* self = this;
+    scan_group(&self, 1, blocks, factors, nblocks, &out);
+}
+
+void FastScanScorer::scan_group(
+        FastScanScorer* const* scorers,
+        size_t nq,
+        const uint8_t* blocks,
+        const float* factors,
+        size_t nblocks,
+        float* const* out) {
     constexpr size_t bs = kernels::fast_scan_block;
-    const size_t ncols = nibbles.nbytes, bb = nibbles.block_bytes();
-    // The kernel writes every sum of its run; a run without columns is 0.
-    sums_hi.resize(nblocks * bs);
-    sums_lo.resize(nblocks * bs);
-    if (split == 0) {
-        std::fill(sums_hi.begin(), sums_hi.end(), 0u);
-    } else {
-        kernels::fast_scan_blocks(
-                blocks, nblocks, bb, split, lut.data(), sums_hi.data());
-    }
-    if (split == ncols) {
-        std::fill(sums_lo.begin(), sums_lo.end(), 0u);
-    } else {
-        kernels::fast_scan_blocks(blocks + bs * split, nblocks, bb,
-                                  ncols - split, lut.data() + 32 * split,
-                                  sums_lo.data());
-    }
-    // Contiguous factors: these loops vectorize.
-    for (size_t b = 0; b < nblocks; b++) {
-        const uint32_t* hi = sums_hi.data() + b * bs;
-        const uint32_t* lo = sums_lo.data() + b * bs;
-        const float* f = factors + b * 3 * bs;
-        float* o = out + b * bs;
-        if (metric == faiss::METRIC_INNER_PRODUCT) {
-            for (size_t i = 0; i < bs; i++) {
-                const float ip = step_hi * float(hi[i]) +
-                        step_lo * float(lo[i]) + bias;
-                o[i] = center_ip + f[2 * bs + i] + f[bs + i] * ip;
+    constexpr size_t max_q = kernels::fast_scan_max_queries;
+    for (size_t q0 = 0; q0 < nq; q0 += max_q) {
+        const size_t m = std::min(max_q, nq - q0);
+        FastScanScorer* const* group = scorers + q0;
+        const size_t ncols = group[0]->nibbles.nbytes;
+        const size_t bb = group[0]->nibbles.block_bytes();
+        // Columns per kernel call: the group's tables stay in L1 (24 KB),
+        // and a run boundary (split) ends a call.
+        const size_t max_cols = std::clamp<size_t>(
+                24576 / (m * kernels::fast_scan_lut_bytes), 16,
+                kernels::fast_scan_max_columns);
+        const uint8_t* luts[max_q];
+        uint32_t* sums[max_q];
+        for (size_t q = 0; q < m; q++) {
+            FastScanScorer& s = *group[q];
+            luts[q] = s.lut.data();
+            s.sums_lo.assign(nblocks * bs, 0u);
+            if (s.split > 0) {
+                s.sums_hi.assign(nblocks * bs, 0u);
             }
-        } else {
-            for (size_t i = 0; i < bs; i++) {
-                const float ip = step_hi * float(hi[i]) +
-                        step_lo * float(lo[i]) + bias;
-                o[i] = f[i] + y_norm2 - 2 * f[bs + i] * ip;
+        }
+        for (size_t t0 = 0; t0 < ncols;) {
+            size_t t1 = std::min(ncols, t0 + max_cols);
+            for (size_t q = 0; q < m; q++) {
+                FastScanScorer& s = *group[q];
+                if (s.split > t0 && s.split < t1) {
+                    t1 = s.split;
+                }
+                sums[q] = (t0 < s.split ? s.sums_hi : s.sums_lo).data();
             }
+            kernels::fast_scan_accumulate(blocks, nblocks, bb, t0, t1, m, luts, sums);
+            t0 = t1;
+        }
+        for (size_t q = 0; q < m; q++) {
+            const FastScanScorer& s = *group[q];
+            kernels::FastScanAffine a;
+            a.step_hi = s.step_hi;
+            a.step_lo = s.step_lo;
+            a.bias = s.bias;
+            if (s.metric == faiss::METRIC_INNER_PRODUCT) {
+                a.c = s.center_ip; // center_ip + f2 + f1 ip
+                a.w2 = 1;
+                a.w1 = 1;
+            } else {
+                a.c = s.y_norm2; // f0 + |y|^2 - 2 f1 ip
+                a.w0 = 1;
+                a.w1 = -2;
+            }
+            kernels::fast_scan_scores(s.split > 0 ? s.sums_hi.data() : nullptr,
+                                      s.sums_lo.data(), factors, nblocks, a,
+                                      out[q0 + q]);
         }
     }
 }

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -120,21 +121,40 @@ int block_nibble(const uint8_t* block, size_t v, size_t k) {
     return k % 2 == 0 ? byte & 15 : byte >> 4;
 }
 
+/// Tables in the kernels' form (kernels.h: each 16-entry table four times)
+/// of ncols columns with entries up to max_entry; table k's entries are at
+/// the returned vector + 128 (k / 2) + 64 (k % 2).
+std::vector<uint8_t> fast_scan_luts(size_t ncols, unsigned max_entry, std::mt19937& rng) {
+    std::vector<uint8_t> luts(ncols * kernels::fast_scan_lut_bytes);
+    for (size_t k = 0; k < 2 * ncols; k++) {
+        uint8_t* t = luts.data() + kernels::fast_scan_lut_bytes * (k / 2) + 64 * (k % 2);
+        for (int v = 0; v < 16; v++) {
+            t[v] = uint8_t(rng() % (max_entry + 1));
+        }
+        for (int copy = 1; copy < 4; copy++) {
+            std::copy(t, t + 16, t + 16 * copy);
+        }
+    }
+    return luts;
+}
+
 TEST(Kernels, FastScanSumsOneTableEntryPerNibble) {
     std::mt19937 rng(9);
     const size_t bs = kernels::fast_scan_block;
-    for (size_t nbytes : {1, 2, 7, 64, 128, 129, 300}) {
+    for (size_t nbytes : {1, 2, 7, 64, 128}) {
         const size_t nblocks = 3;
         const auto codes = random_bytes(nblocks * bs * nbytes, rng);
-        const auto luts = random_bytes(32 * nbytes, rng);
-        std::vector<uint32_t> got(nblocks * bs);
-        kernels::fast_scan_blocks(codes.data(), nblocks, bs * nbytes, nbytes,
-                                  luts.data(), got.data());
+        const auto luts = fast_scan_luts(nbytes, kernels::fast_scan_max_entry, rng);
+        std::vector<uint32_t> got(nblocks * bs, 5); // sums are added to it
+        const uint8_t* lut_of[1] = {luts.data()};
+        uint32_t* out[1] = {got.data()};
+        kernels::fast_scan_accumulate(codes.data(), nblocks, bs * nbytes, 0, nbytes,
+                                      1, lut_of, out);
         for (size_t b = 0; b < nblocks; b++) {
             for (size_t v = 0; v < bs; v++) {
-                uint32_t want = 0;
+                uint32_t want = 5;
                 for (size_t k = 0; k < 2 * nbytes; k++) {
-                    want += luts[16 * k +
+                    want += luts[kernels::fast_scan_lut_bytes * (k / 2) + 64 * (k % 2) +
                                  block_nibble(codes.data() + b * bs * nbytes,
                                               v, k)];
                 }
@@ -299,36 +319,87 @@ TEST_P(KernelLevel, LutScanEqualsTheReferenceBitForBit) {
 TEST_P(KernelLevel, FastScanEqualsTheReference) {
     std::mt19937 rng(10);
     const size_t bs = kernels::fast_scan_block;
-    // 128 columns are the most the SIMD levels add in 16-bit lanes before
-    // widening: 127..129 and 300 cross that; all-255 tables are the worst
-    // case of the 16-bit sums (256 x 255).
-    for (size_t nbytes : {1, 2, 3, 31, 64, 127, 128, 129, 300}) {
+    // 128 columns are the most a call adds in 16-bit lanes; all-127 tables
+    // are the worst case of the 16-bit sums (256 x 127); 1..5 queries (a
+    // group of 4 and one more); column runs [t0, t1) that start inside.
+    for (size_t nbytes : {1, 2, 3, 31, 64, 127, 128, 300}) {
         for (bool saturated : {false, true}) {
-            const size_t nblocks = 5;
-            const auto codes = random_bytes(nblocks * bs * nbytes, rng);
-            std::vector<uint8_t> luts = random_bytes(32 * nbytes, rng);
-            if (saturated) {
-                std::fill(luts.begin(), luts.end(), 255);
+            for (size_t nq : {1, 2, 3, 4, 5}) {
+                const size_t nblocks = 5;
+                const auto codes = random_bytes(nblocks * bs * nbytes, rng);
+                std::vector<std::vector<uint8_t>> luts;
+                std::vector<std::vector<uint32_t>> got, want;
+                std::vector<const uint8_t*> lut_of;
+                std::vector<uint32_t*> got_of, want_of;
+                for (size_t q = 0; q < nq; q++) {
+                    luts.push_back(fast_scan_luts(nbytes, kernels::fast_scan_max_entry, rng));
+                    if (saturated) {
+                        std::fill(luts[q].begin(), luts[q].end(), kernels::fast_scan_max_entry);
+                    }
+                    got.emplace_back(nblocks * bs, uint32_t(q));
+                    want.emplace_back(nblocks * bs, uint32_t(q));
+                }
+                for (size_t q = 0; q < nq; q++) {
+                    lut_of.push_back(luts[q].data());
+                    got_of.push_back(got[q].data());
+                    want_of.push_back(want[q].data());
+                }
+                for (size_t t0 = 0; t0 < nbytes; t0 += kernels::fast_scan_max_columns) {
+                    const size_t t1 = std::min(nbytes, t0 + kernels::fast_scan_max_columns);
+                    level().fast_scan_accumulate(codes.data(), nblocks, bs * nbytes, t0, t1,
+                                                 nq, lut_of.data(), got_of.data());
+                    ref().fast_scan_accumulate(codes.data(), nblocks, bs * nbytes, t0, t1,
+                                               nq, lut_of.data(), want_of.data());
+                }
+                EXPECT_EQ(got, want) << nbytes << " bytes, saturated " << saturated
+                                     << ", " << nq << " queries";
+                if (saturated) {
+                    EXPECT_EQ(want[0][0], 2 * nbytes * kernels::fast_scan_max_entry);
+                }
+                // a run of columns [t0, t1) inside is the sum over those alone
+                const size_t t0 = nbytes / 3, t1 = std::min(nbytes, t0 + 100);
+                level().fast_scan_accumulate(codes.data(), nblocks, bs * nbytes, t0, t1,
+                                             nq, lut_of.data(), got_of.data());
+                ref().fast_scan_accumulate(codes.data(), nblocks, bs * nbytes, t0, t1,
+                                           nq, lut_of.data(), want_of.data());
+                EXPECT_EQ(got, want) << nbytes << " bytes, columns " << t0 << ".." << t1;
             }
-            std::vector<uint32_t> got(nblocks * bs), want(nblocks * bs);
-            level().fast_scan_blocks(codes.data(), nblocks, bs * nbytes,
-                                     nbytes, luts.data(), got.data());
-            ref().fast_scan_blocks(codes.data(), nblocks, bs * nbytes, nbytes,
-                                   luts.data(), want.data());
-            EXPECT_EQ(got, want) << nbytes << " bytes, saturated " << saturated;
-            if (saturated) {
-                EXPECT_EQ(want[0], 2 * nbytes * 255);
+        }
+    }
+}
+
+TEST_P(KernelLevel, FastScanScoresEqualTheReference) {
+    std::mt19937 rng(12);
+    std::uniform_real_distribution<float> u(-2, 2);
+    const size_t bs = kernels::fast_scan_block, nblocks = 3;
+    std::vector<uint32_t> hi(nblocks * bs), lo(nblocks * bs);
+    std::vector<float> factors(nblocks * 3 * bs);
+    for (size_t i = 0; i < hi.size(); i++) {
+        hi[i] = rng() % 40000;
+        lo[i] = rng() % 40000;
+    }
+    for (float& f : factors) {
+        f = u(rng);
+    }
+    kernels::FastScanAffine a;
+    a.step_hi = 0.003f;
+    a.step_lo = 0.0007f;
+    a.bias = -3.5f;
+    for (int metric = 0; metric < 2; metric++) {
+        a.c = metric ? 1.25f : -0.5f;
+        a.w0 = metric ? 1.f : 0.f;
+        a.w1 = metric ? -2.f : 1.f;
+        a.w2 = metric ? 0.f : 1.f;
+        for (bool with_hi : {false, true}) {
+            std::vector<float> got(nblocks * bs), want(nblocks * bs);
+            const uint32_t* h = with_hi ? hi.data() : nullptr;
+            level().fast_scan_scores(h, lo.data(), factors.data(), nblocks, a, got.data());
+            ref().fast_scan_scores(h, lo.data(), factors.data(), nblocks, a, want.data());
+            for (size_t i = 0; i < got.size(); i++) {
+                // fused multiply-adds round once where the reference rounds twice
+                ASSERT_NEAR(got[i], want[i], 1e-5f * (1 + std::fabs(want[i])))
+                        << "vector " << i << ", metric " << metric << ", hi " << with_hi;
             }
-            // a run of columns [t0, nbytes) of the same blocks (a scorer's
-            // second step) is the sum over those columns alone
-            const size_t t0 = nbytes / 3;
-            level().fast_scan_blocks(codes.data() + bs * t0, nblocks, bs * nbytes,
-                                     nbytes - t0, luts.data() + 32 * t0,
-                                     got.data());
-            ref().fast_scan_blocks(codes.data() + bs * t0, nblocks, bs * nbytes,
-                                   nbytes - t0, luts.data() + 32 * t0,
-                                   want.data());
-            EXPECT_EQ(got, want) << nbytes << " bytes from column " << t0;
         }
     }
 }

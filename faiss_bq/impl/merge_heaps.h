@@ -100,20 +100,23 @@ void push_scores(
             [j0, sel](size_t e) { return !sel || sel->is_member(j0 + idx_t(e)); });
 }
 
-/** The k-NN loop of a flat scan: n queries against items [0, nb).
- * make() builds one scanner per thread; scan(scanner, i, j0, j1, D, I)
- * sets query i on it and pushes its scores of items [j0, j1) into the heap
- * (D, I) of k entries (already heapified). With fewer queries than threads
- * and at least 4 * unit * threads items, the items are split across threads
- * (at multiples of unit; per-thread heaps, merged); otherwise the queries
- * are. Results come out sorted, best first.
+/** The k-NN loop of a flat scan: n queries against items [0, nb), in
+ * groups of up to `group` queries. make() builds one scanner per thread;
+ * scan(scanner, i, m, j0, j1, D, I) sets queries i..i + m - 1 on it and
+ * pushes their scores of items [j0, j1) into their heaps of k entries (query
+ * i + e's at D + e * k, I + e * k, already heapified). With fewer queries
+ * than threads and at least 4 * unit * threads items, the items are split
+ * across threads (at multiples of unit; per-thread heaps, merged; one query
+ * per call); otherwise the groups of queries are. Results come out sorted,
+ * best first.
  */
 template <class C, class Make, class Scan>
-void search_flat(
+void search_flat_groups(
         faiss::Index::idx_t n,
         faiss::Index::idx_t nb,
         faiss::Index::idx_t k,
         size_t unit,
+        size_t group,
         typename C::T* distances,
         faiss::Index::idx_t* labels,
         Make make,
@@ -137,25 +140,50 @@ void search_flat(
                 typename C::T* D = tD.data() + (t * n + i) * k;
                 idx_t* I = tI.data() + (t * n + i) * k;
                 faiss::heap_heapify<C>(k, D, I);
-                scan(scanner, i, j0, j1, D, I);
+                scan(scanner, i, idx_t(1), j0, j1, D, I);
             }
         }
         merge_thread_heaps<C>(used, n, size_t(k), tD.data(), tI.data(),
                               distances, labels);
         return;
     }
-#pragma omp parallel if (n > 1)
+    const idx_t g = idx_t(std::max<size_t>(1, group));
+    const idx_t ngroups = (n + g - 1) / g;
+#pragma omp parallel if (ngroups > 1)
     {
         auto scanner = make();
 #pragma omp for
-        for (idx_t i = 0; i < n; i++) {
+        for (idx_t gi = 0; gi < ngroups; gi++) {
+            const idx_t i = gi * g, m = std::min(g, n - i);
             typename C::T* D = distances + i * k;
             idx_t* I = labels + i * k;
-            faiss::heap_heapify<C>(k, D, I);
-            scan(scanner, i, 0, nb, D, I);
-            faiss::heap_reorder<C>(k, D, I);
+            for (idx_t e = 0; e < m; e++) {
+                faiss::heap_heapify<C>(k, D + e * k, I + e * k);
+            }
+            scan(scanner, i, m, idx_t(0), nb, D, I);
+            for (idx_t e = 0; e < m; e++) {
+                faiss::heap_reorder<C>(k, D + e * k, I + e * k);
+            }
         }
     }
+}
+
+/// search_flat_groups one query at a time: scan(scanner, i, j0, j1, D, I).
+template <class C, class Make, class Scan>
+void search_flat(
+        faiss::Index::idx_t n,
+        faiss::Index::idx_t nb,
+        faiss::Index::idx_t k,
+        size_t unit,
+        typename C::T* distances,
+        faiss::Index::idx_t* labels,
+        Make make,
+        Scan scan) {
+    using idx_t = faiss::Index::idx_t;
+    search_flat_groups<C>(
+            n, nb, k, unit, 1, distances, labels, make,
+            [&](auto& scanner, idx_t i, idx_t /*m = 1*/, idx_t j0, idx_t j1,
+                typename C::T* D, idx_t* I) { scan(scanner, i, j0, j1, D, I); });
 }
 
 } // namespace faiss_bq

@@ -163,13 +163,24 @@ void lut_scan_block(const uint8_t* codes,
     active().lut_scan_block(codes, n, stride, plane_bytes, nbits, lut, out);
 }
 
-void fast_scan_blocks(const uint8_t* codes,
+void fast_scan_accumulate(const uint8_t* codes,
+                          size_t nblocks,
+                          size_t block_stride,
+                          size_t t0,
+                          size_t t1,
+                          size_t nq,
+                          const uint8_t* const* luts,
+                          uint32_t* const* out) {
+    active().fast_scan_accumulate(codes, nblocks, block_stride, t0, t1, nq, luts, out);
+}
+
+void fast_scan_scores(const uint32_t* hi,
+                      const uint32_t* lo,
+                      const float* factors,
                       size_t nblocks,
-                      size_t block_stride,
-                      size_t ncols,
-                      const uint8_t* luts,
-                      uint32_t* out) {
-    active().fast_scan_blocks(codes, nblocks, block_stride, ncols, luts, out);
+                      const FastScanAffine& a,
+                      float* out) {
+    active().fast_scan_scores(hi, lo, factors, nblocks, a, out);
 }
 
 void rows_to_block(const uint8_t* rows,

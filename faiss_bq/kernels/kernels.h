@@ -108,22 +108,59 @@ void lut_scan_block(const uint8_t* codes,
 /// Vectors per block of the fast-scan layout (codes.h, NibbleLayout).
 constexpr size_t fast_scan_block = 64;
 
-/// Fast-scan sums over nblocks blocks of the nibble layout (codes.h). A
-/// block holds 64 vectors as 64-byte columns: byte v of a column is two
-/// 4-bit sub-codes of vector v, the column's first (low half) and second
-/// (high half). Block b starts at codes + b * block_stride; its columns
-/// t < ncols at + 64 t (a caller passes codes + 64 t0 for columns t0..).
-/// luts holds two tables of 16 uint8 entries per column (column t's at
-/// luts + 32 t: low half, then high half).
-/// out[64 b + v] = sum over t < ncols of luts[32 t + low(v, t)] +
-/// luts[32 t + 16 + high(v, t)], exactly (the SIMD levels add bytes in
-/// 16-bit lanes and widen them every 128 columns, before they could wrap).
-void fast_scan_blocks(const uint8_t* codes,
+/// The fast-scan tables of one column in the form the kernels read them
+/// (FastScanScorer builds them): the 16 entries of the column's first
+/// sub-code four times, one copy per 128-bit lane so that a 512-bit register
+/// loads them whole (a broadcast costs a shuffle), then the 16 entries of
+/// its second sub-code four times.
+constexpr size_t fast_scan_lut_bytes = 128;
+/// The largest table entry: the SIMD levels add the two entries of a byte
+/// in 8 bits.
+constexpr unsigned fast_scan_max_entry = 127;
+/// Queries per fast_scan_accumulate call (query blocking).
+constexpr size_t fast_scan_max_queries = 4;
+/// Columns per fast_scan_accumulate call (the SIMD levels add in 16-bit
+/// lanes and widen once per call).
+constexpr size_t fast_scan_max_columns = 128;
+
+/// Fast-scan sums of nq <= fast_scan_max_queries queries over the same
+/// nblocks blocks of the nibble layout (codes.h), columns [t0, t1) (t1 - t0
+/// <= fast_scan_max_columns); each loaded column serves all queries. A block
+/// holds 64 vectors as 64-byte columns: byte v of a column is two 4-bit
+/// sub-codes of vector v, the column's first (low half) and second (high
+/// half). Block b starts at codes + b * block_stride, its column t at + 64 t.
+/// Query q's tables are at luts[q] (fast_scan_lut_bytes per column, from
+/// column 0), entries at most fast_scan_max_entry; its sums go to out[q]:
+/// out[q][64 b + v] += sum over t0 <= t < t1 of luts[q][128 t + low(v, t)]
+/// + luts[q][128 t + 64 + high(v, t)], exactly.
+void fast_scan_accumulate(const uint8_t* codes,
+                          size_t nblocks,
+                          size_t block_stride,
+                          size_t t0,
+                          size_t t1,
+                          size_t nq,
+                          const uint8_t* const* luts,
+                          uint32_t* const* out);
+
+/// The float epilogue of a fast scan: the estimate from the sums, then the
+/// vector's factors (FastScanScorer; one per query).
+struct FastScanAffine {
+    float step_hi = 0, step_lo = 0, bias = 0; ///< ip = step_hi hi + step_lo lo + bias
+    float c = 0, w0 = 0, w1 = 0, w2 = 0; ///< out = c + w0 f0 + w2 f2 + w1 f1 ip
+};
+
+/// out[64 b + i] = a.c + a.w0 * f0 + a.w2 * f2 + a.w1 * f1 * (a.step_hi *
+/// hi + a.step_lo * lo + a.bias) for the nblocks * 64 vectors of nblocks
+/// blocks: hi and lo their sums (hi null: 0), their factors f0, f1, f2 at
+/// factors + 192 b + (0, 64, 128) + i (IndexBQFastScan::factors). The SIMD
+/// levels may fuse multiply-adds: equal to the reference within float
+/// rounding.
+void fast_scan_scores(const uint32_t* hi,
+                      const uint32_t* lo,
+                      const float* factors,
                       size_t nblocks,
-                      size_t block_stride,
-                      size_t ncols,
-                      const uint8_t* luts,
-                      uint32_t* out);
+                      const FastScanAffine& a,
+                      float* out);
 
 /// Rows of nrows <= 64 vectors (row v at rows + v * row_stride, its
 /// columns t < ncols) as one block of the fast-scan layout: block[64 t + v] =
@@ -159,8 +196,20 @@ struct KernelTable {
     float (*lut_scan)(const uint8_t*, size_t, int, const float*);
     void (*lut_scan_block)(
         const uint8_t*, size_t, size_t, size_t, int, const float*, float*);
-    void (*fast_scan_blocks)(
-        const uint8_t*, size_t, size_t, size_t, const uint8_t*, uint32_t*);
+    void (*fast_scan_accumulate)(const uint8_t*,
+                                 size_t,
+                                 size_t,
+                                 size_t,
+                                 size_t,
+                                 size_t,
+                                 const uint8_t* const*,
+                                 uint32_t* const*);
+    void (*fast_scan_scores)(const uint32_t*,
+                             const uint32_t*,
+                             const float*,
+                             size_t,
+                             const FastScanAffine&,
+                             float*);
     void (*rows_to_block)(const uint8_t*, size_t, size_t, size_t, uint8_t*);
 };
 

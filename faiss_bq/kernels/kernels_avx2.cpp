@@ -251,60 +251,87 @@ void plane_products_block(const uint8_t* query_planes,
     }
 }
 
-/// Fast scan (kernels.h): a 64-vector column is two 32-byte halves; bytes
-/// are looked up in the nibble's table (vpshufb) and added in 16-bit lanes,
-/// each lane the sum of an even vector (low byte) and 256 times the next one
-/// (high byte), with the high bytes also summed alone; the even sums are
-/// the difference. Widened to 32 bits every 128 columns (256 look-ups of at
-/// most 255 fit 16 bits).
-void fast_scan_blocks(const uint8_t* codes,
-                      size_t nblocks,
-                      size_t block_stride,
-                      size_t ncols,
-                      const uint8_t* luts,
-                      uint32_t* out) {
+/// Fast scan (kernels.h): a 64-vector column is two 32-byte halves, each
+/// loaded once for the NQ queries; bytes are looked up in the nibble's
+/// table (vpshufb, the first two copies of the tables), the two entries of
+/// a byte added in 8 bits (entries <= 127), then in 16-bit lanes, each lane
+/// the sum of an even vector (low byte) and 256 times the next one (high
+/// byte), with the high bytes also summed alone; the even sums are the
+/// difference (at most 128 columns: 128 x 254 fits 16 bits).
+template <int NQ>
+void fast_scan_accumulate_nq(const uint8_t* codes,
+                             size_t nblocks,
+                             size_t block_stride,
+                             size_t t0,
+                             size_t t1,
+                             const uint8_t* const* luts,
+                             uint32_t* const* out) {
+    constexpr size_t lb = fast_scan_lut_bytes;
     const __m256i low = _mm256_set1_epi8(0x0f);
     for (size_t b = 0; b < nblocks; b++) {
         const uint8_t* block = codes + b * block_stride;
-        uint32_t* o = out + b * fast_scan_block;
-        std::memset(o, 0, fast_scan_block * sizeof(uint32_t));
-        for (size_t t0 = 0; t0 < ncols; t0 += 128) {
-            const size_t t1 = ncols < t0 + 128 ? ncols : t0 + 128;
-            __m256i both[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-            __m256i odd[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (int h = 0; h < 2; h++) {
+            __m256i both[NQ], odd[NQ];
+            for (int q = 0; q < NQ; q++) {
+                both[q] = _mm256_setzero_si256();
+                odd[q] = _mm256_setzero_si256();
+            }
             for (size_t t = t0; t < t1; t++) {
-                const __m256i lut_lo = _mm256_broadcastsi128_si256(
-                    _mm_loadu_si128((const __m128i*)(luts + 32 * t)));
-                const __m256i lut_hi = _mm256_broadcastsi128_si256(
-                    _mm_loadu_si128((const __m128i*)(luts + 32 * t + 16)));
-                for (int h = 0; h < 2; h++) {
-                    const __m256i c = _mm256_loadu_si256(
+                const __m256i c = _mm256_loadu_si256(
                         (const __m256i*)(block + t * fast_scan_block + 32 * h));
-                    const __m256i r0 = _mm256_shuffle_epi8(
-                        lut_lo, _mm256_and_si256(c, low));
-                    const __m256i r1 = _mm256_shuffle_epi8(
-                        lut_hi,
-                        _mm256_and_si256(_mm256_srli_epi16(c, 4), low));
-                    both[h] = _mm256_add_epi16(both[h],
-                                               _mm256_add_epi16(r0, r1));
-                    odd[h] = _mm256_add_epi16(
-                        odd[h],
-                        _mm256_add_epi16(_mm256_srli_epi16(r0, 8),
-                                         _mm256_srli_epi16(r1, 8)));
+                const __m256i clo = _mm256_and_si256(c, low);
+                const __m256i chi = _mm256_and_si256(_mm256_srli_epi16(c, 4), low);
+                for (int q = 0; q < NQ; q++) {
+                    const uint8_t* l = luts[q] + lb * t;
+                    const __m256i r = _mm256_add_epi8(
+                            _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i*)l), clo),
+                            _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i*)(l + 64)), chi));
+                    both[q] = _mm256_add_epi16(both[q], r);
+                    odd[q] = _mm256_add_epi16(odd[q], _mm256_srli_epi16(r, 8));
                 }
             }
-            for (int h = 0; h < 2; h++) {
-                alignas(32) uint16_t e[16], od[16];
-                _mm256_store_si256((__m256i*)e,
-                                   _mm256_sub_epi16(
-                                       both[h], _mm256_slli_epi16(odd[h], 8)));
-                _mm256_store_si256((__m256i*)od, odd[h]);
-                for (int i = 0; i < 16; i++) {
-                    o[32 * h + 2 * i] += e[i];
-                    o[32 * h + 2 * i + 1] += od[i];
+            for (int q = 0; q < NQ; q++) {
+                const __m256i even = _mm256_sub_epi16(both[q], _mm256_slli_epi16(odd[q], 8));
+                // lane L of the unpacks: vectors 16 L..16 L + 7, 16 L + 8..16 L + 15
+                const __m256i lo = _mm256_unpacklo_epi16(even, odd[q]);
+                const __m256i hi = _mm256_unpackhi_epi16(even, odd[q]);
+                const __m256i w[4] = {
+                        _mm256_cvtepu16_epi32(_mm256_castsi256_si128(lo)),
+                        _mm256_cvtepu16_epi32(_mm256_castsi256_si128(hi)),
+                        _mm256_cvtepu16_epi32(_mm256_extracti128_si256(lo, 1)),
+                        _mm256_cvtepu16_epi32(_mm256_extracti128_si256(hi, 1))};
+                uint32_t* o = out[q] + b * fast_scan_block + 32 * h;
+                for (int i = 0; i < 4; i++) {
+                    _mm256_storeu_si256(
+                            (__m256i*)(o + 8 * i),
+                            _mm256_add_epi32(_mm256_loadu_si256((const __m256i*)(o + 8 * i)), w[i]));
                 }
             }
         }
+    }
+}
+
+void fast_scan_accumulate(const uint8_t* codes,
+                          size_t nblocks,
+                          size_t block_stride,
+                          size_t t0,
+                          size_t t1,
+                          size_t nq,
+                          const uint8_t* const* luts,
+                          uint32_t* const* out) {
+    switch (nq) {
+        case 1:
+            return fast_scan_accumulate_nq<1>(codes, nblocks, block_stride, t0, t1, luts, out);
+        case 2:
+            return fast_scan_accumulate_nq<2>(codes, nblocks, block_stride, t0, t1, luts, out);
+        case 3:
+            return fast_scan_accumulate_nq<3>(codes, nblocks, block_stride, t0, t1, luts, out);
+        default: // 4, and more in fours
+            fast_scan_accumulate_nq<4>(codes, nblocks, block_stride, t0, t1, luts, out);
+            if (nq > 4) {
+                fast_scan_accumulate(codes, nblocks, block_stride, t0, t1, nq - 4,
+                                     luts + 4, out + 4);
+            }
     }
 }
 
@@ -381,7 +408,8 @@ const KernelTable& avx2_kernels() {
         avx2_level::plane_products_block,
         ref_kernels().lut_scan,
         ref_kernels().lut_scan_block,
-        avx2_level::fast_scan_blocks,
+        avx2_level::fast_scan_accumulate,
+        ref_kernels().fast_scan_scores,
         avx2_level::rows_to_block,
     };
     return table;

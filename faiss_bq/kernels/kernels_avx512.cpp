@@ -416,51 +416,122 @@ void lut_scan_block(const uint8_t* codes,
     }
 }
 
-/// Fast scan (kernels.h): one 64-byte column per register, the AVX2
-/// scheme (kernels_avx2.cpp) at twice the width: per column one code load,
-/// two table broadcasts (load-port operations) and two vpshufb.
-void fast_scan_blocks(const uint8_t* codes,
-                      size_t nblocks,
-                      size_t block_stride,
-                      size_t ncols,
-                      const uint8_t* luts,
-                      uint32_t* out) {
+/// Fast scan (kernels.h): one 64-byte column per register, loaded once for
+/// the NQ queries (query blocking); per query two whole-register table
+/// loads (the tables hold a copy per lane), two vpshufb, the two entries of
+/// a byte added in 8 bits (entries <= 127), and 16-bit lanes holding an even
+/// vector + 256 x the odd one plus the odd ones alone: two shuffle-port
+/// operations per column and query besides the shuffles (Zen 4 and Intel
+/// run vpshufb and shifts on two ports).
+template <int NQ>
+void fast_scan_accumulate_nq(const uint8_t* codes,
+                             size_t nblocks,
+                             size_t block_stride,
+                             size_t t0,
+                             size_t t1,
+                             const uint8_t* const* luts,
+                             uint32_t* const* out) {
+    constexpr size_t lb = fast_scan_lut_bytes;
     const __m512i low = _mm512_set1_epi8(0x0f);
+    // 64-bit lanes of (unpacklo, unpackhi) in vector order: lane L of the
+    // unpacks holds vectors 16 L..16 L + 7 (lo) and 16 L + 8..16 L + 15 (hi)
+    const __m512i first = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+    const __m512i second = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
     for (size_t b = 0; b < nblocks; b++) {
         const uint8_t* block = codes + b * block_stride;
-        uint32_t* o = out + b * fast_scan_block;
-        for (size_t i = 0; i < fast_scan_block; i++) {
-            o[i] = 0;
+        __m512i both[NQ], odd[NQ];
+        for (int q = 0; q < NQ; q++) {
+            both[q] = _mm512_setzero_si512();
+            odd[q] = _mm512_setzero_si512();
         }
-        for (size_t t0 = 0; t0 < ncols; t0 += 128) {
-            const size_t t1 = ncols < t0 + 128 ? ncols : t0 + 128;
-            __m512i both = _mm512_setzero_si512();
-            __m512i odd = _mm512_setzero_si512();
-            for (size_t t = t0; t < t1; t++) {
-                const __m512i lut_lo = _mm512_broadcast_i32x4(
-                    _mm_loadu_si128((const __m128i*)(luts + 32 * t)));
-                const __m512i lut_hi = _mm512_broadcast_i32x4(
-                    _mm_loadu_si128((const __m128i*)(luts + 32 * t + 16)));
-                const __m512i c = _mm512_loadu_si512(
-                    (const void*)(block + t * fast_scan_block));
-                const __m512i r0 =
-                    _mm512_shuffle_epi8(lut_lo, _mm512_and_si512(c, low));
-                const __m512i r1 = _mm512_shuffle_epi8(
-                    lut_hi, _mm512_and_si512(_mm512_srli_epi16(c, 4), low));
-                both = _mm512_add_epi16(both, _mm512_add_epi16(r0, r1));
-                odd = _mm512_add_epi16(
-                    odd,
-                    _mm512_add_epi16(_mm512_srli_epi16(r0, 8),
-                                     _mm512_srli_epi16(r1, 8)));
+        for (size_t t = t0; t < t1; t++) {
+            const __m512i c = _mm512_loadu_si512((const void*)(block + t * fast_scan_block));
+            const __m512i clo = _mm512_and_si512(c, low);
+            const __m512i chi = _mm512_and_si512(_mm512_srli_epi16(c, 4), low);
+            for (int q = 0; q < NQ; q++) {
+                const uint8_t* l = luts[q] + lb * t;
+                const __m512i r = _mm512_add_epi8(
+                        _mm512_shuffle_epi8(_mm512_loadu_si512((const void*)l), clo),
+                        _mm512_shuffle_epi8(_mm512_loadu_si512((const void*)(l + 64)), chi));
+                both[q] = _mm512_add_epi16(both[q], r);
+                odd[q] = _mm512_add_epi16(odd[q], _mm512_srli_epi16(r, 8));
             }
-            alignas(64) uint16_t e[32], od[32];
-            _mm512_store_si512(
-                (void*)e, _mm512_sub_epi16(both, _mm512_slli_epi16(odd, 8)));
-            _mm512_store_si512((void*)od, odd);
-            for (int i = 0; i < 32; i++) {
-                o[2 * i] += e[i];
-                o[2 * i + 1] += od[i];
+        }
+        for (int q = 0; q < NQ; q++) {
+            const __m512i even = _mm512_sub_epi16(both[q], _mm512_slli_epi16(odd[q], 8));
+            const __m512i lo = _mm512_unpacklo_epi16(even, odd[q]);
+            const __m512i hi = _mm512_unpackhi_epi16(even, odd[q]);
+            const __m512i v0 = _mm512_permutex2var_epi64(lo, first, hi);  // 0..31
+            const __m512i v1 = _mm512_permutex2var_epi64(lo, second, hi); // 32..63
+            uint32_t* o = out[q] + b * fast_scan_block;
+            const __m512i w[4] = {
+                    _mm512_cvtepu16_epi32(_mm512_castsi512_si256(v0)),
+                    _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(v0, 1)),
+                    _mm512_cvtepu16_epi32(_mm512_castsi512_si256(v1)),
+                    _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(v1, 1))};
+            for (int i = 0; i < 4; i++) {
+                _mm512_storeu_si512(
+                        (void*)(o + 16 * i),
+                        _mm512_add_epi32(_mm512_loadu_si512((const void*)(o + 16 * i)), w[i]));
             }
+        }
+    }
+}
+
+void fast_scan_accumulate(const uint8_t* codes,
+                          size_t nblocks,
+                          size_t block_stride,
+                          size_t t0,
+                          size_t t1,
+                          size_t nq,
+                          const uint8_t* const* luts,
+                          uint32_t* const* out) {
+    switch (nq) {
+        case 1:
+            return fast_scan_accumulate_nq<1>(codes, nblocks, block_stride, t0, t1, luts, out);
+        case 2:
+            return fast_scan_accumulate_nq<2>(codes, nblocks, block_stride, t0, t1, luts, out);
+        case 3:
+            return fast_scan_accumulate_nq<3>(codes, nblocks, block_stride, t0, t1, luts, out);
+        default: // 4, and more in fours
+            fast_scan_accumulate_nq<4>(codes, nblocks, block_stride, t0, t1, luts, out);
+            if (nq > 4) {
+                fast_scan_accumulate(codes, nblocks, block_stride, t0, t1, nq - 4,
+                                     luts + 4, out + 4);
+            }
+    }
+}
+
+/// The fast-scan epilogue (kernels.h), 16 vectors per register.
+void fast_scan_scores(const uint32_t* hi,
+                      const uint32_t* lo,
+                      const float* factors,
+                      size_t nblocks,
+                      const FastScanAffine& a,
+                      float* out) {
+    constexpr size_t bs = fast_scan_block;
+    const __m512 step_hi = _mm512_set1_ps(a.step_hi), step_lo = _mm512_set1_ps(a.step_lo),
+                 bias = _mm512_set1_ps(a.bias), c = _mm512_set1_ps(a.c),
+                 w0 = _mm512_set1_ps(a.w0), w1 = _mm512_set1_ps(a.w1),
+                 w2 = _mm512_set1_ps(a.w2);
+    for (size_t b = 0; b < nblocks; b++) {
+        const float* f = factors + b * 3 * bs;
+        for (size_t i = 0; i < bs; i += 16) {
+            const size_t j = b * bs + i;
+            __m512 ip = _mm512_fmadd_ps(
+                    step_lo,
+                    _mm512_cvtepu32_ps(_mm512_loadu_si512((const void*)(lo + j))),
+                    bias);
+            if (hi) {
+                ip = _mm512_fmadd_ps(
+                        step_hi,
+                        _mm512_cvtepu32_ps(_mm512_loadu_si512((const void*)(hi + j))),
+                        ip);
+            }
+            __m512 o = _mm512_fmadd_ps(w0, _mm512_loadu_ps(f + i), c);
+            o = _mm512_fmadd_ps(w2, _mm512_loadu_ps(f + 2 * bs + i), o);
+            o = _mm512_fmadd_ps(_mm512_mul_ps(w1, _mm512_loadu_ps(f + bs + i)), ip, o);
+            _mm512_storeu_ps(out + j, o);
         }
     }
 }
@@ -545,7 +616,8 @@ const KernelTable& avx512_kernels() {
         avx512_level::plane_products_block,
         ref_kernels().lut_scan,
         avx512_level::lut_scan_block,
-        avx512_level::fast_scan_blocks,
+        avx512_level::fast_scan_accumulate,
+        avx512_level::fast_scan_scores,
         avx512_level::rows_to_block,
     };
     return table;

@@ -155,23 +155,42 @@ void lut_scan_block(const uint8_t* codes,
     }
 }
 
-void fast_scan_blocks(const uint8_t* codes,
-                      size_t nblocks,
-                      size_t block_stride,
-                      size_t ncols,
-                      const uint8_t* luts,
-                      uint32_t* out) {
-    for (size_t b = 0; b < nblocks; b++) {
-        const uint8_t* block = codes + b * block_stride;
-        for (size_t v = 0; v < fast_scan_block; v++) {
-            uint32_t sum = 0;
-            for (size_t t = 0; t < ncols; t++) {
-                const unsigned byte = block[t * fast_scan_block + v];
-                sum += luts[32 * t + (byte & 15)];
-                sum += luts[32 * t + 16 + (byte >> 4)];
+void fast_scan_accumulate(const uint8_t* codes,
+                          size_t nblocks,
+                          size_t block_stride,
+                          size_t t0,
+                          size_t t1,
+                          size_t nq,
+                          const uint8_t* const* luts,
+                          uint32_t* const* out) {
+    for (size_t q = 0; q < nq; q++) {
+        for (size_t b = 0; b < nblocks; b++) {
+            const uint8_t* block = codes + b * block_stride;
+            for (size_t v = 0; v < fast_scan_block; v++) {
+                uint32_t sum = 0;
+                for (size_t t = t0; t < t1; t++) {
+                    const unsigned byte = block[t * fast_scan_block + v];
+                    sum += luts[q][fast_scan_lut_bytes * t + (byte & 15)];
+                    sum += luts[q][fast_scan_lut_bytes * t + 64 + (byte >> 4)];
+                }
+                out[q][b * fast_scan_block + v] += sum;
             }
-            out[b * fast_scan_block + v] = sum;
         }
+    }
+}
+
+void fast_scan_scores(const uint32_t* hi,
+                      const uint32_t* lo,
+                      const float* factors,
+                      size_t nblocks,
+                      const FastScanAffine& a,
+                      float* out) {
+    constexpr size_t bs = fast_scan_block;
+    for (size_t i = 0; i < nblocks * bs; i++) {
+        const float* f = factors + i / bs * 3 * bs + i % bs;
+        const float h = hi ? float(hi[i]) : 0.f;
+        const float ip = a.step_hi * h + a.step_lo * float(lo[i]) + a.bias;
+        out[i] = a.c + a.w0 * f[0] + a.w2 * f[2 * bs] + a.w1 * f[bs] * ip;
     }
 }
 
@@ -202,7 +221,8 @@ const KernelTable& ref_kernels() {
         ref_level::plane_products_block,
         ref_level::lut_scan,
         ref_level::lut_scan_block,
-        ref_level::fast_scan_blocks,
+        ref_level::fast_scan_accumulate,
+        ref_level::fast_scan_scores,
         ref_level::rows_to_block,
     };
     return table;
