@@ -41,6 +41,9 @@
 #include <utility>
 #include <vector>
 
+// OpenBLAS's own thread count (its pthread build ignores OpenMP's).
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+
 namespace faiss_bq {
 
 namespace {
@@ -1158,6 +1161,11 @@ std::vector<Row> run_methods(const std::vector<Method>& methods,
 int run(const Options& opt) {
     if (opt.threads > 0) {
         omp_set_num_threads(opt.threads);
+        // the batch transform's sgemm: its threads would spin on the cores
+        // the timed rows leave free
+        if (openblas_set_num_threads) {
+            openblas_set_num_threads(opt.threads);
+        }
     }
     const std::optional<DatasetFiles> files = dataset_files(opt);
     if (!files) {

@@ -55,12 +55,24 @@ void scan_blocks(const IndexBQFastScan& index,
     }
     for (size_t i0 = size_t(j0); i0 < size_t(j1); i0 += run) {
         const size_t n = std::min(run, size_t(j1) - i0);
+        for (size_t e = 0; e < m; e++) {
+            scorers[e]->worst = D[e * k];
+        }
         FastScanScorer::scan_group(
                 scorers, m, index.codes.data() + i0 / block * bb,
                 index.factors.data() + IndexBQFastScan::factor_at(idx_t(i0), 0),
                 (n + block - 1) / block, out);
         for (size_t e = 0; e < m; e++) {
-            push_scores<C>(k, D + e * k, I + e * k, out[e], n, idx_t(i0), sel);
+            // the padding vectors of the last block are not pushed
+            const FastScanScorer& s = *scorers[e];
+            const size_t nc = size_t(
+                    std::lower_bound(s.better.data(), s.better.data() + s.nbetter,
+                                     uint32_t(n)) -
+                    s.better.data());
+            push_selected<C>(
+                    k, D + e * k, I + e * k, out[e], s.better.data(), nc,
+                    [i0](size_t v) { return idx_t(i0 + v); },
+                    [i0, sel](size_t v) { return !sel || sel->is_member(idx_t(i0 + v)); });
         }
     }
 }

@@ -382,6 +382,7 @@ void FastScanScorer::set_query(const float* q, const float* yq) {
     }
     y_norm2 = float(n2);
     center_ip = float(cip);
+    worst = metric == faiss::METRIC_INNER_PRODUCT ? -HUGE_VALF : HUGE_VALF;
     const size_t ncols = nibbles.nbytes;
     std::fill(column_range.begin(), column_range.end(), 0.f);
     nibbles.float_tables(plan, y.data(), table.data());
@@ -499,7 +500,7 @@ void FastScanScorer::scan_group(
             t0 = t1;
         }
         for (size_t q = 0; q < m; q++) {
-            const FastScanScorer& s = *group[q];
+            FastScanScorer& s = *group[q];
             kernels::FastScanAffine a;
             a.step_hi = s.step_hi;
             a.step_lo = s.step_lo;
@@ -513,9 +514,12 @@ void FastScanScorer::scan_group(
                 a.w0 = 1;
                 a.w1 = -2;
             }
-            kernels::fast_scan_scores(s.split > 0 ? s.sums_hi.data() : nullptr,
-                                      s.sums_lo.data(), factors, nblocks, a,
-                                      out[q0 + q]);
+            s.better.resize(nblocks * bs);
+            s.nbetter = kernels::fast_scan_scores(
+                    s.split > 0 ? s.sums_hi.data() : nullptr, s.sums_lo.data(),
+                    factors, nblocks, a, s.worst,
+                    s.metric == faiss::METRIC_INNER_PRODUCT, out[q0 + q],
+                    s.better.data());
         }
     }
 }

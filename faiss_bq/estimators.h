@@ -152,6 +152,13 @@ class FastScanScorer {
               size_t nblocks,
               float* out);
 
+    /// Of the current query: scan() and scan_group() list in better[0,
+    /// nbetter) the positions of the scores strictly better than worst (a
+    /// heap's worst kept; set_query sets it to keep every score).
+    float worst = 0;
+    std::vector<uint32_t> better;
+    size_t nbetter = 0;
+
     /// scan() of nq scorers (of one plan and metric, each set to its query)
     /// over the same blocks, into out[q]: each loaded column of codes serves
     /// every query (kernels::fast_scan_accumulate, fast_scan_max_queries at

@@ -391,14 +391,41 @@ TEST_P(KernelLevel, FastScanScoresEqualTheReference) {
         a.w1 = metric ? -2.f : 1.f;
         a.w2 = metric ? 0.f : 1.f;
         for (bool with_hi : {false, true}) {
-            std::vector<float> got(nblocks * bs), want(nblocks * bs);
-            const uint32_t* h = with_hi ? hi.data() : nullptr;
-            level().fast_scan_scores(h, lo.data(), factors.data(), nblocks, a, got.data());
-            ref().fast_scan_scores(h, lo.data(), factors.data(), nblocks, a, want.data());
-            for (size_t i = 0; i < got.size(); i++) {
-                // fused multiply-adds round once where the reference rounds twice
-                ASSERT_NEAR(got[i], want[i], 1e-5f * (1 + std::fabs(want[i])))
-                        << "vector " << i << ", metric " << metric << ", hi " << with_hi;
+            for (bool larger : {false, true}) {
+                std::vector<float> got(nblocks * bs), want(nblocks * bs);
+                std::vector<uint32_t> got_better(nblocks * bs), want_better(nblocks * bs);
+                const uint32_t* h = with_hi ? hi.data() : nullptr;
+                // no threshold: every position, in order
+                const float none = larger ? -HUGE_VALF : HUGE_VALF;
+                ASSERT_EQ(level().fast_scan_scores(h, lo.data(), factors.data(), nblocks,
+                                                   a, none, larger, got.data(),
+                                                   got_better.data()),
+                          nblocks * bs);
+                for (size_t i = 0; i < got.size(); i++) {
+                    ASSERT_EQ(got_better[i], i);
+                }
+                ref().fast_scan_scores(h, lo.data(), factors.data(), nblocks, a, none,
+                                       larger, want.data(), want_better.data());
+                for (size_t i = 0; i < got.size(); i++) {
+                    // fused multiply-adds round once where the reference rounds twice
+                    ASSERT_NEAR(got[i], want[i], 1e-5f * (1 + std::fabs(want[i])))
+                            << "vector " << i << ", metric " << metric << ", hi " << with_hi;
+                }
+                // a threshold: the positions strictly better than it, in order
+                std::vector<float> sorted = got;
+                std::sort(sorted.begin(), sorted.end());
+                const float worst = sorted[sorted.size() / 3];
+                const size_t n = level().fast_scan_scores(h, lo.data(), factors.data(),
+                                                          nblocks, a, worst, larger,
+                                                          got.data(), got_better.data());
+                std::vector<uint32_t> expect;
+                for (size_t i = 0; i < got.size(); i++) {
+                    if (larger ? got[i] > worst : got[i] < worst) {
+                        expect.push_back(uint32_t(i));
+                    }
+                }
+                got_better.resize(n);
+                EXPECT_EQ(got_better, expect) << "metric " << metric << ", larger " << larger;
             }
         }
     }

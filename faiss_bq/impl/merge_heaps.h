@@ -44,6 +44,32 @@ void merge_thread_heaps(
     }
 }
 
+/// Pushes scores[e] for e in better[0, nc) (increasing, each strictly
+/// better than the heap's worst when they were selected) into the heap (D,
+/// I) of k entries under label label(e), when still strictly better than
+/// the worst kept (so a tie keeps the earlier entry) and keep(e) holds.
+/// Returns the number of heap updates.
+template <class C, class Label, class Keep>
+size_t push_selected(
+        faiss::Index::idx_t k,
+        typename C::T* D,
+        faiss::Index::idx_t* I,
+        const typename C::T* scores,
+        const uint32_t* better,
+        size_t nc,
+        Label label,
+        Keep keep) {
+    size_t updates = 0;
+    for (size_t c = 0; c < nc; c++) {
+        const size_t e = better[c];
+        if (C::cmp(D[0], scores[e]) && keep(e)) {
+            faiss::heap_replace_top<C>(k, D, I, scores[e], label(e));
+            updates++;
+        }
+    }
+    return updates;
+}
+
 /// Pushes scores[e], e < m, into the heap (D, I) of k entries under label
 /// label(e): in increasing e, admitted only when strictly better than the
 /// worst kept (so a tie keeps the earlier entry) and when keep(e) holds.
@@ -71,13 +97,7 @@ size_t push_scores_labeled(
             better[nc] = uint32_t(e);
             nc += C::cmp(worst, scores[e]);
         }
-        for (size_t c = 0; c < nc; c++) {
-            const size_t e = better[c];
-            if (C::cmp(D[0], scores[e]) && keep(e)) {
-                faiss::heap_replace_top<C>(k, D, I, scores[e], label(e));
-                updates++;
-            }
-        }
+        updates += push_selected<C>(k, D, I, scores, better, nc, label, keep);
     }
     return updates;
 }

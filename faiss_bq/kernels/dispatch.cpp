@@ -174,13 +174,17 @@ void fast_scan_accumulate(const uint8_t* codes,
     active().fast_scan_accumulate(codes, nblocks, block_stride, t0, t1, nq, luts, out);
 }
 
-void fast_scan_scores(const uint32_t* hi,
-                      const uint32_t* lo,
-                      const float* factors,
-                      size_t nblocks,
-                      const FastScanAffine& a,
-                      float* out) {
-    active().fast_scan_scores(hi, lo, factors, nblocks, a, out);
+size_t fast_scan_scores(const uint32_t* hi,
+                        const uint32_t* lo,
+                        const float* factors,
+                        size_t nblocks,
+                        const FastScanAffine& a,
+                        float worst,
+                        bool larger_is_better,
+                        float* out,
+                        uint32_t* better) {
+    return active().fast_scan_scores(hi, lo, factors, nblocks, a, worst,
+                                     larger_is_better, out, better);
 }
 
 void rows_to_block(const uint8_t* rows,

@@ -154,13 +154,19 @@ struct FastScanAffine {
 /// blocks: hi and lo their sums (hi null: 0), their factors f0, f1, f2 at
 /// factors + 192 b + (0, 64, 128) + i (IndexBQFastScan::factors). The SIMD
 /// levels may fuse multiply-adds: equal to the reference within float
-/// rounding.
-void fast_scan_scores(const uint32_t* hi,
-                      const uint32_t* lo,
-                      const float* factors,
-                      size_t nblocks,
-                      const FastScanAffine& a,
-                      float* out);
+/// rounding. Also writes to better, in increasing order, the positions
+/// whose score is strictly better than `worst` (greater when
+/// larger_is_better, else smaller) and returns their count: a heap's
+/// candidates, selected without a branch per vector.
+size_t fast_scan_scores(const uint32_t* hi,
+                        const uint32_t* lo,
+                        const float* factors,
+                        size_t nblocks,
+                        const FastScanAffine& a,
+                        float worst,
+                        bool larger_is_better,
+                        float* out,
+                        uint32_t* better);
 
 /// Rows of nrows <= 64 vectors (row v at rows + v * row_stride, its
 /// columns t < ncols) as one block of the fast-scan layout: block[64 t + v] =
@@ -204,12 +210,15 @@ struct KernelTable {
                                  size_t,
                                  const uint8_t* const*,
                                  uint32_t* const*);
-    void (*fast_scan_scores)(const uint32_t*,
-                             const uint32_t*,
-                             const float*,
-                             size_t,
-                             const FastScanAffine&,
-                             float*);
+    size_t (*fast_scan_scores)(const uint32_t*,
+                               const uint32_t*,
+                               const float*,
+                               size_t,
+                               const FastScanAffine&,
+                               float,
+                               bool,
+                               float*,
+                               uint32_t*);
     void (*rows_to_block)(const uint8_t*, size_t, size_t, size_t, uint8_t*);
 };
 

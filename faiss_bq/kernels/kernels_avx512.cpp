@@ -502,18 +502,24 @@ void fast_scan_accumulate(const uint8_t* codes,
     }
 }
 
-/// The fast-scan epilogue (kernels.h), 16 vectors per register.
-void fast_scan_scores(const uint32_t* hi,
-                      const uint32_t* lo,
-                      const float* factors,
-                      size_t nblocks,
-                      const FastScanAffine& a,
-                      float* out) {
+/// The fast-scan epilogue (kernels.h), 16 vectors per register; the
+/// positions better than `worst` compressed from a compare mask.
+size_t fast_scan_scores(const uint32_t* hi,
+                        const uint32_t* lo,
+                        const float* factors,
+                        size_t nblocks,
+                        const FastScanAffine& a,
+                        float worst,
+                        bool larger_is_better,
+                        float* out,
+                        uint32_t* better) {
     constexpr size_t bs = fast_scan_block;
     const __m512 step_hi = _mm512_set1_ps(a.step_hi), step_lo = _mm512_set1_ps(a.step_lo),
                  bias = _mm512_set1_ps(a.bias), c = _mm512_set1_ps(a.c),
                  w0 = _mm512_set1_ps(a.w0), w1 = _mm512_set1_ps(a.w1),
-                 w2 = _mm512_set1_ps(a.w2);
+                 w2 = _mm512_set1_ps(a.w2), threshold = _mm512_set1_ps(worst);
+    const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    size_t count = 0;
     for (size_t b = 0; b < nblocks; b++) {
         const float* f = factors + b * 3 * bs;
         for (size_t i = 0; i < bs; i += 16) {
@@ -532,8 +538,20 @@ void fast_scan_scores(const uint32_t* hi,
             o = _mm512_fmadd_ps(w2, _mm512_loadu_ps(f + 2 * bs + i), o);
             o = _mm512_fmadd_ps(_mm512_mul_ps(w1, _mm512_loadu_ps(f + bs + i)), ip, o);
             _mm512_storeu_ps(out + j, o);
+            const __mmask16 m = larger_is_better
+                    ? _mm512_cmp_ps_mask(o, threshold, _CMP_GT_OQ)
+                    : _mm512_cmp_ps_mask(o, threshold, _CMP_LT_OQ);
+            if (m) {
+                // compress in a register, then a plain store (a compressing
+                // store to memory is slow on Zen 4)
+                const __m512i idx = _mm512_add_epi32(lanes, _mm512_set1_epi32(int(j)));
+                _mm512_storeu_si512((void*)(better + count),
+                                    _mm512_maskz_compress_epi32(m, idx));
+                count += size_t(__builtin_popcount(m));
+            }
         }
     }
+    return count;
 }
 
 /// rows_to_block (kernels.h): a 16-column tile of all 64 rows at once. Lane

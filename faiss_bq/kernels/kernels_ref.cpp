@@ -179,19 +179,27 @@ void fast_scan_accumulate(const uint8_t* codes,
     }
 }
 
-void fast_scan_scores(const uint32_t* hi,
-                      const uint32_t* lo,
-                      const float* factors,
-                      size_t nblocks,
-                      const FastScanAffine& a,
-                      float* out) {
+size_t fast_scan_scores(const uint32_t* hi,
+                        const uint32_t* lo,
+                        const float* factors,
+                        size_t nblocks,
+                        const FastScanAffine& a,
+                        float worst,
+                        bool larger_is_better,
+                        float* out,
+                        uint32_t* better) {
     constexpr size_t bs = fast_scan_block;
+    size_t count = 0;
     for (size_t i = 0; i < nblocks * bs; i++) {
         const float* f = factors + i / bs * 3 * bs + i % bs;
         const float h = hi ? float(hi[i]) : 0.f;
         const float ip = a.step_hi * h + a.step_lo * float(lo[i]) + a.bias;
         out[i] = a.c + a.w0 * f[0] + a.w2 * f[2 * bs] + a.w1 * f[bs] * ip;
+        if (larger_is_better ? out[i] > worst : out[i] < worst) {
+            better[count++] = uint32_t(i);
+        }
     }
+    return count;
 }
 
 void rows_to_block(const uint8_t* rows,
