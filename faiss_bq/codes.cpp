@@ -156,14 +156,33 @@ void NibbleLayout::float_tables(
         const BinarizationPlan& plan,
         const float* y,
         float* tables) const {
-    for (size_t k = 0; k < n_nibbles; k++) {
+    float_tables(member_levels(plan).data(), y, tables);
+}
+
+std::vector<float> NibbleLayout::member_levels(const BinarizationPlan& plan) const {
+    std::vector<float> levels(members.size() * 16);
+    for (size_t m = 0; m < members.size(); m++) {
         for (int v = 0; v < 16; v++) {
-            float s = 0;
-            for (size_t m = begin[k]; m < begin[k + 1]; m++) {
-                s += member_level(plan, members[m], v) * y[members[m].coord];
-            }
-            tables[16 * k + v] = s;
+            levels[16 * m + v] = member_level(plan, members[m], v);
         }
+    }
+    return levels;
+}
+
+void NibbleLayout::float_tables(
+        const float* levels,
+        const float* y,
+        float* tables) const {
+    for (size_t k = 0; k < n_nibbles; k++) {
+        float s[16] = {};
+        for (size_t m = begin[k]; m < begin[k + 1]; m++) {
+            const float* level = levels + 16 * m;
+            const float ym = y[members[m].coord];
+            for (int v = 0; v < 16; v++) {
+                s[v] += level[v] * ym;
+            }
+        }
+        std::copy(s, s + 16, tables + 16 * k);
     }
 }
 

@@ -193,6 +193,10 @@ struct NibbleLayout {
     /// The float-query tables: tables[16 k + v] = sum over nibble k's
     /// members j of member_level(v) * y_j (y = R (q - c)), for every v < 16.
     void float_tables(const BinarizationPlan& plan, const float* y, float* tables) const;
+    /// member_level(plan, members[m], v) at 16 m + v.
+    std::vector<float> member_levels(const BinarizationPlan& plan) const;
+    /// float_tables from member_levels(plan) (its loops vectorize over v).
+    void float_tables(const float* levels, const float* y, float* tables) const;
     /// Vector i's bytes (both halves of each column byte are its own) set to
     /// vector from's, or to zero (a padding vector).
     void copy_vector(uint8_t* blocks, size_t from, size_t i) const;

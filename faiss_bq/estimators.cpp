@@ -358,6 +358,7 @@ FastScanScorer::FastScanScorer(
         const BinarizationPlan& plan,
         faiss::MetricType metric)
         : nibbles(plan), plan(plan), metric(metric) {
+    member_levels = nibbles.member_levels(plan);
     y.resize(plan.d);
     table.assign(nibbles.nbytes * 32, 0.f); // a padding sub-code's stays 0
     table_min.assign(nibbles.nbytes * 2, 0.f);
@@ -385,7 +386,7 @@ void FastScanScorer::set_query(const float* q, const float* yq) {
     worst = metric == faiss::METRIC_INNER_PRODUCT ? -HUGE_VALF : HUGE_VALF;
     const size_t ncols = nibbles.nbytes;
     std::fill(column_range.begin(), column_range.end(), 0.f);
-    nibbles.float_tables(plan, y.data(), table.data());
+    nibbles.float_tables(member_levels.data(), y.data(), table.data());
     for (size_t k = 0; k < nibbles.n_nibbles; k++) {
         const float* t = table.data() + 16 * k;
         // Values of v with bits beyond the members' never occur; member_level
@@ -426,10 +427,12 @@ void FastScanScorer::set_query(const float* q, const float* yq) {
     // the kernels' form: each 16-entry table four times (kernels.h)
     for (size_t k = 0; k < 2 * ncols; k++) {
         const float* t = table.data() + 16 * k;
-        const float step = k / 2 < split ? step_hi : step_lo;
+        const float inverse = 1 / (k / 2 < split ? step_hi : step_lo);
         uint8_t* to = lut.data() + kernels::fast_scan_lut_bytes * (k / 2) + 64 * (k % 2);
         for (int v = 0; v < 16; v++) {
-            to[v] = uint8_t(std::lround((t[v] - table_min[k]) / step));
+            // rounded to nearest (the value is >= 0); lround is a libm call
+            to[v] = uint8_t(std::min(int((t[v] - table_min[k]) * inverse + 0.5f),
+                                     int(kernels::fast_scan_max_entry)));
         }
         for (int copy = 1; copy < 4; copy++) {
             std::memcpy(to + 16 * copy, to, 16);

@@ -184,6 +184,7 @@ class FastScanScorer {
    private:
     const BinarizationPlan& plan;
     const faiss::MetricType metric;
+    std::vector<float> member_levels; ///< NibbleLayout::member_levels(plan)
     std::vector<float> y, table, table_min, column_range, suffix;
     std::vector<uint8_t> lut;
     std::vector<uint32_t> sums_hi, sums_lo;
