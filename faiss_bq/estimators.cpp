@@ -461,6 +461,23 @@ void FastScanScorer::scan(
     scan_group(&self, 1, blocks, factors, nblocks, &out);
 }
 
+kernels::FastScanAffine FastScanScorer::affine() const {
+    kernels::FastScanAffine a;
+    a.step_hi = step_hi;
+    a.step_lo = step_lo;
+    a.bias = bias;
+    if (metric == faiss::METRIC_INNER_PRODUCT) {
+        a.c = center_ip; // center_ip + f2 + f1 ip
+        a.w2 = 1;
+        a.w1 = 1;
+    } else {
+        a.c = y_norm2; // f0 + |y|^2 - 2 f1 ip
+        a.w0 = 1;
+        a.w1 = -2;
+    }
+    return a;
+}
+
 void FastScanScorer::scan_group(
         FastScanScorer* const* scorers,
         size_t nq,
@@ -470,25 +487,23 @@ void FastScanScorer::scan_group(
         float* const* out) {
     constexpr size_t bs = kernels::fast_scan_block;
     constexpr size_t max_q = kernels::fast_scan_max_queries;
+    const size_t ncols = scorers[0]->nibbles.nbytes;
+    const size_t bb = scorers[0]->nibbles.block_bytes();
     for (size_t q0 = 0; q0 < nq; q0 += max_q) {
         const size_t m = std::min(max_q, nq - q0);
         FastScanScorer* const* group = scorers + q0;
-        const size_t ncols = group[0]->nibbles.nbytes;
-        const size_t bb = group[0]->nibbles.block_bytes();
         // Columns per kernel call: the group's tables stay in L1 (24 KB),
         // and a run boundary (split) ends a call.
         const size_t max_cols = std::clamp<size_t>(
                 24576 / (m * kernels::fast_scan_lut_bytes), 16,
                 kernels::fast_scan_max_columns);
-        const uint8_t* luts[max_q];
-        uint32_t* sums[max_q];
+        kernels::FastScanQuery fq[max_q];
+        bool hi_written[max_q] = {}, lo_written[max_q] = {};
         for (size_t q = 0; q < m; q++) {
             FastScanScorer& s = *group[q];
-            luts[q] = s.lut.data();
-            s.sums_lo.assign(nblocks * bs, 0u);
-            if (s.split > 0) {
-                s.sums_hi.assign(nblocks * bs, 0u);
-            }
+            s.sums_lo.resize(nblocks * bs);
+            s.sums_hi.resize(s.split > 0 ? nblocks * bs : 0);
+            fq[q].lut = s.lut.data();
         }
         for (size_t t0 = 0; t0 < ncols;) {
             size_t t1 = std::min(ncols, t0 + max_cols);
@@ -497,32 +512,25 @@ void FastScanScorer::scan_group(
                 if (s.split > t0 && s.split < t1) {
                     t1 = s.split;
                 }
-                sums[q] = (t0 < s.split ? s.sums_hi : s.sums_lo).data();
+                // the first call of a run writes its sums, the next add
+                const bool hi = t0 < s.split;
+                fq[q].out = (hi ? s.sums_hi : s.sums_lo).data();
+                fq[q].add = hi ? hi_written[q] : lo_written[q];
+                (hi ? hi_written[q] : lo_written[q]) = true;
             }
-            kernels::fast_scan_accumulate(blocks, nblocks, bb, t0, t1, m, luts, sums);
+            kernels::fast_scan_accumulate(blocks, nblocks, bb, t0, t1, m, fq);
             t0 = t1;
         }
         for (size_t q = 0; q < m; q++) {
             FastScanScorer& s = *group[q];
-            kernels::FastScanAffine a;
-            a.step_hi = s.step_hi;
-            a.step_lo = s.step_lo;
-            a.bias = s.bias;
-            if (s.metric == faiss::METRIC_INNER_PRODUCT) {
-                a.c = s.center_ip; // center_ip + f2 + f1 ip
-                a.w2 = 1;
-                a.w1 = 1;
-            } else {
-                a.c = s.y_norm2; // f0 + |y|^2 - 2 f1 ip
-                a.w0 = 1;
-                a.w1 = -2;
+            if (!lo_written[q]) { // every column in the first run
+                std::fill(s.sums_lo.begin(), s.sums_lo.end(), 0u);
             }
             s.better.resize(nblocks * bs);
             s.nbetter = kernels::fast_scan_scores(
-                    s.split > 0 ? s.sums_hi.data() : nullptr, s.sums_lo.data(),
-                    factors, nblocks, a, s.worst,
-                    s.metric == faiss::METRIC_INNER_PRODUCT, out[q0 + q],
-                    s.better.data());
+                    s.split > 0 ? s.sums_hi.data() : nullptr, s.sums_lo.data(), factors,
+                    nblocks, s.affine(), s.worst,
+                    s.metric == faiss::METRIC_INNER_PRODUCT, out[q0 + q], s.better.data());
         }
     }
 }

@@ -3,6 +3,7 @@
 
 #include <faiss/MetricType.h>
 #include <faiss_bq/codes.h>
+#include <faiss_bq/kernels/kernels.h>
 #include <faiss_bq/plan.h>
 
 #include <vector>
@@ -188,6 +189,7 @@ class FastScanScorer {
     std::vector<float> y, table, table_min, column_range, suffix;
     std::vector<uint8_t> lut;
     std::vector<uint32_t> sums_hi, sums_lo;
+    kernels::FastScanAffine affine() const;
     float y_norm2 = 0, center_ip = 0;
 };
 

@@ -35,12 +35,13 @@ std::vector<float> base_vectors(size_t n, size_t dim, int seed) {
 }
 
 /// A trained IndexBQ with nb vectors: uniform (nbits 1, 2) or a budget.
-std::unique_ptr<IndexBQ> trained_bq(int nbits, size_t budget, faiss::MetricType m) {
+std::unique_ptr<IndexBQ> trained_bq(int nbits, size_t budget, faiss::MetricType m,
+                                    size_t n = nb) {
     auto index = budget ? std::make_unique<IndexBQ>(d, CodeBudget{budget}, m)
                         : std::make_unique<IndexBQ>(d, nbits, m);
-    const auto x = base_vectors(nb, d, 1);
-    index->train(nb, x.data());
-    index->add(nb, x.data());
+    const auto x = base_vectors(n, d, 1);
+    index->train(n, x.data());
+    index->add(n, x.data());
     return index;
 }
 
@@ -229,12 +230,16 @@ TEST(IndexBQFastScan, ScoresAreIndexBQsWithinTheTableRounding) {
 // search() is the brute force of those scores: the top k of FastScanScorer
 // over every vector, with the query transformed as search() does (the
 // batch's chunk in one product, impl/query_chunks.h), whatever the thread
-// split (one query: the codes are split across threads).
+// split (one query: the codes are split across threads); 6000 vectors are
+// several chunks of blocks, each selected against the heap's worst; the
+// budget plan has two runs of columns for some queries.
 TEST(IndexBQFastScan, SearchIsTheScorersBruteForce) {
     const auto q = test::gaussian(nq, d, 2);
     const idx_t k = 15;
+    const size_t nb = 6000;
+    for (auto [nbits, budget] : {std::pair<int, size_t>{1, 0}, {0, 12}})
     for (faiss::MetricType m : {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
-        IndexBQFastScan fs(*trained_bq(1, 0, m));
+        IndexBQFastScan fs(*trained_bq(nbits, budget, m, nb));
         FastScanScorer fast(fs.plan, m);
         const size_t nblocks = fs.codes.size() / fast.nibbles.block_bytes();
         std::vector<float> all(nblocks * kernels::fast_scan_block), y_batch(nq * d),
@@ -264,6 +269,41 @@ TEST(IndexBQFastScan, SearchIsTheScorersBruteForce) {
             fs.search(1, q.data() + i * d, k, D1.data(), I1.data());
             fs.plan.apply(1, q.data() + i * d, y_one.data());
             expect_brute_force(i, y_one.data(), D1.data(), I1.data());
+        }
+    }
+}
+
+// A worst score to beat: a scan lists exactly the vectors whose score is
+// better (those of the scan without one), with the same scores.
+TEST(FastScanScorer, ListsEveryScoreBetterThanWorst) {
+    const auto q = test::gaussian(nq, d, 2);
+    const size_t n = 6000;
+    for (auto [nbits, budget] : {std::pair<int, size_t>{1, 0}, {0, 12}})
+    for (faiss::MetricType m : {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
+        IndexBQFastScan fs(*trained_bq(nbits, budget, m, n));
+        FastScanScorer fast(fs.plan, m);
+        const size_t nblocks = fs.codes.size() / fast.nibbles.block_bytes();
+        std::vector<float> all(nblocks * kernels::fast_scan_block), got(all.size());
+        for (size_t i = 0; i < nq; i++) {
+            fast.set_query(q.data() + i * d);
+            fast.scan(fs.codes.data(), fs.factors.data(), nblocks, all.data());
+            ASSERT_EQ(fast.nbetter, all.size()) << "no worst: every position";
+            std::vector<float> sorted(all.begin(), all.begin() + n);
+            std::sort(sorted.begin(), sorted.end());
+            const bool ip = m == faiss::METRIC_INNER_PRODUCT;
+            const float worst = ip ? sorted[n - 50] : sorted[50];
+            fast.worst = worst;
+            fast.scan(fs.codes.data(), fs.factors.data(), nblocks, got.data());
+            std::vector<uint32_t> expect;
+            for (size_t j = 0; j < all.size(); j++) {
+                if (ip ? all[j] > worst : all[j] < worst) {
+                    expect.push_back(uint32_t(j));
+                }
+            }
+            const std::vector<uint32_t> listed(fast.better.begin(),
+                                               fast.better.begin() + fast.nbetter);
+            ASSERT_EQ(listed, expect) << "nbits " << nbits << " metric " << m << " query " << i;
+            ASSERT_EQ(got, all);
         }
     }
 }

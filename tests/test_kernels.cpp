@@ -146,10 +146,11 @@ TEST(Kernels, FastScanSumsOneTableEntryPerNibble) {
         const auto codes = random_bytes(nblocks * bs * nbytes, rng);
         const auto luts = fast_scan_luts(nbytes, kernels::fast_scan_max_entry, rng);
         std::vector<uint32_t> got(nblocks * bs, 5); // sums are added to it
-        const uint8_t* lut_of[1] = {luts.data()};
-        uint32_t* out[1] = {got.data()};
-        kernels::fast_scan_accumulate(codes.data(), nblocks, bs * nbytes, 0, nbytes,
-                                      1, lut_of, out);
+        kernels::FastScanQuery q;
+        q.lut = luts.data();
+        q.out = got.data();
+        q.add = true;
+        kernels::fast_scan_accumulate(codes.data(), nblocks, bs * nbytes, 0, nbytes, 1, &q);
         for (size_t b = 0; b < nblocks; b++) {
             for (size_t v = 0; v < bs; v++) {
                 uint32_t want = 5;
@@ -321,7 +322,8 @@ TEST_P(KernelLevel, FastScanEqualsTheReference) {
     const size_t bs = kernels::fast_scan_block;
     // 128 columns are the most a call adds in 16-bit lanes; all-127 tables
     // are the worst case of the 16-bit sums (256 x 127); 1..5 queries (a
-    // group of 4 and one more); column runs [t0, t1) that start inside.
+    // group of 4 and one more); calls that write and calls that add; column
+    // runs [t0, t1) that start inside.
     for (size_t nbytes : {1, 2, 3, 31, 64, 127, 128, 300}) {
         for (bool saturated : {false, true}) {
             for (size_t nq : {1, 2, 3, 4, 5}) {
@@ -329,39 +331,40 @@ TEST_P(KernelLevel, FastScanEqualsTheReference) {
                 const auto codes = random_bytes(nblocks * bs * nbytes, rng);
                 std::vector<std::vector<uint8_t>> luts;
                 std::vector<std::vector<uint32_t>> got, want;
-                std::vector<const uint8_t*> lut_of;
-                std::vector<uint32_t*> got_of, want_of;
                 for (size_t q = 0; q < nq; q++) {
                     luts.push_back(fast_scan_luts(nbytes, kernels::fast_scan_max_entry, rng));
                     if (saturated) {
                         std::fill(luts[q].begin(), luts[q].end(), kernels::fast_scan_max_entry);
                     }
-                    got.emplace_back(nblocks * bs, uint32_t(q));
-                    want.emplace_back(nblocks * bs, uint32_t(q));
+                    got.emplace_back(nblocks * bs, uint32_t(7 + q));
+                    want.emplace_back(nblocks * bs, uint32_t(7 + q));
                 }
-                for (size_t q = 0; q < nq; q++) {
-                    lut_of.push_back(luts[q].data());
-                    got_of.push_back(got[q].data());
-                    want_of.push_back(want[q].data());
-                }
+                // both levels from the same arguments
+                auto run = [&](size_t t0, size_t t1, bool add) {
+                    std::vector<kernels::FastScanQuery> g(nq), w(nq);
+                    for (size_t q = 0; q < nq; q++) {
+                        g[q].lut = w[q].lut = luts[q].data();
+                        g[q].out = got[q].data();
+                        w[q].out = want[q].data();
+                        g[q].add = w[q].add = add;
+                    }
+                    level().fast_scan_accumulate(codes.data(), nblocks, bs * nbytes, t0, t1,
+                                                 nq, g.data());
+                    ref().fast_scan_accumulate(codes.data(), nblocks, bs * nbytes, t0, t1,
+                                               nq, w.data());
+                };
                 for (size_t t0 = 0; t0 < nbytes; t0 += kernels::fast_scan_max_columns) {
                     const size_t t1 = std::min(nbytes, t0 + kernels::fast_scan_max_columns);
-                    level().fast_scan_accumulate(codes.data(), nblocks, bs * nbytes, t0, t1,
-                                                 nq, lut_of.data(), got_of.data());
-                    ref().fast_scan_accumulate(codes.data(), nblocks, bs * nbytes, t0, t1,
-                                               nq, lut_of.data(), want_of.data());
+                    run(t0, t1, t0 > 0);
                 }
                 EXPECT_EQ(got, want) << nbytes << " bytes, saturated " << saturated
                                      << ", " << nq << " queries";
                 if (saturated) {
                     EXPECT_EQ(want[0][0], 2 * nbytes * kernels::fast_scan_max_entry);
                 }
-                // a run of columns [t0, t1) inside is the sum over those alone
+                // a run of columns [t0, t1) inside, added to the sums above
                 const size_t t0 = nbytes / 3, t1 = std::min(nbytes, t0 + 100);
-                level().fast_scan_accumulate(codes.data(), nblocks, bs * nbytes, t0, t1,
-                                             nq, lut_of.data(), got_of.data());
-                ref().fast_scan_accumulate(codes.data(), nblocks, bs * nbytes, t0, t1,
-                                           nq, lut_of.data(), want_of.data());
+                run(t0, t1, true);
                 EXPECT_EQ(got, want) << nbytes << " bytes, columns " << t0 << ".." << t1;
             }
         }

@@ -169,9 +169,8 @@ void fast_scan_accumulate(const uint8_t* codes,
                           size_t t0,
                           size_t t1,
                           size_t nq,
-                          const uint8_t* const* luts,
-                          uint32_t* const* out) {
-    active().fast_scan_accumulate(codes, nblocks, block_stride, t0, t1, nq, luts, out);
+                          FastScanQuery* queries) {
+    active().fast_scan_accumulate(codes, nblocks, block_stride, t0, t1, nq, queries);
 }
 
 size_t fast_scan_scores(const uint32_t* hi,

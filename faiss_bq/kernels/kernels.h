@@ -123,24 +123,33 @@ constexpr size_t fast_scan_max_queries = 4;
 /// lanes and widen once per call).
 constexpr size_t fast_scan_max_columns = 128;
 
+/// One query of a fast_scan_accumulate call.
+struct FastScanQuery {
+    /// Its tables, from column 0: fast_scan_lut_bytes per column, entries at
+    /// most fast_scan_max_entry.
+    const uint8_t* lut = nullptr;
+    /// Its sums: vector 64 b + v's at out[64 b + v].
+    uint32_t* out = nullptr;
+    /// out += the call's sums; false: out = them.
+    bool add = false;
+};
+
 /// Fast-scan sums of nq <= fast_scan_max_queries queries over the same
 /// nblocks blocks of the nibble layout (codes.h), columns [t0, t1) (t1 - t0
 /// <= fast_scan_max_columns); each loaded column serves all queries. A block
 /// holds 64 vectors as 64-byte columns: byte v of a column is two 4-bit
 /// sub-codes of vector v, the column's first (low half) and second (high
 /// half). Block b starts at codes + b * block_stride, its column t at + 64 t.
-/// Query q's tables are at luts[q] (fast_scan_lut_bytes per column, from
-/// column 0), entries at most fast_scan_max_entry; its sums go to out[q]:
-/// out[q][64 b + v] += sum over t0 <= t < t1 of luts[q][128 t + low(v, t)]
-/// + luts[q][128 t + 64 + high(v, t)], exactly.
+/// Query q's sums: sum over t0 <= t < t1 of lut[128 t + low(v, t)] +
+/// lut[128 t + 64 + high(v, t)], exactly, written or added to its out as it
+/// says.
 void fast_scan_accumulate(const uint8_t* codes,
                           size_t nblocks,
                           size_t block_stride,
                           size_t t0,
                           size_t t1,
                           size_t nq,
-                          const uint8_t* const* luts,
-                          uint32_t* const* out);
+                          FastScanQuery* queries);
 
 /// The float epilogue of a fast scan: the estimate from the sums, then the
 /// vector's factors (FastScanScorer; one per query).
@@ -150,14 +159,14 @@ struct FastScanAffine {
 };
 
 /// out[64 b + i] = a.c + a.w0 * f0 + a.w2 * f2 + a.w1 * f1 * (a.step_hi *
-/// hi + a.step_lo * lo + a.bias) for the nblocks * 64 vectors of nblocks
-/// blocks: hi and lo their sums (hi null: 0), their factors f0, f1, f2 at
-/// factors + 192 b + (0, 64, 128) + i (IndexBQFastScan::factors). The SIMD
-/// levels may fuse multiply-adds: equal to the reference within float
-/// rounding. Also writes to better, in increasing order, the positions
-/// whose score is strictly better than `worst` (greater when
-/// larger_is_better, else smaller) and returns their count: a heap's
-/// candidates, selected without a branch per vector.
+/// hi + a.step_lo * lo + a.bias) for the 64 nblocks vectors of nblocks
+/// blocks: hi and lo their sums (hi null: 0), their factors f0, f1, f2 at factors +
+/// 192 b + (0, 64, 128) + i (IndexBQFastScan::factors). The SIMD levels
+/// may fuse multiply-adds: equal to the reference within float rounding.
+/// Also writes to better, in increasing order, the positions whose score is
+/// strictly better than `worst` (greater when larger_is_better, else
+/// smaller) and returns their count: a heap's candidates, selected without
+/// a branch per vector.
 size_t fast_scan_scores(const uint32_t* hi,
                         const uint32_t* lo,
                         const float* factors,
@@ -202,14 +211,8 @@ struct KernelTable {
     float (*lut_scan)(const uint8_t*, size_t, int, const float*);
     void (*lut_scan_block)(
         const uint8_t*, size_t, size_t, size_t, int, const float*, float*);
-    void (*fast_scan_accumulate)(const uint8_t*,
-                                 size_t,
-                                 size_t,
-                                 size_t,
-                                 size_t,
-                                 size_t,
-                                 const uint8_t* const*,
-                                 uint32_t* const*);
+    void (*fast_scan_accumulate)(
+        const uint8_t*, size_t, size_t, size_t, size_t, size_t, FastScanQuery*);
     size_t (*fast_scan_scores)(const uint32_t*,
                                const uint32_t*,
                                const float*,

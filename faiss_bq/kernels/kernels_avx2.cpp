@@ -264,17 +264,16 @@ void fast_scan_accumulate_nq(const uint8_t* codes,
                              size_t block_stride,
                              size_t t0,
                              size_t t1,
-                             const uint8_t* const* luts,
-                             uint32_t* const* out) {
+                             FastScanQuery* queries) {
     constexpr size_t lb = fast_scan_lut_bytes;
     const __m256i low = _mm256_set1_epi8(0x0f);
     for (size_t b = 0; b < nblocks; b++) {
         const uint8_t* block = codes + b * block_stride;
         for (int h = 0; h < 2; h++) {
-            __m256i both[NQ], odd[NQ];
+            __m256i both[NQ], od[NQ];
             for (int q = 0; q < NQ; q++) {
                 both[q] = _mm256_setzero_si256();
-                odd[q] = _mm256_setzero_si256();
+                od[q] = _mm256_setzero_si256();
             }
             for (size_t t = t0; t < t1; t++) {
                 const __m256i c = _mm256_loadu_si256(
@@ -282,29 +281,31 @@ void fast_scan_accumulate_nq(const uint8_t* codes,
                 const __m256i clo = _mm256_and_si256(c, low);
                 const __m256i chi = _mm256_and_si256(_mm256_srli_epi16(c, 4), low);
                 for (int q = 0; q < NQ; q++) {
-                    const uint8_t* l = luts[q] + lb * t;
+                    const uint8_t* l = queries[q].lut + lb * t;
                     const __m256i r = _mm256_add_epi8(
                             _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i*)l), clo),
                             _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i*)(l + 64)), chi));
                     both[q] = _mm256_add_epi16(both[q], r);
-                    odd[q] = _mm256_add_epi16(odd[q], _mm256_srli_epi16(r, 8));
+                    od[q] = _mm256_add_epi16(od[q], _mm256_srli_epi16(r, 8));
                 }
             }
             for (int q = 0; q < NQ; q++) {
-                const __m256i even = _mm256_sub_epi16(both[q], _mm256_slli_epi16(odd[q], 8));
+                const FastScanQuery& fq = queries[q];
+                const __m256i even = _mm256_sub_epi16(both[q], _mm256_slli_epi16(od[q], 8));
                 // lane L of the unpacks: vectors 16 L..16 L + 7, 16 L + 8..16 L + 15
-                const __m256i lo = _mm256_unpacklo_epi16(even, odd[q]);
-                const __m256i hi = _mm256_unpackhi_epi16(even, odd[q]);
+                const __m256i lo = _mm256_unpacklo_epi16(even, od[q]);
+                const __m256i hi = _mm256_unpackhi_epi16(even, od[q]);
                 const __m256i w[4] = {
                         _mm256_cvtepu16_epi32(_mm256_castsi256_si128(lo)),
                         _mm256_cvtepu16_epi32(_mm256_castsi256_si128(hi)),
                         _mm256_cvtepu16_epi32(_mm256_extracti128_si256(lo, 1)),
                         _mm256_cvtepu16_epi32(_mm256_extracti128_si256(hi, 1))};
-                uint32_t* o = out[q] + b * fast_scan_block + 32 * h;
+                uint32_t* o = fq.out + b * fast_scan_block + 32 * h;
                 for (int i = 0; i < 4; i++) {
-                    _mm256_storeu_si256(
-                            (__m256i*)(o + 8 * i),
-                            _mm256_add_epi32(_mm256_loadu_si256((const __m256i*)(o + 8 * i)), w[i]));
+                    const __m256i sum = fq.add
+                            ? _mm256_add_epi32(_mm256_loadu_si256((const __m256i*)(o + 8 * i)), w[i])
+                            : w[i];
+                    _mm256_storeu_si256((__m256i*)(o + 8 * i), sum);
                 }
             }
         }
@@ -317,20 +318,19 @@ void fast_scan_accumulate(const uint8_t* codes,
                           size_t t0,
                           size_t t1,
                           size_t nq,
-                          const uint8_t* const* luts,
-                          uint32_t* const* out) {
+                          FastScanQuery* queries) {
     switch (nq) {
         case 1:
-            return fast_scan_accumulate_nq<1>(codes, nblocks, block_stride, t0, t1, luts, out);
+            return fast_scan_accumulate_nq<1>(codes, nblocks, block_stride, t0, t1, queries);
         case 2:
-            return fast_scan_accumulate_nq<2>(codes, nblocks, block_stride, t0, t1, luts, out);
+            return fast_scan_accumulate_nq<2>(codes, nblocks, block_stride, t0, t1, queries);
         case 3:
-            return fast_scan_accumulate_nq<3>(codes, nblocks, block_stride, t0, t1, luts, out);
+            return fast_scan_accumulate_nq<3>(codes, nblocks, block_stride, t0, t1, queries);
         default: // 4, and more in fours
-            fast_scan_accumulate_nq<4>(codes, nblocks, block_stride, t0, t1, luts, out);
+            fast_scan_accumulate_nq<4>(codes, nblocks, block_stride, t0, t1, queries);
             if (nq > 4) {
-                fast_scan_accumulate(codes, nblocks, block_stride, t0, t1, nq - 4,
-                                     luts + 4, out + 4);
+                avx2_level::fast_scan_accumulate(codes, nblocks, block_stride, t0, t1, nq - 4,
+                                                 queries + 4);
             }
     }
 }

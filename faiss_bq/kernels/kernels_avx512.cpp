@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <type_traits>
 
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() as the unused
 // merge source and then warn about it at every call (GCC bug 105593).
@@ -429,14 +430,17 @@ void fast_scan_accumulate_nq(const uint8_t* codes,
                              size_t block_stride,
                              size_t t0,
                              size_t t1,
-                             const uint8_t* const* luts,
-                             uint32_t* const* out) {
+                             FastScanQuery* queries) {
     constexpr size_t lb = fast_scan_lut_bytes;
     const __m512i low = _mm512_set1_epi8(0x0f);
     // 64-bit lanes of (unpacklo, unpackhi) in vector order: lane L of the
     // unpacks holds vectors 16 L..16 L + 7 (lo) and 16 L + 8..16 L + 15 (hi)
     const __m512i first = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
     const __m512i second = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+    const uint8_t* luts[NQ];
+    for (int q = 0; q < NQ; q++) {
+        luts[q] = queries[q].lut;
+    }
     for (size_t b = 0; b < nblocks; b++) {
         const uint8_t* block = codes + b * block_stride;
         __m512i both[NQ], odd[NQ];
@@ -458,21 +462,23 @@ void fast_scan_accumulate_nq(const uint8_t* codes,
             }
         }
         for (int q = 0; q < NQ; q++) {
+            const FastScanQuery& fq = queries[q];
             const __m512i even = _mm512_sub_epi16(both[q], _mm512_slli_epi16(odd[q], 8));
             const __m512i lo = _mm512_unpacklo_epi16(even, odd[q]);
             const __m512i hi = _mm512_unpackhi_epi16(even, odd[q]);
             const __m512i v0 = _mm512_permutex2var_epi64(lo, first, hi);  // 0..31
             const __m512i v1 = _mm512_permutex2var_epi64(lo, second, hi); // 32..63
-            uint32_t* o = out[q] + b * fast_scan_block;
+            uint32_t* o = fq.out + b * fast_scan_block;
             const __m512i w[4] = {
                     _mm512_cvtepu16_epi32(_mm512_castsi512_si256(v0)),
                     _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(v0, 1)),
                     _mm512_cvtepu16_epi32(_mm512_castsi512_si256(v1)),
                     _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(v1, 1))};
             for (int i = 0; i < 4; i++) {
-                _mm512_storeu_si512(
-                        (void*)(o + 16 * i),
-                        _mm512_add_epi32(_mm512_loadu_si512((const void*)(o + 16 * i)), w[i]));
+                const __m512i sum = fq.add
+                        ? _mm512_add_epi32(_mm512_loadu_si512((const void*)(o + 16 * i)), w[i])
+                        : w[i];
+                _mm512_storeu_si512((void*)(o + 16 * i), sum);
             }
         }
     }
@@ -484,35 +490,37 @@ void fast_scan_accumulate(const uint8_t* codes,
                           size_t t0,
                           size_t t1,
                           size_t nq,
-                          const uint8_t* const* luts,
-                          uint32_t* const* out) {
+                          FastScanQuery* queries) {
     switch (nq) {
         case 1:
-            return fast_scan_accumulate_nq<1>(codes, nblocks, block_stride, t0, t1, luts, out);
+            return fast_scan_accumulate_nq<1>(codes, nblocks, block_stride, t0, t1, queries);
         case 2:
-            return fast_scan_accumulate_nq<2>(codes, nblocks, block_stride, t0, t1, luts, out);
+            return fast_scan_accumulate_nq<2>(codes, nblocks, block_stride, t0, t1, queries);
         case 3:
-            return fast_scan_accumulate_nq<3>(codes, nblocks, block_stride, t0, t1, luts, out);
+            return fast_scan_accumulate_nq<3>(codes, nblocks, block_stride, t0, t1, queries);
         default: // 4, and more in fours
-            fast_scan_accumulate_nq<4>(codes, nblocks, block_stride, t0, t1, luts, out);
+            fast_scan_accumulate_nq<4>(codes, nblocks, block_stride, t0, t1, queries);
             if (nq > 4) {
-                fast_scan_accumulate(codes, nblocks, block_stride, t0, t1, nq - 4,
-                                     luts + 4, out + 4);
+                avx512_level::fast_scan_accumulate(codes, nblocks, block_stride, t0, t1,
+                                                   nq - 4, queries + 4);
             }
     }
 }
 
 /// The fast-scan epilogue (kernels.h), 16 vectors per register; the
-/// positions better than `worst` compressed from a compare mask.
-size_t fast_scan_scores(const uint32_t* hi,
-                        const uint32_t* lo,
-                        const float* factors,
-                        size_t nblocks,
-                        const FastScanAffine& a,
-                        float worst,
-                        bool larger_is_better,
-                        float* out,
-                        uint32_t* better) {
+/// positions better than `worst` compressed from a compare mask. The
+/// factor terms of zero weight (f0 under inner product, f2 under L2) are
+/// not loaded.
+template <bool F0, bool F2>
+size_t fast_scan_scores_terms(const uint32_t* hi,
+                              const uint32_t* lo,
+                              const float* factors,
+                              size_t nblocks,
+                              const FastScanAffine& a,
+                              float worst,
+                              bool larger_is_better,
+                              float* out,
+                              uint32_t* better) {
     constexpr size_t bs = fast_scan_block;
     const __m512 step_hi = _mm512_set1_ps(a.step_hi), step_lo = _mm512_set1_ps(a.step_lo),
                  bias = _mm512_set1_ps(a.bias), c = _mm512_set1_ps(a.c),
@@ -534,8 +542,13 @@ size_t fast_scan_scores(const uint32_t* hi,
                         _mm512_cvtepu32_ps(_mm512_loadu_si512((const void*)(hi + j))),
                         ip);
             }
-            __m512 o = _mm512_fmadd_ps(w0, _mm512_loadu_ps(f + i), c);
-            o = _mm512_fmadd_ps(w2, _mm512_loadu_ps(f + 2 * bs + i), o);
+            __m512 o = c;
+            if (F0) {
+                o = _mm512_fmadd_ps(w0, _mm512_loadu_ps(f + i), o);
+            }
+            if (F2) {
+                o = _mm512_fmadd_ps(w2, _mm512_loadu_ps(f + 2 * bs + i), o);
+            }
             o = _mm512_fmadd_ps(_mm512_mul_ps(w1, _mm512_loadu_ps(f + bs + i)), ip, o);
             _mm512_storeu_ps(out + j, o);
             const __mmask16 m = larger_is_better
@@ -552,6 +565,27 @@ size_t fast_scan_scores(const uint32_t* hi,
         }
     }
     return count;
+}
+
+size_t fast_scan_scores(const uint32_t* hi,
+                        const uint32_t* lo,
+                        const float* factors,
+                        size_t nblocks,
+                        const FastScanAffine& a,
+                        float worst,
+                        bool larger_is_better,
+                        float* out,
+                        uint32_t* better) {
+    auto run = [&](auto f0, auto f2) {
+        return fast_scan_scores_terms<decltype(f0)::value, decltype(f2)::value>(
+                hi, lo, factors, nblocks, a, worst, larger_is_better, out, better);
+    };
+    using T = std::true_type;
+    using F = std::false_type;
+    if (a.w0 == 0) {
+        return a.w2 == 0 ? run(F(), F()) : run(F(), T());
+    }
+    return a.w2 == 0 ? run(T(), F()) : run(T(), T());
 }
 
 /// rows_to_block (kernels.h): a 16-column tile of all 64 rows at once. Lane

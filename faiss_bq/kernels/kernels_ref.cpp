@@ -161,19 +161,20 @@ void fast_scan_accumulate(const uint8_t* codes,
                           size_t t0,
                           size_t t1,
                           size_t nq,
-                          const uint8_t* const* luts,
-                          uint32_t* const* out) {
+                          FastScanQuery* queries) {
+    constexpr size_t bs = fast_scan_block;
     for (size_t q = 0; q < nq; q++) {
+        const FastScanQuery& fq = queries[q];
         for (size_t b = 0; b < nblocks; b++) {
             const uint8_t* block = codes + b * block_stride;
-            for (size_t v = 0; v < fast_scan_block; v++) {
+            for (size_t v = 0; v < bs; v++) {
                 uint32_t sum = 0;
                 for (size_t t = t0; t < t1; t++) {
-                    const unsigned byte = block[t * fast_scan_block + v];
-                    sum += luts[q][fast_scan_lut_bytes * t + (byte & 15)];
-                    sum += luts[q][fast_scan_lut_bytes * t + 64 + (byte >> 4)];
+                    const unsigned byte = block[t * bs + v];
+                    sum += fq.lut[fast_scan_lut_bytes * t + (byte & 15)];
+                    sum += fq.lut[fast_scan_lut_bytes * t + 64 + (byte >> 4)];
                 }
-                out[q][b * fast_scan_block + v] += sum;
+                fq.out[b * bs + v] = (fq.add ? fq.out[b * bs + v] : 0) + sum;
             }
         }
     }
