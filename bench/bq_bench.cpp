@@ -4,6 +4,7 @@
 
 #include "IndexSignBits.h"
 #include "bench_data.h"
+#include "bench_tsv.h"
 
 #include <faiss_bq/IndexBQ.h>
 #include <faiss_bq/IndexBQFastScan.h>
@@ -26,6 +27,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <cstdlib>
@@ -70,6 +72,9 @@ struct Options {
     bool skip_refine = false;
     int threads = 0; ///< 0: OpenMP's default
     std::vector<size_t> budgets; ///< --budgets: bytes of codes per vector
+    std::string tsv_path;  ///< --tsv: every row as tab-separated values
+    std::string plot_path; ///< --plot: recall against QPS (PNG)
+    std::vector<std::string> references; ///< --reference: programs whose rows join
 };
 
 [[noreturn]] void usage(int status) {
@@ -79,6 +84,8 @@ struct Options {
         "[--gt G.ivecs]]\n"
         "                [--metric ip|l2] [--nq N] [--methods a,b,c] "
         "[--skip-pq] [--skip-refine] [--threads T]\n"
+        "                [--budgets B1,B2] [--tsv FILE] [--plot FILE.png] "
+        "[--reference PROGRAM]...\n"
         "  --data DIR   folder with base.fvecs, query.fvecs and "
         "groundtruth.ivecs\n"
         "               (default: $FAISS_BQ_DATA/%s, FAISS_BQ_DATA "
@@ -94,7 +101,18 @@ struct Options {
         "  --budgets    e.g. 16,32,64,128: rows at each budget of code bytes\n"
         "               (BQ<bytes>B automatic, allocated per basis, uniform,\n"
         "               IndexPQ and IndexScalarQuantizer at equal bytes);\n"
-        "               select them alone with --methods B16,B32,...\n",
+        "               select them alone with --methods B16,B32,...\n"
+        "  --tsv FILE   every row as tab-separated values (bench/bench_tsv.h)\n"
+        "  --plot FILE.png  10-recall@10 against QPS (log), each family's "
+        "Pareto front\n"
+        "               (bench/plot_recall_qps.py, Debian's "
+        "python3-matplotlib)\n"
+        "  --reference PROGRAM  run PROGRAM --data DIR --threads T [--nq N] "
+        "after the rows\n"
+        "               and add the TSV rows it prints, e.g. fast_scan_ref "
+        "(FAISS's fast\n"
+        "               scan, built against any FAISS: "
+        "bench/build_fast_scan_ref.sh)\n",
         default_dataset,
         FAISS_BQ_DEFAULT_DATA);
     std::exit(status);
@@ -165,6 +183,12 @@ Options parse_options(int argc, char** argv) {
             opt.methods = split(value, ",");
         } else if (arg == "--threads") {
             opt.threads = int(parse_count(arg, value));
+        } else if (arg == "--tsv") {
+            opt.tsv_path = value;
+        } else if (arg == "--plot") {
+            opt.plot_path = value;
+        } else if (arg == "--reference") {
+            opt.references.push_back(value);
         } else if (arg == "--budgets") {
             for (const std::string& b : split(value, ",")) {
                 opt.budgets.push_back(parse_count(arg, b));
@@ -714,7 +738,31 @@ struct Row {
     double add_seconds = 0;
     std::string error; ///< non-empty: the method failed, the rest is unset
     std::string note;  ///< printed under the table
+    std::string family; ///< the plot's families (family_of, or the reference's)
+    std::string build;  ///< the library that measured it
+    bool reranked = true; ///< recall_reranked measured (not by a reference)
 };
+
+/// The plot's family of a row of this bench, from its name: faiss_bq's
+/// one-stage rows, fast-scan rows and two-stage rows apart, FAISS's
+/// baselines, sign bits the common way, and the graphs.
+std::string family_of(const std::string& name) {
+    auto has = [&](const char* w) { return name.find(w) != std::string::npos; };
+    if (name.rfind("HNSW", 0) == 0) {
+        return has("BQ") ? "faiss_bq HNSW" : "FAISS HNSW";
+    }
+    if (has("BinaryFlat sign")) {
+        return "sign bits (the common way)";
+    }
+    if (has("PQ M=") || has("SQ4") || has("SQ6") || has("SQ8") || has("LSH") ||
+        name == "Flat exact") {
+        return "FAISS " FAISS_BQ_FAISS_VERSION;
+    }
+    if (has("rerank")) {
+        return "faiss_bq two-stage";
+    }
+    return has(" fs") ? "faiss_bq fast scan" : "faiss_bq";
+}
 
 /// Bytes stored per vector: the codes, or for a two-stage index the first
 /// stage's plus the refine store's.
@@ -752,6 +800,7 @@ Row measure(const Method& method,
     const faiss::Index& index = derived ? *derived : *trained.index;
     Row row;
     row.name = method.name;
+    row.family = family_of(method.name);
     row.bytes_per_vector = memory_per_vector(index);
     row.train_seconds = trained.train_seconds;
     row.add_seconds = trained.add_seconds;
@@ -907,13 +956,13 @@ void print_table(const std::vector<Row>& rows) {
                 "%-*s  FAILED: %s\n", w, row.name.c_str(), row.error.c_str());
             continue;
         }
-        std::printf("%-*s %9zu %7.3f %7.3f %7.3f %10.0f %10.0f %8.2f %7.2f\n",
+        std::printf("%-*s %9zu %7.3f %7s %7s %10.0f %10.0f %8.2f %7.2f\n",
                     w,
                     row.name.c_str(),
                     row.bytes_per_vector,
                     row.recall,
-                    row.recall_reranked[0],
-                    row.recall_reranked[1],
+                    row.reranked ? format("%.3f", row.recall_reranked[0]).c_str() : "-",
+                    row.reranked ? format("%.3f", row.recall_reranked[1]).c_str() : "-",
                     row.qps_batch,
                     row.qps_single,
                     row.train_seconds,
@@ -944,12 +993,12 @@ void print_markdown(const std::vector<Row>& rows) {
             continue;
         }
         std::printf(
-            "| %s | %zu | %.3f | %.3f | %.3f | %.0f | %.0f | %.2f | %.2f |\n",
+            "| %s | %zu | %.3f | %s | %s | %.0f | %.0f | %.2f | %.2f |\n",
             row.name.c_str(),
             row.bytes_per_vector,
             row.recall,
-            row.recall_reranked[0],
-            row.recall_reranked[1],
+            row.reranked ? format("%.3f", row.recall_reranked[0]).c_str() : "-",
+            row.reranked ? format("%.3f", row.recall_reranked[1]).c_str() : "-",
             row.qps_batch,
             row.qps_single,
             row.train_seconds,
@@ -1158,6 +1207,94 @@ std::vector<Row> run_methods(const std::vector<Method>& methods,
     return rows;
 }
 
+/// A shell word: the text in single quotes.
+std::string shell_quote(const std::string& word) {
+    std::string q = "'";
+    for (char c : word) {
+        q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    }
+    return q + "'";
+}
+
+/// The rows of a reference program (--reference): it is run on the same
+/// dataset folder, threads and query count, and prints bench_tsv.h rows.
+std::vector<Row> reference_rows(const std::string& program,
+                                const std::string& data_folder,
+                                const Options& opt) {
+    std::string cmd = shell_quote(program) + " --data " + shell_quote(data_folder);
+    if (opt.threads > 0) {
+        cmd += " --threads " + std::to_string(opt.threads);
+    }
+    if (opt.nq > 0) {
+        cmd += " --nq " + std::to_string(opt.nq);
+    }
+    std::fprintf(stderr, "[bq_bench] reference: %s\n", cmd.c_str());
+    std::string text;
+    FILE* pipe = popen(cmd.c_str(), "r");
+    FAISS_THROW_IF_NOT_FMT(pipe, "--reference %s: cannot run it", program.c_str());
+    char buffer[4096];
+    for (size_t got; (got = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0;) {
+        text.append(buffer, got);
+    }
+    const int status = pclose(pipe);
+    FAISS_THROW_IF_NOT_FMT(status == 0, "--reference %s: exit status %d (command: %s)",
+                           program.c_str(), status, cmd.c_str());
+    std::vector<Row> rows;
+    try {
+        for (const bench::TsvRow& t : bench::parse_tsv(text)) {
+            Row row;
+            row.name = t.name;
+            row.family = t.family + " (" + t.build + ")";
+            row.build = t.build;
+            row.bytes_per_vector = size_t(std::lround(t.bytes_per_vector));
+            row.recall = t.recall;
+            row.qps_batch = t.qps_batch;
+            row.qps_single = t.qps_single;
+            row.train_seconds = t.train_seconds;
+            row.add_seconds = t.add_seconds;
+            row.reranked = false;
+            rows.push_back(row);
+        }
+    } catch (const std::exception& e) {
+        FAISS_THROW_FMT("--reference %s: %s", program.c_str(), e.what());
+    }
+    FAISS_THROW_IF_NOT_FMT(!rows.empty(), "--reference %s printed no rows", program.c_str());
+    return rows;
+}
+
+void write_tsv(const std::string& path, const std::vector<Row>& rows, const Dataset& ds) {
+    std::ofstream out(path);
+    FAISS_THROW_IF_NOT_FMT(out, "--tsv %s: cannot write the file", path.c_str());
+    out << "# bq_bench " << ds.name << ", d=" << ds.d << ", " << ds.nb << " base, " << ds.nq
+        << " queries, " << metric_name(ds.metric) << ", " << omp_get_max_threads()
+        << " threads\n"
+        << bench::tsv_header();
+    for (const Row& row : rows) {
+        if (!row.error.empty()) {
+            continue;
+        }
+        out << bench::tsv_line({row.name, row.family, double(row.bytes_per_vector),
+                                row.recall, row.qps_batch, row.qps_single,
+                                row.train_seconds, row.add_seconds, row.build});
+    }
+    FAISS_THROW_IF_NOT_FMT(out.good(), "--tsv %s: write failed", path.c_str());
+}
+
+/// --plot: bench/plot_recall_qps.py on the rows' TSV, with Debian's Python.
+void draw_plot(const std::string& png, const std::string& tsv, const Dataset& ds) {
+    const std::string title = ds.name + " (" + std::to_string(ds.nb) + " x " +
+            std::to_string(ds.d) + ", " + std::to_string(ds.nq) + " queries, " +
+            std::to_string(omp_get_max_threads()) + " thread(s), batch)";
+    const std::string cmd = shell_quote(FAISS_BQ_PYTHON) + " " +
+            shell_quote(FAISS_BQ_PLOT_SCRIPT) + " " + shell_quote(png) + " " +
+            shell_quote(tsv) + " --title " + shell_quote(title);
+    const int status = std::system(cmd.c_str());
+    FAISS_THROW_IF_NOT_FMT(status == 0,
+                           "--plot %s: the plot script failed (exit status %d; it needs "
+                           "python3-matplotlib): %s",
+                           png.c_str(), status, cmd.c_str());
+}
+
 int run(const Options& opt) {
     if (opt.threads > 0) {
         omp_set_num_threads(opt.threads);
@@ -1189,7 +1326,20 @@ int run(const Options& opt) {
         kernels::simd_level_name(kernels::simd_level()));
     std::fflush(stdout);
 
-    const std::vector<Row> rows = run_methods(methods_to_run(ds, opt), ds);
+    std::vector<Row> rows = run_methods(methods_to_run(ds, opt), ds);
+    const std::string build = std::string("faiss_bq ") +
+            kernels::simd_level_name(kernels::simd_level()) + " (FAISS " +
+            FAISS_BQ_FAISS_VERSION + ")";
+    for (Row& row : rows) {
+        row.build = row.family.rfind("FAISS", 0) == 0 || row.family.rfind("sign", 0) == 0
+                ? std::string("FAISS ") + FAISS_BQ_FAISS_VERSION
+                : build;
+    }
+    for (const std::string& program : opt.references) {
+        const std::vector<Row> more =
+                reference_rows(program, parent_folder(files->base), opt);
+        rows.insert(rows.end(), more.begin(), more.end());
+    }
     print_table(rows);
     print_markdown(rows);
     std::printf("\n");
@@ -1201,6 +1351,16 @@ int run(const Options& opt) {
     if (!opt.budgets.empty()) {
         std::printf("\n");
         print_wrapped(budget_summary(rows, ds, opt.budgets), 78);
+    }
+    const std::string tsv = !opt.tsv_path.empty() ? opt.tsv_path
+            : !opt.plot_path.empty()             ? opt.plot_path + ".tsv"
+                                                 : "";
+    if (!tsv.empty()) {
+        write_tsv(tsv, rows, ds);
+        std::printf("\nrows written to %s\n", tsv.c_str());
+    }
+    if (!opt.plot_path.empty()) {
+        draw_plot(opt.plot_path, tsv, ds);
     }
 
     const auto failed =

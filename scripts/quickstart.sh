@@ -19,7 +19,8 @@ DATA=${FAISS_BQ_DATA:-$root/../shared/data}
 
 # ------------------------------------------------------------- Debian packages
 packages=(build-essential cmake libfaiss-dev libopenblas-dev liblapack-dev libgtest-dev
-          swig python3 python3-dev python3-numpy python3-pytest python3-faiss)
+          swig python3 python3-dev python3-numpy python3-pytest python3-faiss
+          python3-matplotlib)
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)   # only the data script needs them
 missing=()
 for p in "${packages[@]}"; do
