@@ -491,20 +491,10 @@ void fast_scan_accumulate(const uint8_t* codes,
                           size_t t1,
                           size_t nq,
                           FastScanQuery* queries) {
-    switch (nq) {
-        case 1:
-            return fast_scan_accumulate_nq<1>(codes, nblocks, block_stride, t0, t1, queries);
-        case 2:
-            return fast_scan_accumulate_nq<2>(codes, nblocks, block_stride, t0, t1, queries);
-        case 3:
-            return fast_scan_accumulate_nq<3>(codes, nblocks, block_stride, t0, t1, queries);
-        default: // 4, and more in fours
-            fast_scan_accumulate_nq<4>(codes, nblocks, block_stride, t0, t1, queries);
-            if (nq > 4) {
-                avx512_level::fast_scan_accumulate(codes, nblocks, block_stride, t0, t1,
-                                                   nq - 4, queries + 4);
-            }
-    }
+    in_query_groups(nq, [&](auto m, size_t q0) {
+        fast_scan_accumulate_nq<decltype(m)::value>(codes, nblocks, block_stride, t0, t1,
+                                                    queries + q0);
+    });
 }
 
 /// The fast-scan epilogue (kernels.h), 16 vectors per register; the
