@@ -7,6 +7,12 @@ import faiss
 import faiss_bq
 
 
+def neighbour_overlap(I0, I1):
+    """The mean share of each query's neighbours that both lists hold: the
+    tables' rounding reorders near ties, so positions may differ."""
+    return np.mean([len(set(a) & set(b)) / len(a) for a, b in zip(I0, I1)])
+
+
 def test_from_indexbq_and_factory(data):
     d, xb, xq = data
     bq = faiss_bq.IndexBQ(d, 2, faiss.METRIC_INNER_PRODUCT)
@@ -17,8 +23,9 @@ def test_from_indexbq_and_factory(data):
     assert fs.ntotal == bq.ntotal and fs.is_trained
     D0, I0 = bq.search(xq, 10)
     D1, I1 = fs.search(xq, 10)
-    # The tables are rounded to bytes: the same neighbours, nearly everywhere.
-    assert (I0 == I1).mean() > 0.9
+    # The tables are rounded to 7 bits: the same neighbours, nearly everywhere
+    # (0.97 measured; 0.82 at the same positions).
+    assert neighbour_overlap(I0, I1) > 0.9
     np.testing.assert_allclose(D1, D0, rtol=0.05, atol=0.05 * np.abs(D0).max())
     # sa codes are IndexBQ's, and reconstruct agrees
     np.testing.assert_array_equal(fs.sa_encode(xb[:5]), bq.sa_encode(xb[:5]))
@@ -80,7 +87,7 @@ def test_joint_nibbles(data):
     bq = fs.to_IndexBQ()
     D0, I0 = bq.search(xq, 10)
     D1, I1 = fs.search(xq, 10)
-    assert (I0 == I1).mean() > 0.9
+    assert neighbour_overlap(I0, I1) > 0.9  # 0.975 measured
     params = faiss_bq.SearchParametersBQ()
     params.estimator = faiss_bq.Estimator_symmetric
     with pytest.raises(RuntimeError, match="jointly"):
