@@ -316,6 +316,24 @@ def fit_plan(x, nbits, transform, centered, seed=1234):
                             nbits, transform, centered, seed)
 
 
+def fit_compatible_map(x_new, x_old, fit=None, centre=True, ridge=1e-3):
+    """faiss.LinearTransform from a new model's space to an old index's,
+    fitted on paired rows (row i of each embeds the same item): x_new (n,
+    d_new), x_old (n, d_old); fit MapFit_orthogonal (default) or
+    MapFit_least_squares. Apply it to the new model's queries, or put it in
+    a faiss.IndexPreTransform in front of the old index."""
+    x_new = _matrix(x_new, "x_new")
+    x_old = _matrix(x_old, "x_old")
+    if x_new.shape[0] != x_old.shape[0]:
+        raise ValueError("fit_compatible_map: x_new has %d rows, x_old %d; row i "
+                         "of each must embed the same item"
+                         % (x_new.shape[0], x_old.shape[0]))
+    fit = MapFit_orthogonal if fit is None else fit  # noqa: F405
+    return _swig.fit_compatible_map_c(
+        x_new.shape[0], x_new.shape[1], faiss.swig_ptr(x_new),
+        x_old.shape[0], x_old.shape[1], faiss.swig_ptr(x_old), fit, centre, ridge)
+
+
 def serialize_index(index):
     """The index (faiss_bq's or FAISS's, or a container of either) as a numpy
     uint8 array, in faiss_bq.write_index's format."""

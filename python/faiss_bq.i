@@ -71,6 +71,7 @@ typedef uint64_t size_t;
 #include <faiss_bq/IndexIVFBQFastScan.h>
 #include <faiss_bq/analysis.h>
 #include <faiss_bq/clone_index.h>
+#include <faiss_bq/compat_map.h>
 #include <faiss_bq/codes.h>
 #include <faiss_bq/index_factory.h>
 #include <faiss_bq/index_io.h>
@@ -161,6 +162,7 @@ static PyObject* faiss_bq_faiss_downcast(
 %import(module="faiss") "faiss/invlists/InvertedLists.h"
 %import(module="faiss") "faiss/invlists/DirectMap.h"
 %import(module="faiss") "faiss/IndexIVF.h"
+%import(module="faiss") "faiss/VectorTransform.h"
 
 // ---------------------------------------------------------------------------
 // The wrapped classes, for downcasting (see "ADDING A CLASS" above).
@@ -235,6 +237,7 @@ static PyObject* faiss_bq_faiss_downcast(
 %newobject faiss_bq::read_index_binary;
 %newobject faiss_bq::clone_index;
 %newobject faiss_bq::clone_index_binary;
+%newobject faiss_bq::fit_compatible_map;
 %newobject faiss_bq::IndexBQ::get_FlatCodesDistanceComputer;
 %newobject faiss_bq::IndexBQ::get_distance_computer;
 
@@ -252,6 +255,7 @@ static PyObject* faiss_bq_faiss_downcast(
 // numpy front ends in __init__.py (analyze(x), train_plan(x, options), ...)
 %rename(analyze_c) faiss_bq::analyze;
 %rename(train_plan_c) faiss_bq::train_plan;
+%rename(fit_compatible_map_c) faiss_bq::fit_compatible_map;
 %rename(fit_plan_c) faiss_bq::fit_plan;
 
 // Vector fields are faiss.Float32Vector proxies here; __init__.py turns
@@ -294,6 +298,7 @@ static PyObject* faiss_bq_faiss_downcast(
 %include "faiss_bq/index_factory.h"
 %include "faiss_bq/index_io.h"
 %include "faiss_bq/clone_index.h"
+%include "faiss_bq/compat_map.h"
 
 %inline %{
 namespace faiss_bq {

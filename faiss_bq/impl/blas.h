@@ -44,3 +44,31 @@ int ssyevd_(
         FINTEGER* liwork,
         FINTEGER* info);
 }
+
+extern "C" {
+int sgesvd_(
+        const char* jobu,
+        const char* jobvt,
+        FINTEGER* m,
+        FINTEGER* n,
+        float* a,
+        FINTEGER* lda,
+        float* s,
+        float* u,
+        FINTEGER* ldu,
+        float* vt,
+        FINTEGER* ldvt,
+        float* work,
+        FINTEGER* lwork,
+        FINTEGER* info);
+
+int sposv_(
+        const char* uplo,
+        FINTEGER* n,
+        FINTEGER* nrhs,
+        float* a,
+        FINTEGER* lda,
+        float* b,
+        FINTEGER* ldb,
+        FINTEGER* info);
+}
