@@ -45,6 +45,8 @@
 #include <faiss_bq/IndexIVFBQFastScan.h>
 
 #include <faiss/IndexBinaryFlat.h>
+#include <faiss/IndexBinaryFromFloat.h>
+#include <faiss/IndexBinaryIVF.h>
 #include <faiss_bq/IndexBinaryFlatFast.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
@@ -1481,6 +1483,88 @@ faiss::Index* read_index(faiss::IOReader* f, int io_flags) {
     return faiss::read_index(&replay, io_flags);
 }
 
+// ---- FAISS's binary containers with a faiss_bq part (an
+// IndexBinaryFlatFast quantizer, a faiss_bq float index): FAISS's own
+// layouts ("IBwF", "IBFf"), their parts written and read by faiss_bq, so
+// that a file without faiss_bq parts is byte for byte FAISS's.
+
+void write_direct_map(const faiss::DirectMap& dm, faiss::IOWriter* f) {
+    put(f, char(dm.type)); // FAISS writes the type as a char
+    put_vector(f, dm.array);
+    if (dm.type == faiss::DirectMap::Hashtable) {
+        std::vector<std::pair<idx_t, idx_t>> v(dm.hashtable.begin(), dm.hashtable.end());
+        put_vector(f, v);
+    }
+}
+
+void read_direct_map(faiss::DirectMap& dm, faiss::IOReader* f, const char* who) {
+    const int type = int(get<char>(f));
+    FAISS_THROW_IF_NOT_FMT(type >= 0 && type <= 2,
+                           "faiss_bq: %s: direct map type %d (0, 1 or 2)", who, type);
+    dm.type = faiss::DirectMap::Type(type);
+    get_vector(f, dm.array, "direct_map.array");
+    if (dm.type == faiss::DirectMap::Hashtable) {
+        std::vector<std::pair<idx_t, idx_t>> v;
+        get_vector(f, v, "direct_map.hashtable");
+        dm.hashtable.insert(v.begin(), v.end());
+    }
+}
+
+void write_IndexBinaryIVF(const faiss::IndexBinaryIVF* ivf, faiss::IOWriter* f) {
+    put(f, fourcc("IBwF"));
+    write_binary_header(ivf, f);
+    put(f, ivf->nlist);
+    put(f, ivf->nprobe);
+    faiss_bq::write_index_binary(ivf->quantizer, f);
+    write_direct_map(ivf->direct_map, f);
+    faiss::write_InvertedLists(ivf->invlists, f);
+}
+
+faiss::IndexBinary* read_IndexBinaryIVF(faiss::IOReader* f, int io_flags) {
+    auto ivf = std::make_unique<faiss::IndexBinaryIVF>();
+    read_binary_header(ivf.get(), f, false);
+    ivf->nlist = get<size_t>(f);
+    ivf->nprobe = get<size_t>(f);
+    FAISS_THROW_IF_NOT_FMT(ivf->nlist > 0 && ivf->nlist < (size_t(1) << 40),
+                           "faiss_bq: IndexBinaryIVF nlist=%zu", ivf->nlist);
+    ivf->quantizer = faiss_bq::read_index_binary(f, io_flags);
+    ivf->own_fields = true;
+    FAISS_THROW_IF_NOT_FMT(
+            ivf->quantizer->d == ivf->d &&
+                    (!ivf->is_trained || size_t(ivf->quantizer->ntotal) == ivf->nlist),
+            "faiss_bq: IndexBinaryIVF of d=%d nlist=%zu has a quantizer of d=%d "
+            "with %ld centroids",
+            ivf->d, ivf->nlist, ivf->quantizer->d, long(ivf->quantizer->ntotal));
+    read_direct_map(ivf->direct_map, f, "IndexBinaryIVF");
+    ivf->invlists = faiss::read_InvertedLists(f, io_flags & ~IO_FLAG_FAISS_BINARY_FLAT);
+    ivf->own_invlists = true;
+    FAISS_THROW_IF_NOT_FMT(
+            ivf->invlists && ivf->invlists->nlist == ivf->nlist &&
+                    ivf->invlists->code_size == size_t(ivf->code_size),
+            "faiss_bq: IndexBinaryIVF of nlist=%zu code_size=%d holds lists of nlist=%zu "
+            "code_size=%zu",
+            ivf->nlist, ivf->code_size, ivf->invlists ? ivf->invlists->nlist : 0,
+            ivf->invlists ? ivf->invlists->code_size : 0);
+    return ivf.release();
+}
+
+void write_IndexBinaryFromFloat(const faiss::IndexBinaryFromFloat* idx, faiss::IOWriter* f) {
+    put(f, fourcc("IBFf"));
+    write_binary_header(idx, f);
+    faiss_bq::write_index(idx->index, f);
+}
+
+faiss::IndexBinary* read_IndexBinaryFromFloat(faiss::IOReader* f, int io_flags) {
+    auto idx = std::make_unique<faiss::IndexBinaryFromFloat>();
+    read_binary_header(idx.get(), f, false);
+    idx->index = faiss_bq::read_index(f, io_flags & ~IO_FLAG_FAISS_BINARY_FLAT);
+    idx->own_fields = true;
+    FAISS_THROW_IF_NOT_FMT(idx->index->d == idx->d,
+                           "faiss_bq: IndexBinaryFromFloat of d=%d holds a float index of d=%d",
+                           idx->d, idx->index->d);
+    return idx.release();
+}
+
 void write_index_binary(const faiss::IndexBinary* index, faiss::IOWriter* f) {
     FAISS_THROW_IF_NOT_MSG(index, "faiss_bq::write_index_binary: null index");
     if (auto map = dynamic_cast<const faiss::IndexBinaryIDMap*>(index)) {
@@ -1495,6 +1579,10 @@ void write_index_binary(const faiss::IndexBinary* index, faiss::IOWriter* f) {
         write_binary_flat(flat, f);
     } else if (auto fast = dynamic_cast<const IndexBinaryFlatFast*>(index)) {
         write_binary_flat(fast, f);
+    } else if (auto ivf = dynamic_cast<const faiss::IndexBinaryIVF*>(index)) {
+        write_IndexBinaryIVF(ivf, f);
+    } else if (auto ff = dynamic_cast<const faiss::IndexBinaryFromFloat*>(index)) {
+        write_IndexBinaryFromFloat(ff, f);
     } else {
         faiss::write_index_binary(index, f);
     }
@@ -1509,6 +1597,10 @@ faiss::IndexBinary* read_index_binary(faiss::IOReader* f, int io_flags) {
         return io_flags & IO_FLAG_FAISS_BINARY_FLAT
                 ? read_binary_flat<faiss::IndexBinaryFlat>(f)
                 : read_binary_flat<IndexBinaryFlatFast>(f);
+    } else if (h == fourcc("IBwF")) {
+        return read_IndexBinaryIVF(f, io_flags);
+    } else if (h == fourcc("IBFf")) {
+        return read_IndexBinaryFromFloat(f, io_flags);
     }
     ReplayReader replay(f, h);
     return faiss::read_index_binary(&replay, io_flags & ~IO_FLAG_FAISS_BINARY_FLAT);

@@ -12,6 +12,8 @@
 #include "test_util.h"
 
 #include <faiss/IndexBinaryFlat.h>
+#include <faiss/IndexBinaryFromFloat.h>
+#include <faiss/IndexBinaryIVF.h>
 #include <faiss_bq/IndexBinaryFlatFast.h>
 #include <faiss/IndexBinaryHNSW.h>
 #include <faiss/IndexFlat.h>
@@ -435,6 +437,100 @@ TEST(IndexIO, BinaryFlatReadsBothWaysWithFaiss) {
 // A FAISS IndexBinaryFlat file reads into the drop-in replacement (default)
 // or, with IO_FLAG_FAISS_BINARY_FLAT, as FAISS's own class; the replacement
 // writes FAISS's record byte for byte.
+// FAISS's binary containers with a faiss_bq part, which FAISS's writer
+// rejects: an IndexBinaryIVF over an IndexBinaryFlatFast quantizer (with
+// each direct map type) and an IndexBinaryFromFloat over an IndexBQ. Their
+// records are FAISS's layouts: a FAISS-only IndexBinaryIVF gives FAISS's
+// bytes, and FAISS reads the IVF file with its own flat quantizer.
+TEST(IndexIO, BinaryContainersWithFaissBqParts) {
+    const int d = 64;
+    const size_t nb = 3000, nq = 10, k = 5;
+    std::vector<uint8_t> xb(nb * d / 8);
+    std::mt19937 rng(4);
+    for (auto& b : xb) {
+        b = uint8_t(rng());
+    }
+    auto same_search = [&](faiss::IndexBinary& a, faiss::IndexBinary& b) {
+        std::vector<int32_t> Da(nq * k), Db(nq * k);
+        std::vector<idx_t> Ia(nq * k), Ib(nq * k);
+        a.search(nq, xb.data(), k, Da.data(), Ia.data());
+        b.search(nq, xb.data(), k, Db.data(), Ib.data());
+        EXPECT_EQ(Da, Db);
+        EXPECT_EQ(Ia, Ib);
+    };
+    for (auto type : {faiss::DirectMap::NoMap, faiss::DirectMap::Array,
+                      faiss::DirectMap::Hashtable}) {
+        SCOPED_TRACE(int(type));
+        faiss::IndexBinaryIVF ivf(new IndexBinaryFlatFast(d), d, 16);
+        ivf.own_fields = true;
+        ivf.train(nb, xb.data());
+        ivf.add(nb, xb.data());
+        ivf.nprobe = 3;
+        ivf.set_direct_map_type(type);
+        EXPECT_THROW(faiss::VectorIOWriter w; faiss::write_index_binary(&ivf, &w),
+                     faiss::FaissException);
+        faiss::VectorIOWriter w;
+        faiss_bq::write_index_binary(&ivf, &w);
+        faiss::VectorIOReader r;
+        r.data = w.data;
+        std::unique_ptr<faiss::IndexBinary> back(faiss_bq::read_index_binary(&r));
+        auto* bivf = dynamic_cast<faiss::IndexBinaryIVF*>(back.get());
+        ASSERT_TRUE(bivf);
+        EXPECT_TRUE(dynamic_cast<IndexBinaryFlatFast*>(bivf->quantizer));
+        EXPECT_EQ(bivf->nprobe, 3u);
+        EXPECT_EQ(bivf->direct_map.type, type);
+        same_search(ivf, *back);
+        if (type != faiss::DirectMap::NoMap) {
+            std::vector<uint8_t> want(d / 8), got(d / 8);
+            ivf.reconstruct(1234, want.data());
+            back->reconstruct(1234, got.data());
+            EXPECT_EQ(got, want);
+        }
+        faiss::VectorIOReader theirs_r;
+        theirs_r.data = w.data;
+        std::unique_ptr<faiss::IndexBinary> theirs(faiss::read_index_binary(&theirs_r));
+        EXPECT_TRUE(dynamic_cast<faiss::IndexBinaryFlat*>(
+                dynamic_cast<faiss::IndexBinaryIVF&>(*theirs).quantizer));
+        same_search(ivf, *theirs);
+        // a FAISS-only one: the same bytes as FAISS's writer
+        faiss::IndexBinaryIVF plain(new faiss::IndexBinaryFlat(d), d, 16);
+        plain.own_fields = true;
+        plain.train(nb, xb.data());
+        plain.add(nb, xb.data());
+        plain.set_direct_map_type(type);
+        faiss::VectorIOWriter ours, faiss_w;
+        faiss_bq::write_index_binary(&plain, &ours);
+        faiss::write_index_binary(&plain, &faiss_w);
+        if (type != faiss::DirectMap::Hashtable) { // a hash map's order is its own
+            EXPECT_EQ(ours.data, faiss_w.data);
+        }
+        // every truncation throws
+        for (size_t cut : {size_t(3), w.data.size() / 3, w.data.size() - 1}) {
+            faiss::VectorIOReader t;
+            t.data.assign(w.data.begin(), w.data.begin() + cut);
+            EXPECT_THROW(std::unique_ptr<faiss::IndexBinary>(faiss_bq::read_index_binary(&t)),
+                         faiss::FaissException)
+                    << "cut at " << cut;
+        }
+    }
+    // IndexBinaryFromFloat over a faiss_bq float index (it feeds the codes
+    // to it as +-1 floats)
+    faiss::IndexBinaryFromFloat ff(new IndexBQ(d, 1, faiss::METRIC_L2));
+    ff.own_fields = true;
+    ff.train(nb, xb.data());
+    ff.add(nb, xb.data());
+    faiss::VectorIOWriter w;
+    faiss_bq::write_index_binary(&ff, &w);
+    faiss::VectorIOReader r;
+    r.data = w.data;
+    std::unique_ptr<faiss::IndexBinary> back(faiss_bq::read_index_binary(&r));
+    auto* bff = dynamic_cast<faiss::IndexBinaryFromFloat*>(back.get());
+    ASSERT_TRUE(bff);
+    EXPECT_TRUE(dynamic_cast<IndexBQ*>(bff->index));
+    EXPECT_EQ(bff->ntotal, ff.ntotal);
+    same_search(ff, *back);
+}
+
 TEST(IndexIO, BinaryFlatReadsIntoEitherClass) {
     const int d = 48;
     const size_t nb = 30;

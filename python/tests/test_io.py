@@ -168,3 +168,36 @@ def test_pickle_and_deepcopy(data):
     del index, binary
     gc.collect()
     assert back.ntotal == 80                 # the copy owns its data
+
+
+def test_binary_ivf_with_a_faiss_bq_quantizer():
+    """FAISS's IndexBinaryIVF over an IndexBinaryFlatFast quantizer (issue 17:
+    FAISS's writer cannot serialize it): FAISS's IBwF layout, the quantizer
+    written by faiss_bq; FAISS reads the file too, with its own flat class."""
+    d = 64
+    xb, xq = binary_codes(2000, d, 1), binary_codes(20, d, 2)
+    quantizer = faiss_bq.IndexBinaryFlatFast(d)
+    index = faiss.IndexBinaryIVF(quantizer, d, 16)
+    index.train(xb)
+    index.add(xb)
+    index.nprobe = 4
+    with pytest.raises(RuntimeError):
+        faiss.serialize_index_binary(index)  # FAISS alone cannot
+    blob = faiss_bq.serialize_index_binary(index)
+    back = faiss_bq.deserialize_index_binary(blob)
+    assert type(back) is faiss.IndexBinaryIVF and back.nprobe == 4
+    assert type(faiss_bq.downcast_IndexBinary(back.quantizer)) is faiss_bq.IndexBinaryFlatFast
+    same_search(index, back, xq)
+    theirs = faiss.deserialize_index_binary(blob)
+    assert type(faiss.downcast_IndexBinary(theirs.quantizer)) is faiss.IndexBinaryFlat
+    same_search(index, theirs, xq)
+    # a FAISS-only IndexBinaryIVF: faiss_bq writes FAISS's bytes
+    plain = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(d), d, 16)
+    plain.train(xb)
+    plain.add(xb)
+    plain.make_direct_map(True)
+    np.testing.assert_array_equal(faiss_bq.serialize_index_binary(plain),
+                                  faiss.serialize_index_binary(plain))
+    for cut in (10, len(blob) // 2, len(blob) - 1):
+        with pytest.raises(RuntimeError):
+            faiss_bq.deserialize_index_binary(blob[:cut])
