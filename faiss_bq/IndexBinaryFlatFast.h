@@ -36,6 +36,12 @@ namespace faiss_bq {
 struct IndexBinaryFlatFast : faiss::IndexBinary {
     /// database codes, ntotal * code_size bytes (as faiss::IndexBinaryFlat)
     std::vector<uint8_t> xb;
+    /// faiss::IndexBinaryFlat's choice between a heap and counting sort for
+    /// the k best, and its query tile: kept so that code written for FAISS
+    /// sets them unchanged, with no effect here (one scan serves every k;
+    /// the results are FAISS's with either setting).
+    bool use_heap = true;
+    size_t query_batch_size = 32;
 
     explicit IndexBinaryFlatFast(idx_t d);
     IndexBinaryFlatFast() = default;

@@ -282,8 +282,8 @@ _add_vector_properties(DatasetAnalysis, {  # noqa: F405
 BinarizationPlan.candidates = property(  # noqa: F405
     lambda self: [self.candidate(i) for i in range(self.n_candidates())],
     doc="copies of the CandidateReports the trainer weighed")
-_add_vector_properties(IndexBinaryFlatFast, {  # noqa: F405
-    "xb": lambda index: (index.ntotal, index.code_size)})
+# IndexBinaryFlatFast.xb stays the C++ vector (faiss.UInt8Vector), as
+# faiss.IndexBinaryFlat's: faiss.vector_to_array(index.xb) reads it.
 
 
 # ------------------------------------------------------------------ functions

@@ -160,5 +160,13 @@ def test_binary_drop_in(data):
     np.testing.assert_array_equal(lims, lt)
     np.testing.assert_array_equal(I, It)
     np.testing.assert_array_equal(ours.reconstruct(5), codes[5])
-    np.testing.assert_array_equal(ours.xb, codes)
+    # xb is the C++ vector, as faiss.IndexBinaryFlat's: FAISS's helpers read it
+    assert type(ours.xb) is type(theirs.xb)
+    np.testing.assert_array_equal(faiss.vector_to_array(ours.xb).reshape(codes.shape), codes)
+    # the fields FAISS users set exist (no effect: the results are FAISS's)
+    for use_heap in (False, True):
+        ours.use_heap = use_heap
+        ours.query_batch_size = 7
+        np.testing.assert_array_equal(ours.search(queries, 5)[1], theirs.search(queries, 5)[1])
+    assert ours.query_batch_size == 7
     assert ours.remove_ids(np.arange(10)) == 10 and ours.ntotal == 990
