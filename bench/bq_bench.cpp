@@ -1166,6 +1166,7 @@ double load_average() {
 std::vector<Row> run_methods(const std::vector<Method>& methods,
                              const Dataset& ds) {
     std::vector<Row> rows;
+    const double start = faiss::getmillisecs();
     PlanReporter plans;
     TrainedIndex trained;
     std::string trained_key;
@@ -1196,8 +1197,16 @@ std::vector<Row> run_methods(const std::vector<Method>& methods,
             }
         }
         row.name = method.name;
+        // progress: rows done, time elapsed, and left at this pace
+        const double elapsed = seconds_since(start);
+        const double left = elapsed / double(rows.size() + 1) *
+                double(methods.size() - rows.size() - 1);
         std::fprintf(stderr,
-                     "[bq_bench] %s: %s\n",
+                     "[bq_bench %zu/%zu, %.0f s, ~%.0f s left] %s: %s\n",
+                     rows.size() + 1,
+                     methods.size(),
+                     elapsed,
+                     left,
                      row.name.c_str(),
                      row.error.empty()
                          ? format("10-recall@10 %.3f", row.recall).c_str()

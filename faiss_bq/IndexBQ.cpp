@@ -255,6 +255,7 @@ void IndexBQ::train(idx_t n, const float* x) {
     options.nbits = nbits;
     options.budget_bytes = budget_bytes;
     options.metric = metric_type;
+    options.verbose = verbose;
     options.estimator = estimator;
     FAISS_THROW_IF_NOT_FMT(n >= 0, "IndexBQ::train: n=%ld", long(n));
     plan = train_plan(size_t(n), size_t(d), x, options);

@@ -202,6 +202,7 @@ void IndexBQFastScan::train(idx_t n, const float* x) {
             "plan; reset() first",
             long(ntotal));
     IndexBQ bq = make_IndexBQ(*this);
+    bq.verbose = verbose;
     bq.train(n, x);
     plan = bq.plan;
     is_trained = true;

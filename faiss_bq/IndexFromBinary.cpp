@@ -102,6 +102,7 @@ void IndexFromBinary::train(idx_t n, const float* x) {
         TrainerOptions options = trainer;
         options.nbits = nbits;
         options.metric = metric_type;
+        options.verbose = verbose;
         options.estimator = Estimator::symmetric;
         plan = train_plan(size_t(n), size_t(d), x, options);
     }

@@ -128,6 +128,7 @@ TrainerOptions IndexIVFBQ::training_options() const {
     options.budget_bytes = budget_bytes;
     options.metric = metric_type;
     options.estimator = Estimator::asymmetric;
+    options.verbose = verbose;
     return options;
 }
 

@@ -8,6 +8,7 @@
 #include <faiss/impl/FaissAssert.h>
 #include <faiss/utils/distances.h>
 #include <faiss/utils/random.h>
+#include <faiss/utils/utils.h>
 
 #include <algorithm>
 #include <cmath>
@@ -415,7 +416,19 @@ BinarizationPlan train_plan(
     // Statistics and the final fit use the same seeded rows: held-out first.
     const size_t nall = std::min(n, o.max_fit_rows);
     const std::vector<float> all = gather(x, d, perm.data(), nall);
+    const double t_start = faiss::getmillisecs();
+    auto say = [&](const char* fmt, auto... args) {
+        if (o.verbose) {
+            std::printf("[faiss_bq train %6.2f s] ", (faiss::getmillisecs() - t_start) / 1000);
+            std::printf(fmt, args...);
+            std::printf("\n");
+            std::fflush(stdout);
+        }
+    };
+    say("%zu rows, d=%zu: %zu held out (%zu as queries), %zu to fit", n, d, nh,
+        std::min(nh, o.max_heldout_queries), nfit);
     DatasetAnalysis analysis = analyze(nall, d, all.data());
+    say("analysis of %zu rows done", nall);
 
     HeldOut h;
     h.d = d;
@@ -478,6 +491,9 @@ BinarizationPlan train_plan(
                     predicted_loss(p, e, model_nx, model_x, model_nq, model_q);
             rep.heldout_recall = mean_of(r);
             rep.heldout_recall_stderr = stderr_of(r);
+            say("candidate %s, %s estimator: held-out 10-recall@10 %.3f +- %.3f",
+                describe(c).c_str(), estimator_name(e), rep.heldout_recall,
+                rep.heldout_recall_stderr);
             reports.push_back(rep);
             if (e == o.estimator) {
                 decide_recalls.push_back(std::move(r));
@@ -621,6 +637,7 @@ BinarizationPlan train_plan(
     chosen.decided_for = o.estimator;
     chosen.forced = forced;
     chosen.reason = std::move(reason);
+    say("chosen: %s", chosen.reason.c_str());
     return chosen;
 }
 

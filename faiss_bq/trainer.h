@@ -64,6 +64,10 @@ struct TrainerOptions {
     /// seeded subsample above this): 20k rows pin a 4-level quantizer's
     /// thresholds to about 1% of sigma.
     size_t max_fit_rows = 20000;
+    /// Print the trainer's steps to stdout (the analysis, each candidate with
+    /// its held-out recall, the choice). Not stored in files: the indexes
+    /// set it from their own `verbose` when they train.
+    bool verbose = false;
 
     /// The options of a fast-scan index (IndexBQFastScan, IndexIVFBQFastScan):
     /// allocations that fit its layout and joint-nibble twins.

@@ -1,5 +1,6 @@
 // The trainer's decisions on synthetic data whose right answer is known
 // (DESIGN.md, "The model"), determinism, and its bad inputs.
+#include <faiss_bq/IndexBQ.h>
 #include <faiss_bq/trainer.h>
 
 #include "test_util.h"
@@ -240,6 +241,38 @@ TEST(Trainer, ConstantCoordinatesGiveAFinitePlan) {
         EXPECT_TRUE(std::isfinite(c.heldout_recall));
     }
     EXPECT_EQ(p.analysis.n_constant, 2u);
+}
+
+} // namespace
+} // namespace faiss_bq
+
+namespace faiss_bq {
+namespace {
+
+// verbose (set by an index's own `verbose`) prints each step: the split, the
+// analysis, every candidate with its held-out recall, the choice; without
+// it, nothing.
+TEST(Trainer, VerbosePrintsTheStepsAndQuietPrintsNothing) {
+    const size_t n = 2000, d = 16;
+    const auto x = test::gaussian(n, d, 8);
+    IndexBQ index(d, 1, faiss::METRIC_L2);
+    testing::internal::CaptureStdout();
+    index.train(n, x.data());
+    EXPECT_EQ(testing::internal::GetCapturedStdout(), "");
+    index.reset();
+    index.verbose = true;
+    testing::internal::CaptureStdout();
+    index.train(n, x.data());
+    const std::string out = testing::internal::GetCapturedStdout();
+    EXPECT_NE(out.find("2000 rows, d=16"), std::string::npos) << out;
+    EXPECT_NE(out.find("analysis of"), std::string::npos) << out;
+    size_t candidates = 0;
+    for (size_t p = out.find("candidate "); p != std::string::npos;
+         p = out.find("candidate ", p + 1)) {
+        candidates++;
+    }
+    EXPECT_EQ(candidates, index.plan.candidates.size()) << out;
+    EXPECT_NE(out.find("chosen: " + index.plan.reason), std::string::npos) << out;
 }
 
 } // namespace
