@@ -867,7 +867,9 @@ std::string index_factory_string(const faiss::IndexBinary* index) {
         return "BHNSW" + std::to_string(hnsw->hnsw.nb_neighbors(1));
     }
     if (auto ivf = dynamic_cast<const faiss::IndexBinaryIVF*>(index)) {
-        if (dynamic_cast<const faiss::IndexBinaryFlat*>(ivf->quantizer)) {
+        // a flat quantizer, FAISS's or the drop-in (read back from a file)
+        if (dynamic_cast<const faiss::IndexBinaryFlat*>(ivf->quantizer) ||
+            dynamic_cast<const IndexBinaryFlatFast*>(ivf->quantizer)) {
             return "BIVF" + std::to_string(ivf->nlist);
         }
     }
