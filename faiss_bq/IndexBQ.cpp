@@ -1,6 +1,7 @@
 #include <faiss_bq/IndexBQ.h>
 
 #include <faiss_bq/estimators.h>
+#include <faiss_bq/impl/add_progress.h>
 #include <faiss_bq/impl/merge_heaps.h>
 #include <faiss_bq/impl/query_chunks.h>
 #include <faiss_bq/impl/validate.h>
@@ -269,7 +270,13 @@ void IndexBQ::add(idx_t n, const float* x) {
         return;
     }
     check_finite("added", size_t(n), size_t(d), x);
-    IndexFlatCodes::add(n, x);
+    // in steps, so that a verbose index reports its progress
+    constexpr idx_t step = 65536;
+    AddProgress progress(verbose, "IndexBQ", size_t(n));
+    for (idx_t i0 = 0; i0 < n; i0 += step) {
+        IndexFlatCodes::add(std::min(step, n - i0), x + i0 * d);
+        progress.at(size_t(std::min(n, i0 + step)));
+    }
 }
 
 void IndexBQ::search(

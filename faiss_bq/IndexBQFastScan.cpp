@@ -1,6 +1,7 @@
 #include <faiss_bq/IndexBQFastScan.h>
 
 #include <faiss_bq/estimators.h>
+#include <faiss_bq/impl/add_progress.h>
 #include <faiss_bq/impl/merge_heaps.h>
 #include <faiss_bq/impl/query_chunks.h>
 #include <faiss_bq/impl/validate.h>
@@ -215,11 +216,13 @@ void IndexBQFastScan::add(idx_t n, const float* x) {
     check_finite("added", size_t(n), size_t(d), x);
     std::vector<uint8_t> scratch;
     const size_t cs = sa_code_size();
+    AddProgress progress(verbose, "IndexBQFastScan", size_t(n));
     for (idx_t i0 = 0; i0 < n; i0 += idx_t(add_rows)) {
         const idx_t m = std::min(idx_t(add_rows), n - i0);
         scratch.resize(size_t(m) * cs);
         encode(plan, size_t(m), x + i0 * d, scratch.data());
         add_sa_codes(m, scratch.data());
+        progress.at(size_t(i0 + m));
     }
 }
 

@@ -253,6 +253,7 @@ namespace {
 // analysis, every candidate with its held-out recall, the choice; without
 // it, nothing.
 TEST(Trainer, VerbosePrintsTheStepsAndQuietPrintsNothing) {
+    using idx_t = faiss::Index::idx_t;
     const size_t n = 2000, d = 16;
     const auto x = test::gaussian(n, d, 8);
     IndexBQ index(d, 1, faiss::METRIC_L2);
@@ -273,6 +274,18 @@ TEST(Trainer, VerbosePrintsTheStepsAndQuietPrintsNothing) {
     }
     EXPECT_EQ(candidates, index.plan.candidates.size()) << out;
     EXPECT_NE(out.find("chosen: " + index.plan.reason), std::string::npos) << out;
+    // a large add reports its progress, a small one does not
+    const size_t nbig = 300000;
+    const auto big = test::gaussian(nbig, d, 9);
+    testing::internal::CaptureStdout();
+    index.add(n, x.data());
+    EXPECT_EQ(testing::internal::GetCapturedStdout(), "");
+    testing::internal::CaptureStdout();
+    index.add(nbig, big.data());
+    const std::string add = testing::internal::GetCapturedStdout();
+    EXPECT_NE(add.find("[IndexBQ add] 262144 / 300000 vectors"), std::string::npos) << add;
+    EXPECT_NE(add.find("[IndexBQ add] 300000 / 300000 vectors"), std::string::npos) << add;
+    EXPECT_EQ(index.ntotal, idx_t(n + nbig));
 }
 
 } // namespace
