@@ -1008,6 +1008,21 @@ faiss::InvertedLists* read_array_invlists(faiss::IOReader* f, size_t nlist, size
     return ils.release();
 }
 
+/// The lists of fourcc h (already read): FAISS's inline lists ("ilar") with
+/// bounded reads into memory (FAISS 1.7.3's reader trusts the sizes and
+/// leaks its lists when a read fails), any other kind by FAISS.
+faiss::InvertedLists* read_invlists(faiss::IOReader* f,
+                                    uint32_t h,
+                                    int io_flags,
+                                    size_t nlist,
+                                    size_t code_size) {
+    if (h == fourcc("ilar")) {
+        return read_array_invlists(f, nlist, code_size);
+    }
+    ReplayReader replay(f, h);
+    return faiss::read_InvertedLists(&replay, io_flags);
+}
+
 /// OnDiskInvertedLists trust their data file: a truncated one would fault
 /// when a list is scanned.
 void check_ondisk(const faiss::OnDiskInvertedLists* od, size_t code_size) {
@@ -1139,11 +1154,8 @@ IndexIVFBQ* read_IndexIVFBQ(faiss::IOReader* f, bool fast, int io_flags) {
                 "are read into memory, not skipped; for lists on disk use "
                 "OnDiskInvertedLists (merge_ondisk)",
                 unsigned(io_flags));
-        ils = read_array_invlists(&r, nlist, code_size);
-    } else {
-        ReplayReader replay(&r, h);
-        ils = faiss::read_InvertedLists(&replay, io_flags);
     }
+    ils = read_invlists(&r, h, io_flags, nlist, code_size);
     idx->replace_invlists(ils, true);
     check_checksum(r, f, "IndexIVFBQ");
     FAISS_THROW_IF_NOT_FMT(
@@ -1536,7 +1548,9 @@ faiss::IndexBinary* read_IndexBinaryIVF(faiss::IOReader* f, int io_flags) {
             "with %ld centroids",
             ivf->d, ivf->nlist, ivf->quantizer->d, long(ivf->quantizer->ntotal));
     read_direct_map(ivf->direct_map, f, "IndexBinaryIVF");
-    ivf->invlists = faiss::read_InvertedLists(f, io_flags & ~IO_FLAG_FAISS_BINARY_FLAT);
+    const uint32_t h = get<uint32_t>(f);
+    ivf->invlists = read_invlists(f, h, io_flags & ~IO_FLAG_FAISS_BINARY_FLAT, ivf->nlist,
+                                  size_t(ivf->code_size));
     ivf->own_invlists = true;
     FAISS_THROW_IF_NOT_FMT(
             ivf->invlists && ivf->invlists->nlist == ivf->nlist &&
