@@ -4,6 +4,7 @@
 
 #include <faiss/IndexFlat.h>
 #include <faiss/impl/FaissAssert.h>
+#include <faiss/utils/utils.h>
 
 #include <algorithm>
 #include <cctype>
@@ -117,6 +118,33 @@ Dataset load_dataset(const DatasetFiles& files,
         ds.groundtruth_computed = true;
     }
     return ds;
+}
+
+double recall_at_10(const Dataset& ds, const std::vector<int64_t>& labels, size_t stride) {
+    constexpr size_t k = 10;
+    size_t hits = 0;
+    for (size_t q = 0; q < ds.nq; q++) {
+        const int64_t* truth = ds.groundtruth.data() + q * ds.gt_k;
+        for (size_t i = 0; i < k; i++) {
+            const int64_t id = labels[q * stride + i];
+            hits += id >= 0 && std::find(truth, truth + k, id) != truth + k;
+        }
+    }
+    return double(hits) / double(ds.nq * k);
+}
+
+double queries_per_second(size_t n,
+                          const std::function<void()>& search_all,
+                          double min_seconds) {
+    const double start = faiss::getmillisecs();
+    size_t calls = 0;
+    double elapsed = 0;
+    do {
+        search_all();
+        calls++;
+        elapsed = (faiss::getmillisecs() - start) / 1000;
+    } while (elapsed < min_seconds);
+    return double(n * calls) / elapsed;
 }
 
 const char* metric_name(faiss::MetricType metric) {

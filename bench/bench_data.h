@@ -4,6 +4,7 @@
 #include <faiss/Index.h>
 
 #include <cstddef>
+#include <functional>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -52,5 +53,16 @@ Dataset load_dataset(const DatasetFiles& files,
                      size_t max_queries);
 
 const char* metric_name(faiss::MetricType metric);
+
+/// 10-recall@10 of the first 10 labels of each query (its labels in rows of
+/// `stride`; -1 never counts) against the dataset's true top 10, averaged.
+double recall_at_10(const Dataset& ds, const std::vector<int64_t>& labels, size_t stride);
+
+/// Queries per second of `search_all`, which searches n queries, in wall
+/// time; repeated until min_seconds have passed, so that a small set is
+/// timed above the clock's and the scheduler's noise.
+double queries_per_second(size_t n,
+                          const std::function<void()>& search_all,
+                          double min_seconds);
 
 } // namespace faiss_bq

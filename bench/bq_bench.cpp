@@ -663,21 +663,6 @@ rerank(const Dataset& ds, const std::vector<idx_t>& candidates, size_t depth) {
     return best;
 }
 
-/// 10-recall@10: |first 10 labels (rows of k) ∩ true top 10| / 10, averaged.
-double
-recall_at_10(const Dataset& ds, const std::vector<idx_t>& labels, size_t k) {
-    size_t hits = 0;
-    for (size_t q = 0; q < ds.nq; q++) {
-        const idx_t* truth = ds.groundtruth.data() + q * ds.gt_k;
-        for (size_t i = 0; i < k_recall; i++) {
-            const idx_t id = labels[q * k + i];
-            hits += id >= 0 &&
-                    std::find(truth, truth + k_recall, id) != truth + k_recall;
-        }
-    }
-    return double(hits) / double(ds.nq * k_recall);
-}
-
 std::vector<idx_t> search_labels(const faiss::Index& index,
                                  const Method& method,
                                  size_t n,
@@ -691,21 +676,6 @@ std::vector<idx_t> search_labels(const faiss::Index& index,
 
 double seconds_since(double start_ms) {
     return (faiss::getmillisecs() - start_ms) / 1000.0;
-}
-
-/// Queries per second of `search_all`, which searches n queries; repeated
-/// until min_timing_seconds have passed, so that a small set is timed above
-/// the clock's and the scheduler's noise.
-double queries_per_second(size_t n, const std::function<void()>& search_all) {
-    const double start = faiss::getmillisecs();
-    size_t calls = 0;
-    double elapsed = 0;
-    do {
-        search_all();
-        calls++;
-        elapsed = seconds_since(start);
-    } while (elapsed < min_timing_seconds);
-    return double(n * calls) / elapsed;
 }
 
 struct TrainedIndex {
@@ -808,7 +778,7 @@ Row measure(const Method& method,
     std::vector<idx_t> top;
     row.qps_batch = queries_per_second(ds.nq, [&] {
         top = search_labels(index, method, ds.nq, ds.queries.data(), k_recall);
-    });
+    }, min_timing_seconds);
     row.recall = recall_at_10(ds, top, k_recall);
     auto rf = dynamic_cast<const IndexBQRefine*>(&index);
     if (rf && rf->last_stats.skipped > 0) {
@@ -826,7 +796,7 @@ Row measure(const Method& method,
             search_labels(
                 index, method, 1, ds.queries.data() + q * ds.d, k_recall);
         }
-    });
+    }, min_timing_seconds);
 
     const std::vector<idx_t> candidates =
         search_labels(index, method, ds.nq, ds.queries.data(), k_candidates);

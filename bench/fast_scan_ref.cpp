@@ -26,7 +26,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -113,30 +112,6 @@ Options parse_options(int argc, char** argv) {
     return opt;
 }
 
-double recall_at_10(const Dataset& ds, const std::vector<int64_t>& labels) {
-    size_t hits = 0;
-    for (size_t q = 0; q < ds.nq; q++) {
-        const int64_t* truth = ds.groundtruth.data() + q * ds.gt_k;
-        for (size_t i = 0; i < k; i++) {
-            hits += labels[q * k + i] >= 0 &&
-                    std::find(truth, truth + k, labels[q * k + i]) != truth + k;
-        }
-    }
-    return double(hits) / double(ds.nq * k);
-}
-
-double queries_per_second(size_t n, const std::function<void()>& search_all) {
-    const double start = faiss::getmillisecs();
-    size_t calls = 0;
-    double elapsed = 0;
-    do {
-        search_all();
-        calls++;
-        elapsed = (faiss::getmillisecs() - start) / 1000;
-    } while (elapsed < min_timing_seconds);
-    return double(n * calls) / elapsed;
-}
-
 bench::TsvRow measure(const std::string& name,
                       double bytes_per_vector,
                       faiss::Index& index,
@@ -158,14 +133,14 @@ bench::TsvRow measure(const std::string& name,
     std::vector<int64_t> I(ds.nq * k);
     row.qps_batch = queries_per_second(ds.nq, [&] {
         index.search(int64_t(ds.nq), ds.queries.data(), k, D.data(), I.data());
-    });
-    row.recall = recall_at_10(ds, I);
+    }, min_timing_seconds);
+    row.recall = recall_at_10(ds, I, k);
     const size_t n1 = std::min(ds.nq, max_single_queries);
     row.qps_single = queries_per_second(n1, [&] {
         for (size_t q = 0; q < n1; q++) {
             index.search(1, ds.queries.data() + q * ds.d, k, D.data(), I.data());
         }
-    });
+    }, min_timing_seconds);
     return row;
 }
 
