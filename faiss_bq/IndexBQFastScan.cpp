@@ -65,13 +65,13 @@ void scan_blocks(const IndexBQFastScan& index,
                 (n + block - 1) / block, out);
         for (size_t e = 0; e < m; e++) {
             // the padding vectors of the last block are not pushed
-            const FastScanScorer& s = *scorers[e];
+            const FastScanScorer& sc = *scorers[e];
             const size_t nc = size_t(
-                    std::lower_bound(s.better.data(), s.better.data() + s.nbetter,
+                    std::lower_bound(sc.better.data(), sc.better.data() + sc.nbetter,
                                      uint32_t(n)) -
-                    s.better.data());
+                    sc.better.data());
             push_selected<C>(
-                    k, D + e * k, I + e * k, out[e], s.better.data(), nc,
+                    k, D + e * k, I + e * k, out[e], sc.better.data(), nc,
                     [i0](size_t v) { return idx_t(i0 + v); },
                     [i0, sel](size_t v) { return !sel || sel->is_member(idx_t(i0 + v)); });
         }

@@ -521,11 +521,9 @@ void FastScanScorer::scan_group(
             kernels::fast_scan_accumulate(blocks, nblocks, bb, t0, t1, m, fq);
             t0 = t1;
         }
+        // set_query keeps split < ncols: every query's second run is written
         for (size_t q = 0; q < m; q++) {
             FastScanScorer& s = *group[q];
-            if (!lo_written[q]) { // every column in the first run
-                std::fill(s.sums_lo.begin(), s.sums_lo.end(), 0u);
-            }
             s.better.resize(nblocks * bs);
             s.nbetter = kernels::fast_scan_scores(
                     s.split > 0 ? s.sums_hi.data() : nullptr, s.sums_lo.data(), factors,

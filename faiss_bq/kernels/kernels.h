@@ -117,7 +117,8 @@ constexpr size_t fast_scan_lut_bytes = 128;
 /// The largest table entry: the SIMD levels add the two entries of a byte
 /// in 8 bits.
 constexpr unsigned fast_scan_max_entry = 127;
-/// Queries per fast_scan_accumulate call (query blocking).
+/// Queries that share each loaded column in fast_scan_accumulate (query
+/// blocking; more are taken in groups of this many).
 constexpr size_t fast_scan_max_queries = 4;
 /// Columns per fast_scan_accumulate call (the SIMD levels add in 16-bit
 /// lanes and widen once per call).
@@ -134,7 +135,7 @@ struct FastScanQuery {
     bool add = false;
 };
 
-/// Fast-scan sums of nq <= fast_scan_max_queries queries over the same
+/// Fast-scan sums of nq queries over the same
 /// nblocks blocks of the nibble layout (codes.h), columns [t0, t1) (t1 - t0
 /// <= fast_scan_max_columns); each loaded column serves all queries. A block
 /// holds 64 vectors as 64-byte columns: byte v of a column is two 4-bit
