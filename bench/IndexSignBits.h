@@ -18,7 +18,7 @@ struct IndexSignBits : faiss::Index {
     faiss::IndexBinaryFlat codes;
 
     explicit IndexSignBits(idx_t d)
-        : faiss::Index(d, faiss::METRIC_L2), codes(8 * ((d + 7) / 8)) {
+            : faiss::Index(d, faiss::METRIC_L2), codes(8 * ((d + 7) / 8)) {
         is_trained = true;
     }
 
@@ -27,16 +27,16 @@ struct IndexSignBits : faiss::Index {
         ntotal = codes.ntotal;
     }
 
-    void
-    search(idx_t n,
-           const float* x,
-           idx_t k,
-           float* distances,
-           idx_t* labels,
-           const faiss::SearchParameters* params = nullptr) const override {
+    void search(
+            idx_t n,
+            const float* x,
+            idx_t k,
+            float* distances,
+            idx_t* labels,
+            const faiss::SearchParameters* params = nullptr) const override {
         std::vector<int32_t> hamming(n * k);
         codes.search(
-            n, binarize(n, x).data(), k, hamming.data(), labels, params);
+                n, binarize(n, x).data(), k, hamming.data(), labels, params);
         for (size_t i = 0; i < hamming.size(); i++) {
             distances[i] = float(hamming[i]);
         }

@@ -42,20 +42,21 @@ std::vector<int> parse_list(const std::string& s) {
 /// Sum of the 64-bit words of [p, p + n) (n a multiple of 128 bytes):
 /// a streaming read with four independent AVX2 accumulators.
 __attribute__((target("avx2"))) uint64_t read_sum(const uint8_t* p, size_t n) {
-    __m256i a[4] = {_mm256_setzero_si256(),
-                    _mm256_setzero_si256(),
-                    _mm256_setzero_si256(),
-                    _mm256_setzero_si256()};
+    __m256i a[4] = {
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256()};
     for (size_t i = 0; i < n; i += 128) {
         for (int j = 0; j < 4; j++) {
             a[j] = _mm256_add_epi64(
-                a[j],
-                _mm256_load_si256(
-                    reinterpret_cast<const __m256i*>(p + i + 32 * j)));
+                    a[j],
+                    _mm256_load_si256(
+                            reinterpret_cast<const __m256i*>(p + i + 32 * j)));
         }
     }
-    const __m256i s = _mm256_add_epi64(_mm256_add_epi64(a[0], a[1]),
-                                       _mm256_add_epi64(a[2], a[3]));
+    const __m256i s = _mm256_add_epi64(
+            _mm256_add_epi64(a[0], a[1]), _mm256_add_epi64(a[2], a[3]));
     uint64_t out[4];
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), s);
     return out[0] + out[1] + out[2] + out[3];
@@ -126,24 +127,26 @@ int main(int argc, char** argv) {
         } else if (a == "--bandwidth-mib") {
             bandwidth_mib = std::stoul(next());
         } else {
-            std::printf("usage: %s [--n N] [--bits 256,512,1024] "
-                        "[--queries 1,16,1000] [--threads 1,2] "
-                        "[--bandwidth-mib M]\n",
-                        argv[0]);
+            std::printf(
+                    "usage: %s [--n N] [--bits 256,512,1024] "
+                    "[--queries 1,16,1000] [--threads 1,2] "
+                    "[--bandwidth-mib M]\n",
+                    argv[0]);
             return a == "--help" ? 0 : 2;
         }
     }
     const int k = 10;
-    std::printf("bench_binary: faiss_bq::IndexBinaryFlatFast vs "
-                "faiss::IndexBinaryFlat (FAISS 1.7.3 as installed), k=%d, "
-                "%zu random codes\n",
-                k,
-                n);
     std::printf(
-        "SIMD level: %s (FAISS_BQ_SIMD overrides)  load average at "
-        "start: %s\n",
-        faiss_bq::kernels::simd_level_name(faiss_bq::kernels::simd_level()),
-        load_average().c_str());
+            "bench_binary: faiss_bq::IndexBinaryFlatFast vs "
+            "faiss::IndexBinaryFlat (FAISS 1.7.3 as installed), k=%d, "
+            "%zu random codes\n",
+            k,
+            n);
+    std::printf(
+            "SIMD level: %s (FAISS_BQ_SIMD overrides)  load average at "
+            "start: %s\n",
+            faiss_bq::kernels::simd_level_name(faiss_bq::kernels::simd_level()),
+            load_average().c_str());
 
     // Memory bandwidth, measured here: a streaming read of a buffer much
     // larger than the caches.
@@ -158,14 +161,16 @@ int main(int argc, char** argv) {
         }
         std::free(buf);
     }
-    std::printf("memory bandwidth (streaming read of %zu MiB, best of 5): "
-                "%.1f GB/s with 1 thread, %.1f GB/s with 2 threads\n\n",
-                bandwidth_mib,
-                bandwidth[1],
-                bandwidth[2]);
+    std::printf(
+            "memory bandwidth (streaming read of %zu MiB, best of 5): "
+            "%.1f GB/s with 1 thread, %.1f GB/s with 2 threads\n\n",
+            bandwidth_mib,
+            bandwidth[1],
+            bandwidth[2]);
 
-    std::printf("| bits | queries | threads | FAISS ms | fast ms | speed-up | "
-                "fast scan GB/s | scan / bandwidth | same results |\n");
+    std::printf(
+            "| bits | queries | threads | FAISS ms | fast ms | speed-up | "
+            "fast scan GB/s | scan / bandwidth | same results |\n");
     std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|:---:|\n");
     const int saved_threads = omp_get_max_threads();
     for (int bits : bits_list) {
@@ -189,35 +194,37 @@ int main(int argc, char** argv) {
                 const int reps_fast = nq >= 100 ? 2 : 5;
                 const double faiss_ms = best_ms(reps_faiss, [&] {
                     faiss_index.search(
-                        nq, queries.data(), k, fd.data(), fi.data());
+                            nq, queries.data(), k, fd.data(), fi.data());
                 });
                 const double fast_ms = best_ms(reps_fast, [&] {
                     fast_index.search(
-                        nq, queries.data(), k, gd.data(), gi.data());
+                            nq, queries.data(), k, gd.data(), gi.data());
                 });
                 const bool same = fd == gd && fi == gi;
                 // bytes of codes scanned per second (each query scans all)
                 const double gbs = double(n) * cs * nq / (fast_ms * 1e-3) / 1e9;
-                std::printf("| %d | %d | %d | %.1f | %.2f | %.1fx | %.1f | "
-                            "%.0f%% | %s |\n",
-                            bits,
-                            nq,
-                            t,
-                            faiss_ms,
-                            fast_ms,
-                            faiss_ms / fast_ms,
-                            gbs,
-                            100 * gbs / bandwidth[std::min(t, 2)],
-                            same ? "yes" : "NO");
+                std::printf(
+                        "| %d | %d | %d | %.1f | %.2f | %.1fx | %.1f | "
+                        "%.0f%% | %s |\n",
+                        bits,
+                        nq,
+                        t,
+                        faiss_ms,
+                        fast_ms,
+                        faiss_ms / fast_ms,
+                        gbs,
+                        100 * gbs / bandwidth[std::min(t, 2)],
+                        same ? "yes" : "NO");
                 std::fflush(stdout);
             }
         }
     }
     omp_set_num_threads(saved_threads);
-    std::printf("\nscan / bandwidth: GB/s of codes scanned (all queries) over "
-                "the streaming-read bandwidth with the same threads; above "
-                "100%% the codes came from the caches (many queries per "
-                "block).\nload average at end: %s\n",
-                load_average().c_str());
+    std::printf(
+            "\nscan / bandwidth: GB/s of codes scanned (all queries) over "
+            "the streaming-read bandwidth with the same threads; above "
+            "100%% the codes came from the caches (many queries per "
+            "block).\nload average at end: %s\n",
+            load_average().c_str());
     return 0;
 }

@@ -74,26 +74,30 @@ std::optional<faiss::MetricType> metric_from_info(const std::string& path) {
     return std::nullopt;
 }
 
-Dataset load_dataset(const DatasetFiles& files,
-                     std::optional<faiss::MetricType> metric,
-                     size_t max_queries) {
+Dataset load_dataset(
+        const DatasetFiles& files,
+        std::optional<faiss::MetricType> metric,
+        size_t max_queries) {
     Dataset ds;
     ds.name = files.name;
     const std::optional<faiss::MetricType> info_metric =
-        metric_from_info(files.info);
+            metric_from_info(files.info);
     ds.metric =
-        metric.value_or(info_metric.value_or(faiss::METRIC_INNER_PRODUCT));
+            metric.value_or(info_metric.value_or(faiss::METRIC_INNER_PRODUCT));
     // A ground truth file holds the neighbours under the dataset's metric.
     const bool groundtruth_usable = !files.groundtruth.empty() &&
-                                    file_exists(files.groundtruth) &&
-                                    (!info_metric || *info_metric == ds.metric);
+            file_exists(files.groundtruth) &&
+            (!info_metric || *info_metric == ds.metric);
 
     VecsFile<float> base = read_fvecs(files.base);
     VecsFile<float> query = read_fvecs(files.query);
     FAISS_THROW_IF_NOT_FMT(
-        base.d == query.d, "base has d=%zu, queries d=%zu", base.d, query.d);
+            base.d == query.d,
+            "base has d=%zu, queries d=%zu",
+            base.d,
+            query.d);
     FAISS_THROW_IF_NOT_FMT(
-        base.n >= 10, "%zu base vectors: need at least 10", base.n);
+            base.n >= 10, "%zu base vectors: need at least 10", base.n);
     ds.d = base.d;
     ds.nb = base.n;
     ds.nq = max_queries ? std::min(max_queries, query.n) : query.n;
@@ -103,15 +107,16 @@ Dataset load_dataset(const DatasetFiles& files,
 
     if (groundtruth_usable) {
         VecsFile<int32_t> gt = read_ivecs(files.groundtruth);
-        FAISS_THROW_IF_NOT_FMT(gt.n >= ds.nq && gt.d >= 10,
-                               "%s: %zu x %zu, need at least %zu x 10",
-                               files.groundtruth.c_str(),
-                               gt.n,
-                               gt.d,
-                               ds.nq);
+        FAISS_THROW_IF_NOT_FMT(
+                gt.n >= ds.nq && gt.d >= 10,
+                "%s: %zu x %zu, need at least %zu x 10",
+                files.groundtruth.c_str(),
+                gt.n,
+                gt.d,
+                ds.nq);
         ds.gt_k = gt.d;
-        ds.groundtruth.assign(gt.data.begin(),
-                              gt.data.begin() + ds.nq * ds.gt_k);
+        ds.groundtruth.assign(
+                gt.data.begin(), gt.data.begin() + ds.nq * ds.gt_k);
     } else {
         ds.gt_k = std::min<size_t>(100, ds.nb);
         ds.groundtruth = exact_neighbours(ds, ds.gt_k);
@@ -120,7 +125,10 @@ Dataset load_dataset(const DatasetFiles& files,
     return ds;
 }
 
-double recall_at_10(const Dataset& ds, const std::vector<int64_t>& labels, size_t stride) {
+double recall_at_10(
+        const Dataset& ds,
+        const std::vector<int64_t>& labels,
+        size_t stride) {
     constexpr size_t k = 10;
     size_t hits = 0;
     for (size_t q = 0; q < ds.nq; q++) {
@@ -133,9 +141,10 @@ double recall_at_10(const Dataset& ds, const std::vector<int64_t>& labels, size_
     return double(hits) / double(ds.nq * k);
 }
 
-double queries_per_second(size_t n,
-                          const std::function<void()>& search_all,
-                          double min_seconds) {
+double queries_per_second(
+        size_t n,
+        const std::function<void()>& search_all,
+        double min_seconds) {
     const double start = faiss::getmillisecs();
     size_t calls = 0;
     double elapsed = 0;

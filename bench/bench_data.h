@@ -4,8 +4,8 @@
 #include <faiss/Index.h>
 
 #include <cstddef>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -48,21 +48,26 @@ std::optional<faiss::MetricType> metric_from_info(const std::string& path);
 /// or info.txt gives another metric than `metric`. `metric` overrides
 /// info.txt; without both, inner product.
 /// Throws faiss::FaissException on unreadable or inconsistent files.
-Dataset load_dataset(const DatasetFiles& files,
-                     std::optional<faiss::MetricType> metric,
-                     size_t max_queries);
+Dataset load_dataset(
+        const DatasetFiles& files,
+        std::optional<faiss::MetricType> metric,
+        size_t max_queries);
 
 const char* metric_name(faiss::MetricType metric);
 
 /// 10-recall@10 of the first 10 labels of each query (its labels in rows of
 /// `stride`; -1 never counts) against the dataset's true top 10, averaged.
-double recall_at_10(const Dataset& ds, const std::vector<int64_t>& labels, size_t stride);
+double recall_at_10(
+        const Dataset& ds,
+        const std::vector<int64_t>& labels,
+        size_t stride);
 
 /// Queries per second of `search_all`, which searches n queries, in wall
 /// time; repeated until min_seconds have passed, so that a small set is
 /// timed above the clock's and the scheduler's noise.
-double queries_per_second(size_t n,
-                          const std::function<void()>& search_all,
-                          double min_seconds);
+double queries_per_second(
+        size_t n,
+        const std::function<void()>& search_all,
+        double min_seconds);
 
 } // namespace faiss_bq

@@ -33,9 +33,16 @@ inline const char* tsv_header() {
 
 inline std::string tsv_line(const TsvRow& r) {
     char numbers[256];
-    std::snprintf(numbers, sizeof(numbers), "%.1f\t%.4f\t%.1f\t%.1f\t%.3f\t%.3f",
-                  r.bytes_per_vector, r.recall, r.qps_batch, r.qps_single,
-                  r.train_seconds, r.add_seconds);
+    std::snprintf(
+            numbers,
+            sizeof(numbers),
+            "%.1f\t%.4f\t%.1f\t%.1f\t%.3f\t%.3f",
+            r.bytes_per_vector,
+            r.recall,
+            r.qps_batch,
+            r.qps_single,
+            r.train_seconds,
+            r.add_seconds);
     return r.name + "\t" + r.family + "\t" + numbers + "\t" + r.build + "\n";
 }
 
@@ -61,19 +68,29 @@ inline std::vector<TsvRow> parse_tsv(const std::string& text) {
             char* end = nullptr;
             const double v = std::strtod(f[i].c_str(), &end);
             if (f[i].empty() || *end != '\0') {
-                throw std::runtime_error("TSV line " + std::to_string(line_no) +
-                                         ": field " + std::to_string(i + 1) +
-                                         " '" + f[i] + "' is not a number");
+                throw std::runtime_error(
+                        "TSV line " + std::to_string(line_no) + ": field " +
+                        std::to_string(i + 1) + " '" + f[i] +
+                        "' is not a number");
             }
             return v;
         };
         if (f.size() != 9) {
-            throw std::runtime_error("TSV line " + std::to_string(line_no) + " has " +
-                                     std::to_string(f.size()) +
-                                     " fields, expected 9: '" + line + "'");
+            throw std::runtime_error(
+                    "TSV line " + std::to_string(line_no) + " has " +
+                    std::to_string(f.size()) + " fields, expected 9: '" + line +
+                    "'");
         }
-        rows.push_back({f[0], f[1], number(2), number(3), number(4), number(5),
-                        number(6), number(7), f[8]});
+        rows.push_back(
+                {f[0],
+                 f[1],
+                 number(2),
+                 number(3),
+                 number(4),
+                 number(5),
+                 number(6),
+                 number(7),
+                 f[8]});
     }
     return rows;
 }

@@ -13,10 +13,10 @@
 #include <faiss_bq/index_factory.h>
 #include <faiss_bq/kernels/kernels.h>
 
-#include <faiss/IndexFlat.h>
-#include <faiss/IndexLSH.h>
 #include <faiss/IndexBinaryHNSW.h>
+#include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
+#include <faiss/IndexLSH.h>
 #include <faiss/IndexPQ.h>
 #include <faiss/IndexScalarQuantizer.h>
 #include <faiss/impl/FaissAssert.h>
@@ -29,8 +29,8 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <fstream>
 #include <functional>
@@ -70,51 +70,52 @@ struct Options {
     std::vector<std::string> methods;
     bool skip_pq = false;
     bool skip_refine = false;
-    int threads = 0; ///< 0: OpenMP's default
+    int threads = 0;             ///< 0: OpenMP's default
     std::vector<size_t> budgets; ///< --budgets: bytes of codes per vector
-    std::string tsv_path;  ///< --tsv: every row as tab-separated values
-    std::string plot_path; ///< --plot: recall against QPS (PNG)
-    std::vector<std::string> references; ///< --reference: programs whose rows join
+    std::string tsv_path;        ///< --tsv: every row as tab-separated values
+    std::string plot_path;       ///< --plot: recall against QPS (PNG)
+    std::vector<std::string>
+            references; ///< --reference: programs whose rows join
 };
 
 [[noreturn]] void usage(int status) {
     std::fprintf(
-        status ? stderr : stdout,
-        "usage: bq_bench [--data DIR | --base B.fvecs --query Q.fvecs "
-        "[--gt G.ivecs]]\n"
-        "                [--metric ip|l2] [--nq N] [--methods a,b,c] "
-        "[--skip-pq] [--skip-refine] [--threads T]\n"
-        "                [--budgets B1,B2] [--tsv FILE] [--plot FILE.png] "
-        "[--reference PROGRAM]...\n"
-        "  --data DIR   folder with base.fvecs, query.fvecs and "
-        "groundtruth.ivecs\n"
-        "               (default: $FAISS_BQ_DATA/%s, FAISS_BQ_DATA "
-        "defaulting to\n"
-        "               %s)\n"
-        "  --metric     ip or l2 (default: info.txt's metric, else ip)\n"
-        "  --methods    rows whose names hold all the words of an item, "
-        "e.g.\n"
-        "               BQ1,pq,flat or BQ2-auto,sign (words split at "
-        "' ', '-', '_')\n"
-        "  --skip-pq    no IndexPQ row (its training is the slowest)\n"
-        "  --skip-refine  no two-stage rows (IndexBQRefine, IndexFromBinary)\n"
-        "  --budgets    e.g. 16,32,64,128: rows at each budget of code bytes\n"
-        "               (BQ<bytes>B automatic, allocated per basis, uniform,\n"
-        "               IndexPQ and IndexScalarQuantizer at equal bytes);\n"
-        "               select them alone with --methods B16,B32,...\n"
-        "  --tsv FILE   every row as tab-separated values (bench/bench_tsv.h)\n"
-        "  --plot FILE.png  10-recall@10 against QPS (log), each family's "
-        "Pareto front\n"
-        "               (bench/plot_recall_qps.py, Debian's "
-        "python3-matplotlib)\n"
-        "  --reference PROGRAM  run PROGRAM --data DIR --threads T [--nq N] "
-        "after the rows\n"
-        "               and add the TSV rows it prints, e.g. fast_scan_ref "
-        "(FAISS's fast\n"
-        "               scan, built against any FAISS: "
-        "bench/build_fast_scan_ref.sh)\n",
-        default_dataset,
-        FAISS_BQ_DEFAULT_DATA);
+            status ? stderr : stdout,
+            "usage: bq_bench [--data DIR | --base B.fvecs --query Q.fvecs "
+            "[--gt G.ivecs]]\n"
+            "                [--metric ip|l2] [--nq N] [--methods a,b,c] "
+            "[--skip-pq] [--skip-refine] [--threads T]\n"
+            "                [--budgets B1,B2] [--tsv FILE] [--plot FILE.png] "
+            "[--reference PROGRAM]...\n"
+            "  --data DIR   folder with base.fvecs, query.fvecs and "
+            "groundtruth.ivecs\n"
+            "               (default: $FAISS_BQ_DATA/%s, FAISS_BQ_DATA "
+            "defaulting to\n"
+            "               %s)\n"
+            "  --metric     ip or l2 (default: info.txt's metric, else ip)\n"
+            "  --methods    rows whose names hold all the words of an item, "
+            "e.g.\n"
+            "               BQ1,pq,flat or BQ2-auto,sign (words split at "
+            "' ', '-', '_')\n"
+            "  --skip-pq    no IndexPQ row (its training is the slowest)\n"
+            "  --skip-refine  no two-stage rows (IndexBQRefine, IndexFromBinary)\n"
+            "  --budgets    e.g. 16,32,64,128: rows at each budget of code bytes\n"
+            "               (BQ<bytes>B automatic, allocated per basis, uniform,\n"
+            "               IndexPQ and IndexScalarQuantizer at equal bytes);\n"
+            "               select them alone with --methods B16,B32,...\n"
+            "  --tsv FILE   every row as tab-separated values (bench/bench_tsv.h)\n"
+            "  --plot FILE.png  10-recall@10 against QPS (log), each family's "
+            "Pareto front\n"
+            "               (bench/plot_recall_qps.py, Debian's "
+            "python3-matplotlib)\n"
+            "  --reference PROGRAM  run PROGRAM --data DIR --threads T [--nq N] "
+            "after the rows\n"
+            "               and add the TSV rows it prints, e.g. fast_scan_ref "
+            "(FAISS's fast\n"
+            "               scan, built against any FAISS: "
+            "bench/build_fast_scan_ref.sh)\n",
+            default_dataset,
+            FAISS_BQ_DEFAULT_DATA);
     std::exit(status);
 }
 
@@ -136,10 +137,11 @@ size_t parse_count(const std::string& option, const std::string& value) {
     char* end = nullptr;
     const long long n = std::strtoll(value.c_str(), &end, 10);
     if (value.empty() || *end != '\0' || n <= 0) {
-        std::fprintf(stderr,
-                     "bq_bench: %s needs a positive integer, got '%s'\n",
-                     option.c_str(),
-                     value.c_str());
+        std::fprintf(
+                stderr,
+                "bq_bench: %s needs a positive integer, got '%s'\n",
+                option.c_str(),
+                value.c_str());
         usage(2);
     }
     return size_t(n);
@@ -162,7 +164,7 @@ Options parse_options(int argc, char** argv) {
         }
         if (i + 1 >= argc) {
             std::fprintf(
-                stderr, "bq_bench: unknown or incomplete '%s'\n", argv[i]);
+                    stderr, "bq_bench: unknown or incomplete '%s'\n", argv[i]);
             usage(2);
         }
         const std::string value = argv[++i];
@@ -175,8 +177,8 @@ Options parse_options(int argc, char** argv) {
         } else if (arg == "--gt") {
             opt.groundtruth_path = value;
         } else if (arg == "--metric" && (value == "ip" || value == "l2")) {
-            opt.metric =
-                value == "ip" ? faiss::METRIC_INNER_PRODUCT : faiss::METRIC_L2;
+            opt.metric = value == "ip" ? faiss::METRIC_INNER_PRODUCT
+                                       : faiss::METRIC_L2;
         } else if (arg == "--nq") {
             opt.nq = parse_count(arg, value);
         } else if (arg == "--methods") {
@@ -194,10 +196,11 @@ Options parse_options(int argc, char** argv) {
                 opt.budgets.push_back(parse_count(arg, b));
             }
         } else {
-            std::fprintf(stderr,
-                         "bq_bench: bad option '%s %s'\n",
-                         arg.c_str(),
-                         value.c_str());
+            std::fprintf(
+                    stderr,
+                    "bq_bench: bad option '%s %s'\n",
+                    arg.c_str(),
+                    value.c_str());
             usage(2);
         }
     }
@@ -243,17 +246,17 @@ std::optional<DatasetFiles> dataset_files(const Options& opt) {
         return files;
     }
     std::fprintf(
-        stderr,
-        "bq_bench: no dataset in %s/%s (base.fvecs, query.fvecs).\n"
-        "Build the real embeddings (about 3 minutes; needs node, npm and "
-        "python3 with numpy):\n"
-        "    DATASETS=\"minilm-sap use512-wordnet\" %s/get-data.sh %s\n"
-        "or set FAISS_BQ_DATA to a folder that has them, or pass --data "
-        "DIR or --base/--query.\n",
-        root.c_str(),
-        default_dataset,
-        FAISS_BQ_DEFAULT_DATA,
-        root.c_str());
+            stderr,
+            "bq_bench: no dataset in %s/%s (base.fvecs, query.fvecs).\n"
+            "Build the real embeddings (about 3 minutes; needs node, npm and "
+            "python3 with numpy):\n"
+            "    DATASETS=\"minilm-sap use512-wordnet\" %s/get-data.sh %s\n"
+            "or set FAISS_BQ_DATA to a folder that has them, or pass --data "
+            "DIR or --base/--query.\n",
+            root.c_str(),
+            default_dataset,
+            FAISS_BQ_DEFAULT_DATA,
+            root.c_str());
     return std::nullopt;
 }
 
@@ -280,13 +283,15 @@ struct Method {
 IndexPtr to_fast_scan(const faiss::Index& trained) {
     if (auto rf = dynamic_cast<const IndexBQRefine*>(&trained)) {
         auto fs = std::make_unique<IndexBQRefine>(
-                new IndexBQFastScan(dynamic_cast<const IndexBQ&>(*rf->base_index)),
+                new IndexBQFastScan(
+                        dynamic_cast<const IndexBQ&>(*rf->base_index)),
                 rf->refine_index);
         fs->own_fields = true;
         fs->k_factor = rf->k_factor;
         return IndexPtr(std::move(fs));
     }
-    return std::make_unique<IndexBQFastScan>(dynamic_cast<const IndexBQ&>(trained));
+    return std::make_unique<IndexBQFastScan>(
+            dynamic_cast<const IndexBQ&>(trained));
 }
 
 struct PlanChoice {
@@ -294,24 +299,26 @@ struct PlanChoice {
     TransformChoice transform;
 };
 constexpr PlanChoice plan_choices[] = {
-    {"auto", TransformChoice::automatic},
-    {"axis", TransformChoice::identity},
-    {"rot", TransformChoice::random_rotation},
+        {"auto", TransformChoice::automatic},
+        {"axis", TransformChoice::identity},
+        {"rot", TransformChoice::random_rotation},
 };
 
 /// The one spelling of a BQ row's name: "BQ1 auto asym", "BQ2 rot asym q4".
-std::string bq_name(int nbits,
-                    const std::string& plan,
-                    Estimator estimator,
-                    int query_bits = 0) {
+std::string bq_name(
+        int nbits,
+        const std::string& plan,
+        Estimator estimator,
+        int query_bits = 0) {
     std::string name = "BQ" + std::to_string(nbits) + " " + plan +
-                       (estimator == Estimator::asymmetric ? " asym" : " sym");
+            (estimator == Estimator::asymmetric ? " asym" : " sym");
     return query_bits ? name + " q" + std::to_string(query_bits) : name;
 }
 
-void add_bq_methods(std::vector<Method>& methods,
-                    const Dataset& ds,
-                    int nbits) {
+void add_bq_methods(
+        std::vector<Method>& methods,
+        const Dataset& ds,
+        int nbits) {
     for (const PlanChoice& plan : plan_choices) {
         for (Estimator estimator :
              {Estimator::asymmetric, Estimator::symmetric}) {
@@ -331,10 +338,11 @@ void add_bq_methods(std::vector<Method>& methods,
                 auto params = std::make_shared<SearchParametersBQ>();
                 params->estimator = estimator;
                 params->query_bits = bits;
-                methods.push_back({bq_name(nbits, plan.label, estimator, bits),
-                                   bq_name(nbits, plan.label, estimator),
-                                   make,
-                                   std::move(params)});
+                methods.push_back(
+                        {bq_name(nbits, plan.label, estimator, bits),
+                         bq_name(nbits, plan.label, estimator),
+                         make,
+                         std::move(params)});
             }
             if (plan.transform == TransformChoice::automatic &&
                 estimator == Estimator::asymmetric) {
@@ -342,13 +350,20 @@ void add_bq_methods(std::vector<Method>& methods,
                 // nibbles); " fs scalar": the IndexBQ above, re-packed.
                 // (rows of one index_key stay together: each new key trains)
                 const std::string name = bq_name(nbits, plan.label, estimator);
-                methods.push_back({name + " fs scalar", name, make, nullptr,
-                                   to_fast_scan});
-                methods.push_back({name + " fs", name + " fs",
-                                   [d = ds.d, metric = ds.metric, nbits] {
-                                       return IndexPtr(new IndexBQFastScan(d, nbits, metric));
-                                   },
-                                   nullptr});
+                methods.push_back(
+                        {name + " fs scalar",
+                         name,
+                         make,
+                         nullptr,
+                         to_fast_scan});
+                methods.push_back(
+                        {name + " fs",
+                         name + " fs",
+                         [d = ds.d, metric = ds.metric, nbits] {
+                             return IndexPtr(
+                                     new IndexBQFastScan(d, nbits, metric));
+                         },
+                         nullptr});
             }
         }
     }
@@ -364,9 +379,10 @@ size_t pq_subquantizers(size_t d) {
     return m;
 }
 
-void add_baseline_methods(std::vector<Method>& methods,
-                          const Dataset& ds,
-                          bool with_pq) {
+void add_baseline_methods(
+        std::vector<Method>& methods,
+        const Dataset& ds,
+        bool with_pq) {
     const idx_t d = ds.d;
     const faiss::MetricType metric = ds.metric;
     auto add = [&](const std::string& name, std::function<IndexPtr()> make) {
@@ -407,8 +423,8 @@ struct RefineParams : SearchParametersBQRefine {
 /// Two-stage rows (issue 4): BQ1 / BQ2 (automatic plan, asymmetric) re-ranked
 /// from exact, fp16 and SQ8 stores at several k_factors, set per search on
 /// one trained index per (nbits, store); the exact store also with 8- and
-/// 4-bit queries in the first stage and with the error-bound skip; and the float
-/// front end over FAISS's IndexBinaryHNSW with exact refine.
+/// 4-bit queries in the first stage and with the error-bound skip; and the
+/// float front end over FAISS's IndexBinaryHNSW with exact refine.
 void add_refine_methods(std::vector<Method>& methods, const Dataset& ds) {
     using QT = faiss::ScalarQuantizer::QuantizerType;
     struct Store {
@@ -416,16 +432,18 @@ void add_refine_methods(std::vector<Method>& methods, const Dataset& ds) {
         std::function<faiss::Index*(idx_t, faiss::MetricType)> make;
     };
     const Store stores[] = {
-        {"Flat",
-         [](idx_t d, faiss::MetricType m) { return new faiss::IndexFlat(d, m); }},
-        {"fp16",
-         [](idx_t d, faiss::MetricType m) {
-             return new faiss::IndexScalarQuantizer(d, QT::QT_fp16, m);
-         }},
-        {"SQ8",
-         [](idx_t d, faiss::MetricType m) {
-             return new faiss::IndexScalarQuantizer(d, QT::QT_8bit, m);
-         }},
+            {"Flat",
+             [](idx_t d, faiss::MetricType m) {
+                 return new faiss::IndexFlat(d, m);
+             }},
+            {"fp16",
+             [](idx_t d, faiss::MetricType m) {
+                 return new faiss::IndexScalarQuantizer(d, QT::QT_fp16, m);
+             }},
+            {"SQ8",
+             [](idx_t d, faiss::MetricType m) {
+                 return new faiss::IndexScalarQuantizer(d, QT::QT_8bit, m);
+             }},
     };
     for (int nbits = 1; nbits <= 2; nbits++) {
         const std::vector<float> factors = nbits == 1
@@ -441,13 +459,15 @@ void add_refine_methods(std::vector<Method>& methods, const Dataset& ds) {
                 return IndexPtr(std::move(rf));
             };
             const bool exact = std::string(store.label) == "Flat";
-            for (int qbits : exact ? std::vector<int>{0, 8, 4} : std::vector<int>{0}) {
+            for (int qbits :
+                 exact ? std::vector<int>{0, 8, 4} : std::vector<int>{0}) {
                 for (float kf : factors) {
                     methods.push_back(
                             {"BQ" + std::to_string(nbits) +
-                                     (qbits ? " q" + std::to_string(qbits) : std::string()) +
-                                     " rerank-" + store.label +
-                                     " kf" + format("%g", kf),
+                                     (qbits ? " q" + std::to_string(qbits)
+                                            : std::string()) +
+                                     " rerank-" + store.label + " kf" +
+                                     format("%g", kf),
                              key,
                              make,
                              std::make_shared<RefineParams>(kf, 0.f, qbits)});
@@ -457,18 +477,23 @@ void add_refine_methods(std::vector<Method>& methods, const Dataset& ds) {
             // nibbles), and the IndexBQ above re-packed (" fs scalar").
             auto make_fs = [d = ds.d, metric = ds.metric, nbits, store] {
                 auto rf = std::make_unique<IndexBQRefine>(
-                        new IndexBQFastScan(d, nbits, metric), store.make(d, metric));
+                        new IndexBQFastScan(d, nbits, metric),
+                        store.make(d, metric));
                 rf->own_fields = rf->own_refine_index = true;
                 return IndexPtr(std::move(rf));
             };
             const std::string fs_head = "BQ" + std::to_string(nbits) + " fs";
             auto fs_tail = [&](float kf) {
-                return " rerank-" + std::string(store.label) + " kf" + format("%g", kf);
+                return " rerank-" + std::string(store.label) + " kf" +
+                        format("%g", kf);
             };
             for (float kf : factors) {
-                methods.push_back({fs_head + " scalar" + fs_tail(kf), key, make,
-                                   std::make_shared<RefineParams>(kf, 0.f, 0),
-                                   to_fast_scan});
+                methods.push_back(
+                        {fs_head + " scalar" + fs_tail(kf),
+                         key,
+                         make,
+                         std::make_shared<RefineParams>(kf, 0.f, 0),
+                         to_fast_scan});
             }
             if (exact) {
                 const float kf = factors.back();
@@ -482,8 +507,11 @@ void add_refine_methods(std::vector<Method>& methods, const Dataset& ds) {
                 }
             }
             for (float kf : factors) {
-                methods.push_back({fs_head + fs_tail(kf), key + " fs", make_fs,
-                                   std::make_shared<RefineParams>(kf, 0.f, 0)});
+                methods.push_back(
+                        {fs_head + fs_tail(kf),
+                         key + " fs",
+                         make_fs,
+                         std::make_shared<RefineParams>(kf, 0.f, 0)});
             }
         }
     }
@@ -499,10 +527,11 @@ void add_refine_methods(std::vector<Method>& methods, const Dataset& ds) {
         return IndexPtr(std::move(rf));
     };
     for (float kf : {10.f, 20.f}) {
-        methods.push_back({"BQ1(BHNSW32) rerank-Flat kf" + format("%g", kf),
-                           "BQ1(BHNSW32) rerank-Flat",
-                           make_hnsw,
-                           std::make_shared<RefineParams>(kf, 0.f, 0)});
+        methods.push_back(
+                {"BQ1(BHNSW32) rerank-Flat kf" + format("%g", kf),
+                 "BQ1(BHNSW32) rerank-Flat",
+                 make_hnsw,
+                 std::make_shared<RefineParams>(kf, 0.f, 0)});
     }
 }
 
@@ -516,10 +545,11 @@ std::string budget_name(size_t bytes, const std::string& what) {
 /// Rows at a budget of code bytes (issue 8): the trainer's choice, the
 /// allocated plan forced in each basis, the uniform plans that fit, and
 /// FAISS's IndexPQ / IndexScalarQuantizer where their codes have those bytes.
-void add_budget_methods(std::vector<Method>& methods,
-                        const Dataset& ds,
-                        size_t bytes,
-                        bool with_pq) {
+void add_budget_methods(
+        std::vector<Method>& methods,
+        const Dataset& ds,
+        size_t bytes,
+        bool with_pq) {
     const idx_t d = ds.d;
     const faiss::MetricType metric = ds.metric;
     auto add_bq = [&](const std::string& what,
@@ -528,8 +558,10 @@ void add_budget_methods(std::vector<Method>& methods,
         // The fast-scan rows are trained as IndexBQFastScan trains (the
         // allocation fits the nibble layout; " fs" also with joint nibbles,
         // its default; " fs scalar" without), then re-packed.
-        auto make = [d, metric, bytes, allocation, transform](bool fast_scan, bool joint) {
-            auto index = std::make_unique<IndexBQ>(d, CodeBudget{bytes}, metric);
+        auto make = [d, metric, bytes, allocation, transform](
+                            bool fast_scan, bool joint) {
+            auto index =
+                    std::make_unique<IndexBQ>(d, CodeBudget{bytes}, metric);
             index->trainer.allocation = allocation;
             index->trainer.transform = transform;
             index->trainer.fast_scan_layout = fast_scan;
@@ -537,19 +569,36 @@ void add_budget_methods(std::vector<Method>& methods,
             return IndexPtr(std::move(index));
         };
         const std::string name = budget_name(bytes, what);
-        methods.push_back({name, name, [make] { return make(false, false); }, nullptr});
-        methods.push_back({name + " fs", name + " fs", [make] { return make(true, true); },
-                           nullptr, to_fast_scan});
-        methods.push_back({name + " fs scalar", name + " fs scalar",
-                           [make] { return make(true, false); }, nullptr, to_fast_scan});
+        methods.push_back(
+                {name, name, [make] { return make(false, false); }, nullptr});
+        methods.push_back(
+                {name + " fs",
+                 name + " fs",
+                 [make] { return make(true, true); },
+                 nullptr,
+                 to_fast_scan});
+        methods.push_back(
+                {name + " fs scalar",
+                 name + " fs scalar",
+                 [make] { return make(true, false); },
+                 nullptr,
+                 to_fast_scan});
     };
     add_bq("auto", AllocationChoice::automatic, TransformChoice::automatic);
-    add_bq("alloc axis", AllocationChoice::allocated, TransformChoice::identity);
-    add_bq("alloc rot", AllocationChoice::allocated, TransformChoice::random_rotation);
+    add_bq("alloc axis",
+           AllocationChoice::allocated,
+           TransformChoice::identity);
+    add_bq("alloc rot",
+           AllocationChoice::allocated,
+           TransformChoice::random_rotation);
     add_bq("alloc pca", AllocationChoice::allocated, TransformChoice::pca);
     if ((size_t(d) + 7) / 8 <= bytes) {
-        add_bq("uniform axis", AllocationChoice::uniform, TransformChoice::identity);
-        add_bq("uniform rot", AllocationChoice::uniform, TransformChoice::random_rotation);
+        add_bq("uniform axis",
+               AllocationChoice::uniform,
+               TransformChoice::identity);
+        add_bq("uniform rot",
+               AllocationChoice::uniform,
+               TransformChoice::random_rotation);
     }
     auto add = [&](const std::string& what, std::function<IndexPtr()> make) {
         const std::string name = budget_name(bytes, what);
@@ -561,12 +610,17 @@ void add_budget_methods(std::vector<Method>& methods,
         });
     }
     for (auto [qtype, qname, qbytes] :
-         {std::make_tuple(faiss::ScalarQuantizer::QT_4bit, "SQ4", size_t(d + 1) / 2),
-          std::make_tuple(faiss::ScalarQuantizer::QT_6bit, "SQ6", size_t(3 * d + 3) / 4),
+         {std::make_tuple(
+                  faiss::ScalarQuantizer::QT_4bit, "SQ4", size_t(d + 1) / 2),
+          std::make_tuple(
+                  faiss::ScalarQuantizer::QT_6bit,
+                  "SQ6",
+                  size_t(3 * d + 3) / 4),
           std::make_tuple(faiss::ScalarQuantizer::QT_8bit, "SQ8", size_t(d))}) {
         if (qbytes == bytes) {
             add(qname, [d, qtype = qtype, metric] {
-                return std::make_unique<faiss::IndexScalarQuantizer>(d, qtype, metric);
+                return std::make_unique<faiss::IndexScalarQuantizer>(
+                        d, qtype, metric);
             });
         }
     }
@@ -587,15 +641,15 @@ bool selected(const std::string& name, const std::vector<std::string>& items) {
     const char* separators = " -_";
     const std::vector<std::string> words = split(lowercase(name), separators);
     return std::any_of(
-        items.begin(), items.end(), [&](const std::string& item) {
-            const std::vector<std::string> wanted =
-                split(lowercase(item), separators);
-            return !wanted.empty() &&
-                   std::all_of(wanted.begin(), wanted.end(), [&](auto& w) {
-                       return std::find(words.begin(), words.end(), w) !=
-                              words.end();
-                   });
-        });
+            items.begin(), items.end(), [&](const std::string& item) {
+                const std::vector<std::string> wanted =
+                        split(lowercase(item), separators);
+                return !wanted.empty() &&
+                        std::all_of(wanted.begin(), wanted.end(), [&](auto& w) {
+                            return std::find(words.begin(), words.end(), w) !=
+                                    words.end();
+                        });
+            });
 }
 
 void add_hnsw_methods(std::vector<Method>& methods, const Dataset& ds);
@@ -614,17 +668,17 @@ std::vector<Method> methods_to_run(const Dataset& ds, const Options& opt) {
     add_hnsw_methods(all, ds);
     std::vector<Method> chosen;
     std::copy_if(
-        all.begin(),
-        all.end(),
-        std::back_inserter(chosen),
-        [&](const Method& m) { return selected(m.name, opt.methods); });
+            all.begin(),
+            all.end(),
+            std::back_inserter(chosen),
+            [&](const Method& m) { return selected(m.name, opt.methods); });
     if (chosen.empty()) {
         std::string names;
         for (const Method& m : all) {
             names += "\n  " + m.name;
         }
-        FAISS_THROW_FMT("--methods selects no row; the rows are:%s",
-                        names.c_str());
+        FAISS_THROW_FMT(
+                "--methods selects no row; the rows are:%s", names.c_str());
     }
     return chosen;
 }
@@ -635,14 +689,16 @@ std::vector<Method> methods_to_run(const Dataset& ds, const Options& opt) {
 float exact_distance(const Dataset& ds, const float* query, idx_t id) {
     const float* x = ds.base.data() + id * ds.d;
     return ds.metric == faiss::METRIC_INNER_PRODUCT
-               ? -faiss::fvec_inner_product(query, x, ds.d)
-               : faiss::fvec_L2sqr(query, x, ds.d);
+            ? -faiss::fvec_inner_product(query, x, ds.d)
+            : faiss::fvec_L2sqr(query, x, ds.d);
 }
 
 /// The k_recall best of each query's first `depth` candidates (rows of
 /// k_candidates) under the exact metric on the original floats.
-std::vector<idx_t>
-rerank(const Dataset& ds, const std::vector<idx_t>& candidates, size_t depth) {
+std::vector<idx_t> rerank(
+        const Dataset& ds,
+        const std::vector<idx_t>& candidates,
+        size_t depth) {
     std::vector<idx_t> best(ds.nq * k_recall, -1);
 #pragma omp parallel for
     for (int64_t q = 0; q < int64_t(ds.nq); q++) {
@@ -663,11 +719,12 @@ rerank(const Dataset& ds, const std::vector<idx_t>& candidates, size_t depth) {
     return best;
 }
 
-std::vector<idx_t> search_labels(const faiss::Index& index,
-                                 const Method& method,
-                                 size_t n,
-                                 const float* x,
-                                 size_t k) {
+std::vector<idx_t> search_labels(
+        const faiss::Index& index,
+        const Method& method,
+        size_t n,
+        const float* x,
+        size_t k) {
     std::vector<float> distances(n * k);
     std::vector<idx_t> labels(n * k);
     index.search(n, x, k, distances.data(), labels.data(), method.params.get());
@@ -706,8 +763,8 @@ struct Row {
     double qps_single = 0;
     double train_seconds = 0;
     double add_seconds = 0;
-    std::string error; ///< non-empty: the method failed, the rest is unset
-    std::string note;  ///< printed under the table
+    std::string error;  ///< non-empty: the method failed, the rest is unset
+    std::string note;   ///< printed under the table
     std::string family; ///< the plot's families (family_of, or the reference's)
     std::string build;  ///< the library that measured it
     bool reranked = true; ///< recall_reranked measured (not by a reference)
@@ -746,7 +803,8 @@ size_t memory_per_vector(const faiss::Index& index) {
     }
     if (auto fb = dynamic_cast<const IndexFromBinary*>(&index)) {
         const size_t codes = size_t(fb->index->code_size);
-        if (auto hnsw = dynamic_cast<const faiss::IndexBinaryHNSW*>(fb->index)) {
+        if (auto hnsw =
+                    dynamic_cast<const faiss::IndexBinaryHNSW*>(fb->index)) {
             // the graph: the 2 M level-0 links of 4 bytes (upper levels add
             // about 1 / M of that)
             return codes + size_t(hnsw->hnsw.nb_neighbors(0)) * 4;
@@ -756,15 +814,17 @@ size_t memory_per_vector(const faiss::Index& index) {
     if (auto hnsw = dynamic_cast<const faiss::IndexHNSW*>(&index)) {
         // the storage's vectors, then the graph's links at every level
         return memory_per_vector(*hnsw->storage) +
-                hnsw->hnsw.neighbors.size() * sizeof(faiss::HNSW::storage_idx_t) /
+                hnsw->hnsw.neighbors.size() *
+                sizeof(faiss::HNSW::storage_idx_t) /
                 size_t(std::max<idx_t>(1, hnsw->ntotal));
     }
     return index.sa_code_size();
 }
 
-Row measure(const Method& method,
-            const TrainedIndex& trained,
-            const Dataset& ds) {
+Row measure(
+        const Method& method,
+        const TrainedIndex& trained,
+        const Dataset& ds) {
     const IndexPtr derived =
             method.derive ? method.derive(*trained.index) : nullptr;
     const faiss::Index& index = derived ? *derived : *trained.index;
@@ -776,33 +836,46 @@ Row measure(const Method& method,
     row.add_seconds = trained.add_seconds;
 
     std::vector<idx_t> top;
-    row.qps_batch = queries_per_second(ds.nq, [&] {
-        top = search_labels(index, method, ds.nq, ds.queries.data(), k_recall);
-    }, min_timing_seconds);
+    row.qps_batch = queries_per_second(
+            ds.nq,
+            [&] {
+                top = search_labels(
+                        index, method, ds.nq, ds.queries.data(), k_recall);
+            },
+            min_timing_seconds);
     row.recall = recall_at_10(ds, top, k_recall);
     auto rf = dynamic_cast<const IndexBQRefine*>(&index);
     if (rf && rf->last_stats.skipped > 0) {
         const auto& st = rf->last_stats;
-        row.note = format("%.0f", double(st.candidates - st.skipped)) +
-                " of " + format("%.0f", double(st.candidates)) +
+        row.note = format("%.0f", double(st.candidates - st.skipped)) + " of " +
+                format("%.0f", double(st.candidates)) +
                 " candidates re-scored (" +
-                format("%.1f", 100.0 * st.skipped / std::max<size_t>(1, st.candidates)) +
+                format("%.1f",
+                       100.0 * st.skipped /
+                               std::max<size_t>(1, st.candidates)) +
                 "% skipped by the error bound)";
     }
 
     const size_t n_single = std::min(ds.nq, max_single_queries);
-    row.qps_single = queries_per_second(n_single, [&] {
-        for (size_t q = 0; q < n_single; q++) {
-            search_labels(
-                index, method, 1, ds.queries.data() + q * ds.d, k_recall);
-        }
-    }, min_timing_seconds);
+    row.qps_single = queries_per_second(
+            n_single,
+            [&] {
+                for (size_t q = 0; q < n_single; q++) {
+                    search_labels(
+                            index,
+                            method,
+                            1,
+                            ds.queries.data() + q * ds.d,
+                            k_recall);
+                }
+            },
+            min_timing_seconds);
 
-    const std::vector<idx_t> candidates =
-        search_labels(index, method, ds.nq, ds.queries.data(), k_candidates);
+    const std::vector<idx_t> candidates = search_labels(
+            index, method, ds.nq, ds.queries.data(), k_candidates);
     for (size_t i = 0; i < n_depths; i++) {
         row.recall_reranked[i] = recall_at_10(
-            ds, rerank(ds, candidates, rerank_depths[i]), k_recall);
+                ds, rerank(ds, candidates, rerank_depths[i]), k_recall);
     }
     return row;
 }
@@ -824,9 +897,8 @@ class PlanReporter {
              bq->trainer.allocation != AllocationChoice::automatic)) {
             // the first line, and an allocation's histogram line
             const size_t first = plan.find('\n') + 1;
-            const size_t end = bq->plan.is_uniform()
-                ? first
-                : plan.find('\n', first) + 1;
+            const size_t end =
+                    bq->plan.is_uniform() ? first : plan.find('\n', first) + 1;
             std::printf("%s: %s", key.c_str(), plan.substr(0, end).c_str());
             return;
         }
@@ -868,16 +940,21 @@ void add_hnsw_methods(std::vector<Method>& methods, const Dataset& ds) {
     params->efSearch = hnsw_ef_search;
     const std::string ef = " ef" + std::to_string(hnsw_ef_search);
     const std::string bq_key = "HNSW" + std::to_string(hnsw_M) + "_BQ1";
-    methods.push_back({"HNSW" + std::to_string(hnsw_M) + " BQ1" + ef, bq_key,
-                       [d = ds.d, metric = ds.metric, bq_key] {
-                           return IndexPtr(index_factory(int(d), bq_key.c_str(), metric));
-                       },
-                       params});
-    methods.push_back({"HNSW" + std::to_string(hnsw_M) + " Flat" + ef, "HNSWFlat",
-                       [d = ds.d, metric = ds.metric] {
-                           return IndexPtr(new faiss::IndexHNSWFlat(int(d), hnsw_M, metric));
-                       },
-                       params});
+    methods.push_back(
+            {"HNSW" + std::to_string(hnsw_M) + " BQ1" + ef,
+             bq_key,
+             [d = ds.d, metric = ds.metric, bq_key] {
+                 return IndexPtr(index_factory(int(d), bq_key.c_str(), metric));
+             },
+             params});
+    methods.push_back(
+            {"HNSW" + std::to_string(hnsw_M) + " Flat" + ef,
+             "HNSWFlat",
+             [d = ds.d, metric = ds.metric] {
+                 return IndexPtr(
+                         new faiss::IndexHNSWFlat(int(d), hnsw_M, metric));
+             },
+             params});
 }
 
 /// The HNSW rows' add times (issue 14's target: BQ1 within 3x of Flat).
@@ -890,13 +967,17 @@ std::string hnsw_summary(const std::vector<Row>& rows, const Dataset& ds) {
         return "";
     }
     const double ratio = bq->add_seconds / std::max(1e-9, flat->add_seconds);
-    return "HNSW (M=" + std::to_string(hnsw_M) + ", efSearch=" +
-           std::to_string(hnsw_ef_search) + "): adding the " + std::to_string(ds.nb) + " base vectors took " + format("%.2f", bq->add_seconds) + " s over BQ1 codes vs " +
-           format("%.2f", flat->add_seconds) + " s for IndexHNSWFlat (" +
-           format("%.2f", ratio) + "x; target <= 3x: " + (ratio <= 3 ? "met" : "NOT met") +
-           "); 10-recall@10 " + format("%.3f", bq->recall) + " vs " +
-           format("%.3f", flat->recall) + "; " + std::to_string(bq->bytes_per_vector) +
-           " vs " + std::to_string(flat->bytes_per_vector) + " bytes per vector.";
+    return "HNSW (M=" + std::to_string(hnsw_M) +
+            ", efSearch=" + std::to_string(hnsw_ef_search) + "): adding the " +
+            std::to_string(ds.nb) + " base vectors took " +
+            format("%.2f", bq->add_seconds) + " s over BQ1 codes vs " +
+            format("%.2f", flat->add_seconds) + " s for IndexHNSWFlat (" +
+            format("%.2f", ratio) +
+            "x; target <= 3x: " + (ratio <= 3 ? "met" : "NOT met") +
+            "); 10-recall@10 " + format("%.3f", bq->recall) + " vs " +
+            format("%.3f", flat->recall) + "; " +
+            std::to_string(bq->bytes_per_vector) + " vs " +
+            std::to_string(flat->bytes_per_vector) + " bytes per vector.";
 }
 
 size_t name_width(const std::vector<Row>& rows) {
@@ -909,41 +990,48 @@ size_t name_width(const std::vector<Row>& rows) {
 
 void print_table(const std::vector<Row>& rows) {
     const int w = int(name_width(rows));
-    std::printf("\n%-*s %9s %7s %7s %7s %10s %10s %8s %7s\n",
-                w,
-                "method",
-                "bytes/vec",
-                "R@10",
-                "rr40",
-                "rr100",
-                "QPS batch",
-                "QPS 1-by-1",
-                "train s",
-                "add s");
+    std::printf(
+            "\n%-*s %9s %7s %7s %7s %10s %10s %8s %7s\n",
+            w,
+            "method",
+            "bytes/vec",
+            "R@10",
+            "rr40",
+            "rr100",
+            "QPS batch",
+            "QPS 1-by-1",
+            "train s",
+            "add s");
     for (const Row& row : rows) {
         if (!row.error.empty()) {
             std::printf(
-                "%-*s  FAILED: %s\n", w, row.name.c_str(), row.error.c_str());
-            continue;
-        }
-        std::printf("%-*s %9zu %7.3f %7s %7s %10.0f %10.0f %8.2f %7.2f\n",
+                    "%-*s  FAILED: %s\n",
                     w,
                     row.name.c_str(),
-                    row.bytes_per_vector,
-                    row.recall,
-                    row.reranked ? format("%.3f", row.recall_reranked[0]).c_str() : "-",
-                    row.reranked ? format("%.3f", row.recall_reranked[1]).c_str() : "-",
-                    row.qps_batch,
-                    row.qps_single,
-                    row.train_seconds,
-                    row.add_seconds);
+                    row.error.c_str());
+            continue;
+        }
+        std::printf(
+                "%-*s %9zu %7.3f %7s %7s %10.0f %10.0f %8.2f %7.2f\n",
+                w,
+                row.name.c_str(),
+                row.bytes_per_vector,
+                row.recall,
+                row.reranked ? format("%.3f", row.recall_reranked[0]).c_str()
+                             : "-",
+                row.reranked ? format("%.3f", row.recall_reranked[1]).c_str()
+                             : "-",
+                row.qps_batch,
+                row.qps_single,
+                row.train_seconds,
+                row.add_seconds);
     }
     std::printf(
-        "R@10: 10-recall@10 of the method alone; rr40 / rr100: after exact "
-        "float re-ranking of its top 40 / 100.\n"
-        "Two-stage rows: kf = k_factor (k * kf candidates re-scored from the "
-        "store after rerank-); q8 / q4 = 8- / 4-bit query in the first stage; skipN = error-"
-        "bound skip at N standard deviations. bytes/vec counts both stages.\n");
+            "R@10: 10-recall@10 of the method alone; rr40 / rr100: after exact "
+            "float re-ranking of its top 40 / 100.\n"
+            "Two-stage rows: kf = k_factor (k * kf candidates re-scored from the "
+            "store after rerank-); q8 / q4 = 8- / 4-bit query in the first stage; skipN = error-"
+            "bound skip at N standard deviations. bytes/vec counts both stages.\n");
     for (const Row& row : rows) {
         if (!row.note.empty()) {
             std::printf("  %s: %s\n", row.name.c_str(), row.note.c_str());
@@ -952,27 +1040,31 @@ void print_table(const std::vector<Row>& rows) {
 }
 
 void print_markdown(const std::vector<Row>& rows) {
-    std::printf("\n| method | bytes/vector | 10-recall@10 | re-rank 40 | "
-                "re-rank 100 | QPS batch | QPS 1-by-1 | train s | add s |\n"
-                "|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    std::printf(
+            "\n| method | bytes/vector | 10-recall@10 | re-rank 40 | "
+            "re-rank 100 | QPS batch | QPS 1-by-1 | train s | add s |\n"
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
     for (const Row& row : rows) {
         if (!row.error.empty()) {
-            std::printf("| %s | failed: %s | | | | | | | |\n",
-                        row.name.c_str(),
-                        row.error.c_str());
+            std::printf(
+                    "| %s | failed: %s | | | | | | | |\n",
+                    row.name.c_str(),
+                    row.error.c_str());
             continue;
         }
         std::printf(
-            "| %s | %zu | %.3f | %s | %s | %.0f | %.0f | %.2f | %.2f |\n",
-            row.name.c_str(),
-            row.bytes_per_vector,
-            row.recall,
-            row.reranked ? format("%.3f", row.recall_reranked[0]).c_str() : "-",
-            row.reranked ? format("%.3f", row.recall_reranked[1]).c_str() : "-",
-            row.qps_batch,
-            row.qps_single,
-            row.train_seconds,
-            row.add_seconds);
+                "| %s | %zu | %.3f | %s | %s | %.0f | %.0f | %.2f | %.2f |\n",
+                row.name.c_str(),
+                row.bytes_per_vector,
+                row.recall,
+                row.reranked ? format("%.3f", row.recall_reranked[0]).c_str()
+                             : "-",
+                row.reranked ? format("%.3f", row.recall_reranked[1]).c_str()
+                             : "-",
+                row.qps_batch,
+                row.qps_single,
+                row.train_seconds,
+                row.add_seconds);
     }
 }
 
@@ -982,19 +1074,20 @@ std::string summary(const std::vector<Row>& rows, const Dataset& ds) {
     const double targets[] = {0.70, 0.85}; // BQ1, BQ2 auto asym stage 1
     const double tolerance = 0.02;
     std::string s = "Summary (" + ds.name +
-                    (ds.name == default_dataset
-                         ? "):"
-                         : std::string("; the targets are set for ") +
-                               default_dataset + "):");
+            (ds.name == default_dataset
+                     ? "):"
+                     : std::string("; the targets are set for ") +
+                             default_dataset + "):");
     for (int nbits = 1; nbits <= 2; nbits++) {
         const double target = targets[nbits - 1];
         const std::string main_row =
-            bq_name(nbits, "auto", Estimator::asymmetric);
+                bq_name(nbits, "auto", Estimator::asymmetric);
         const Row* row = find_row(rows, main_row);
         s += " " + main_row + " target " + format("%.2f", target) + ": " +
-             (!row ? "not run."
-                   : format("%.3f", row->recall) +
-                         (row->recall >= target ? ", met." : ", NOT met."));
+                (!row ? "not run."
+                      : format("%.3f", row->recall) +
+                                 (row->recall >= target ? ", met."
+                                                        : ", NOT met."));
         std::string meeting;
         for (const Row& r : rows) {
             if (r.error.empty() &&
@@ -1003,9 +1096,8 @@ std::string summary(const std::vector<Row>& rows, const Dataset& ds) {
                 meeting += (meeting.empty() ? "" : ", ") + r.name;
             }
         }
-        s += " BQ" + std::to_string(nbits) +
-             " rows at or above it: " + (meeting.empty() ? "none" : meeting) +
-             ".";
+        s += " BQ" + std::to_string(nbits) + " rows at or above it: " +
+                (meeting.empty() ? "none" : meeting) + ".";
     }
     for (int nbits = 1; nbits <= 2; nbits++) {
         for (Estimator e : {Estimator::asymmetric, Estimator::symmetric}) {
@@ -1023,10 +1115,10 @@ std::string summary(const std::vector<Row>& rows, const Dataset& ds) {
                 continue;
             }
             s += format("%.3f", automatic->recall) + " vs " +
-                 format("%.3f", best->recall) + " (" + best->name + "), " +
-                 (automatic->recall >= best->recall - tolerance
-                      ? "within 0.02."
-                      : "NOT within 0.02.");
+                    format("%.3f", best->recall) + " (" + best->name + "), " +
+                    (automatic->recall >= best->recall - tolerance
+                             ? "within 0.02."
+                             : "NOT within 0.02.");
         }
     }
     return s;
@@ -1051,18 +1143,21 @@ void print_wrapped(const std::string& text, size_t width) {
 /// rows (within 0.01?), the best allocated plan against the best uniform one
 /// (recall, batch QPS) at the same scan (IndexBQ rows with IndexBQ rows, " fs"
 /// rows with " fs" rows), and issue 8's targets on use512-wordnet.
-std::string budget_summary(const std::vector<Row>& rows,
-                           const Dataset& ds,
-                           const std::vector<size_t>& budgets) {
+std::string budget_summary(
+        const std::vector<Row>& rows,
+        const Dataset& ds,
+        const std::vector<size_t>& budgets) {
     // 0: IndexBQ, 1: fast scan (joint nibbles), 2: fast scan, scalar levels
     auto scan_kind = [](const std::string& name) {
         auto ends = [&](const char* tail) {
             const size_t n = std::strlen(tail);
-            return name.size() > n && name.compare(name.size() - n, n, tail) == 0;
+            return name.size() > n &&
+                    name.compare(name.size() - n, n, tail) == 0;
         };
         return ends(" fs") ? 1 : ends(" fs scalar") ? 2 : 0;
     };
-    const char* kind_label[3] = {"IndexBQ", "fast scan", "fast scan, scalar levels"};
+    const char* kind_label[3] = {
+            "IndexBQ", "fast scan", "fast scan, scalar levels"};
     std::string s = "Budgets (" + ds.name + "):";
     for (size_t bytes : budgets) {
         const std::string prefix = "B" + std::to_string(bytes) + " ";
@@ -1073,7 +1168,9 @@ std::string budget_summary(const std::vector<Row>& rows,
                 continue;
             }
             const int fs = scan_kind(r.name);
-            auto better = [&](const Row* b) { return !b || r.recall > b->recall; };
+            auto better = [&](const Row* b) {
+                return !b || r.recall > b->recall;
+            };
             const bool alloc = r.name.find(" alloc ") != std::string::npos;
             const bool uniform = r.name.find(" uniform ") != std::string::npos;
             if ((alloc || uniform) && better(best[fs])) {
@@ -1092,18 +1189,19 @@ std::string budget_summary(const std::vector<Row>& rows,
             continue;
         }
         s += " " + format("%.3f", automatic->recall) + " vs best forced " +
-             format("%.3f", best[0]->recall) + " (" + best[0]->name + "), " +
-             (automatic->recall >= best[0]->recall - 0.01 ? "within 0.01."
-                                                          : "NOT within 0.01.");
+                format("%.3f", best[0]->recall) + " (" + best[0]->name + "), " +
+                (automatic->recall >= best[0]->recall - 0.01
+                         ? "within 0.01."
+                         : "NOT within 0.01.");
         for (int fs = 0; fs < 3; fs++) {
             const Row *a = best_alloc[fs], *u = best_uniform[fs];
             if (a && u) {
-                s += std::string(" ") + kind_label[fs] + ": best allocated " + a->name + " " +
-                     format("%.3f", a->recall) + " at " +
-                     format("%.0f", a->qps_batch) + " QPS vs best uniform " +
-                     u->name + " " + format("%.3f", u->recall) + " at " +
-                     format("%.0f", u->qps_batch) + " QPS (" +
-                     format("%.2f", a->qps_batch / u->qps_batch) + "x).";
+                s += std::string(" ") + kind_label[fs] + ": best allocated " +
+                        a->name + " " + format("%.3f", a->recall) + " at " +
+                        format("%.0f", a->qps_batch) + " QPS vs best uniform " +
+                        u->name + " " + format("%.3f", u->recall) + " at " +
+                        format("%.0f", u->qps_batch) + " QPS (" +
+                        format("%.2f", a->qps_batch / u->qps_batch) + "x).";
             } else if (a && fs == 0) {
                 s += " No uniform plan fits.";
             }
@@ -1111,10 +1209,10 @@ std::string budget_summary(const std::vector<Row>& rows,
         const double target = bytes == 64 ? 0.75 : bytes == 128 ? 0.88 : 0;
         if (target > 0 && ds.name == default_dataset) {
             s += " Target " + format("%.2f", target) + ": IndexBQ " +
-                 (automatic->recall >= target ? "met" : "NOT met");
+                    (automatic->recall >= target ? "met" : "NOT met");
             if (const Row* fs = find_row(rows, budget_name(bytes, "auto fs"))) {
                 s += format(", fast scan %.3f ", fs->recall) +
-                     (fs->recall >= target ? "met" : "NOT met");
+                        (fs->recall >= target ? "met" : "NOT met");
             }
             s += ".";
         }
@@ -1133,8 +1231,9 @@ double load_average() {
     return load;
 }
 
-std::vector<Row> run_methods(const std::vector<Method>& methods,
-                             const Dataset& ds) {
+std::vector<Row> run_methods(
+        const std::vector<Method>& methods,
+        const Dataset& ds) {
     std::vector<Row> rows;
     const double start = faiss::getmillisecs();
     PlanReporter plans;
@@ -1147,7 +1246,7 @@ std::vector<Row> run_methods(const std::vector<Method>& methods,
             trained_key = method.index_key;
             train_error.clear();
             std::fprintf(
-                stderr, "[bq_bench] training %s\n", trained_key.c_str());
+                    stderr, "[bq_bench] training %s\n", trained_key.c_str());
             try {
                 trained = train_and_add(method, ds);
                 plans.report(trained_key, *trained.index);
@@ -1171,16 +1270,17 @@ std::vector<Row> run_methods(const std::vector<Method>& methods,
         const double elapsed = seconds_since(start);
         const double left = elapsed / double(rows.size() + 1) *
                 double(methods.size() - rows.size() - 1);
-        std::fprintf(stderr,
-                     "[bq_bench %zu/%zu, %.0f s, ~%.0f s left] %s: %s\n",
-                     rows.size() + 1,
-                     methods.size(),
-                     elapsed,
-                     left,
-                     row.name.c_str(),
-                     row.error.empty()
-                         ? format("10-recall@10 %.3f", row.recall).c_str()
-                         : ("FAILED: " + row.error).c_str());
+        std::fprintf(
+                stderr,
+                "[bq_bench %zu/%zu, %.0f s, ~%.0f s left] %s: %s\n",
+                rows.size() + 1,
+                methods.size(),
+                elapsed,
+                left,
+                row.name.c_str(),
+                row.error.empty()
+                        ? format("10-recall@10 %.3f", row.recall).c_str()
+                        : ("FAILED: " + row.error).c_str());
         rows.push_back(std::move(row));
     }
     return rows;
@@ -1197,10 +1297,12 @@ std::string shell_quote(const std::string& word) {
 
 /// The rows of a reference program (--reference): it is run on the same
 /// dataset folder, threads and query count, and prints bench_tsv.h rows.
-std::vector<Row> reference_rows(const std::string& program,
-                                const std::string& data_folder,
-                                const Options& opt) {
-    std::string cmd = shell_quote(program) + " --data " + shell_quote(data_folder);
+std::vector<Row> reference_rows(
+        const std::string& program,
+        const std::string& data_folder,
+        const Options& opt) {
+    std::string cmd =
+            shell_quote(program) + " --data " + shell_quote(data_folder);
     if (opt.threads > 0) {
         cmd += " --threads " + std::to_string(opt.threads);
     }
@@ -1210,14 +1312,19 @@ std::vector<Row> reference_rows(const std::string& program,
     std::fprintf(stderr, "[bq_bench] reference: %s\n", cmd.c_str());
     std::string text;
     FILE* pipe = popen(cmd.c_str(), "r");
-    FAISS_THROW_IF_NOT_FMT(pipe, "--reference %s: cannot run it", program.c_str());
+    FAISS_THROW_IF_NOT_FMT(
+            pipe, "--reference %s: cannot run it", program.c_str());
     char buffer[4096];
     for (size_t got; (got = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0;) {
         text.append(buffer, got);
     }
     const int status = pclose(pipe);
-    FAISS_THROW_IF_NOT_FMT(status == 0, "--reference %s: exit status %d (command: %s)",
-                           program.c_str(), status, cmd.c_str());
+    FAISS_THROW_IF_NOT_FMT(
+            status == 0,
+            "--reference %s: exit status %d (command: %s)",
+            program.c_str(),
+            status,
+            cmd.c_str());
     std::vector<Row> rows;
     try {
         for (const bench::TsvRow& t : bench::parse_tsv(text)) {
@@ -1237,30 +1344,45 @@ std::vector<Row> reference_rows(const std::string& program,
     } catch (const std::exception& e) {
         FAISS_THROW_FMT("--reference %s: %s", program.c_str(), e.what());
     }
-    FAISS_THROW_IF_NOT_FMT(!rows.empty(), "--reference %s printed no rows", program.c_str());
+    FAISS_THROW_IF_NOT_FMT(
+            !rows.empty(), "--reference %s printed no rows", program.c_str());
     return rows;
 }
 
-void write_tsv(const std::string& path, const std::vector<Row>& rows, const Dataset& ds) {
+void write_tsv(
+        const std::string& path,
+        const std::vector<Row>& rows,
+        const Dataset& ds) {
     std::ofstream out(path);
-    FAISS_THROW_IF_NOT_FMT(out, "--tsv %s: cannot write the file", path.c_str());
-    out << "# bq_bench " << ds.name << ", d=" << ds.d << ", " << ds.nb << " base, " << ds.nq
-        << " queries, " << metric_name(ds.metric) << ", " << omp_get_max_threads()
-        << " threads\n"
+    FAISS_THROW_IF_NOT_FMT(
+            out, "--tsv %s: cannot write the file", path.c_str());
+    out << "# bq_bench " << ds.name << ", d=" << ds.d << ", " << ds.nb
+        << " base, " << ds.nq << " queries, " << metric_name(ds.metric) << ", "
+        << omp_get_max_threads() << " threads\n"
         << bench::tsv_header();
     for (const Row& row : rows) {
         if (!row.error.empty()) {
             continue;
         }
-        out << bench::tsv_line({row.name, row.family, double(row.bytes_per_vector),
-                                row.recall, row.qps_batch, row.qps_single,
-                                row.train_seconds, row.add_seconds, row.build});
+        out << bench::tsv_line(
+                {row.name,
+                 row.family,
+                 double(row.bytes_per_vector),
+                 row.recall,
+                 row.qps_batch,
+                 row.qps_single,
+                 row.train_seconds,
+                 row.add_seconds,
+                 row.build});
     }
     FAISS_THROW_IF_NOT_FMT(out.good(), "--tsv %s: write failed", path.c_str());
 }
 
 /// --plot: bench/plot_recall_qps.py on the rows' TSV, with Debian's Python.
-void draw_plot(const std::string& png, const std::string& tsv, const Dataset& ds) {
+void draw_plot(
+        const std::string& png,
+        const std::string& tsv,
+        const Dataset& ds) {
     const std::string title = ds.name + " (" + std::to_string(ds.nb) + " x " +
             std::to_string(ds.d) + ", " + std::to_string(ds.nq) + " queries, " +
             std::to_string(omp_get_max_threads()) + " thread(s), batch)";
@@ -1268,10 +1390,13 @@ void draw_plot(const std::string& png, const std::string& tsv, const Dataset& ds
             shell_quote(FAISS_BQ_PLOT_SCRIPT) + " " + shell_quote(png) + " " +
             shell_quote(tsv) + " --title " + shell_quote(title);
     const int status = std::system(cmd.c_str());
-    FAISS_THROW_IF_NOT_FMT(status == 0,
-                           "--plot %s: the plot script failed (exit status %d; it needs "
-                           "python3-matplotlib): %s",
-                           png.c_str(), status, cmd.c_str());
+    FAISS_THROW_IF_NOT_FMT(
+            status == 0,
+            "--plot %s: the plot script failed (exit status %d; it needs "
+            "python3-matplotlib): %s",
+            png.c_str(),
+            status,
+            cmd.c_str());
 }
 
 int run(const Options& opt) {
@@ -1289,20 +1414,20 @@ int run(const Options& opt) {
     }
     const Dataset ds = load_dataset(*files, opt.metric, opt.nq);
     std::printf(
-        "bq_bench: %s, d=%zu, %zu base, %zu queries, %s, ground truth %s\n"
-        "%d threads on %d cores, load average %.2f before the run, "
-        "faiss_bq kernels: %s\n",
-        ds.name.c_str(),
-        ds.d,
-        ds.nb,
-        ds.nq,
-        metric_name(ds.metric),
-        ds.groundtruth_computed ? "computed (faiss::IndexFlat)"
-                                : "from groundtruth.ivecs",
-        omp_get_max_threads(),
-        omp_get_num_procs(),
-        load_average(),
-        kernels::simd_level_name(kernels::simd_level()));
+            "bq_bench: %s, d=%zu, %zu base, %zu queries, %s, ground truth %s\n"
+            "%d threads on %d cores, load average %.2f before the run, "
+            "faiss_bq kernels: %s\n",
+            ds.name.c_str(),
+            ds.d,
+            ds.nb,
+            ds.nq,
+            metric_name(ds.metric),
+            ds.groundtruth_computed ? "computed (faiss::IndexFlat)"
+                                    : "from groundtruth.ivecs",
+            omp_get_max_threads(),
+            omp_get_num_procs(),
+            load_average(),
+            kernels::simd_level_name(kernels::simd_level()));
     std::fflush(stdout);
 
     std::vector<Row> rows = run_methods(methods_to_run(ds, opt), ds);
@@ -1310,7 +1435,8 @@ int run(const Options& opt) {
             kernels::simd_level_name(kernels::simd_level()) + " (FAISS " +
             FAISS_BQ_FAISS_VERSION + ")";
     for (Row& row : rows) {
-        row.build = row.family.rfind("FAISS", 0) == 0 || row.family.rfind("sign", 0) == 0
+        row.build = row.family.rfind("FAISS", 0) == 0 ||
+                        row.family.rfind("sign", 0) == 0
                 ? std::string("FAISS ") + FAISS_BQ_FAISS_VERSION
                 : build;
     }
@@ -1332,8 +1458,8 @@ int run(const Options& opt) {
         print_wrapped(budget_summary(rows, ds, opt.budgets), 78);
     }
     const std::string tsv = !opt.tsv_path.empty() ? opt.tsv_path
-            : !opt.plot_path.empty()             ? opt.plot_path + ".tsv"
-                                                 : "";
+            : !opt.plot_path.empty()              ? opt.plot_path + ".tsv"
+                                                  : "";
     if (!tsv.empty()) {
         write_tsv(tsv, rows, ds);
         std::printf("\nrows written to %s\n", tsv.c_str());
@@ -1343,12 +1469,12 @@ int run(const Options& opt) {
     }
 
     const auto failed =
-        std::count_if(rows.begin(), rows.end(), [](const Row& r) {
-            return !r.error.empty();
-        });
+            std::count_if(rows.begin(), rows.end(), [](const Row& r) {
+                return !r.error.empty();
+            });
     if (failed > 0) {
         std::fprintf(
-            stderr, "bq_bench: %zu method(s) failed\n", size_t(failed));
+                stderr, "bq_bench: %zu method(s) failed\n", size_t(failed));
         return 1;
     }
     return 0;

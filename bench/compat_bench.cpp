@@ -4,7 +4,8 @@
 // of the new model's queries, mapped, against the old model's ground truth,
 // beside the old model's own queries, on a flat index and on BQ codes.
 //
-//   compat_bench --old DIR --new DIR      (default: use512-wordnet, glove100-wink)
+//   compat_bench --old DIR --new DIR      (default: use512-wordnet,
+//   glove100-wink)
 //
 // Each folder has base.fvecs / query.fvecs with base_words.txt /
 // query_words.txt naming their rows (../shared/data). The map is fitted on the
@@ -44,8 +45,12 @@ std::vector<std::string> read_words(const std::string& path, size_t expect) {
     for (std::string w; std::getline(in, w);) {
         words.push_back(w);
     }
-    FAISS_THROW_IF_NOT_FMT(words.size() == expect, "%s: %zu words for %zu vectors",
-                           path.c_str(), words.size(), expect);
+    FAISS_THROW_IF_NOT_FMT(
+            words.size() == expect,
+            "%s: %zu words for %zu vectors",
+            path.c_str(),
+            words.size(),
+            expect);
     return words;
 }
 
@@ -70,21 +75,24 @@ struct Model {
         }
     }
     const float* vector(const std::pair<bool, size_t>& at) const {
-        return (at.first ? query.data.data() : base.data.data()) + at.second * d();
+        return (at.first ? query.data.data() : base.data.data()) +
+                at.second * d();
     }
     size_t d() const {
         return base.d;
     }
 };
 
-double recall(const std::vector<int64_t>& labels,
-              const std::vector<size_t>& rows,
-              const VecsFile<int32_t>& gt) {
+double recall(
+        const std::vector<int64_t>& labels,
+        const std::vector<size_t>& rows,
+        const VecsFile<int32_t>& gt) {
     size_t hits = 0;
     for (size_t q = 0; q < rows.size(); q++) {
         const int32_t* truth = gt.data.data() + rows[q] * gt.d;
         for (size_t i = 0; i < k; i++) {
-            hits += std::find(truth, truth + k, int32_t(labels[q * k + i])) != truth + k;
+            hits += std::find(truth, truth + k, int32_t(labels[q * k + i])) !=
+                    truth + k;
         }
     }
     return double(hits) / double(rows.size() * k);
@@ -93,7 +101,8 @@ double recall(const std::vector<int64_t>& labels,
 int run(int argc, char** argv) {
     const char* env = std::getenv("FAISS_BQ_DATA");
     const std::string root = env && *env ? env : FAISS_BQ_DEFAULT_DATA;
-    std::string old_dir = root + "/use512-wordnet", new_dir = root + "/glove100-wink";
+    std::string old_dir = root + "/use512-wordnet",
+                new_dir = root + "/glove100-wink";
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
         if (a == "--old") {
@@ -101,7 +110,8 @@ int run(int argc, char** argv) {
         } else if (a == "--new") {
             new_dir = argv[i + 1];
         } else {
-            std::fprintf(stderr, "usage: compat_bench [--old DIR] [--new DIR]\n");
+            std::fprintf(
+                    stderr, "usage: compat_bench [--old DIR] [--new DIR]\n");
             return 2;
         }
     }
@@ -136,21 +146,34 @@ int run(int argc, char** argv) {
         q_new.insert(q_new.end(), v, v + new_model.d());
     }
     const size_t nq = rows.size();
-    std::printf("compat_bench: old %s (d=%zu, %zu base), new %s (d=%zu); %zu paired base "
-                "words fit the map; %zu of %zu old queries have a new embedding\n",
-                old_model.name.c_str(), old_model.d(), old_model.base.n,
-                new_model.name.c_str(), new_model.d(), npairs, nq, old_model.query.n);
+    std::printf(
+            "compat_bench: old %s (d=%zu, %zu base), new %s (d=%zu); %zu paired base "
+            "words fit the map; %zu of %zu old queries have a new embedding\n",
+            old_model.name.c_str(),
+            old_model.d(),
+            old_model.base.n,
+            new_model.name.c_str(),
+            new_model.d(),
+            npairs,
+            nq,
+            old_model.query.n);
 
     const int d_old = int(old_model.d()), d_new = int(new_model.d());
     const size_t nb = old_model.base.n;
     std::vector<std::pair<std::string, std::unique_ptr<faiss::Index>>> indexes;
-    indexes.emplace_back("IndexFlatIP (exact)", std::make_unique<faiss::IndexFlatIP>(d_old));
-    indexes.emplace_back("BQ1 (IndexBQ)", std::make_unique<IndexBQ>(d_old, 1,
-                                                                      faiss::METRIC_INNER_PRODUCT));
-    indexes.emplace_back("BQ1_fs", std::make_unique<IndexBQFastScan>(
-                                           d_old, 1, faiss::METRIC_INNER_PRODUCT));
-    indexes.emplace_back("BQ2_fs", std::make_unique<IndexBQFastScan>(
-                                           d_old, 2, faiss::METRIC_INNER_PRODUCT));
+    indexes.emplace_back(
+            "IndexFlatIP (exact)", std::make_unique<faiss::IndexFlatIP>(d_old));
+    indexes.emplace_back(
+            "BQ1 (IndexBQ)",
+            std::make_unique<IndexBQ>(d_old, 1, faiss::METRIC_INNER_PRODUCT));
+    indexes.emplace_back(
+            "BQ1_fs",
+            std::make_unique<IndexBQFastScan>(
+                    d_old, 1, faiss::METRIC_INNER_PRODUCT));
+    indexes.emplace_back(
+            "BQ2_fs",
+            std::make_unique<IndexBQFastScan>(
+                    d_old, 2, faiss::METRIC_INNER_PRODUCT));
     for (auto& [name, index] : indexes) {
         index->train(int64_t(nb), old_model.base.data.data());
         index->add(int64_t(nb), old_model.base.data.data());
@@ -164,31 +187,47 @@ int run(int argc, char** argv) {
     std::vector<QuerySet> sets;
     sets.push_back({"old model's own queries", q_old});
     for (bool centre : {true, false})
-    for (MapFit fit : {MapFit::orthogonal, MapFit::least_squares}) {
-        const double t0 = faiss::getmillisecs();
-        std::unique_ptr<faiss::LinearTransform> map(fit_compatible_map(
-                npairs, d_new, fit_new.data(), npairs, d_old, fit_old.data(), fit, centre));
-        const double seconds = (faiss::getmillisecs() - t0) / 1000;
-        std::vector<float> mapped(nq * size_t(d_old));
-        map->apply_noalloc(int64_t(nq), q_new.data(), mapped.data());
-        // the fit's residual on its own pairs, as a share of the old norm
-        std::vector<float> on_pairs(npairs * size_t(d_old));
-        map->apply_noalloc(int64_t(npairs), fit_new.data(), on_pairs.data());
-        double res = 0, norm = 0;
-        for (size_t i = 0; i < on_pairs.size(); i++) {
-            res += double(on_pairs[i] - fit_old[i]) * (on_pairs[i] - fit_old[i]);
-            norm += double(fit_old[i]) * fit_old[i];
+        for (MapFit fit : {MapFit::orthogonal, MapFit::least_squares}) {
+            const double t0 = faiss::getmillisecs();
+            std::unique_ptr<faiss::LinearTransform> map(fit_compatible_map(
+                    npairs,
+                    d_new,
+                    fit_new.data(),
+                    npairs,
+                    d_old,
+                    fit_old.data(),
+                    fit,
+                    centre));
+            const double seconds = (faiss::getmillisecs() - t0) / 1000;
+            std::vector<float> mapped(nq * size_t(d_old));
+            map->apply_noalloc(int64_t(nq), q_new.data(), mapped.data());
+            // the fit's residual on its own pairs, as a share of the old norm
+            std::vector<float> on_pairs(npairs * size_t(d_old));
+            map->apply_noalloc(
+                    int64_t(npairs), fit_new.data(), on_pairs.data());
+            double res = 0, norm = 0;
+            for (size_t i = 0; i < on_pairs.size(); i++) {
+                res += double(on_pairs[i] - fit_old[i]) *
+                        (on_pairs[i] - fit_old[i]);
+                norm += double(fit_old[i]) * fit_old[i];
+            }
+            sets.push_back(
+                    {std::string("new model's queries, ") + map_fit_name(fit) +
+                             (centre ? ", centred" : ", raw rows") + " (fit " +
+                             std::to_string(seconds).substr(0, 5) +
+                             " s, residual " +
+                             std::to_string(res / norm).substr(0, 5) +
+                             " of the norm)",
+                     std::move(mapped),
+                     seconds});
         }
-        sets.push_back({std::string("new model's queries, ") + map_fit_name(fit) +
-                                (centre ? ", centred" : ", raw rows") + " (fit " + std::to_string(seconds).substr(0, 5) +
-                                " s, residual " + std::to_string(res / norm).substr(0, 5) +
-                                " of the norm)",
-                        std::move(mapped), seconds});
-    }
 
-    std::printf("\n| queries | %s | %s | %s | %s |\n|---|--:|--:|--:|--:|\n",
-                indexes[0].first.c_str(), indexes[1].first.c_str(),
-                indexes[2].first.c_str(), indexes[3].first.c_str());
+    std::printf(
+            "\n| queries | %s | %s | %s | %s |\n|---|--:|--:|--:|--:|\n",
+            indexes[0].first.c_str(),
+            indexes[1].first.c_str(),
+            indexes[2].first.c_str(),
+            indexes[3].first.c_str());
     for (const QuerySet& s : sets) {
         std::printf("| %s |", s.name.c_str());
         for (auto& [name, index] : indexes) {
@@ -199,8 +238,10 @@ int run(int argc, char** argv) {
         }
         std::printf("\n");
     }
-    std::printf("\n10-recall@10 against the old model's exact neighbours of each query "
-                "word (%zu queries).\n", nq);
+    std::printf(
+            "\n10-recall@10 against the old model's exact neighbours of each query "
+            "word (%zu queries).\n",
+            nq);
     return 0;
 }
 

@@ -49,15 +49,16 @@ struct Options {
 };
 
 [[noreturn]] void usage(int status) {
-    std::fprintf(status ? stderr : stdout,
-                 "usage: fast_scan_ref --data DIR [--nq N] [--threads T] "
-                 "[--subcodes M1,M2] [--no-rabitq]\n"
-                 "  rows PQ<M>x4fs (faiss::IndexPQFastScan, M 4-bit sub-codes; "
-                 "default M = d/4 and d/2,\n"
-                 "  the sub-codes of faiss_bq's 1- and 2-bit fast scan) and, "
-                 "where FAISS has it,\n"
-                 "  RaBitQfs / RaBitQfs2 (IndexRaBitQFastScan), as TSV on "
-                 "stdout\n");
+    std::fprintf(
+            status ? stderr : stdout,
+            "usage: fast_scan_ref --data DIR [--nq N] [--threads T] "
+            "[--subcodes M1,M2] [--no-rabitq]\n"
+            "  rows PQ<M>x4fs (faiss::IndexPQFastScan, M 4-bit sub-codes; "
+            "default M = d/4 and d/2,\n"
+            "  the sub-codes of faiss_bq's 1- and 2-bit fast scan) and, "
+            "where FAISS has it,\n"
+            "  RaBitQfs / RaBitQfs2 (IndexRaBitQFastScan), as TSV on "
+            "stdout\n");
     std::exit(status);
 }
 
@@ -65,8 +66,11 @@ size_t parse_count(const char* option, const char* value) {
     char* end = nullptr;
     const long v = std::strtol(value, &end, 10);
     if (*value == '\0' || *end != '\0' || v <= 0) {
-        std::fprintf(stderr, "fast_scan_ref: %s %s: expected a positive integer\n",
-                     option, value);
+        std::fprintf(
+                stderr,
+                "fast_scan_ref: %s %s: expected a positive integer\n",
+                option,
+                value);
         usage(2);
     }
     return size_t(v);
@@ -78,7 +82,8 @@ Options parse_options(int argc, char** argv) {
         const std::string a = argv[i];
         auto value = [&]() -> const char* {
             if (i + 1 >= argc) {
-                std::fprintf(stderr, "fast_scan_ref: %s needs a value\n", a.c_str());
+                std::fprintf(
+                        stderr, "fast_scan_ref: %s needs a value\n", a.c_str());
                 usage(2);
             }
             return argv[++i];
@@ -93,8 +98,8 @@ Options parse_options(int argc, char** argv) {
             std::string list = value();
             for (size_t p = 0; p <= list.size();) {
                 const size_t e = std::min(list.find(',', p), list.size());
-                opt.subcodes.push_back(
-                        parse_count("--subcodes", list.substr(p, e - p).c_str()));
+                opt.subcodes.push_back(parse_count(
+                        "--subcodes", list.substr(p, e - p).c_str()));
                 p = e + 1;
             }
         } else if (a == "--no-rabitq") {
@@ -102,7 +107,8 @@ Options parse_options(int argc, char** argv) {
         } else if (a == "--help" || a == "-h") {
             usage(0);
         } else {
-            std::fprintf(stderr, "fast_scan_ref: unknown option %s\n", a.c_str());
+            std::fprintf(
+                    stderr, "fast_scan_ref: unknown option %s\n", a.c_str());
             usage(2);
         }
     }
@@ -112,11 +118,12 @@ Options parse_options(int argc, char** argv) {
     return opt;
 }
 
-bench::TsvRow measure(const std::string& name,
-                      double bytes_per_vector,
-                      faiss::Index& index,
-                      const Dataset& ds,
-                      const std::string& build) {
+bench::TsvRow measure(
+        const std::string& name,
+        double bytes_per_vector,
+        faiss::Index& index,
+        const Dataset& ds,
+        const std::string& build) {
     bench::TsvRow row;
     row.name = name;
     row.family = "FAISS fast scan";
@@ -131,16 +138,32 @@ bench::TsvRow measure(const std::string& name,
 
     std::vector<float> D(ds.nq * k);
     std::vector<int64_t> I(ds.nq * k);
-    row.qps_batch = queries_per_second(ds.nq, [&] {
-        index.search(int64_t(ds.nq), ds.queries.data(), k, D.data(), I.data());
-    }, min_timing_seconds);
+    row.qps_batch = queries_per_second(
+            ds.nq,
+            [&] {
+                index.search(
+                        int64_t(ds.nq),
+                        ds.queries.data(),
+                        k,
+                        D.data(),
+                        I.data());
+            },
+            min_timing_seconds);
     row.recall = recall_at_10(ds, I, k);
     const size_t n1 = std::min(ds.nq, max_single_queries);
-    row.qps_single = queries_per_second(n1, [&] {
-        for (size_t q = 0; q < n1; q++) {
-            index.search(1, ds.queries.data() + q * ds.d, k, D.data(), I.data());
-        }
-    }, min_timing_seconds);
+    row.qps_single = queries_per_second(
+            n1,
+            [&] {
+                for (size_t q = 0; q < n1; q++) {
+                    index.search(
+                            1,
+                            ds.queries.data() + q * ds.d,
+                            k,
+                            D.data(),
+                            I.data());
+                }
+            },
+            min_timing_seconds);
     return row;
 }
 
@@ -151,10 +174,10 @@ int run(const Options& opt) {
             openblas_set_num_threads(opt.threads);
         }
     }
-    const Dataset ds = load_dataset(DatasetFiles::in_folder(opt.data_folder),
-                                    std::nullopt, opt.nq);
-    const std::string build = "FAISS " + std::to_string(FAISS_VERSION_MAJOR) + "." +
-            std::to_string(FAISS_VERSION_MINOR) + "." +
+    const Dataset ds = load_dataset(
+            DatasetFiles::in_folder(opt.data_folder), std::nullopt, opt.nq);
+    const std::string build = "FAISS " + std::to_string(FAISS_VERSION_MAJOR) +
+            "." + std::to_string(FAISS_VERSION_MINOR) + "." +
             std::to_string(FAISS_VERSION_PATCH) +
 #if defined(__AVX512F__)
             " avx512";
@@ -171,26 +194,37 @@ int run(const Options& opt) {
     std::fflush(stdout);
     for (size_t m : subcodes) {
         if (m == 0 || ds.d % m != 0) {
-            std::fprintf(stderr, "fast_scan_ref: PQ%zux4fs skipped: d=%zu is not a multiple of %zu\n",
-                         m, ds.d, m);
+            std::fprintf(
+                    stderr,
+                    "fast_scan_ref: PQ%zux4fs skipped: d=%zu is not a multiple of %zu\n",
+                    m,
+                    ds.d,
+                    m);
             continue;
         }
         faiss::IndexPQFastScan index(int64_t(ds.d), m, 4, ds.metric);
         const std::string name = "PQ" + std::to_string(m) + "x4fs";
         std::fprintf(stderr, "[fast_scan_ref] %s\n", name.c_str());
         // M 4-bit sub-codes per vector, as the index packs them
-        std::printf("%s", bench::tsv_line(measure(name, double(m) / 2, index, ds, build)).c_str());
+        std::printf(
+                "%s",
+                bench::tsv_line(measure(name, double(m) / 2, index, ds, build))
+                        .c_str());
         std::fflush(stdout);
     }
 #ifdef FAST_SCAN_REF_RABITQ
     if (opt.rabitq) {
         for (int bits : {1, 2}) {
-            faiss::IndexRaBitQFastScan index(int64_t(ds.d), ds.metric, 32, uint8_t(bits));
+            faiss::IndexRaBitQFastScan index(
+                    int64_t(ds.d), ds.metric, 32, uint8_t(bits));
             const std::string name = bits == 1 ? "RaBitQfs" : "RaBitQfs2";
             std::fprintf(stderr, "[fast_scan_ref] %s\n", name.c_str());
             // codes and per-vector factors as the index stores them
             const double bytes = double(index.code_size);
-            std::printf("%s", bench::tsv_line(measure(name, bytes, index, ds, build)).c_str());
+            std::printf(
+                    "%s",
+                    bench::tsv_line(measure(name, bytes, index, ds, build))
+                            .c_str());
             std::fflush(stdout);
         }
     }

@@ -23,11 +23,11 @@
 
 #include <omp.h>
 
+#include <time.h>
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <time.h>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -58,17 +58,19 @@ struct Options {
     std::vector<std::string> methods;
     std::vector<float> k_factors = {4, 10};
     std::string tsv;
-    std::string coarse; ///< centroids cache (.fvecs): read if present, else written
+    std::string
+            coarse; ///< centroids cache (.fvecs): read if present, else written
 };
 
 [[noreturn]] void usage(int status) {
-    std::fprintf(status ? stderr : stdout,
-                 "usage: ivf_bench --data DIR [--nlist N] [--ntrain N] [--nq N]\n"
-                 "                 [--nprobes 1,2,4,...] [--methods a;b;c]\n"
-                 "                 [--k-factors 4,10] [--tsv FILE] [--coarse C.fvecs]\n"
-                 "  methods: factory strings after IVF<nlist>, separated by ';'\n"
-                 "  (default BQ1_fs;BQ2_fs;BQ64B_fs;Flat;PQ64x4fs;PQ128x4fs);\n"
-                 "  faiss_bq rows are also run with ,RFlat at each k-factor.\n");
+    std::fprintf(
+            status ? stderr : stdout,
+            "usage: ivf_bench --data DIR [--nlist N] [--ntrain N] [--nq N]\n"
+            "                 [--nprobes 1,2,4,...] [--methods a;b;c]\n"
+            "                 [--k-factors 4,10] [--tsv FILE] [--coarse C.fvecs]\n"
+            "  methods: factory strings after IVF<nlist>, separated by ';'\n"
+            "  (default BQ1_fs;BQ2_fs;BQ64B_fs;Flat;PQ64x4fs;PQ128x4fs);\n"
+            "  faiss_bq rows are also run with ,RFlat at each k-factor.\n");
     std::exit(status);
 }
 
@@ -85,7 +87,8 @@ std::vector<std::string> split(const std::string& s, char sep) {
 
 Options parse(int argc, char** argv) {
     Options o;
-    o.methods = {"BQ1_fs", "BQ2_fs", "BQ64B_fs", "Flat", "PQ64x4fs", "PQ128x4fs"};
+    o.methods = {
+            "BQ1_fs", "BQ2_fs", "BQ64B_fs", "Flat", "PQ64x4fs", "PQ128x4fs"};
     for (int i = 1; i < argc; i++) {
         const std::string a = argv[i];
         auto value = [&]() -> std::string {
@@ -135,12 +138,13 @@ Options parse(int argc, char** argv) {
 /// each list to whole blocks.
 double list_bytes_per_vector(const faiss::IndexIVF& ivf) {
     double bytes = 0;
-    const auto* blocks = dynamic_cast<const faiss::BlockInvertedLists*>(ivf.invlists);
+    const auto* blocks =
+            dynamic_cast<const faiss::BlockInvertedLists*>(ivf.invlists);
     for (size_t l = 0; l < ivf.nlist; l++) {
         const size_t n = ivf.invlists->list_size(l);
         bytes += double(n) * sizeof(idx_t);
-        bytes += blocks ? double((n + blocks->n_per_block - 1) / blocks->n_per_block *
-                                 blocks->block_size)
+        bytes += blocks ? double((n + blocks->n_per_block - 1) /
+                                 blocks->n_per_block * blocks->block_size)
                         : double(n * ivf.code_size);
     }
     return ivf.ntotal ? bytes / double(ivf.ntotal) : 0;
@@ -162,9 +166,10 @@ double thread_cpu_seconds() {
 /// thread) until min_timing_seconds of its CPU time: the measure other
 /// processes on the machine disturb least. (Process CPU time counted the
 /// spinning of BLAS's idle threads after the coarse quantizer's product.)
-Row measure(const Dataset& ds,
-            const faiss::Index& index,
-            const faiss::SearchParameters* params) {
+Row measure(
+        const Dataset& ds,
+        const faiss::Index& index,
+        const faiss::SearchParameters* params) {
     std::vector<float> D(ds.nq * k);
     std::vector<idx_t> I(ds.nq * k);
     size_t runs = 0;
@@ -182,29 +187,53 @@ Row measure(const Dataset& ds,
 }
 
 void print_row(const Row& r, FILE* tsv) {
-    std::printf("%-28s %6zu %8.3f %10.0f %8.1f %8.1f %8.1f\n", r.method.c_str(),
-                r.nprobe, r.recall, r.qps, r.bytes, r.train_s, r.add_s);
+    std::printf(
+            "%-28s %6zu %8.3f %10.0f %8.1f %8.1f %8.1f\n",
+            r.method.c_str(),
+            r.nprobe,
+            r.recall,
+            r.qps,
+            r.bytes,
+            r.train_s,
+            r.add_s);
     std::fflush(stdout);
     if (tsv) {
-        std::fprintf(tsv, "%s\t%zu\t%.4f\t%.1f\t%.1f\t%.2f\t%.2f\n", r.method.c_str(),
-                     r.nprobe, r.recall, r.qps, r.bytes, r.train_s, r.add_s);
+        std::fprintf(
+                tsv,
+                "%s\t%zu\t%.4f\t%.1f\t%.1f\t%.2f\t%.2f\n",
+                r.method.c_str(),
+                r.nprobe,
+                r.recall,
+                r.qps,
+                r.bytes,
+                r.train_s,
+                r.add_s);
         std::fflush(tsv);
     }
 }
 
 int run(int argc, char** argv) {
     const Options o = parse(argc, argv);
-    const Dataset ds = load_dataset(DatasetFiles::in_folder(o.data_folder),
-                                    std::nullopt, o.nq);
+    const Dataset ds = load_dataset(
+            DatasetFiles::in_folder(o.data_folder), std::nullopt, o.nq);
     const size_t ntrain = o.ntrain ? std::min(o.ntrain, ds.nb)
                                    : std::min(ds.nb, 64 * o.nlist);
-    std::printf("ivf_bench: %s, %zu x %zu, %zu queries, metric %s, nlist %zu, "
-                "%zu training vectors, %d threads for add, 1 for search\n",
-                ds.name.c_str(), ds.nb, ds.d, ds.nq, metric_name(ds.metric),
-                o.nlist, ntrain, omp_get_max_threads());
+    std::printf(
+            "ivf_bench: %s, %zu x %zu, %zu queries, metric %s, nlist %zu, "
+            "%zu training vectors, %d threads for add, 1 for search\n",
+            ds.name.c_str(),
+            ds.nb,
+            ds.d,
+            ds.nq,
+            metric_name(ds.metric),
+            o.nlist,
+            ntrain,
+            omp_get_max_threads());
     FILE* tsv = o.tsv.empty() ? nullptr : std::fopen(o.tsv.c_str(), "w");
     if (tsv) {
-        std::fprintf(tsv, "method\tnprobe\trecall10\tqps\tbytes_per_vector\ttrain_s\tadd_s\n");
+        std::fprintf(
+                tsv,
+                "method\tnprobe\trecall10\tqps\tbytes_per_vector\ttrain_s\tadd_s\n");
     }
     // The shared coarse quantizer.
     double t0 = faiss::getmillisecs();
@@ -217,9 +246,14 @@ int run(int argc, char** argv) {
     cp.spherical = ds.metric == faiss::METRIC_INNER_PRODUCT;
     if (!o.coarse.empty() && file_exists(o.coarse)) {
         const VecsFile<float> c = read_fvecs(o.coarse);
-        FAISS_THROW_IF_NOT_FMT(c.n == o.nlist && c.d == ds.d,
-                               "%s holds %zu x %zu centroids, not %zu x %zu",
-                               o.coarse.c_str(), c.n, c.d, o.nlist, ds.d);
+        FAISS_THROW_IF_NOT_FMT(
+                c.n == o.nlist && c.d == ds.d,
+                "%s holds %zu x %zu centroids, not %zu x %zu",
+                o.coarse.c_str(),
+                c.n,
+                c.d,
+                o.nlist,
+                ds.d);
         coarse.add(idx_t(c.n), c.data.data());
     } else {
         faiss::Clustering clus(int(ds.d), int(o.nlist), cp);
@@ -235,24 +269,38 @@ int run(int argc, char** argv) {
         sizes[a]++;
     }
     std::sort(sizes.begin(), sizes.end());
-    std::printf("k-means (%zu lists, %zu vectors%s): %.1f s; list sizes: median %zu, "
-                "99th percentile %zu, largest %zu\n",
-                o.nlist, ntrain, cp.spherical ? ", spherical" : "",
-                (faiss::getmillisecs() - t0) / 1000, sizes[o.nlist / 2],
-                sizes[o.nlist * 99 / 100], sizes.back());
+    std::printf(
+            "k-means (%zu lists, %zu vectors%s): %.1f s; list sizes: median %zu, "
+            "99th percentile %zu, largest %zu\n",
+            o.nlist,
+            ntrain,
+            cp.spherical ? ", spherical" : "",
+            (faiss::getmillisecs() - t0) / 1000,
+            sizes[o.nlist / 2],
+            sizes[o.nlist * 99 / 100],
+            sizes.back());
     std::fflush(stdout);
     // The exact store of the refine rows, shared.
     faiss::IndexFlat store(ds.d, ds.metric);
     store.add(ds.nb, ds.base.data());
-    std::printf("%-28s %6s %8s %10s %8s %8s %8s\n", "method", "nprobe", "R@10",
-                "QPS", "B/vec", "train_s", "add_s");
+    std::printf(
+            "%-28s %6s %8s %10s %8s %8s %8s\n",
+            "method",
+            "nprobe",
+            "R@10",
+            "QPS",
+            "B/vec",
+            "train_s",
+            "add_s");
     const int threads = omp_get_max_threads();
     for (const std::string& m : o.methods) {
-        const std::string description = "IVF" + std::to_string(o.nlist) + "," + m;
+        const std::string description =
+                "IVF" + std::to_string(o.nlist) + "," + m;
         std::unique_ptr<faiss::Index> index(
                 index_factory(int(ds.d), description.c_str(), ds.metric));
         auto ivf = dynamic_cast<faiss::IndexIVF*>(index.get());
-        FAISS_THROW_IF_NOT_FMT(ivf, "%s is not an IVF index", description.c_str());
+        FAISS_THROW_IF_NOT_FMT(
+                ivf, "%s is not an IVF index", description.c_str());
         // the shared quantizer, already trained (train() skips k-means)
         if (ivf->own_fields) {
             delete ivf->quantizer;

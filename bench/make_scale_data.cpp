@@ -63,11 +63,11 @@ struct UsageError {
 uint64_t parse_count(const std::string& flag, const std::string& value) {
     const bool digits = !value.empty() && value.size() <= 19 &&
             std::all_of(value.begin(), value.end(), [](char c) {
-                                return c >= '0' && c <= '9';
-                            });
+                return c >= '0' && c <= '9';
+            });
     if (!digits) {
-        throw UsageError{flag + " needs a non-negative integer, got '" +
-                         value + "'"};
+        throw UsageError{
+                flag + " needs a non-negative integer, got '" + value + "'"};
     }
     return std::strtoull(value.c_str(), nullptr, 10);
 }
@@ -141,18 +141,30 @@ struct TopK {
 
     TopK(size_t nq, size_t k) : nq(nq), k(k), scores(nq * k), ids(nq * k) {
         for (size_t q = 0; q < nq; q++) {
-            faiss::minheap_heapify(k, scores.data() + q * k, ids.data() + q * k);
+            faiss::minheap_heapify(
+                    k, scores.data() + q * k, ids.data() + q * k);
         }
     }
 
     /// The block's own top k (FAISS's BLAS search, all cores) merged in;
     /// its ids are offset to the block's first row.
-    void add_block(const float* queries, size_t d, const float* block,
-                   size_t rows, size_t row0) {
+    void add_block(
+            const float* queries,
+            size_t d,
+            const float* block,
+            size_t rows,
+            size_t row0) {
         std::vector<float> block_scores(nq * k);
         std::vector<int64_t> block_ids(nq * k);
-        faiss::knn_inner_product(queries, block, d, nq, rows, k,
-                                 block_scores.data(), block_ids.data());
+        faiss::knn_inner_product(
+                queries,
+                block,
+                d,
+                nq,
+                rows,
+                k,
+                block_scores.data(),
+                block_ids.data());
 #pragma omp parallel for schedule(static)
         for (int64_t q = 0; q < int64_t(nq); q++) {
             float* heap_scores = scores.data() + q * k;
@@ -175,7 +187,8 @@ struct TopK {
     std::vector<int32_t> finish() {
         std::vector<int32_t> out(nq * k);
         for (size_t q = 0; q < nq; q++) {
-            faiss::minheap_reorder(k, scores.data() + q * k, ids.data() + q * k);
+            faiss::minheap_reorder(
+                    k, scores.data() + q * k, ids.data() + q * k);
             for (size_t j = 0; j < k; j++) {
                 out[q * k + j] = int32_t(ids[q * k + j]);
             }
@@ -195,14 +208,15 @@ std::string format(const char* fmt, ...) {
 }
 
 std::string kurtosis_line(const MardiaKurtosis& k) {
-    return format("Mardia b2 %.0f over rank %zu (Gaussian %zu): ratio %.4f "
-                  "+- %.4f on %zu rows",
-                  k.b2,
-                  k.rank,
-                  k.rank * (k.rank + 2),
-                  k.ratio(),
-                  k.ratio_standard_error(),
-                  k.n);
+    return format(
+            "Mardia b2 %.0f over rank %zu (Gaussian %zu): ratio %.4f "
+            "+- %.4f on %zu rows",
+            k.b2,
+            k.rank,
+            k.rank * (k.rank + 2),
+            k.ratio(),
+            k.ratio_standard_error(),
+            k.n);
 }
 
 /// Per-coordinate (marginal) excess kurtosis, which the model does not fit:
@@ -214,45 +228,67 @@ std::string marginal_kurtosis_line(size_t n, size_t d, const float* x) {
     for (float v : k) {
         sum += v;
     }
-    return format("per-coordinate excess kurtosis: mean %.3f, median %.3f, "
-                  "max %.2f",
-                  sum / d, k[d / 2], k.back());
+    return format(
+            "per-coordinate excess kurtosis: mean %.3f, median %.3f, "
+            "max %.2f",
+            sum / d,
+            k[d / 2],
+            k.back());
 }
 
 std::string norms_line(const NormStats& s) {
-    return format("mean %.4f, sd %.4f, min %.4f, max %.4f",
-                  s.mean(), s.sd(), s.min, s.max);
+    return format(
+            "mean %.4f, sd %.4f, min %.4f, max %.4f",
+            s.mean(),
+            s.sd(),
+            s.min,
+            s.max);
 }
 
 void run(const Options& o) {
-    FAISS_THROW_IF_NOT_FMT(o.n >= 1 && o.n <= size_t(INT32_MAX),
-                           "--n %zu: need 1 .. %d (ids are int32 in .ivecs)",
-                           o.n, INT32_MAX);
-    FAISS_THROW_IF_NOT_FMT(o.nq >= 1 && o.nq <= size_t(INT32_MAX),
-                           "--nq %zu: need at least 1", o.nq);
-    FAISS_THROW_IF_NOT_FMT(o.k >= 1 && o.k <= o.n,
-                           "--k %zu: need 1 .. n = %zu", o.k, o.n);
+    FAISS_THROW_IF_NOT_FMT(
+            o.n >= 1 && o.n <= size_t(INT32_MAX),
+            "--n %zu: need 1 .. %d (ids are int32 in .ivecs)",
+            o.n,
+            INT32_MAX);
+    FAISS_THROW_IF_NOT_FMT(
+            o.nq >= 1 && o.nq <= size_t(INT32_MAX),
+            "--nq %zu: need at least 1",
+            o.nq);
+    FAISS_THROW_IF_NOT_FMT(
+            o.k >= 1 && o.k <= o.n, "--k %zu: need 1 .. n = %zu", o.k, o.n);
     const std::string source_base = o.source + "/base.fvecs";
-    FAISS_THROW_IF_NOT_FMT(fs::is_regular_file(source_base),
-                           "--source %s: no base.fvecs there",
-                           o.source.c_str());
+    FAISS_THROW_IF_NOT_FMT(
+            fs::is_regular_file(source_base),
+            "--source %s: no base.fvecs there",
+            o.source.c_str());
     std::error_code ec;
     fs::create_directories(o.out, ec);
-    FAISS_THROW_IF_NOT_FMT(!ec && fs::is_directory(o.out),
-                           "--out %s: cannot create the folder: %s",
-                           o.out.c_str(), ec.message().c_str());
-    FAISS_THROW_IF_NOT_FMT(!fs::equivalent(o.out, o.source),
-                           "--out %s is the source folder %s",
-                           o.out.c_str(), o.source.c_str());
+    FAISS_THROW_IF_NOT_FMT(
+            !ec && fs::is_directory(o.out),
+            "--out %s: cannot create the folder: %s",
+            o.out.c_str(),
+            ec.message().c_str());
+    FAISS_THROW_IF_NOT_FMT(
+            !fs::equivalent(o.out, o.source),
+            "--out %s is the source folder %s",
+            o.out.c_str(),
+            o.source.c_str());
 
     const auto t_fit = std::chrono::steady_clock::now();
     const VecsFile<float> src = read_fvecs(source_base);
-    FAISS_THROW_IF_NOT_FMT(src.n > src.d,
-                           "%s: %zu vectors of d=%zu: need more than d to fit "
-                           "a covariance", source_base.c_str(), src.n, src.d);
-    FAISS_THROW_IF_NOT_FMT(o.clusters >= 1 && o.clusters <= src.n,
-                           "--clusters %zu: need 1 .. %zu (the source's rows)",
-                           o.clusters, src.n);
+    FAISS_THROW_IF_NOT_FMT(
+            src.n > src.d,
+            "%s: %zu vectors of d=%zu: need more than d to fit "
+            "a covariance",
+            source_base.c_str(),
+            src.n,
+            src.d);
+    FAISS_THROW_IF_NOT_FMT(
+            o.clusters >= 1 && o.clusters <= src.n,
+            "--clusters %zu: need 1 .. %zu (the source's rows)",
+            o.clusters,
+            src.n);
     const size_t d = src.d;
     const ScaleMixtureModel model =
             ScaleMixtureModel::fit(src.n, d, src.data.data(), o.clusters);
@@ -286,66 +322,84 @@ void run(const Options& o) {
             within_trace += model.within.eigenvalues[j];
             total_trace += model.source.eigenvalues[j];
         }
-        say(format("model: x = mu_c + sqrt(w) A z, z ~ N(0, I), component c "
-                   "drawn with its share of the source's rows; mu_c the mean "
-                   "of the source's rows nearest the c-th of %zu k-means "
-                   "centres (faiss::Clustering, L2, 25 iterations, all %zu "
-                   "rows); A = V diag(sqrt(lambda)) from the pooled "
-                   "within-component covariance W = V diag(lambda) V^T of "
-                   "the residuals x - mu_c (divisor n, float ssyrk + "
-                   "ssyevd). Mean sum_c p_c mu_c = the source's; covariance "
-                   "between + E[w] W = the source's S",
-                   o.clusters, src.n));
-        say(format("components: %zu with rows (of %zu asked); rows per "
-                   "component: min %" PRIu64 ", median %" PRIu64
-                   ", max %" PRIu64 "; tr W / tr S = %.4f",
-                   model.components(), o.clusters, rows.front(),
-                   rows[rows.size() / 2], rows.back(),
-                   within_trace / total_trace));
+        say(format(
+                "model: x = mu_c + sqrt(w) A z, z ~ N(0, I), component c "
+                "drawn with its share of the source's rows; mu_c the mean "
+                "of the source's rows nearest the c-th of %zu k-means "
+                "centres (faiss::Clustering, L2, 25 iterations, all %zu "
+                "rows); A = V diag(sqrt(lambda)) from the pooled "
+                "within-component covariance W = V diag(lambda) V^T of "
+                "the residuals x - mu_c (divisor n, float ssyrk + "
+                "ssyevd). Mean sum_c p_c mu_c = the source's; covariance "
+                "between + E[w] W = the source's S",
+                o.clusters,
+                src.n));
+        say(
+                format("components: %zu with rows (of %zu asked); rows per "
+                       "component: min %" PRIu64 ", median %" PRIu64
+                       ", max %" PRIu64 "; tr W / tr S = %.4f",
+                       model.components(),
+                       o.clusters,
+                       rows.front(),
+                       rows[rows.size() / 2],
+                       rows.back(),
+                       within_trace / total_trace));
     }
     if (model.clamped) {
-        say(format("radial law: w = 1. The source's ratio %.4f is at or "
-                   "below that of w = 1 (%.4f), and no scale mixture can "
-                   "lower it; clamped there",
-                   model.source_kurtosis.ratio(),
-                   model.components() > 1
-                           ? model.unit_radial_kurtosis.ratio()
-                           : 1.0));
+        say(format(
+                "radial law: w = 1. The source's ratio %.4f is at or "
+                "below that of w = 1 (%.4f), and no scale mixture can "
+                "lower it; clamped there",
+                model.source_kurtosis.ratio(),
+                model.components() > 1 ? model.unit_radial_kurtosis.ratio()
+                                       : 1.0));
     } else if (model.components() == 1) {
-        say(format("radial law: w ~ Gamma(shape %.4f, scale %.6f): E[w] = 1, "
-                   "E[w^2] = %.4f, calibrated so that %zu generated rows "
-                   "measure the source's ratio (Gamma(%.4f), E[w^2] = the "
-                   "source's ratio, measured %.4f +- %.4f: the sample "
-                   "covariance's shortfall)",
-                   model.gamma_shape, 1 / model.gamma_shape,
-                   model.model_kurtosis_ratio(), src.n,
-                   1 / (model.source_kurtosis.ratio() - 1),
-                   model.calibration_kurtosis.ratio(),
-                   model.calibration_kurtosis.ratio_standard_error()));
+        say(format(
+                "radial law: w ~ Gamma(shape %.4f, scale %.6f): E[w] = 1, "
+                "E[w^2] = %.4f, calibrated so that %zu generated rows "
+                "measure the source's ratio (Gamma(%.4f), E[w^2] = the "
+                "source's ratio, measured %.4f +- %.4f: the sample "
+                "covariance's shortfall)",
+                model.gamma_shape,
+                1 / model.gamma_shape,
+                model.model_kurtosis_ratio(),
+                src.n,
+                1 / (model.source_kurtosis.ratio() - 1),
+                model.calibration_kurtosis.ratio(),
+                model.calibration_kurtosis.ratio_standard_error()));
     } else {
-        say(format("radial law: w ~ Gamma(shape %.4f, scale %.6f): E[w] = 1, "
-                   "E[w^2] = %.4f, calibrated on %zu generated rows (the "
-                   "source's count) by one secant step: ratio %.4f +- %.4f "
-                   "with w = 1, %.4f +- %.4f with Gamma(%.4f) (same c and "
-                   "z); the source's %.4f lies on that line",
-                   model.gamma_shape, 1 / model.gamma_shape,
-                   model.model_kurtosis_ratio(), src.n,
-                   model.unit_radial_kurtosis.ratio(),
-                   model.unit_radial_kurtosis.ratio_standard_error(),
-                   model.calibration_kurtosis.ratio(),
-                   model.calibration_kurtosis.ratio_standard_error(),
-                   1 / (model.source_kurtosis.ratio() - 1),
-                   model.source_kurtosis.ratio()));
+        say(format(
+                "radial law: w ~ Gamma(shape %.4f, scale %.6f): E[w] = 1, "
+                "E[w^2] = %.4f, calibrated on %zu generated rows (the "
+                "source's count) by one secant step: ratio %.4f +- %.4f "
+                "with w = 1, %.4f +- %.4f with Gamma(%.4f) (same c and "
+                "z); the source's %.4f lies on that line",
+                model.gamma_shape,
+                1 / model.gamma_shape,
+                model.model_kurtosis_ratio(),
+                src.n,
+                model.unit_radial_kurtosis.ratio(),
+                model.unit_radial_kurtosis.ratio_standard_error(),
+                model.calibration_kurtosis.ratio(),
+                model.calibration_kurtosis.ratio_standard_error(),
+                1 / (model.source_kurtosis.ratio() - 1),
+                model.source_kurtosis.ratio()));
     }
     say("norms: not constrained. The model reproduces mu and S, so "
         "E|x|^2 = |mu|^2 + tr S equals the source's mean squared norm, but "
         "norms spread with w and z where the source's may not (USE vectors "
         "are unit norm); nothing is renormalized, and inner-product "
         "neighbours favour long vectors");
-    say(format("seed %" PRIu64 ", n %zu, nq %zu, k %zu, clusters %zu, "
-               "block %zu rows, %d threads",
-               o.seed, o.n, o.nq, o.k, o.clusters, kBlockRows,
-               omp_get_max_threads()));
+    say(
+            format("seed %" PRIu64 ", n %zu, nq %zu, k %zu, clusters %zu, "
+                   "block %zu rows, %d threads",
+                   o.seed,
+                   o.n,
+                   o.nq,
+                   o.k,
+                   o.clusters,
+                   kBlockRows,
+                   omp_get_max_threads()));
 
     std::vector<float> queries(o.nq * d);
     model.generate(o.seed, 1, 0, o.nq, queries.data());
@@ -377,8 +431,10 @@ void run(const Options& o) {
             base_norms.add(norms[row0 + i]);
         }
         if (row0 < n_sample) {
-            std::copy_n(block.data(), std::min(rows, n_sample - row0) * d,
-                        sample.data() + row0 * d);
+            std::copy_n(
+                    block.data(),
+                    std::min(rows, n_sample - row0) * d,
+                    sample.data() + row0 * d);
         }
         t = std::chrono::steady_clock::now();
         base_out.write(rows, block.data());
@@ -387,11 +443,16 @@ void run(const Options& o) {
         top.add_block(queries.data(), d, block.data(), rows, row0);
         groundtruth_seconds += seconds_since(t);
         if (row0 + rows >= next_progress) {
-            std::fprintf(stderr,
-                         "  %zu / %zu rows, %.1f s (generate %.1f, write "
-                         "%.1f, ground truth %.1f)\n",
-                         row0 + rows, o.n, seconds_since(t_all),
-                         generate_seconds, write_seconds, groundtruth_seconds);
+            std::fprintf(
+                    stderr,
+                    "  %zu / %zu rows, %.1f s (generate %.1f, write "
+                    "%.1f, ground truth %.1f)\n",
+                    row0 + rows,
+                    o.n,
+                    seconds_since(t_all),
+                    generate_seconds,
+                    write_seconds,
+                    groundtruth_seconds);
             next_progress += std::max<size_t>(o.n / 10, 1);
         }
     }
@@ -430,19 +491,26 @@ void run(const Options& o) {
                                      .c_str()
                            : ""));
     } else {
-        say(format("generated kurtosis: not measured (%zu rows <= d = %zu)",
-                   n_sample, d));
+        say(
+                format("generated kurtosis: not measured (%zu rows <= d = %zu)",
+                       n_sample,
+                       d));
     }
-    say(format("times: fit %.1f s, generate %.1f s, write %.1f s, ground "
-               "truth %.1f s (faiss::knn_inner_product per block of %zu "
-               "rows, %d threads)",
-               fit_seconds, generate_seconds, write_seconds,
-               groundtruth_seconds, kBlockRows, omp_get_max_threads()));
+    say(
+            format("times: fit %.1f s, generate %.1f s, write %.1f s, ground "
+                   "truth %.1f s (faiss::knn_inner_product per block of %zu "
+                   "rows, %d threads)",
+                   fit_seconds,
+                   generate_seconds,
+                   write_seconds,
+                   groundtruth_seconds,
+                   kBlockRows,
+                   omp_get_max_threads()));
     {
         std::ofstream m(model_file.temp_path);
         m << report;
-        FAISS_THROW_IF_NOT_FMT(m.good(), "%s: write failed",
-                               model_file.temp_path.c_str());
+        FAISS_THROW_IF_NOT_FMT(
+                m.good(), "%s: write failed", model_file.temp_path.c_str());
     }
     // model.txt is the last file in place: a folder without it is not a
     // complete set (an old one's model.txt goes first).
@@ -451,8 +519,10 @@ void run(const Options& o) {
     query_file.commit();
     gt_file.commit();
     model_file.commit();
-    std::printf("wrote %s/{base.fvecs,query.fvecs,groundtruth.ivecs,"
-                "model.txt}\n", o.out.c_str());
+    std::printf(
+            "wrote %s/{base.fvecs,query.fvecs,groundtruth.ivecs,"
+            "model.txt}\n",
+            o.out.c_str());
 }
 
 } // namespace
@@ -462,8 +532,8 @@ int main(int argc, char** argv) {
     try {
         options = parse(argc, argv);
     } catch (const UsageError& e) {
-        std::fprintf(stderr, "make_scale_data: %s\n%s", e.message.c_str(),
-                     kUsage);
+        std::fprintf(
+                stderr, "make_scale_data: %s\n%s", e.message.c_str(), kUsage);
         return 2;
     }
     try {

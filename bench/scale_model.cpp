@@ -62,11 +62,12 @@ uint64_t splitmix64(uint64_t x) {
 // mu_c to the mean of its rows (so that the source's covariance is exactly
 // between + within), the weights to the counts and W to the residuals'
 // covariance. Components left without rows are dropped.
-void fit_components(size_t n,
-                    size_t d,
-                    const float* x,
-                    size_t clusters,
-                    ScaleMixtureModel& model) {
+void fit_components(
+        size_t n,
+        size_t d,
+        const float* x,
+        size_t clusters,
+        ScaleMixtureModel& model) {
     faiss::ClusteringParameters cp;
     // All the source's rows: at 60k x 1024 centres, faiss's default cap of
     // 256 per centre samples none away.
@@ -122,15 +123,17 @@ double MardiaKurtosis::ratio_standard_error() const {
     return rank ? b2_standard_error / (double(rank) * double(rank + 2)) : 0;
 }
 
-MardiaKurtosis mardia_kurtosis(const CovarianceSpectrum& spectrum,
-                               size_t n,
-                               const float* x) {
+MardiaKurtosis mardia_kurtosis(
+        const CovarianceSpectrum& spectrum,
+        size_t n,
+        const float* x) {
     const size_t d = spectrum.d;
-    FAISS_THROW_IF_NOT_FMT(n >= 2 && d > 0 && spectrum.eigenvalues.size() == d,
-                           "mardia_kurtosis: n=%zu rows, d=%zu, %zu eigenvalues",
-                           n,
-                           d,
-                           spectrum.eigenvalues.size());
+    FAISS_THROW_IF_NOT_FMT(
+            n >= 2 && d > 0 && spectrum.eigenvalues.size() == d,
+            "mardia_kurtosis: n=%zu rows, d=%zu, %zu eigenvalues",
+            n,
+            d,
+            spectrum.eigenvalues.size());
     MardiaKurtosis k;
     k.n = n;
     const double largest = spectrum.eigenvalues[0];
@@ -156,8 +159,19 @@ MardiaKurtosis mardia_kurtosis(const CovarianceSpectrum& spectrum,
         // column-major V^T, hence "T".
         FINTEGER ri = FINTEGER(r), ni = FINTEGER(rows), di = FINTEGER(d);
         float one = 1, zero = 0;
-        sgemm_("T", "N", &ri, &ni, &di, &one, spectrum.axes.data(), &di,
-               centred.data(), &di, &zero, y.data(), &ri);
+        sgemm_("T",
+               "N",
+               &ri,
+               &ni,
+               &di,
+               &one,
+               spectrum.axes.data(),
+               &di,
+               centred.data(),
+               &di,
+               &zero,
+               y.data(),
+               &ri);
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < int64_t(rows); i++) {
             double s = 0;
@@ -228,14 +242,16 @@ size_t ScaleMixtureModel::components() const {
     return cumulative_rows.size();
 }
 
-ScaleMixtureModel ScaleMixtureModel::fit(size_t n,
-                                         size_t d,
-                                         const float* x,
-                                         size_t clusters) {
-    FAISS_THROW_IF_NOT_FMT(clusters >= 1 && clusters <= n,
-                           "ScaleMixtureModel::fit: %zu clusters for %zu rows",
-                           clusters,
-                           n);
+ScaleMixtureModel ScaleMixtureModel::fit(
+        size_t n,
+        size_t d,
+        const float* x,
+        size_t clusters) {
+    FAISS_THROW_IF_NOT_FMT(
+            clusters >= 1 && clusters <= n,
+            "ScaleMixtureModel::fit: %zu clusters for %zu rows",
+            clusters,
+            n);
     const SingleThreadedBlas single_threaded;
     ScaleMixtureModel model;
     model.d = d;
@@ -265,8 +281,13 @@ ScaleMixtureModel ScaleMixtureModel::fit(size_t n,
     std::vector<float> sample(n * d);
     double unit_ratio = 1;
     if (model.components() > 1) {
-        model.generate_rows(kCalibrationSeed, kCalibrationStream, 0, n, true,
-                            sample.data());
+        model.generate_rows(
+                kCalibrationSeed,
+                kCalibrationStream,
+                0,
+                n,
+                true,
+                sample.data());
         model.unit_radial_kurtosis = mardia_kurtosis(
                 covariance_spectrum(n, d, sample.data()), n, sample.data());
         unit_ratio = model.unit_radial_kurtosis.ratio();
@@ -285,8 +306,7 @@ ScaleMixtureModel ScaleMixtureModel::fit(size_t n,
             model.calibration_kurtosis.ratio() - unit_ratio;
     if (measured_excess > 0) {
         // k = slope / needed, slope = measured_excess / (E[w1^2] - 1).
-        model.gamma_shape =
-                measured_excess / (needed_excess * target_excess);
+        model.gamma_shape = measured_excess / (needed_excess * target_excess);
     }
     return model;
 }
@@ -295,20 +315,22 @@ double ScaleMixtureModel::model_kurtosis_ratio() const {
     return gamma_shape > 0 ? 1 + 1 / gamma_shape : 1;
 }
 
-void ScaleMixtureModel::generate(uint64_t seed,
-                                 uint64_t stream,
-                                 size_t row0,
-                                 size_t n,
-                                 float* out) const {
+void ScaleMixtureModel::generate(
+        uint64_t seed,
+        uint64_t stream,
+        size_t row0,
+        size_t n,
+        float* out) const {
     generate_rows(seed, stream, row0, n, false, out);
 }
 
-void ScaleMixtureModel::generate_rows(uint64_t seed,
-                                      uint64_t stream,
-                                      size_t row0,
-                                      size_t n,
-                                      bool unit_radial,
-                                      float* out) const {
+void ScaleMixtureModel::generate_rows(
+        uint64_t seed,
+        uint64_t stream,
+        size_t row0,
+        size_t n,
+        bool unit_radial,
+        float* out) const {
     std::vector<float> sigma(d);
     for (size_t j = 0; j < d; j++) {
         sigma[j] = std::sqrt(within.eigenvalues[j]);
@@ -326,9 +348,10 @@ void ScaleMixtureModel::generate_rows(uint64_t seed,
         // modulo's bias is below source_rows / 2^64.
         size_t c = 0;
         if (k > 1) {
-            c = std::upper_bound(cumulative_rows.begin(),
-                                 cumulative_rows.end(),
-                                 rng() % source_rows) -
+            c = std::upper_bound(
+                        cumulative_rows.begin(),
+                        cumulative_rows.end(),
+                        rng() % source_rows) -
                     cumulative_rows.begin();
         }
         std::copy_n(centres.data() + c * d, d, out + i * d);
@@ -348,8 +371,19 @@ void ScaleMixtureModel::generate_rows(uint64_t seed,
     // and row-major V is column-major V^T.
     FINTEGER di = FINTEGER(d), ni = FINTEGER(n);
     float one = 1;
-    sgemm_("N", "N", &di, &ni, &di, &one, within.axes.data(), &di,
-           scaled.data(), &di, &one, out, &di);
+    sgemm_("N",
+           "N",
+           &di,
+           &ni,
+           &di,
+           &one,
+           within.axes.data(),
+           &di,
+           scaled.data(),
+           &di,
+           &one,
+           out,
+           &di);
 }
 
 } // namespace faiss_bq

@@ -28,9 +28,10 @@ struct MardiaKurtosis {
 };
 
 /// spectrum: that of the same n rows x (covariance_spectrum).
-MardiaKurtosis mardia_kurtosis(const CovarianceSpectrum& spectrum,
-                               size_t n,
-                               const float* x);
+MardiaKurtosis mardia_kurtosis(
+        const CovarianceSpectrum& spectrum,
+        size_t n,
+        const float* x);
 
 /// Norms of rows, accumulated in double.
 struct NormStats {
@@ -53,8 +54,8 @@ NormStats row_norms(size_t n, size_t d, const float* x, float* norms = nullptr);
 /// scale mixture x = mu + sqrt(w) A z with A A^T the source's covariance.
 struct ScaleMixtureModel {
     size_t d = 0;
-    CovarianceSpectrum source;       ///< mu, lambda and V of the source
-    MardiaKurtosis source_kurtosis;  ///< measured on the source
+    CovarianceSpectrum source;      ///< mu, lambda and V of the source
+    MardiaKurtosis source_kurtosis; ///< measured on the source
     /// mu_c, row-major: the components with at least one source row (K = 1:
     /// the source's mean).
     std::vector<float> centres;
@@ -79,10 +80,11 @@ struct ScaleMixtureModel {
     /// Fits the model to n x d source rows with `clusters` k-means centres
     /// (faiss::Clustering, L2, its default 25 iterations and seed), and k so
     /// that n generated rows, measured as the source is, give its ratio.
-    static ScaleMixtureModel fit(size_t n,
-                                 size_t d,
-                                 const float* x,
-                                 size_t clusters = 1);
+    static ScaleMixtureModel fit(
+            size_t n,
+            size_t d,
+            const float* x,
+            size_t clusters = 1);
 
     /// E[w^2] / E[w]^2 of the fitted law (the population's kurtosis ratio
     /// for K = 1).
@@ -91,21 +93,23 @@ struct ScaleMixtureModel {
     /// Rows [row0, row0 + n) of a stream (0: base, 1: queries) into out
     /// (n x d). Each row is drawn by its own generator seeded from (seed,
     /// stream, row), so the bytes depend neither on blocks nor on threads.
-    void generate(uint64_t seed,
-                  uint64_t stream,
-                  size_t row0,
-                  size_t n,
-                  float* out) const;
+    void generate(
+            uint64_t seed,
+            uint64_t stream,
+            size_t row0,
+            size_t n,
+            float* out) const;
 
    private:
     /// unit_radial: draws w as generate does but uses w = 1, so that the
     /// calibration's two samples share c and z.
-    void generate_rows(uint64_t seed,
-                       uint64_t stream,
-                       size_t row0,
-                       size_t n,
-                       bool unit_radial,
-                       float* out) const;
+    void generate_rows(
+            uint64_t seed,
+            uint64_t stream,
+            size_t row0,
+            size_t n,
+            bool unit_radial,
+            float* out) const;
 };
 
 } // namespace faiss_bq

@@ -42,7 +42,7 @@ std::string read_all(const std::string& path) {
 std::string source_dir() {
     const char* env = std::getenv("FAISS_BQ_DATA");
     return std::string(env && *env ? env : FAISS_BQ_DATA_DIR) +
-           "/use512-wordnet";
+            "/use512-wordnet";
 }
 
 /// Runs the tool with `args` and `threads` threads; returns its exit status
@@ -50,9 +50,9 @@ std::string source_dir() {
 int run_tool(const std::string& args, int threads, std::string& log) {
     const std::string log_path = testing::TempDir() + "make_scale_data.log";
     const std::string t = std::to_string(threads);
-    const std::string cmd = "OMP_NUM_THREADS=" + t + " OPENBLAS_NUM_THREADS=" +
-                            t + " " MAKE_SCALE_DATA " " + args + " > " +
-                            log_path + " 2>&1";
+    const std::string cmd = "OMP_NUM_THREADS=" + t +
+            " OPENBLAS_NUM_THREADS=" + t + " " MAKE_SCALE_DATA " " + args +
+            " > " + log_path + " 2>&1";
     const int status = std::system(cmd.c_str());
     log = read_all(log_path);
     return status;
@@ -73,8 +73,11 @@ std::vector<double> column_mean(size_t n, size_t d, const float* x) {
 
 /// Full d x d covariance (divisor n): float sgemm over centred blocks of
 /// rows, summed in double.
-std::vector<double> covariance(size_t n, size_t d, const float* x,
-                               const std::vector<double>& mean) {
+std::vector<double> covariance(
+        size_t n,
+        size_t d,
+        const float* x,
+        const std::vector<double>& mean) {
     const size_t block = 4096;
     std::vector<float> xc(block * d), c(d * d);
     std::vector<double> cov(d * d);
@@ -87,8 +90,19 @@ std::vector<double> covariance(size_t n, size_t d, const float* x,
         }
         FINTEGER di = FINTEGER(d), ri = FINTEGER(rows);
         float one = 1, zero = 0;
-        sgemm_("N", "T", &di, &di, &ri, &one, xc.data(), &di, xc.data(), &di,
-               &zero, c.data(), &di);
+        sgemm_("N",
+               "T",
+               &di,
+               &di,
+               &ri,
+               &one,
+               xc.data(),
+               &di,
+               xc.data(),
+               &di,
+               &zero,
+               c.data(),
+               &di);
         for (size_t j = 0; j < d * d; j++) {
             cov[j] += c[j];
         }
@@ -102,8 +116,10 @@ std::vector<double> covariance(size_t n, size_t d, const float* x,
 /// Mardia's b2 / d(d+2) and its standard error, by a route of its own:
 /// Cholesky of the covariance in double and triangular solves (the tool
 /// projects on eigenvectors in float).
-std::pair<double, double> reference_kurtosis(size_t n, size_t d,
-                                             const float* x) {
+std::pair<double, double> reference_kurtosis(
+        size_t n,
+        size_t d,
+        const float* x) {
     const std::vector<double> mean = column_mean(n, d, x);
     std::vector<double> l = covariance(n, d, x, mean);
     for (size_t j = 0; j < d; j++) { // lower Cholesky factor, in place
@@ -159,8 +175,12 @@ double median_list_size(size_t d, const float* x) {
     kmeans.train(faiss::Index::idx_t(n_train), x, index);
     std::vector<float> distances(n_assign);
     std::vector<faiss::Index::idx_t> lists(n_assign);
-    index.search(faiss::Index::idx_t(n_assign), x + n_train * d, 1,
-                 distances.data(), lists.data());
+    index.search(
+            faiss::Index::idx_t(n_assign),
+            x + n_train * d,
+            1,
+            distances.data(),
+            lists.data());
     std::vector<size_t> sizes(nlist);
     for (auto l : lists) {
         sizes[size_t(l)]++;
@@ -173,26 +193,37 @@ TEST(MakeScaleData, BadArgumentsAreNamedAndWriteNothing) {
     const std::string out = testing::TempDir() + "scale_bad";
     fs::remove_all(out);
     std::string log;
-    EXPECT_NE(run_tool("--source " + source_dir() + " --out " + out +
-                               " --n 0",
-                       1, log),
-              0);
+    EXPECT_NE(
+            run_tool(
+                    "--source " + source_dir() + " --out " + out + " --n 0",
+                    1,
+                    log),
+            0);
     EXPECT_NE(log.find("--n 0"), std::string::npos) << log;
-    EXPECT_NE(run_tool("--source " + source_dir() + " --out " + out +
-                               " --n 50 --k 60",
-                       1, log),
-              0);
+    EXPECT_NE(
+            run_tool(
+                    "--source " + source_dir() + " --out " + out +
+                            " --n 50 --k 60",
+                    1,
+                    log),
+            0);
     EXPECT_NE(log.find("--k 60"), std::string::npos) << log;
-    EXPECT_NE(run_tool("--source " + source_dir() + " --out " + source_dir(),
-                       1, log),
-              0);
+    EXPECT_NE(
+            run_tool(
+                    "--source " + source_dir() + " --out " + source_dir(),
+                    1,
+                    log),
+            0);
     EXPECT_NE(log.find("is the source folder"), std::string::npos) << log;
     EXPECT_NE(run_tool("--out " + out + " --n x", 1, log), 0);
     EXPECT_NE(log.find("usage:"), std::string::npos) << log;
-    EXPECT_NE(run_tool("--source " + source_dir() + " --out " + out +
-                               " --n 50 --k 1 --clusters 0",
-                       1, log),
-              0);
+    EXPECT_NE(
+            run_tool(
+                    "--source " + source_dir() + " --out " + out +
+                            " --n 50 --k 1 --clusters 0",
+                    1,
+                    log),
+            0);
     EXPECT_NE(log.find("--clusters 0"), std::string::npos) << log;
     EXPECT_FALSE(fs::exists(out + "/base.fvecs"));
 }
@@ -203,9 +234,8 @@ TEST(MakeScaleData, GeneratedSetMatchesTheSourceAndIsReproducible) {
     const std::string out_a = testing::TempDir() + "scale_a";
     const std::string out_b = testing::TempDir() + "scale_b";
     const std::string args = "--source " + source_dir() + " --n " +
-                             std::to_string(kN) + " --nq " +
-                             std::to_string(kNq) + " --k " +
-                             std::to_string(kK) + " --seed 7 --out ";
+            std::to_string(kN) + " --nq " + std::to_string(kNq) + " --k " +
+            std::to_string(kK) + " --seed 7 --out ";
     std::string log;
     ASSERT_EQ(run_tool(args + out_a, 2, log), 0) << log;
     std::cout << log;
@@ -218,8 +248,9 @@ TEST(MakeScaleData, GeneratedSetMatchesTheSourceAndIsReproducible) {
     }
     EXPECT_TRUE(fs::exists(out_a + "/model.txt"));
     for (const auto& entry : fs::directory_iterator(out_a)) {
-        EXPECT_EQ(entry.path().filename().string().find(".partial"),
-                  std::string::npos)
+        EXPECT_EQ(
+                entry.path().filename().string().find(".partial"),
+                std::string::npos)
                 << entry.path();
     }
 
@@ -246,9 +277,10 @@ TEST(MakeScaleData, GeneratedSetMatchesTheSourceAndIsReproducible) {
             ASSERT_TRUE(a >= 0 && size_t(a) < kN);
             if (a != b) {
                 differing++;
-                EXPECT_NEAR(test::dot(xq, base.data.data() + a * d, d),
-                            test::dot(xq, base.data.data() + b * d, d),
-                            1e-5)
+                EXPECT_NEAR(
+                        test::dot(xq, base.data.data() + a * d, d),
+                        test::dot(xq, base.data.data() + b * d, d),
+                        1e-5)
                         << "query " << q << " rank " << j;
             }
         }
@@ -279,7 +311,7 @@ TEST(MakeScaleData, GeneratedSetMatchesTheSourceAndIsReproducible) {
         for (size_t j = 0; j < d; j++) {
             frob += s[i * d + j] * s[i * d + j];
             err += (s_hat[i * d + j] - s[i * d + j]) *
-                   (s_hat[i * d + j] - s[i * d + j]);
+                    (s_hat[i * d + j] - s[i * d + j]);
         }
     }
     // About the source's ratio (1.11); the mixture's components add little
@@ -294,8 +326,7 @@ TEST(MakeScaleData, GeneratedSetMatchesTheSourceAndIsReproducible) {
     // The tool's Mardia kurtosis (float, eigenvectors) against the reference
     // (double, Cholesky) on the same rows.
     const MardiaKurtosis tool = mardia_kurtosis(
-            covariance_spectrum(kN, d, base.data.data()), kN,
-            base.data.data());
+            covariance_spectrum(kN, d, base.data.data()), kN, base.data.data());
     EXPECT_NEAR(tool.ratio(), gen_ratio, 1e-3);
 
     // Kurtosis: the same measure on as many rows of the source (all of it):
@@ -307,8 +338,10 @@ TEST(MakeScaleData, GeneratedSetMatchesTheSourceAndIsReproducible) {
     std::cout << "kurtosis ratio on " << kN << " rows: generated " << gen_ratio
               << " +- " << gen_se << ", source " << real_ratio << " +- "
               << real_se << "\n";
-    EXPECT_NEAR(gen_ratio, real_ratio,
-                4 * std::sqrt(gen_se * gen_se + real_se * real_se));
+    EXPECT_NEAR(
+            gen_ratio,
+            real_ratio,
+            4 * std::sqrt(gen_se * gen_se + real_se * real_se));
     EXPECT_GT(gen_ratio, 1.03); // not a Gaussian's
 
     // Cluster structure: the real set's IVF lists are balanced (median 142
@@ -328,12 +361,14 @@ TEST(MakeScaleData, OneClusterIsTheSingleScaleMixture) {
     const size_t d = real.d;
     const std::string out = testing::TempDir() + "scale_k1";
     std::string log;
-    ASSERT_EQ(run_tool("--source " + source_dir() + " --n " +
-                               std::to_string(kN) +
-                               " --nq 10 --k 1 --seed 1234 --clusters 1 --out " +
-                               out,
-                       2, log),
-              0)
+    ASSERT_EQ(
+            run_tool(
+                    "--source " + source_dir() + " --n " + std::to_string(kN) +
+                            " --nq 10 --k 1 --seed 1234 --clusters 1 --out " +
+                            out,
+                    2,
+                    log),
+            0)
             << log;
     const VecsFile<float> base = read_fvecs(out + "/base.fvecs");
     const VecsFile<float> query = read_fvecs(out + "/query.fvecs");
@@ -346,9 +381,10 @@ TEST(MakeScaleData, OneClusterIsTheSingleScaleMixture) {
             {0.0354753062f, 0.0262402222f, 0.00328893005f, -0.0676900148f},
             {-0.0153954728f, -0.000615347642f, 0.0112067889f, 0.00858630519f},
             {-0.0159804113f, 0.0480496772f, 0.0289518926f, -0.0121215377f}};
-    const float* rows[3] = {base.data.data(),
-                            base.data.data() + (kN - 1) * d,
-                            query.data.data()};
+    const float* rows[3] = {
+            base.data.data(),
+            base.data.data() + (kN - 1) * d,
+            query.data.data()};
     for (size_t r = 0; r < 3; r++) {
         for (size_t j = 0; j < 4; j++) {
             EXPECT_NEAR(rows[r][j], known[r][j], 1e-6)
@@ -357,7 +393,7 @@ TEST(MakeScaleData, OneClusterIsTheSingleScaleMixture) {
     }
     // The 1M set itself, when present: the same bytes.
     const std::string old_set = fs::path(source_dir()).parent_path().string() +
-                                "/scale1m-use512/base.fvecs";
+            "/scale1m-use512/base.fvecs";
     if (fs::exists(old_set)) {
         const std::string written = read_all(out + "/base.fvecs");
         std::ifstream in(old_set, std::ios::binary);

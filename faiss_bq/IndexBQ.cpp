@@ -29,14 +29,16 @@ size_t checked_code_size(idx_t d, int nbits, faiss::MetricType metric) {
             "IndexBQ: nbits=%d must be 1 or 2",
             nbits);
     FAISS_THROW_IF_NOT_FMT(
-            metric == faiss::METRIC_L2 ||
-                    metric == faiss::METRIC_INNER_PRODUCT,
+            metric == faiss::METRIC_L2 || metric == faiss::METRIC_INNER_PRODUCT,
             "IndexBQ: metric=%d: only METRIC_L2 and METRIC_INNER_PRODUCT",
             int(metric));
     return CodeLayout(int(d), nbits).code_size;
 }
 
-size_t checked_budget_code_size(idx_t d, size_t budget_bytes, faiss::MetricType metric) {
+size_t checked_budget_code_size(
+        idx_t d,
+        size_t budget_bytes,
+        faiss::MetricType metric) {
     checked_code_size(d, 1, metric);
     FAISS_THROW_IF_NOT_FMT(
             budget_bytes >= 1 && budget_bytes * 8 <= size_t(4 * d),
@@ -52,15 +54,16 @@ size_t checked_budget_code_size(idx_t d, size_t budget_bytes, faiss::MetricType 
 /// heap (k entries). Ids in increasing order, admitted only when strictly
 /// better than the worst kept: the smaller id wins a tie.
 template <class C>
-void scan_codes(const IndexBQ& index,
-                QueryScorer& scorer,
-                idx_t j0,
-                idx_t j1,
-                idx_t k,
-                float* D,
-                idx_t* I,
-                const faiss::IDSelector* sel,
-                std::vector<float>& scores) {
+void scan_codes(
+        const IndexBQ& index,
+        QueryScorer& scorer,
+        idx_t j0,
+        idx_t j1,
+        idx_t k,
+        float* D,
+        idx_t* I,
+        const faiss::IDSelector* sel,
+        std::vector<float>& scores) {
     const size_t cs = index.code_size;
     const size_t block = scores.size();
     for (idx_t jb = j0; jb < j1; jb += idx_t(block)) {
@@ -73,35 +76,65 @@ void scan_codes(const IndexBQ& index,
 /// k-NN over all codes for queries [0, n) (search_flat: one scorer per
 /// thread, over the queries or over the codes).
 template <class C>
-void search_codes(const IndexBQ& index,
-                  idx_t n,
-                  const float* x,
-                  idx_t k,
-                  float* distances,
-                  idx_t* labels,
-                  Estimator estimator,
-                  int query_bits,
-                  const faiss::IDSelector* sel) {
+void search_codes(
+        const IndexBQ& index,
+        idx_t n,
+        const float* x,
+        idx_t k,
+        float* distances,
+        idx_t* labels,
+        Estimator estimator,
+        int query_bits,
+        const faiss::IDSelector* sel) {
     struct Scanner {
         QueryScorer scorer;
         std::vector<float> scores;
     };
     const bool transform = estimator == Estimator::asymmetric;
-    for_query_chunks(index.plan, n, x, transform, [&](idx_t i0, idx_t m, const float* y) {
-        search_flat<C>(
-                m, index.ntotal, k, QueryScorer::block_codes,
-                distances + i0 * k, labels + i0 * k,
-                [&] {
-                    return Scanner{QueryScorer(index.plan, index.metric_type,
-                                               estimator, query_bits),
-                                   std::vector<float>(QueryScorer::block_codes)};
-                },
-                [&](Scanner& s, idx_t i, idx_t j0, idx_t j1, float* D, idx_t* I) {
-                    s.scorer.set_query(x + (i0 + i) * index.d,
-                                       y ? y + i * index.d : nullptr);
-                    scan_codes<C>(index, s.scorer, j0, j1, k, D, I, sel, s.scores);
-                });
-    });
+    for_query_chunks(
+            index.plan,
+            n,
+            x,
+            transform,
+            [&](idx_t i0, idx_t m, const float* y) {
+                search_flat<C>(
+                        m,
+                        index.ntotal,
+                        k,
+                        QueryScorer::block_codes,
+                        distances + i0 * k,
+                        labels + i0 * k,
+                        [&] {
+                            return Scanner{
+                                    QueryScorer(
+                                            index.plan,
+                                            index.metric_type,
+                                            estimator,
+                                            query_bits),
+                                    std::vector<float>(
+                                            QueryScorer::block_codes)};
+                        },
+                        [&](Scanner& s,
+                            idx_t i,
+                            idx_t j0,
+                            idx_t j1,
+                            float* D,
+                            idx_t* I) {
+                            s.scorer.set_query(
+                                    x + (i0 + i) * index.d,
+                                    y ? y + i * index.d : nullptr);
+                            scan_codes<C>(
+                                    index,
+                                    s.scorer,
+                                    j0,
+                                    j1,
+                                    k,
+                                    D,
+                                    I,
+                                    sel,
+                                    s.scores);
+                        });
+            });
 }
 
 /// The FAISS distance-computer interface over a QueryScorer.
@@ -126,7 +159,10 @@ struct BQDistanceComputer : faiss::FlatCodesDistanceComputer {
     std::vector<float> spare;  ///< j's row when i holds the slot of both
     size_t n_symmetric_dis = 0, n_decoded = 0;
 
-    BQDistanceComputer(const IndexBQ& index, Estimator estimator, int query_bits)
+    BQDistanceComputer(
+            const IndexBQ& index,
+            Estimator estimator,
+            int query_bits)
             : FlatCodesDistanceComputer(index.codes.data(), index.code_size),
               index(index),
               scorer(index.plan, index.metric_type, estimator, query_bits),
@@ -210,17 +246,16 @@ IndexBQ::IndexBQ() : IndexFlatCodes() {
 }
 
 IndexBQ::IndexBQ(idx_t d, int nbits, faiss::MetricType metric)
-        : IndexFlatCodes(checked_code_size(d, nbits, metric),
-                         d,
-                         metric),
+        : IndexFlatCodes(checked_code_size(d, nbits, metric), d, metric),
           nbits(nbits) {
     is_trained = false;
 }
 
 IndexBQ::IndexBQ(idx_t d, CodeBudget budget, faiss::MetricType metric)
-        : IndexFlatCodes(checked_budget_code_size(d, budget.bytes, metric),
-                         d,
-                         metric),
+        : IndexFlatCodes(
+                  checked_budget_code_size(d, budget.bytes, metric),
+                  d,
+                  metric),
           nbits(0),
           budget_bytes(budget.bytes) {
     is_trained = false;
@@ -228,7 +263,8 @@ IndexBQ::IndexBQ(idx_t d, CodeBudget budget, faiss::MetricType metric)
 
 IndexBQ::IndexBQ(const BinarizationPlan& plan, faiss::MetricType metric)
         : IndexFlatCodes() {
-    FAISS_THROW_IF_NOT_MSG(plan.is_trained(), "IndexBQ: the plan is not trained");
+    FAISS_THROW_IF_NOT_MSG(
+            plan.is_trained(), "IndexBQ: the plan is not trained");
     // The foundation's plans keep their index form; others are a budget.
     const bool foundation = plan.is_uniform() && plan.nbits <= 2 &&
             plan.code_bytes == plan.nbits * ((size_t(plan.d) + 7) / 8);
@@ -264,7 +300,8 @@ void IndexBQ::train(idx_t n, const float* x) {
 }
 
 void IndexBQ::add(idx_t n, const float* x) {
-    FAISS_THROW_IF_NOT_MSG(is_trained, "IndexBQ::add: the index is not trained");
+    FAISS_THROW_IF_NOT_MSG(
+            is_trained, "IndexBQ::add: the index is not trained");
     FAISS_THROW_IF_NOT_FMT(n >= 0, "IndexBQ::add: n=%ld", long(n));
     if (n == 0) {
         return;
@@ -286,8 +323,10 @@ void IndexBQ::search(
         float* distances,
         idx_t* labels,
         const faiss::SearchParameters* params) const {
-    FAISS_THROW_IF_NOT_MSG(is_trained, "IndexBQ::search: the index is not trained");
-    FAISS_THROW_IF_NOT_FMT(k > 0, "IndexBQ::search: k=%ld must be > 0", long(k));
+    FAISS_THROW_IF_NOT_MSG(
+            is_trained, "IndexBQ::search: the index is not trained");
+    FAISS_THROW_IF_NOT_FMT(
+            k > 0, "IndexBQ::search: k=%ld must be > 0", long(k));
     FAISS_THROW_IF_NOT_FMT(n >= 0, "IndexBQ::search: n=%ld", long(n));
     if (n == 0) {
         return;
@@ -315,17 +354,20 @@ void IndexBQ::search(
 }
 
 void IndexBQ::sa_encode(idx_t n, const float* x, uint8_t* bytes) const {
-    FAISS_THROW_IF_NOT_MSG(is_trained, "IndexBQ::sa_encode: the index is not trained");
+    FAISS_THROW_IF_NOT_MSG(
+            is_trained, "IndexBQ::sa_encode: the index is not trained");
     check_finite("encoded", size_t(n), size_t(d), x);
     encode(plan, size_t(n), x, bytes);
 }
 
 void IndexBQ::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
-    FAISS_THROW_IF_NOT_MSG(is_trained, "IndexBQ::sa_decode: the index is not trained");
+    FAISS_THROW_IF_NOT_MSG(
+            is_trained, "IndexBQ::sa_decode: the index is not trained");
     decode(plan, size_t(n), bytes, x);
 }
 
-faiss::FlatCodesDistanceComputer* IndexBQ::get_FlatCodesDistanceComputer() const {
+faiss::FlatCodesDistanceComputer* IndexBQ::get_FlatCodesDistanceComputer()
+        const {
     return get_distance_computer(estimator, query_bits);
 }
 
@@ -435,7 +477,8 @@ void IndexBQ::check_compatible_for_merge(const faiss::Index& other) const {
             o->budget_bytes,
             budget_bytes);
     FAISS_THROW_IF_NOT_MSG(
-            o->plan.center == plan.center && o->plan.rotation == plan.rotation &&
+            o->plan.center == plan.center &&
+                    o->plan.rotation == plan.rotation &&
                     o->plan.thresholds == plan.thresholds &&
                     o->plan.levels == plan.levels && o->plan.bits == plan.bits,
             "IndexBQ: cannot merge indexes trained with different plans");

@@ -52,12 +52,17 @@ struct IndexBQ : faiss::IndexFlatCodes {
     int query_bits = 0;
 
     IndexBQ();
-    IndexBQ(idx_t d, int nbits = 1, faiss::MetricType metric = faiss::METRIC_L2);
+    IndexBQ(idx_t d,
+            int nbits = 1,
+            faiss::MetricType metric = faiss::METRIC_L2);
     /// code_size = budget.bytes + CodeLayout::factor_bytes; budget.bytes in
     /// [1, d / 2] (at most 4 bits per coordinate).
-    IndexBQ(idx_t d, CodeBudget budget, faiss::MetricType metric = faiss::METRIC_L2);
+    IndexBQ(idx_t d,
+            CodeBudget budget,
+            faiss::MetricType metric = faiss::METRIC_L2);
     /// An index around an already trained plan.
-    IndexBQ(const BinarizationPlan& plan, faiss::MetricType metric = faiss::METRIC_L2);
+    IndexBQ(const BinarizationPlan& plan,
+            faiss::MetricType metric = faiss::METRIC_L2);
 
     /// The layout of the trained plan's codes.
     CodeLayout layout() const {
@@ -78,7 +83,8 @@ struct IndexBQ : faiss::IndexFlatCodes {
     void sa_decode(idx_t n, const uint8_t* bytes, float* x) const override;
 
     /// Distance computer of the default estimator (used by graph indexes).
-    faiss::FlatCodesDistanceComputer* get_FlatCodesDistanceComputer() const override;
+    faiss::FlatCodesDistanceComputer* get_FlatCodesDistanceComputer()
+            const override;
     faiss::FlatCodesDistanceComputer* get_distance_computer(
             Estimator estimator,
             int query_bits) const;

@@ -37,15 +37,16 @@ struct GroupScanner {
 /// the m queries set on s into their heaps (query e's at D + e * k;
 /// push_scores: a tie keeps the smaller id).
 template <class C>
-void scan_blocks(const IndexBQFastScan& index,
-                 GroupScanner& s,
-                 size_t m,
-                 idx_t j0,
-                 idx_t j1,
-                 idx_t k,
-                 float* D,
-                 idx_t* I,
-                 const faiss::IDSelector* sel) {
+void scan_blocks(
+        const IndexBQFastScan& index,
+        GroupScanner& s,
+        size_t m,
+        idx_t j0,
+        idx_t j1,
+        idx_t k,
+        float* D,
+        idx_t* I,
+        const faiss::IDSelector* sel) {
     const size_t bb = s.scorers[0].nibbles.block_bytes();
     constexpr size_t run = chunk_blocks * block;
     FastScanScorer* scorers[query_group];
@@ -60,66 +61,98 @@ void scan_blocks(const IndexBQFastScan& index,
             scorers[e]->worst = D[e * k];
         }
         FastScanScorer::scan_group(
-                scorers, m, index.codes.data() + i0 / block * bb,
+                scorers,
+                m,
+                index.codes.data() + i0 / block * bb,
                 index.factors.data() + IndexBQFastScan::factor_at(idx_t(i0), 0),
-                (n + block - 1) / block, out);
+                (n + block - 1) / block,
+                out);
         for (size_t e = 0; e < m; e++) {
             // the padding vectors of the last block are not pushed
             const FastScanScorer& sc = *scorers[e];
-            const size_t nc = size_t(
-                    std::lower_bound(sc.better.data(), sc.better.data() + sc.nbetter,
-                                     uint32_t(n)) -
-                    sc.better.data());
+            const size_t nc =
+                    size_t(std::lower_bound(
+                                   sc.better.data(),
+                                   sc.better.data() + sc.nbetter,
+                                   uint32_t(n)) -
+                           sc.better.data());
             push_selected<C>(
-                    k, D + e * k, I + e * k, out[e], sc.better.data(), nc,
+                    k,
+                    D + e * k,
+                    I + e * k,
+                    out[e],
+                    sc.better.data(),
+                    nc,
                     [i0](size_t v) { return idx_t(i0 + v); },
-                    [i0, sel](size_t v) { return !sel || sel->is_member(idx_t(i0 + v)); });
+                    [i0, sel](size_t v) {
+                        return !sel || sel->is_member(idx_t(i0 + v));
+                    });
         }
     }
 }
 
 template <class C>
-void search_blocks(const IndexBQFastScan& index,
-                   idx_t n,
-                   const float* x,
-                   idx_t k,
-                   float* distances,
-                   idx_t* labels,
-                   const faiss::IDSelector* sel) {
-    for_query_chunks(index.plan, n, x, true, [&](idx_t i0, idx_t m, const float* y) {
-        search_flat_groups<C>(
-                m, index.ntotal, k, chunk_blocks * block, query_group,
-                distances + i0 * k, labels + i0 * k,
-                [&] {
-                    return GroupScanner{
-                            std::vector<FastScanScorer>(
-                                    query_group,
-                                    FastScanScorer(index.plan, index.metric_type)),
-                            std::vector<float>(query_group * chunk_blocks * block)};
-                },
-                [&](GroupScanner& s, idx_t i, idx_t mq, idx_t j0, idx_t j1, float* D,
-                    idx_t* I) {
-                    for (idx_t e = 0; e < mq; e++) {
-                        s.scorers[e].set_query(x + (i0 + i + e) * index.d,
-                                               y + (i + e) * index.d);
-                    }
-                    scan_blocks<C>(index, s, size_t(mq), j0, j1, k, D, I, sel);
-                });
-    });
+void search_blocks(
+        const IndexBQFastScan& index,
+        idx_t n,
+        const float* x,
+        idx_t k,
+        float* distances,
+        idx_t* labels,
+        const faiss::IDSelector* sel) {
+    for_query_chunks(
+            index.plan, n, x, true, [&](idx_t i0, idx_t m, const float* y) {
+                search_flat_groups<C>(
+                        m,
+                        index.ntotal,
+                        k,
+                        chunk_blocks * block,
+                        query_group,
+                        distances + i0 * k,
+                        labels + i0 * k,
+                        [&] {
+                            return GroupScanner{
+                                    std::vector<FastScanScorer>(
+                                            query_group,
+                                            FastScanScorer(
+                                                    index.plan,
+                                                    index.metric_type)),
+                                    std::vector<float>(
+                                            query_group * chunk_blocks *
+                                            block)};
+                        },
+                        [&](GroupScanner& s,
+                            idx_t i,
+                            idx_t mq,
+                            idx_t j0,
+                            idx_t j1,
+                            float* D,
+                            idx_t* I) {
+                            for (idx_t e = 0; e < mq; e++) {
+                                s.scorers[e].set_query(
+                                        x + (i0 + i + e) * index.d,
+                                        y + (i + e) * index.d);
+                            }
+                            scan_blocks<C>(
+                                    index, s, size_t(mq), j0, j1, k, D, I, sel);
+                        });
+            });
 }
 
 /// Vector i's code in IndexBQ's layout: its unpacked nibbles, then its
 /// factors (the layouts built once by callers that loop).
-void write_code(const IndexBQFastScan& index,
-                const CodeLayout& layout,
-                const NibbleLayout& nl,
-                idx_t i,
-                uint8_t* code) {
+void write_code(
+        const IndexBQFastScan& index,
+        const CodeLayout& layout,
+        const NibbleLayout& nl,
+        idx_t i,
+        uint8_t* code) {
     nl.unpack(layout, index.codes.data(), size_t(i), code);
     for (int c = 0; c < 3; c++) {
-        std::memcpy(code + layout.planes_size + c * sizeof(float),
-                    &index.factors[IndexBQFastScan::factor_at(i, c)],
-                    sizeof(float));
+        std::memcpy(
+                code + layout.planes_size + c * sizeof(float),
+                &index.factors[IndexBQFastScan::factor_at(i, c)],
+                sizeof(float));
     }
 }
 
@@ -239,9 +272,10 @@ void IndexBQFastScan::add_sa_codes(idx_t n, const uint8_t* bytes) {
         const uint8_t* code = bytes + i * layout.code_size;
         nl.pack(layout, code, codes.data(), n0 + i);
         for (int c = 0; c < 3; c++) {
-            std::memcpy(&factors[factor_at(idx_t(n0 + i), c)],
-                        code + layout.planes_size + c * sizeof(float),
-                        sizeof(float));
+            std::memcpy(
+                    &factors[factor_at(idx_t(n0 + i), c)],
+                    code + layout.planes_size + c * sizeof(float),
+                    sizeof(float));
         }
     }
     ntotal = idx_t(n1);
@@ -315,8 +349,8 @@ size_t IndexBQFastScan::remove_ids(const faiss::IDSelector& sel) {
     }
     const size_t removed = size_t(ntotal - kept);
     // The last block's padding vectors are zero, as add leaves them.
-    const size_t end = std::min(size_t(ntotal),
-                                (size_t(kept) + block - 1) / block * block);
+    const size_t end = std::min(
+            size_t(ntotal), (size_t(kept) + block - 1) / block * block);
     for (size_t i = size_t(kept); i < end; i++) {
         nl.clear_vector(codes.data(), i);
         for (int c = 0; c < 3; c++) {
@@ -324,7 +358,8 @@ size_t IndexBQFastScan::remove_ids(const faiss::IDSelector& sel) {
         }
     }
     codes.resize(nl.blocks_bytes(size_t(kept)));
-    factors.resize(nl.blocks_bytes(size_t(kept)) / nl.block_bytes() * 3 * block);
+    factors.resize(
+            nl.blocks_bytes(size_t(kept)) / nl.block_bytes() * 3 * block);
     ntotal = kept;
     return removed;
 }

@@ -62,8 +62,14 @@ struct IndexBQFastScan : faiss::Index {
     }
 
     IndexBQFastScan();
-    IndexBQFastScan(idx_t d, int nbits = 1, faiss::MetricType metric = faiss::METRIC_L2);
-    IndexBQFastScan(idx_t d, CodeBudget budget, faiss::MetricType metric = faiss::METRIC_L2);
+    IndexBQFastScan(
+            idx_t d,
+            int nbits = 1,
+            faiss::MetricType metric = faiss::METRIC_L2);
+    IndexBQFastScan(
+            idx_t d,
+            CodeBudget budget,
+            faiss::MetricType metric = faiss::METRIC_L2);
     /// Takes the IndexBQ's configuration, plan and codes (copied and
     /// re-packed): the same vectors, searchable by fast scan.
     explicit IndexBQFastScan(const IndexBQ& index);

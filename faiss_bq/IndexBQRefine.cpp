@@ -161,8 +161,9 @@ void refine_candidates(
 IndexBQRefine::IndexBQRefine() = default;
 
 IndexBQRefine::IndexBQRefine(faiss::Index* base, faiss::Index* refine)
-        : faiss::Index(base ? base->d : 0,
-                       base ? base->metric_type : faiss::METRIC_L2),
+        : faiss::Index(
+                  base ? base->d : 0,
+                  base ? base->metric_type : faiss::METRIC_L2),
           base_index(base),
           refine_index(refine) {
     FAISS_THROW_IF_NOT_MSG(base, "IndexBQRefine: null first stage");
@@ -288,12 +289,30 @@ void IndexBQRefine::search(
     const float* sig = bq ? sigmas.data() : nullptr;
     if (metric_type == faiss::METRIC_INNER_PRODUCT) {
         refine_candidates<faiss::CMin<float, idx_t>>(
-                *this, n, x, k, k_base, cand_D.data(), cand_I.data(), sig,
-                o.bound_sigmas, distances, labels);
+                *this,
+                n,
+                x,
+                k,
+                k_base,
+                cand_D.data(),
+                cand_I.data(),
+                sig,
+                o.bound_sigmas,
+                distances,
+                labels);
     } else {
         refine_candidates<faiss::CMax<float, idx_t>>(
-                *this, n, x, k, k_base, cand_D.data(), cand_I.data(), sig,
-                o.bound_sigmas, distances, labels);
+                *this,
+                n,
+                x,
+                k,
+                k_base,
+                cand_D.data(),
+                cand_I.data(),
+                sig,
+                o.bound_sigmas,
+                distances,
+                labels);
     }
 }
 

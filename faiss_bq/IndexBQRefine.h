@@ -1,4 +1,5 @@
-// IndexBQRefine: a fast first stage finds candidates, a refine store ranks them.
+// IndexBQRefine: a fast first stage finds candidates, a refine store ranks
+// them.
 #pragma once
 
 #include <faiss/Index.h>
@@ -36,11 +37,11 @@ struct RefineStats {
  * distances, ordered as FAISS orders them (equal distances: smaller id first).
  *
  * Error-bound skip: when the first stage is an IndexBQ with a uniform plan
- * searched with the asymmetric estimator, each candidate's estimate comes with a standard
- * deviation sigma (asymmetric_error_sigma, estimators.h). Once k candidates
- * are re-scored, a candidate whose estimate is worse than the k-th best
- * refined distance by more than bound_sigmas * sigma is not re-scored. With
- * bound_sigmas = 0 every candidate is re-scored.
+ * searched with the asymmetric estimator, each candidate's estimate comes with
+ * a standard deviation sigma (asymmetric_error_sigma, estimators.h). Once k
+ * candidates are re-scored, a candidate whose estimate is worse than the k-th
+ * best refined distance by more than bound_sigmas * sigma is not re-scored.
+ * With bound_sigmas = 0 every candidate is re-scored.
  *
  * Unlike faiss::IndexRefine, k_factor and the skip can be set per search
  * (SearchParametersBQRefine), and other search parameters (a

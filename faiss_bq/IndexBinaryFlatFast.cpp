@@ -37,9 +37,9 @@ size_t tile_queries(idx_t n, int nt) {
 
 idx_t checked_d(idx_t d) {
     FAISS_THROW_IF_NOT_FMT(
-        d > 0 && d % 8 == 0,
-        "IndexBinaryFlatFast: d=%ld must be a positive multiple of 8",
-        long(d));
+            d > 0 && d % 8 == 0,
+            "IndexBinaryFlatFast: d=%ld must be a positive multiple of 8",
+            long(d));
     return d;
 }
 
@@ -56,32 +56,34 @@ struct ScanBuffers {
  * the heap's worst in (distance, id) order, so the heaps hold the k smallest
  * (distance, id) pairs whatever order the blocks are scanned in: FAISS's
  * rule (the smaller id wins a tie). */
-void scan(const uint8_t* queries,
-          size_t q0,
-          size_t q1,
-          const uint8_t* xb,
-          size_t code_size,
-          size_t j0,
-          size_t j1,
-          size_t k,
-          int32_t* D,
-          idx_t* I,
-          const faiss::IDSelector* sel,
-          ScanBuffers& buf) {
+void scan(
+        const uint8_t* queries,
+        size_t q0,
+        size_t q1,
+        const uint8_t* xb,
+        size_t code_size,
+        size_t j0,
+        size_t j1,
+        size_t k,
+        int32_t* D,
+        idx_t* I,
+        const faiss::IDSelector* sel,
+        ScanBuffers& buf) {
     const size_t block = buf.dis.size();
     for (size_t jb = j0; jb < j1; jb += block) {
         const size_t nb = std::min(block, j1 - jb);
         for (size_t q = q0; q < q1; q++) {
             int32_t* hd = D + (q - q0) * k;
             idx_t* hi = I + (q - q0) * k;
-            kernels::hamming_block(queries + q * code_size,
-                                   xb + jb * code_size,
-                                   nb,
-                                   code_size,
-                                   code_size,
-                                   buf.dis.data());
-            const size_t m =
-                kernels::select_less(buf.dis.data(), nb, hd[0], buf.pos.data());
+            kernels::hamming_block(
+                    queries + q * code_size,
+                    xb + jb * code_size,
+                    nb,
+                    code_size,
+                    code_size,
+                    buf.dis.data());
+            const size_t m = kernels::select_less(
+                    buf.dis.data(), nb, hd[0], buf.pos.data());
             for (size_t c = 0; c < m; c++) {
                 const int32_t dis = buf.dis[buf.pos[c]];
                 const idx_t id = idx_t(jb + buf.pos[c]);
@@ -96,7 +98,7 @@ void scan(const uint8_t* queries,
 } // namespace
 
 IndexBinaryFlatFast::IndexBinaryFlatFast(idx_t d)
-    : faiss::IndexBinary(checked_d(d)) {}
+        : faiss::IndexBinary(checked_d(d)) {}
 
 void IndexBinaryFlatFast::add(idx_t n, const uint8_t* x) {
     FAISS_THROW_IF_NOT_FMT(n >= 0, "IndexBinaryFlatFast::add: n=%ld", long(n));
@@ -109,16 +111,17 @@ void IndexBinaryFlatFast::reset() {
     ntotal = 0;
 }
 
-void IndexBinaryFlatFast::search(idx_t n,
-                                 const uint8_t* x,
-                                 idx_t k,
-                                 int32_t* distances,
-                                 idx_t* labels,
-                                 const faiss::SearchParameters* params) const {
+void IndexBinaryFlatFast::search(
+        idx_t n,
+        const uint8_t* x,
+        idx_t k,
+        int32_t* distances,
+        idx_t* labels,
+        const faiss::SearchParameters* params) const {
     FAISS_THROW_IF_NOT_FMT(
-        k > 0, "IndexBinaryFlatFast::search: k=%ld must be > 0", long(k));
+            k > 0, "IndexBinaryFlatFast::search: k=%ld must be > 0", long(k));
     FAISS_THROW_IF_NOT_FMT(
-        n >= 0, "IndexBinaryFlatFast::search: n=%ld", long(n));
+            n >= 0, "IndexBinaryFlatFast::search: n=%ld", long(n));
     if (n == 0) {
         return;
     }
@@ -150,8 +153,8 @@ void IndexBinaryFlatFast::search(idx_t n,
                 scan(x, 0, n, xb.data(), cs, j0, j1, ks, D, I, sel, buf);
             }
         }
-        merge_thread_heaps<Heap>(nt, n, ks, tD.data(), tI.data(), distances,
-                                 labels);
+        merge_thread_heaps<Heap>(
+                nt, n, ks, tD.data(), tI.data(), distances, labels);
         return;
     }
 
@@ -168,27 +171,27 @@ void IndexBinaryFlatFast::search(idx_t n,
             idx_t* I = labels + q0 * ks;
             for (size_t q = q0; q < q1; q++) {
                 faiss::heap_heapify<Heap>(
-                    ks, D + (q - q0) * ks, I + (q - q0) * ks);
+                        ks, D + (q - q0) * ks, I + (q - q0) * ks);
             }
             scan(x, q0, q1, xb.data(), cs, 0, nb, ks, D, I, sel, buf);
             for (size_t q = q0; q < q1; q++) {
                 faiss::heap_reorder<Heap>(
-                    ks, D + (q - q0) * ks, I + (q - q0) * ks);
+                        ks, D + (q - q0) * ks, I + (q - q0) * ks);
             }
         }
     }
 }
 
 void IndexBinaryFlatFast::range_search(
-    idx_t n,
-    const uint8_t* x,
-    int radius,
-    faiss::RangeSearchResult* result,
-    const faiss::SearchParameters* params) const {
+        idx_t n,
+        const uint8_t* x,
+        int radius,
+        faiss::RangeSearchResult* result,
+        const faiss::SearchParameters* params) const {
     FAISS_THROW_IF_NOT_FMT(
-        n >= 0, "IndexBinaryFlatFast::range_search: n=%ld", long(n));
-    FAISS_THROW_IF_NOT_MSG(result,
-                           "IndexBinaryFlatFast::range_search: result is null");
+            n >= 0, "IndexBinaryFlatFast::range_search: n=%ld", long(n));
+    FAISS_THROW_IF_NOT_MSG(
+            result, "IndexBinaryFlatFast::range_search: result is null");
     const faiss::IDSelector* sel = params ? params->sel : nullptr;
     const size_t cs = code_size, nb = size_t(ntotal);
     const size_t block = std::min(block_codes(cs), std::max<size_t>(nb, 1));
@@ -202,9 +205,14 @@ void IndexBinaryFlatFast::range_search(
             for (size_t jb = 0; jb < nb; jb += block) {
                 const size_t m = std::min(block, nb - jb);
                 kernels::hamming_block(
-                    x + q * cs, xb.data() + jb * cs, m, cs, cs, buf.dis.data());
+                        x + q * cs,
+                        xb.data() + jb * cs,
+                        m,
+                        cs,
+                        cs,
+                        buf.dis.data());
                 const size_t c = kernels::select_less(
-                    buf.dis.data(), m, radius, buf.pos.data());
+                        buf.dis.data(), m, radius, buf.pos.data());
                 for (size_t e = 0; e < c; e++) {
                     const idx_t id = idx_t(jb + buf.pos[e]);
                     if (!sel || sel->is_member(id)) {
@@ -219,10 +227,10 @@ void IndexBinaryFlatFast::range_search(
 
 void IndexBinaryFlatFast::reconstruct(idx_t key, uint8_t* recons) const {
     FAISS_THROW_IF_NOT_FMT(
-        key >= 0 && key < ntotal,
-        "IndexBinaryFlatFast::reconstruct: key=%ld not in [0, %ld)",
-        long(key),
-        long(ntotal));
+            key >= 0 && key < ntotal,
+            "IndexBinaryFlatFast::reconstruct: key=%ld not in [0, %ld)",
+            long(key),
+            long(ntotal));
     std::memcpy(recons, xb.data() + key * code_size, code_size);
 }
 
@@ -233,9 +241,10 @@ size_t IndexBinaryFlatFast::remove_ids(const faiss::IDSelector& sel) {
             continue;
         }
         if (i > j) {
-            std::memmove(xb.data() + code_size * j,
-                         xb.data() + code_size * i,
-                         code_size);
+            std::memmove(
+                    xb.data() + code_size * j,
+                    xb.data() + code_size * i,
+                    code_size);
         }
         j++;
     }

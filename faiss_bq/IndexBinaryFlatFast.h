@@ -49,19 +49,20 @@ struct IndexBinaryFlatFast : faiss::IndexBinary {
     void add(idx_t n, const uint8_t* x) override;
     void reset() override;
 
-    void search(idx_t n,
-                const uint8_t* x,
-                idx_t k,
-                int32_t* distances,
-                idx_t* labels,
-                const faiss::SearchParameters* params = nullptr) const override;
+    void search(
+            idx_t n,
+            const uint8_t* x,
+            idx_t k,
+            int32_t* distances,
+            idx_t* labels,
+            const faiss::SearchParameters* params = nullptr) const override;
 
     void range_search(
-        idx_t n,
-        const uint8_t* x,
-        int radius,
-        faiss::RangeSearchResult* result,
-        const faiss::SearchParameters* params = nullptr) const override;
+            idx_t n,
+            const uint8_t* x,
+            int radius,
+            faiss::RangeSearchResult* result,
+            const faiss::SearchParameters* params = nullptr) const override;
 
     void reconstruct(idx_t key, uint8_t* recons) const override;
 

@@ -83,9 +83,10 @@ void IndexFromBinary::binarize(idx_t n, const float* x, uint8_t* bits) const {
         codes.resize(bn * layout.code_size);
         encode(plan, bn, x + i0 * d, codes.data());
         for (size_t i = 0; i < bn; i++) {
-            std::copy_n(codes.data() + i * layout.code_size,
-                        bytes,
-                        bits + (i0 + i) * bytes);
+            std::copy_n(
+                    codes.data() + i * layout.code_size,
+                    bytes,
+                    bits + (i0 + i) * bytes);
         }
     }
 }
@@ -199,7 +200,12 @@ void IndexFromBinary::search(
         idx_t* labels,
         const faiss::SearchParameters* params) const {
     check_search_args(
-            "IndexFromBinary::search", is_trained && plan.is_trained(), n, d, x, k);
+            "IndexFromBinary::search",
+            is_trained && plan.is_trained(),
+            n,
+            d,
+            x,
+            k);
     if (n == 0) {
         return;
     }
@@ -208,7 +214,11 @@ void IndexFromBinary::search(
     binarize(n, x, bits.data());
     std::vector<int32_t> hamming(size_t(n) * k);
     search_binary(
-            n, bits.data(), k, hamming.data(), labels,
+            n,
+            bits.data(),
+            k,
+            hamming.data(),
+            labels,
             params ? params->sel : nullptr);
     const bool ip = metric_type == faiss::METRIC_INNER_PRODUCT;
     const float missing = ip ? -std::numeric_limits<float>::max()

@@ -1,4 +1,5 @@
-// IndexFromBinary: a float faiss::Index whose storage is any faiss::IndexBinary.
+// IndexFromBinary: a float faiss::Index whose storage is any
+// faiss::IndexBinary.
 #pragma once
 
 #include <faiss/Index.h>

@@ -45,7 +45,10 @@ size_t uniform_plane_bytes(size_t d, int nbits) {
 struct IVFBQScanner : IVFScannerBase {
     mutable QueryScorer scorer;
 
-    IVFBQScanner(const IndexIVFBQ& index, bool store_pairs, const faiss::IDSelector* sel)
+    IVFBQScanner(
+            const IndexIVFBQ& index,
+            bool store_pairs,
+            const faiss::IDSelector* sel)
             : IVFScannerBase(index, store_pairs, sel),
               scorer(index.plan,
                      faiss::METRIC_INNER_PRODUCT,
@@ -57,7 +60,8 @@ struct IVFBQScanner : IVFScannerBase {
         IVFScannerBase::set_query(q);
         scorer.set_query(q);
     }
-    void estimate_ips(const uint8_t* entries, size_t n, float* ips) const override {
+    void estimate_ips(const uint8_t* entries, size_t n, float* ips)
+            const override {
         scorer.score_block(entries, n, ips);
     }
 };
@@ -82,11 +86,12 @@ IndexIVFBQ::IndexIVFBQ(
         size_t nlist,
         int nbits,
         faiss::MetricType metric)
-        : IndexIVF(checked_quantizer(quantizer, d),
-                   d,
-                   nlist,
-                   entry_size(uniform_plane_bytes(d, nbits)),
-                   metric) {
+        : IndexIVF(
+                  checked_quantizer(quantizer, d),
+                  d,
+                  nlist,
+                  entry_size(uniform_plane_bytes(d, nbits)),
+                  metric) {
     check_index_args("IndexIVFBQ", idx_t(d), nbits, metric);
     init(nbits, 0);
 }
@@ -97,17 +102,20 @@ IndexIVFBQ::IndexIVFBQ(
         size_t nlist,
         CodeBudget budget,
         faiss::MetricType metric)
-        : IndexIVF(checked_quantizer(quantizer, d),
-                   d,
-                   nlist,
-                   entry_size(budget.bytes),
-                   metric) {
-    (void)IndexBQ(idx_t(d), budget, metric); // validates d, the budget, the metric
+        : IndexIVF(
+                  checked_quantizer(quantizer, d),
+                  d,
+                  nlist,
+                  entry_size(budget.bytes),
+                  metric) {
+    (void)IndexBQ(
+            idx_t(d), budget, metric); // validates d, the budget, the metric
     init(0, budget.bytes);
 }
 
 void IndexIVFBQ::init(int nb, size_t budget) {
-    FAISS_THROW_IF_NOT_FMT(nlist > 0, "IndexIVFBQ: nlist=%zu must be > 0", nlist);
+    FAISS_THROW_IF_NOT_FMT(
+            nlist > 0, "IndexIVFBQ: nlist=%zu must be > 0", nlist);
     nbits = nb;
     budget_bytes = budget;
     // Trained only when the plan is: the quantizer alone is not enough.
@@ -143,17 +151,23 @@ void IndexIVFBQ::train_residual(idx_t n, const float* x) {
     // The trainer fits at most max_fit_rows and holds out heldout_fraction:
     // assigning more rows to lists would only be thrown away.
     size_t ns = size_t(n);
-    const size_t wanted =
-            size_t(double(options.max_fit_rows) / (1 - options.heldout_fraction));
+    const size_t wanted = size_t(
+            double(options.max_fit_rows) / (1 - options.heldout_fraction));
     const float* xs = faiss::fvecs_maybe_subsample(
-            size_t(d), &ns, std::max(wanted, TrainerOptions::min_train_points),
-            x, verbose, options.seed);
+            size_t(d),
+            &ns,
+            std::max(wanted, TrainerOptions::min_train_points),
+            x,
+            verbose,
+            options.seed);
     std::unique_ptr<const float[]> owned(xs != x ? xs : nullptr);
     std::vector<idx_t> assign(ns);
     quantizer->assign(idx_t(ns), xs, assign.data());
     std::vector<float> residuals(ns * d);
-    quantizer->compute_residual_n(idx_t(ns), xs, residuals.data(), assign.data());
-    BinarizationPlan trained = train_plan(ns, size_t(d), residuals.data(), options);
+    quantizer->compute_residual_n(
+            idx_t(ns), xs, residuals.data(), assign.data());
+    BinarizationPlan trained =
+            train_plan(ns, size_t(d), residuals.data(), options);
     FAISS_THROW_IF_NOT_FMT(
             trained.code_bytes <= plane_bytes(),
             "IndexIVFBQ: the trained plan takes %zu bytes of planes, the "
@@ -161,8 +175,9 @@ void IndexIVFBQ::train_residual(idx_t n, const float* x) {
             trained.code_bytes,
             plane_bytes());
     trained.reason = "trained on the residuals x - c_list of " +
-            std::to_string(ns) + " training vectors (nlist=" +
-            std::to_string(nlist) + "): " + trained.reason;
+            std::to_string(ns) +
+            " training vectors (nlist=" + std::to_string(nlist) +
+            "): " + trained.reason;
     plan = std::move(trained);
     is_trained = true;
 }
@@ -232,8 +247,10 @@ void IndexIVFBQ::encode_vectors(
             }
             const float* ri = r.data() + i * d;
             const float* ci = c.data() + i * d;
-            const float shift = faiss::fvec_inner_product(plan.center.data(), ci, d) +
-                    faiss::fvec_inner_product(e.data() + i * d, rc.data() + i * d, d);
+            const float shift =
+                    faiss::fvec_inner_product(plan.center.data(), ci, d) +
+                    faiss::fvec_inner_product(
+                            e.data() + i * d, rc.data() + i * d, d);
             const float f = l2 ? faiss::fvec_norm_L2sqr(ri, d) + 2 * shift
                                : faiss::fvec_inner_product(ri, ci, d) - shift;
             std::memcpy(out + cs - sizeof(float), &f, sizeof(float));
@@ -288,11 +305,20 @@ void IndexIVFBQ::search_preassigned(
         const faiss::IVFSearchParameters* params,
         faiss::IndexIVFStats* stats) const {
     check_search_args("IndexIVFBQ::search_preassigned", is_trained, n, d, x, k);
-    check_nprobe("IndexIVFBQ::search_preassigned", params ? params->nprobe : nprobe);
+    check_nprobe(
+            "IndexIVFBQ::search_preassigned", params ? params->nprobe : nprobe);
     check_query_bits();
     IndexIVF::search_preassigned(
-            n, x, k, assign, centroid_dis, distances, labels, store_pairs,
-            params, stats);
+            n,
+            x,
+            k,
+            assign,
+            centroid_dis,
+            distances,
+            labels,
+            store_pairs,
+            params,
+            stats);
 }
 
 void IndexIVFBQ::check_query_bits() const {
@@ -323,7 +349,8 @@ void IndexIVFBQ::reconstruct_from_offset(
     decode_entry(list_no, entry.get(), recons);
 }
 
-void IndexIVFBQ::decode_entry(idx_t list_no, const uint8_t* entry, float* x) const {
+void IndexIVFBQ::decode_entry(idx_t list_no, const uint8_t* entry, float* x)
+        const {
     std::vector<uint8_t> code(CodeLayout(plan).code_size);
     entry_to_code(entry, code.data());
     decode(plan, 1, code.data(), x);
@@ -335,7 +362,8 @@ void IndexIVFBQ::decode_entry(idx_t list_no, const uint8_t* entry, float* x) con
 }
 
 void IndexIVFBQ::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
-    FAISS_THROW_IF_NOT_MSG(is_trained, "IndexIVFBQ::sa_decode: the index is not trained");
+    FAISS_THROW_IF_NOT_MSG(
+            is_trained, "IndexIVFBQ::sa_decode: the index is not trained");
     const size_t ccs = coarse_code_size(), stride = ccs + code_size;
     for (idx_t i = 0; i < n; i++) {
         const uint8_t* in = bytes + i * stride;
@@ -366,9 +394,11 @@ void IndexIVFBQ::check_compatible_for_merge(const faiss::Index& other) const {
             budget_bytes,
             int(metric_type));
     FAISS_THROW_IF_NOT_MSG(
-            o->plan.center == plan.center && o->plan.rotation == plan.rotation &&
+            o->plan.center == plan.center &&
+                    o->plan.rotation == plan.rotation &&
                     o->plan.thresholds == plan.thresholds &&
-                    o->plan.levels == plan.levels && o->plan.bits == plan.bits &&
+                    o->plan.levels == plan.levels &&
+                    o->plan.bits == plan.bits &&
                     o->plan.joint_levels == plan.joint_levels,
             "IndexIVFBQ: cannot merge indexes trained with different plans");
 }

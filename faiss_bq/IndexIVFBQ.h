@@ -54,16 +54,18 @@ struct IndexIVFBQ : faiss::IndexIVF {
 
     IndexIVFBQ();
     /// quantizer: any index of dimension d (not owned unless own_fields).
-    IndexIVFBQ(faiss::Index* quantizer,
-               size_t d,
-               size_t nlist,
-               int nbits = 1,
-               faiss::MetricType metric = faiss::METRIC_L2);
-    IndexIVFBQ(faiss::Index* quantizer,
-               size_t d,
-               size_t nlist,
-               CodeBudget budget,
-               faiss::MetricType metric = faiss::METRIC_L2);
+    IndexIVFBQ(
+            faiss::Index* quantizer,
+            size_t d,
+            size_t nlist,
+            int nbits = 1,
+            faiss::MetricType metric = faiss::METRIC_L2);
+    IndexIVFBQ(
+            faiss::Index* quantizer,
+            size_t d,
+            size_t nlist,
+            CodeBudget budget,
+            faiss::MetricType metric = faiss::METRIC_L2);
 
     /// Bytes of a list entry (see above).
     static size_t entry_size(size_t plane_bytes);

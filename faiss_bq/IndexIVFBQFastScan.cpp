@@ -26,7 +26,10 @@ struct IVFBQFastScanner : IVFScannerBase {
     mutable std::vector<uint8_t> blocks;
     mutable std::vector<float> factors;
 
-    IVFBQFastScanner(const IndexIVFBQ& index, bool store_pairs, const faiss::IDSelector* sel)
+    IVFBQFastScanner(
+            const IndexIVFBQ& index,
+            bool store_pairs,
+            const faiss::IDSelector* sel)
             : IVFScannerBase(index, store_pairs, sel),
               scorer(index.plan, faiss::METRIC_INNER_PRODUCT),
               factors_at(index.plane_bytes()),
@@ -38,7 +41,8 @@ struct IVFBQFastScanner : IVFScannerBase {
         scorer.set_query(q);
     }
 
-    void estimate_ips(const uint8_t* entries, size_t n, float* ips) const override {
+    void estimate_ips(const uint8_t* entries, size_t n, float* ips)
+            const override {
         const size_t nblocks = (n + block - 1) / block;
         scorer.nibbles.rows_to_blocks(entries, code_size, n, blocks.data());
         std::fill(factors.begin(), factors.begin() + nblocks * 3 * block, 0.f);
@@ -46,7 +50,8 @@ struct IVFBQFastScanner : IVFScannerBase {
             const uint8_t* f = entries + i * code_size + factors_at;
             float* to = factors.data() + i / block * 3 * block + i % block;
             for (int c = 0; c < 3; c++) {
-                std::memcpy(to + c * block, f + c * sizeof(float), sizeof(float));
+                std::memcpy(
+                        to + c * block, f + c * sizeof(float), sizeof(float));
             }
         }
         float out[run];
@@ -122,16 +127,21 @@ void IndexIVFBQFastScan::codes_to_entries(
         uint8_t* entry = entries + i * entry_stride;
         std::memset(entry, 0, code_size);
         nl.pack_row(layout, code, entry);
-        std::memcpy(entry + plane_bytes(), code + layout.planes_size,
-                    CodeLayout::factor_bytes);
+        std::memcpy(
+                entry + plane_bytes(),
+                code + layout.planes_size,
+                CodeLayout::factor_bytes);
     }
 }
 
-void IndexIVFBQFastScan::entry_to_code(const uint8_t* entry, uint8_t* code) const {
+void IndexIVFBQFastScan::entry_to_code(const uint8_t* entry, uint8_t* code)
+        const {
     const CodeLayout layout(plan);
     NibbleLayout(plan).unpack_row(layout, entry, code);
-    std::memcpy(code + layout.planes_size, entry + plane_bytes(),
-                CodeLayout::factor_bytes);
+    std::memcpy(
+            code + layout.planes_size,
+            entry + plane_bytes(),
+            CodeLayout::factor_bytes);
 }
 
 } // namespace faiss_bq

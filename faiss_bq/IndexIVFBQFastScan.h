@@ -25,16 +25,18 @@ namespace faiss_bq {
  */
 struct IndexIVFBQFastScan : IndexIVFBQ {
     IndexIVFBQFastScan();
-    IndexIVFBQFastScan(faiss::Index* quantizer,
-                       size_t d,
-                       size_t nlist,
-                       int nbits = 1,
-                       faiss::MetricType metric = faiss::METRIC_L2);
-    IndexIVFBQFastScan(faiss::Index* quantizer,
-                       size_t d,
-                       size_t nlist,
-                       CodeBudget budget,
-                       faiss::MetricType metric = faiss::METRIC_L2);
+    IndexIVFBQFastScan(
+            faiss::Index* quantizer,
+            size_t d,
+            size_t nlist,
+            int nbits = 1,
+            faiss::MetricType metric = faiss::METRIC_L2);
+    IndexIVFBQFastScan(
+            faiss::Index* quantizer,
+            size_t d,
+            size_t nlist,
+            CodeBudget budget,
+            faiss::MetricType metric = faiss::METRIC_L2);
 
     void train_residual(idx_t n, const float* x) override;
     faiss::InvertedListScanner* get_InvertedListScanner(

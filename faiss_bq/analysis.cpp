@@ -103,12 +103,13 @@ size_t count_unbalanced(const std::vector<float>& fractions) {
 // Sum of the d x d matrix Xc^T Xc of the centred rows, upper triangle of a
 // column-major matrix. Blocks are summed in double so that large n adds no
 // rounding beyond that of one block.
-std::vector<double> centred_scatter(size_t n,
-                                    size_t d,
-                                    const float* x,
-                                    const std::vector<double>& mean) {
+std::vector<double> centred_scatter(
+        size_t n,
+        size_t d,
+        const float* x,
+        const std::vector<double>& mean) {
     const size_t block_rows =
-        std::min(n, std::max<size_t>(1, kBufferFloats / d));
+            std::min(n, std::max<size_t>(1, kBufferFloats / d));
     std::vector<float> centred(block_rows * d);
     std::vector<float> block_scatter(d * d);
     std::vector<double> scatter(d * d);
@@ -149,9 +150,10 @@ std::vector<double> centred_scatter(size_t n,
 // ssyevd produces tiny negative ones for rank-deficient samples. With
 // `vectors`, also its eigenvectors as the rows of a d x d row-major matrix,
 // in the same order.
-std::vector<float> descending_eigenvalues(size_t d,
-                                          const std::vector<double>& cov,
-                                          std::vector<float>* vectors = nullptr) {
+std::vector<float> descending_eigenvalues(
+        size_t d,
+        const std::vector<double>& cov,
+        std::vector<float>* vectors = nullptr) {
     std::vector<float> a(cov.begin(), cov.end());
     std::vector<float> w(d);
     const char* jobz = vectors ? "V" : "N";
@@ -203,10 +205,11 @@ std::vector<float> descending_eigenvalues(size_t d,
 
 // Share of the squared Frobenius norm of the correlation matrix (restricted
 // to non-constant coordinates) that lies off its diagonal.
-float offdiag_energy_of(size_t d,
-                        const std::vector<double>& cov,
-                        const std::vector<double>& sigma,
-                        const std::vector<bool>& constant) {
+float offdiag_energy_of(
+        size_t d,
+        const std::vector<double>& cov,
+        const std::vector<double>& sigma,
+        const std::vector<bool>& constant) {
     std::vector<size_t> live;
     for (size_t j = 0; j < d; j++) {
         if (!constant[j]) {
@@ -228,8 +231,10 @@ float offdiag_energy_of(size_t d,
     return float(off / (live.size() + off));
 }
 
-[[gnu::format(printf, 2, 3)]] void
-appendf(std::string& out, const char* fmt, ...) {
+[[gnu::format(printf, 2, 3)]] void appendf(
+        std::string& out,
+        const char* fmt,
+        ...) {
     va_list args;
     va_start(args, fmt);
     va_list size_args;
@@ -255,11 +260,12 @@ double DatasetAnalysis::total_variance() const {
 
 DatasetAnalysis analyze(size_t n, size_t d, const float* x) {
     FAISS_THROW_IF_NOT_FMT(
-        n >= 2, "analyze needs n >= 2 vectors, got n=%zu", n);
-    FAISS_THROW_IF_NOT_FMT(d > 0 && d <= size_t(INT_MAX),
-                           "analyze needs 0 < d <= %d, got d=%zu",
-                           INT_MAX,
-                           d);
+            n >= 2, "analyze needs n >= 2 vectors, got n=%zu", n);
+    FAISS_THROW_IF_NOT_FMT(
+            d > 0 && d <= size_t(INT_MAX),
+            "analyze needs 0 < d <= %d, got d=%zu",
+            INT_MAX,
+            d);
     FAISS_THROW_IF_NOT_FMT(x, "analyze: x is null (n=%zu, d=%zu)", n, d);
 
     DatasetAnalysis a;
@@ -296,14 +302,14 @@ DatasetAnalysis analyze(size_t n, size_t d, const float* x) {
             for (size_t j = 0; j < d; j++) {
                 const float v = x[i * d + j];
                 FAISS_THROW_IF_NOT_FMT(
-                    std::isfinite(v),
-                    "analyze: x holds %f at row %zu, column %zu "
-                    "(n=%zu, d=%zu)",
-                    v,
-                    i,
-                    j,
-                    n,
-                    d);
+                        std::isfinite(v),
+                        "analyze: x holds %f at row %zu, column %zu "
+                        "(n=%zu, d=%zu)",
+                        v,
+                        i,
+                        j,
+                        n,
+                        d);
             }
         }
     }
@@ -361,7 +367,7 @@ DatasetAnalysis analyze(size_t n, size_t d, const float* x) {
     for (size_t j = 0; j < d; j++) {
         a.positive_fraction_centered[j] = float(double(n_above_mean[j]) / n);
         constant[j] = std::sqrt(m2[j]) <= FLT_EPSILON * max_abs[j] ||
-                      m2[j] <= FLT_EPSILON * var_largest;
+                m2[j] <= FLT_EPSILON * var_largest;
         if (constant[j]) {
             m2[j] = 0;
             a.n_constant++;
@@ -396,7 +402,7 @@ DatasetAnalysis analyze(size_t n, size_t d, const float* x) {
     }
     a.sign_entropy_bits = float(mean_binary_entropy_bits(a.positive_fraction));
     a.sign_entropy_centered_bits =
-        float(mean_binary_entropy_bits(a.positive_fraction_centered));
+            float(mean_binary_entropy_bits(a.positive_fraction_centered));
 
     std::vector<double> cov = centred_scatter(n, d, x, mean);
     for (double& c : cov) {
@@ -461,8 +467,8 @@ std::string DatasetAnalysis::report() const {
     for (size_t j = 0; j < d; j++) {
         if (sigma[j] > 0) {
             kurtosis_max = n_live == 0
-                               ? excess_kurtosis[j]
-                               : std::max(kurtosis_max, excess_kurtosis[j]);
+                    ? excess_kurtosis[j]
+                    : std::max(kurtosis_max, excess_kurtosis[j]);
             live_entropy += binary_entropy_bits(positive_fraction_centered[j]);
             n_live++;
         }
@@ -478,7 +484,7 @@ std::string DatasetAnalysis::report() const {
             sign_entropy_centered_bits);
     const size_t unbalanced = count_unbalanced(positive_fraction);
     const size_t unbalanced_centered =
-        count_unbalanced(positive_fraction_centered);
+            count_unbalanced(positive_fraction_centered);
     appendf(out,
             "    coordinates split worse than %.0f/%.0f: %zu of %zu (%.0f%%) "
             "at 0, %zu (%.0f%%) at the mean\n",
@@ -550,9 +556,9 @@ std::string DatasetAnalysis::report() const {
         sigma4 += double(s) * s * s * s;
     }
     const double trace = total_variance();
-    const double independent_rank =
-        sigma4 > 0 ? trace * trace / (sigma4 + (trace * trace - sigma4) / n)
-                   : 0;
+    const double independent_rank = sigma4 > 0
+            ? trace * trace / (sigma4 + (trace * trace - sigma4) / n)
+            : 0;
     appendf(out,
             "  effective rank %.1f of %zu (independent coordinates with "
             "these sigmas at this n: %.1f)\n",
@@ -577,8 +583,9 @@ std::string DatasetAnalysis::report() const {
         out += "    -> correlated coordinates: sign bits partly repeat one "
                "another; a rotation gives each bit its own direction (the "
                "held-out check measures whether that pays)\n";
-    } else if (n_live > 1 && per_coordinate - noise < kIsotropicEnergy &&
-               cv_sigma < kHeterogeneousScales) {
+    } else if (
+            n_live > 1 && per_coordinate - noise < kIsotropicEnergy &&
+            cv_sigma < kHeterogeneousScales) {
         out += "    -> near-isotropic covariance: every orthogonal transform "
                "is equivalent; identity is cheapest\n";
     }
@@ -623,11 +630,11 @@ std::string DatasetAnalysis::report() const {
 
 std::vector<float> principal_axes(size_t n, size_t d, const float* x) {
     FAISS_THROW_IF_NOT_FMT(
-        n >= d && d > 0,
-        "principal_axes: n=%zu training vectors < d=%zu: the covariance is "
-        "rank-deficient and its principal axes are ill-posed",
-        n,
-        d);
+            n >= d && d > 0,
+            "principal_axes: n=%zu training vectors < d=%zu: the covariance is "
+            "rank-deficient and its principal axes are ill-posed",
+            n,
+            d);
     std::vector<double> mean(d, 0.0);
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < d; j++) {
@@ -644,12 +651,13 @@ std::vector<float> principal_axes(size_t n, size_t d, const float* x) {
 }
 
 CovarianceSpectrum covariance_spectrum(size_t n, size_t d, const float* x) {
-    FAISS_THROW_IF_NOT_FMT(n >= 2 && d > 0 && d <= size_t(INT_MAX),
-                           "covariance_spectrum needs n >= 2 and 0 < d <= %d, "
-                           "got n=%zu, d=%zu",
-                           INT_MAX,
-                           n,
-                           d);
+    FAISS_THROW_IF_NOT_FMT(
+            n >= 2 && d > 0 && d <= size_t(INT_MAX),
+            "covariance_spectrum needs n >= 2 and 0 < d <= %d, "
+            "got n=%zu, d=%zu",
+            INT_MAX,
+            n,
+            d);
     std::vector<double> mean(d, 0.0);
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < d; j++) {

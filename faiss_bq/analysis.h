@@ -1,4 +1,5 @@
-// Statistics of a training sample that decide how to binarize it (DESIGN.md, "The model").
+// Statistics of a training sample that decide how to binarize it (DESIGN.md,
+// "The model").
 #pragma once
 
 #include <cstddef>
@@ -30,7 +31,8 @@ struct DatasetAnalysis {
     std::vector<float> eigenvalues;
     /// Participation ratio (sum lambda)^2 / sum lambda^2, between 1 and d
     float effective_rank = 0;
-    /// Share of the correlation matrix's squared Frobenius norm off its diagonal
+    /// Share of the correlation matrix's squared Frobenius norm off its
+    /// diagonal
     float offdiag_energy = 0;
     /// Per-coordinate excess kurtosis (0 for a Gaussian, 3 for a Laplace)
     std::vector<float> excess_kurtosis;

@@ -23,7 +23,8 @@ void store_float(uint8_t* p, float f) {
 } // namespace
 
 CodeLayout::CodeLayout(int d, int nbits) : d(d), nbits(nbits) {
-    build(std::vector<uint8_t>(d, uint8_t(nbits)), nbits * ((size_t(d) + 7) / 8));
+    build(std::vector<uint8_t>(d, uint8_t(nbits)),
+          nbits * ((size_t(d) + 7) / 8));
 }
 
 CodeLayout::CodeLayout(const BinarizationPlan& plan)
@@ -110,7 +111,8 @@ NibbleLayout::NibbleLayout(const BinarizationPlan& plan) {
     // nibble m / 4, i.e. the rows are the code's single plane.
     rows_are_planes = plan.is_uniform() && plan.nbits == 1;
     for (size_t m = 0; rows_are_planes && m < members.size(); m++) {
-        rows_are_planes = members[m].coord == int(m) && members[m].shift == int(m % 4);
+        rows_are_planes =
+                members[m].coord == int(m) && members[m].shift == int(m % 4);
     }
 }
 
@@ -159,7 +161,8 @@ void NibbleLayout::float_tables(
     float_tables(member_levels(plan).data(), y, tables);
 }
 
-std::vector<float> NibbleLayout::member_levels(const BinarizationPlan& plan) const {
+std::vector<float> NibbleLayout::member_levels(
+        const BinarizationPlan& plan) const {
     std::vector<float> levels(members.size() * 16);
     for (size_t m = 0; m < members.size(); m++) {
         for (int v = 0; v < 16; v++) {
@@ -186,10 +189,11 @@ void NibbleLayout::float_tables(
     }
 }
 
-void NibbleLayout::pack(const CodeLayout& layout,
-                        const uint8_t* code,
-                        uint8_t* blocks,
-                        size_t i) const {
+void NibbleLayout::pack(
+        const CodeLayout& layout,
+        const uint8_t* code,
+        uint8_t* blocks,
+        size_t i) const {
     for (size_t k = 0; k < n_nibbles; k++) {
         const unsigned v = unsigned(code_nibble(layout, code, k));
         uint8_t& byte = blocks[nibble_byte(*this, i, k)];
@@ -234,9 +238,12 @@ void NibbleLayout::rows_to_blocks(
         uint8_t* blocks) const {
     const size_t bs = kernels::fast_scan_block;
     for (size_t b = 0; b * bs < n; b++) {
-        kernels::rows_to_block(rows + b * bs * row_stride, row_stride,
-                               std::min(bs, n - b * bs), nbytes,
-                               blocks + b * block_bytes());
+        kernels::rows_to_block(
+                rows + b * bs * row_stride,
+                row_stride,
+                std::min(bs, n - b * bs),
+                nbytes,
+                blocks + b * block_bytes());
     }
 }
 
@@ -257,10 +264,11 @@ void NibbleLayout::clear_vector(uint8_t* blocks, size_t i) const {
     }
 }
 
-void NibbleLayout::unpack(const CodeLayout& layout,
-                          const uint8_t* blocks,
-                          size_t i,
-                          uint8_t* code) const {
+void NibbleLayout::unpack(
+        const CodeLayout& layout,
+        const uint8_t* blocks,
+        size_t i,
+        uint8_t* code) const {
     std::memset(code, 0, layout.planes_size);
     for (size_t k = 0; k < n_nibbles; k++) {
         const int v = nibble(blocks, i, k);
@@ -378,9 +386,15 @@ void fit_joint_codebooks(BinarizationPlan& plan, size_t n, const float* x) {
             }
         }
         switch (dim) { // a nibble has 2 to 4 members
-            case 2: lloyd<2>(n, p.data(), K, c.data()); break;
-            case 3: lloyd<3>(n, p.data(), K, c.data()); break;
-            default: lloyd<4>(n, p.data(), K, c.data()); break;
+            case 2:
+                lloyd<2>(n, p.data(), K, c.data());
+                break;
+            case 3:
+                lloyd<3>(n, p.data(), K, c.data());
+                break;
+            default:
+                lloyd<4>(n, p.data(), K, c.data());
+                break;
         }
         // Values of v beyond the used bits never occur: they repeat the
         // codeword of v's used bits (as member_level does for scalar ones).
@@ -414,7 +428,8 @@ Quantizer::Quantizer(const BinarizationPlan& plan) : plan(plan) {
         for (int v = 0; v < (1 << nibbles.used_bits(k)); v++) {
             for (size_t m = nibbles.begin[k]; m < nibbles.begin[k + 1]; m++) {
                 codewords.push_back(
-                        plan.joint_levels[size_t(nibbles.members[m].coord) * 16 + v]);
+                        plan.joint_levels
+                                [size_t(nibbles.members[m].coord) * 16 + v]);
             }
         }
     }
@@ -460,7 +475,8 @@ void Quantizer::operator()(const float* y, int* q, float* r_hat) const {
         }
     }
     for (size_t k = 0; k < nibbles.n_nibbles; k++) {
-        const NibbleLayout::Member* mb = nibbles.members.data() + nibbles.begin[k];
+        const NibbleLayout::Member* mb =
+                nibbles.members.data() + nibbles.begin[k];
         const int dim = int(nibbles.begin[k + 1] - nibbles.begin[k]);
         float p[4];
         for (int t = 0; t < dim; t++) {
@@ -479,7 +495,11 @@ void Quantizer::operator()(const float* y, int* q, float* r_hat) const {
     }
 }
 
-void encode(const BinarizationPlan& plan, size_t n, const float* x, uint8_t* codes) {
+void encode(
+        const BinarizationPlan& plan,
+        size_t n,
+        const float* x,
+        uint8_t* codes) {
     const CodeLayout layout(plan);
     const Quantizer quantize(plan);
     const size_t d = plan.d;
@@ -489,34 +509,37 @@ void encode(const BinarizationPlan& plan, size_t n, const float* x, uint8_t* cod
         plan.apply(bn, x + i0 * d, y.data());
 #pragma omp parallel if (bn > 64)
         {
-        std::vector<int> qs(d);
-        std::vector<float> rh(d);
+            std::vector<int> qs(d);
+            std::vector<float> rh(d);
 #pragma omp for
-        for (size_t i = 0; i < bn; i++) {
-            const float* yi = y.data() + i * d;
-            uint8_t* code = codes + (i0 + i) * layout.code_size;
-            std::fill(code, code + layout.code_size, 0);
-            const float* xi = x + (i0 + i) * d;
-            quantize(yi, qs.data(), rh.data());
-            double norm2 = 0, dot = 0, rhat2 = 0, center_dot = 0;
-            for (size_t j = 0; j < d; j++) {
-                layout.set_level_index(code, j, qs[j]);
-                const double l = rh[j];
-                norm2 += double(yi[j]) * yi[j];
-                dot += l * yi[j];
-                rhat2 += l * l;
-                center_dot += double(xi[j] - plan.center[j]) * plan.center[j];
+            for (size_t i = 0; i < bn; i++) {
+                const float* yi = y.data() + i * d;
+                uint8_t* code = codes + (i0 + i) * layout.code_size;
+                std::fill(code, code + layout.code_size, 0);
+                const float* xi = x + (i0 + i) * d;
+                quantize(yi, qs.data(), rh.data());
+                double norm2 = 0, dot = 0, rhat2 = 0, center_dot = 0;
+                for (size_t j = 0; j < d; j++) {
+                    layout.set_level_index(code, j, qs[j]);
+                    const double l = rh[j];
+                    norm2 += double(yi[j]) * yi[j];
+                    dot += l * yi[j];
+                    rhat2 += l * l;
+                    center_dot +=
+                            double(xi[j] - plan.center[j]) * plan.center[j];
+                }
+                // A reconstruction nearly orthogonal to the residual gives no
+                // usable direction (and an unbounded scale): the vector is then
+                // scored as the centre. Below cos = 1e-3 only for degenerate
+                // plans; real data sits near sqrt(2/pi) at 1 bit.
+                const bool usable = dot > 1e-3 * std::sqrt(norm2 * rhat2);
+                uint8_t* factors = code + layout.planes_size;
+                store_float(factors, float(norm2));
+                store_float(
+                        factors + sizeof(float),
+                        usable ? float(norm2 / dot) : 0.f);
+                store_float(factors + 2 * sizeof(float), float(center_dot));
             }
-            // A reconstruction nearly orthogonal to the residual gives no
-            // usable direction (and an unbounded scale): the vector is then
-            // scored as the centre. Below cos = 1e-3 only for degenerate
-            // plans; real data sits near sqrt(2/pi) at 1 bit.
-            const bool usable = dot > 1e-3 * std::sqrt(norm2 * rhat2);
-            uint8_t* factors = code + layout.planes_size;
-            store_float(factors, float(norm2));
-            store_float(factors + sizeof(float), usable ? float(norm2 / dot) : 0.f);
-            store_float(factors + 2 * sizeof(float), float(center_dot));
-        }
         }
     }
 }
@@ -587,22 +610,28 @@ void decode_residuals(
         float* y) {
     // Least-squares scale <r_hat, r> / |r_hat|^2 = |r|^2 / (a |r_hat|^2),
     // with a = estimate_scale: the reconstruction closest to the residual.
-    scaled_levels(plan, layout, n, codes, y, [&](const uint8_t* code, double rhat2) {
-        const float a = layout.estimate_scale(code);
-        return a > 0 && rhat2 > 0
-                ? float(layout.residual_norm2(code) / (a * rhat2))
-                : 0.f;
-    });
+    scaled_levels(
+            plan, layout, n, codes, y, [&](const uint8_t* code, double rhat2) {
+                const float a = layout.estimate_scale(code);
+                return a > 0 && rhat2 > 0
+                        ? float(layout.residual_norm2(code) / (a * rhat2))
+                        : 0.f;
+            });
 }
 
-void decode(const BinarizationPlan& plan, size_t n, const uint8_t* codes, float* x) {
+void decode(
+        const BinarizationPlan& plan,
+        size_t n,
+        const uint8_t* codes,
+        float* x) {
     const CodeLayout layout(plan);
     const size_t d = plan.d;
     std::vector<float> y;
     for (size_t i0 = 0; i0 < n; i0 += block_rows) {
         const size_t bn = std::min(block_rows, n - i0);
         y.resize(bn * d);
-        decode_residuals(plan, layout, bn, codes + i0 * layout.code_size, y.data());
+        decode_residuals(
+                plan, layout, bn, codes + i0 * layout.code_size, y.data());
         plan.apply_inverse(bn, y.data(), x + i0 * d);
     }
 }
@@ -613,13 +642,16 @@ void estimate_vectors(
         const uint8_t* codes,
         float* e) {
     const CodeLayout layout(plan);
-    scaled_levels(plan, layout, n, codes, e,
-                  [&](const uint8_t* code, double) {
-                      return layout.estimate_scale(code);
-                  });
+    scaled_levels(plan, layout, n, codes, e, [&](const uint8_t* code, double) {
+        return layout.estimate_scale(code);
+    });
 }
 
-void code_values(const CodeLayout& layout, size_t n, const uint8_t* codes, float* s) {
+void code_values(
+        const CodeLayout& layout,
+        size_t n,
+        const uint8_t* codes,
+        float* s) {
     const int top = (1 << layout.nbits) - 1;
     for (size_t i = 0; i < n; i++) {
         const uint8_t* code = codes + i * layout.code_size;

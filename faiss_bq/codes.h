@@ -149,16 +149,18 @@ struct NibbleLayout {
 
     /// Writes the nibbles of a code of `layout` (the plan's CodeLayout) as
     /// vector i of blocks (its old nibbles are overwritten).
-    void pack(const CodeLayout& layout,
-              const uint8_t* code,
-              uint8_t* blocks,
-              size_t i) const;
+    void pack(
+            const CodeLayout& layout,
+            const uint8_t* code,
+            uint8_t* blocks,
+            size_t i) const;
     /// The inverse: the planes of vector i's code (layout.planes_size
     /// bytes written; the factors are not touched).
-    void unpack(const CodeLayout& layout,
-                const uint8_t* blocks,
-                size_t i,
-                uint8_t* code) const;
+    void unpack(
+            const CodeLayout& layout,
+            const uint8_t* blocks,
+            size_t i,
+            uint8_t* code) const;
     /// Nibble k of vector i.
     int nibble(const uint8_t* blocks, size_t i, size_t k) const;
 
@@ -166,33 +168,43 @@ struct NibbleLayout {
     /// nibble 2t + 1 << 4), the form in which IndexIVFBQFastScan's
     /// inverted lists keep them: row t of vector v is byte v of column t of
     /// its block.
-    void pack_row(const CodeLayout& layout, const uint8_t* code, uint8_t* row) const;
+    void pack_row(const CodeLayout& layout, const uint8_t* code, uint8_t* row)
+            const;
     /// The inverse: the planes of the code (layout.planes_size bytes
     /// written; the factors are not touched).
-    void unpack_row(const CodeLayout& layout, const uint8_t* row, uint8_t* code) const;
+    void unpack_row(const CodeLayout& layout, const uint8_t* row, uint8_t* code)
+            const;
     /// The rows of n vectors (row i at rows + i * row_stride) as the
     /// blocks_bytes(n) bytes of ceil(n / 64) blocks; padding vectors are
     /// zero.
-    void rows_to_blocks(const uint8_t* rows,
-                        size_t row_stride,
-                        size_t n,
-                        uint8_t* blocks) const;
+    void rows_to_blocks(
+            const uint8_t* rows,
+            size_t row_stride,
+            size_t n,
+            uint8_t* blocks) const;
     /// Nibble k of a code of `layout` (its members' level indices).
-    int code_nibble(const CodeLayout& layout, const uint8_t* code, size_t k) const;
+    int code_nibble(const CodeLayout& layout, const uint8_t* code, size_t k)
+            const;
     /// Bits of nibble k in use (its members' bits): its values are 0 ..
     /// 2^used_bits - 1.
     int used_bits(size_t k) const;
     /// Member mb's reconstruction when its nibble holds v: its joint level
     /// (BinarizationPlan::joint_levels), or its scalar level of index (v >>
     /// shift) & (2^nbits - 1).
-    static float member_level(const BinarizationPlan& plan, const Member& mb, int v) {
+    static float member_level(
+            const BinarizationPlan& plan,
+            const Member& mb,
+            int v) {
         return plan.is_joint()
                 ? plan.joint_levels[size_t(mb.coord) * 16 + v]
                 : plan.level(mb.coord, (v >> mb.shift) & ((1 << mb.nbits) - 1));
     }
     /// The float-query tables: tables[16 k + v] = sum over nibble k's
     /// members j of member_level(v) * y_j (y = R (q - c)), for every v < 16.
-    void float_tables(const BinarizationPlan& plan, const float* y, float* tables) const;
+    void float_tables(
+            const BinarizationPlan& plan,
+            const float* y,
+            float* tables) const;
     /// member_level(plan, members[m], v) at 16 m + v.
     std::vector<float> member_levels(const BinarizationPlan& plan) const;
     /// float_tables from member_levels(plan) (its loops vectorize over v).
@@ -246,11 +258,19 @@ size_t code_size(int d, int nbits);
 
 /// Encodes n vectors (n x plan.d) into n codes of CodeLayout(plan).code_size
 /// bytes.
-void encode(const BinarizationPlan& plan, size_t n, const float* x, uint8_t* codes);
+void encode(
+        const BinarizationPlan& plan,
+        size_t n,
+        const float* x,
+        uint8_t* codes);
 
 /// Approximate vectors in the input space: x ~ c + R^T (s r_hat), with s the
 /// least-squares scale <r_hat, r> / |r_hat|^2 recovered from the factors.
-void decode(const BinarizationPlan& plan, size_t n, const uint8_t* codes, float* x);
+void decode(
+        const BinarizationPlan& plan,
+        size_t n,
+        const uint8_t* codes,
+        float* x);
 
 /// The same reconstruction left in the transformed space: s r_hat ~ R (x - c).
 /// Distances between them are distances between decoded vectors (R is
@@ -280,6 +300,10 @@ void estimate_vectors(
 /// What the symmetric estimator sees: each coordinate's level index q mapped
 /// to the odd integer 2q - (2^nbits - 1), i.e. +-1 for 1 bit, +-1, +-3 for 2
 /// (uniform layouts).
-void code_values(const CodeLayout& layout, size_t n, const uint8_t* codes, float* s);
+void code_values(
+        const CodeLayout& layout,
+        size_t n,
+        const uint8_t* codes,
+        float* s);
 
 } // namespace faiss_bq

@@ -14,8 +14,12 @@ namespace faiss_bq {
 namespace {
 
 /// The rows' mean (in double; zero without `centre`), and the rows minus it.
-std::vector<float> centred(size_t n, int d, const float* x, bool centre,
-                           std::vector<double>& mean) {
+std::vector<float> centred(
+        size_t n,
+        int d,
+        const float* x,
+        bool centre,
+        std::vector<double>& mean) {
     mean.assign(size_t(d), 0.0);
     for (size_t i = 0; centre && i < n; i++) {
         for (int j = 0; j < d; j++) {
@@ -35,26 +39,48 @@ std::vector<float> centred(size_t n, int d, const float* x, bool centre,
 }
 
 /// Column-major C (ra x rb) = A^T B for row-major A (n x ra), B (n x rb).
-std::vector<float> cross(size_t n, int ra, const float* a, int rb, const float* b) {
+std::vector<float> cross(
+        size_t n,
+        int ra,
+        const float* a,
+        int rb,
+        const float* b) {
     std::vector<float> c(size_t(ra) * rb);
     FINTEGER m = ra, nn = rb, k = FINTEGER(n), lda = ra, ldb = rb, ldc = ra;
     float one = 1, zero = 0;
-    sgemm_("N", "T", &m, &nn, &k, &one, a, &lda, b, &ldb, &zero, c.data(), &ldc);
+    sgemm_("N",
+           "T",
+           &m,
+           &nn,
+           &k,
+           &one,
+           a,
+           &lda,
+           b,
+           &ldb,
+           &zero,
+           c.data(),
+           &ldc);
     return c;
 }
 
 void check_finite(size_t n, int d, const float* x, const char* which) {
     for (size_t i = 0; i < n * size_t(d); i++) {
-        FAISS_THROW_IF_NOT_FMT(std::isfinite(x[i]),
-                               "fit_compatible_map: %s row %zu, coordinate %zu is %g",
-                               which, i / size_t(d), i % size_t(d), double(x[i]));
+        FAISS_THROW_IF_NOT_FMT(
+                std::isfinite(x[i]),
+                "fit_compatible_map: %s row %zu, coordinate %zu is %g",
+                which,
+                i / size_t(d),
+                i % size_t(d),
+                double(x[i]));
     }
 }
 
 } // namespace
 
 const char* map_fit_name(MapFit fit) {
-    return fit == MapFit::orthogonal ? "orthogonal Procrustes" : "least squares";
+    return fit == MapFit::orthogonal ? "orthogonal Procrustes"
+                                     : "least squares";
 }
 
 faiss::LinearTransform* fit_compatible_map(
@@ -67,17 +93,23 @@ faiss::LinearTransform* fit_compatible_map(
         MapFit fit,
         bool centre,
         float ridge) {
-    FAISS_THROW_IF_NOT_FMT(n_new == n_old,
-                           "fit_compatible_map: the paired arrays have %zu (new) and %zu "
-                           "(old) rows; row i of each must embed the same item",
-                           n_new, n_old);
-    FAISS_THROW_IF_NOT_FMT(n_new > 0, "fit_compatible_map: %zu paired rows", n_new);
-    FAISS_THROW_IF_NOT_FMT(d_new >= 1 && d_old >= 1,
-                           "fit_compatible_map: dimensions d_new=%d, d_old=%d (need >= 1)",
-                           d_new, d_old);
-    FAISS_THROW_IF_NOT_FMT(ridge >= 0 && std::isfinite(ridge),
-                           "fit_compatible_map: ridge=%g (need a finite value >= 0)",
-                           double(ridge));
+    FAISS_THROW_IF_NOT_FMT(
+            n_new == n_old,
+            "fit_compatible_map: the paired arrays have %zu (new) and %zu "
+            "(old) rows; row i of each must embed the same item",
+            n_new,
+            n_old);
+    FAISS_THROW_IF_NOT_FMT(
+            n_new > 0, "fit_compatible_map: %zu paired rows", n_new);
+    FAISS_THROW_IF_NOT_FMT(
+            d_new >= 1 && d_old >= 1,
+            "fit_compatible_map: dimensions d_new=%d, d_old=%d (need >= 1)",
+            d_new,
+            d_old);
+    FAISS_THROW_IF_NOT_FMT(
+            ridge >= 0 && std::isfinite(ridge),
+            "fit_compatible_map: ridge=%g (need a finite value >= 0)",
+            double(ridge));
     FAISS_THROW_IF_NOT_MSG(x_new && x_old, "fit_compatible_map: null array");
     check_finite(n_new, d_new, x_new, "new");
     check_finite(n_old, d_old, x_old, "old");
@@ -93,20 +125,57 @@ faiss::LinearTransform* fit_compatible_map(
     if (fit == MapFit::orthogonal) {
         // W = U V^T from the SVD of X_new^T X_old.
         FINTEGER m = d_new, nn = d_old, k = std::min(d_new, d_old);
-        std::vector<float> s(static_cast<size_t>(k)), u(static_cast<size_t>(m) * k),
-                vt(static_cast<size_t>(k) * nn);
+        std::vector<float> s(static_cast<size_t>(k)),
+                u(static_cast<size_t>(m) * k), vt(static_cast<size_t>(k) * nn);
         FINTEGER lwork = -1;
         float query = 0;
-        sgesvd_("S", "S", &m, &nn, w.data(), &m, s.data(), u.data(), &m, vt.data(), &k,
-                &query, &lwork, &info);
+        sgesvd_("S",
+                "S",
+                &m,
+                &nn,
+                w.data(),
+                &m,
+                s.data(),
+                u.data(),
+                &m,
+                vt.data(),
+                &k,
+                &query,
+                &lwork,
+                &info);
         lwork = FINTEGER(query);
         std::vector<float> work(size_t(std::max<FINTEGER>(lwork, 1)));
-        sgesvd_("S", "S", &m, &nn, w.data(), &m, s.data(), u.data(), &m, vt.data(), &k,
-                work.data(), &lwork, &info);
-        FAISS_THROW_IF_NOT_FMT(info == 0, "fit_compatible_map: sgesvd failed (info=%d)",
-                               int(info));
+        sgesvd_("S",
+                "S",
+                &m,
+                &nn,
+                w.data(),
+                &m,
+                s.data(),
+                u.data(),
+                &m,
+                vt.data(),
+                &k,
+                work.data(),
+                &lwork,
+                &info);
+        FAISS_THROW_IF_NOT_FMT(
+                info == 0,
+                "fit_compatible_map: sgesvd failed (info=%d)",
+                int(info));
         float one = 1, zero = 0;
-        sgemm_("N", "N", &m, &nn, &k, &one, u.data(), &m, vt.data(), &k, &zero, w.data(),
+        sgemm_("N",
+               "N",
+               &m,
+               &nn,
+               &k,
+               &one,
+               u.data(),
+               &m,
+               vt.data(),
+               &k,
+               &zero,
+               w.data(),
                &m);
     } else {
         // (X_new^T X_new + lambda I) W = X_new^T X_old
@@ -121,10 +190,13 @@ faiss::LinearTransform* fit_compatible_map(
         }
         FINTEGER m = d_new, nrhs = d_old;
         sposv_("U", &m, &nrhs, g.data(), &m, w.data(), &m, &info);
-        FAISS_THROW_IF_NOT_FMT(info == 0,
-                               "fit_compatible_map: the new rows' covariance is singular "
-                               "(sposv info=%d; %zu rows at d_new=%d): raise the ridge",
-                               int(info), n, d_new);
+        FAISS_THROW_IF_NOT_FMT(
+                info == 0,
+                "fit_compatible_map: the new rows' covariance is singular "
+                "(sposv info=%d; %zu rows at d_new=%d): raise the ridge",
+                int(info),
+                n,
+                d_new);
     }
     auto map = std::make_unique<faiss::LinearTransform>(d_new, d_old, centre);
     map->A = std::move(w);

@@ -96,15 +96,19 @@ void QueryScorer::set_query(const float* q, const float* yq) {
         query_sum = query_sum2 = 0;
         for (int a = 0; a < plan.nbits; a++) {
             const uint8_t* qa = layout.plane(query_code.data(), a);
-            query_sum += int64_t(kernels::popcount(qa, layout.plane_bytes)) << a;
+            query_sum += int64_t(kernels::popcount(qa, layout.plane_bytes))
+                    << a;
             query_sum2 += int64_t(kernels::weighted_popcount(
-                                  query_code.data(), plan.nbits, qa,
+                                  query_code.data(),
+                                  plan.nbits,
+                                  qa,
                                   layout.plane_bytes))
                     << a;
         }
-        std::copy(query_code.begin(),
-                  query_code.begin() + plan.nbits * layout.plane_bytes,
-                  query_planes.begin() + layout.plane_bytes);
+        std::copy(
+                query_code.begin(),
+                query_code.begin() + plan.nbits * layout.plane_bytes,
+                query_planes.begin() + layout.plane_bytes);
         return;
     }
     if (yq) {
@@ -153,7 +157,8 @@ void QueryScorer::set_query_lut() {
                 for (int v = 0; v < (1 << nbits); v++) {
                     // padding slots have zero bits and weight
                     contrib[i][v] = slot < gr.coords.size()
-                            ? plan.level(gr.coords[slot], v) * y[gr.coords[slot]]
+                            ? plan.level(gr.coords[slot], v) *
+                                    y[gr.coords[slot]]
                             : 0;
                 }
             }
@@ -166,7 +171,8 @@ void QueryScorer::set_query_lut() {
                 }
                 return v;
             };
-            float* table = lut.data() + lut_offset[gi] + g * kernels::lut_entries;
+            float* table =
+                    lut.data() + lut_offset[gi] + g * kernels::lut_entries;
             float s = 0;
             for (int i = 0; i < group; i++) {
                 s += contrib[i][0];
@@ -180,8 +186,9 @@ void QueryScorer::set_query_lut() {
                 const int bit = __builtin_ctz(m);
                 const int i = bit % group;
                 const unsigned prev = m & (m - 1);
-                table[m] = table[prev] + (contrib[i][level_index(m, i)] -
-                                          contrib[i][level_index(prev, i)]);
+                table[m] = table[prev] +
+                        (contrib[i][level_index(m, i)] -
+                         contrib[i][level_index(prev, i)]);
             }
         }
     }
@@ -222,7 +229,7 @@ void QueryScorer::set_query_quantized() {
         std::fill(u_planes, u_planes + query_bits * pb, 0);
         for (size_t i = 0; i < m; i++) {
             const int u =
-                t.delta > 0 ? int(std::lround((w[i] - t.lo) / t.delta)) : 0;
+                    t.delta > 0 ? int(std::lround((w[i] - t.lo) / t.delta)) : 0;
             for (int p = 0; p < query_bits; p++) {
                 u_planes[p * pb + i / 8] |= ((u >> p) & 1) << (i % 8);
             }
@@ -251,9 +258,14 @@ void QueryScorer::residual_ips(const uint8_t* codes, size_t n) {
         for (size_t g = 0; g < layout.groups.size(); g++) {
             const CodeLayout::Group& gr = layout.groups[g];
             const bool only = layout.groups.size() == 1 && base == 0;
-            kernels::lut_scan_block(codes + gr.offset, n, cs, gr.plane_bytes,
-                                    gr.nbits, lut.data() + lut_offset[g],
-                                    only ? residual.data() : group_ips.data());
+            kernels::lut_scan_block(
+                    codes + gr.offset,
+                    n,
+                    cs,
+                    gr.plane_bytes,
+                    gr.nbits,
+                    lut.data() + lut_offset[g],
+                    only ? residual.data() : group_ips.data());
             if (!only) {
                 for (size_t i = 0; i < n; i++) {
                     residual[i] += group_ips[i];
@@ -267,14 +279,15 @@ void QueryScorer::residual_ips(const uint8_t* codes, size_t n) {
     const int np = 1 + query_bits;
     for (Term& t : terms) {
         const CodeLayout::Group& gr = layout.groups[t.group];
-        kernels::plane_products_block(t.planes.data(),
-                                      np,
-                                      codes + gr.offset,
-                                      n,
-                                      cs,
-                                      gr.plane_bytes,
-                                      t.plane_mask,
-                                      t.counts.data());
+        kernels::plane_products_block(
+                t.planes.data(),
+                np,
+                codes + gr.offset,
+                n,
+                cs,
+                gr.plane_bytes,
+                t.plane_mask,
+                t.counts.data());
     }
     for (size_t i = 0; i < n; i++) {
         float s = base;
@@ -295,11 +308,11 @@ void QueryScorer::symmetric(const uint8_t* codes, size_t n, float* scores) {
     const size_t pb = layout.plane_bytes, cs = stride;
     if (plan.nbits == 1) {
         kernels::hamming_block(
-            query_code.data(), codes, n, pb, cs, hamming.data());
+                query_code.data(), codes, n, pb, cs, hamming.data());
         for (size_t i = 0; i < n; i++) {
             const int64_t h = hamming[i];
             scores[i] =
-                metric == faiss::METRIC_L2 ? float(h) : float(d - 2 * h);
+                    metric == faiss::METRIC_L2 ? float(h) : float(d - 2 * h);
         }
         return;
     }
@@ -309,10 +322,17 @@ void QueryScorer::symmetric(const uint8_t* codes, size_t n, float* scores) {
     // counts[a]: |X_a|, |X_a & Q_0|, |X_a & Q_1|; counts[2]: |X_0 & X_1|.
     for (int a = 0; a < 2; a++) {
         kernels::plane_products_block(
-            query_planes.data(), 3, codes, n, cs, pb, 1 << a, counts[a].data());
+                query_planes.data(),
+                3,
+                codes,
+                n,
+                cs,
+                pb,
+                1 << a,
+                counts[a].data());
     }
     kernels::plane_products_block(
-        query_planes.data(), 1, codes, n, cs, pb, 3, counts[2].data());
+            query_planes.data(), 1, codes, n, cs, pb, 3, counts[2].data());
     const int64_t top = plan.n_levels() - 1;
     const int64_t nq = 4 * query_sum2 - 4 * top * query_sum + top * top * d;
     for (size_t i = 0; i < n; i++) {
@@ -320,9 +340,9 @@ void QueryScorer::symmetric(const uint8_t* codes, size_t n, float* scores) {
         const uint32_t* c1 = counts[1].data() + 3 * i;
         const int64_t sx = int64_t(c0[0]) + 2 * int64_t(c1[0]);
         const int64_t sxx =
-            int64_t(c0[0]) + 4 * int64_t(counts[2][i]) + 4 * int64_t(c1[0]);
+                int64_t(c0[0]) + 4 * int64_t(counts[2][i]) + 4 * int64_t(c1[0]);
         const int64_t sxq = (int64_t(c0[1]) + 2 * int64_t(c0[2])) +
-                            2 * (int64_t(c1[1]) + 2 * int64_t(c1[2]));
+                2 * (int64_t(c1[1]) + 2 * int64_t(c1[2]));
         const int64_t ip = 4 * sxq - 2 * top * (sx + query_sum) + top * top * d;
         if (metric == faiss::METRIC_INNER_PRODUCT) {
             scores[i] = float(ip);
@@ -348,8 +368,8 @@ void QueryScorer::score_block(const uint8_t* codes, size_t n, float* scores) {
             const uint8_t* code = block + i * cs;
             const float ip = layout.estimate_scale(code) * residual[i];
             out[i] = metric == faiss::METRIC_INNER_PRODUCT
-                         ? center_ip + layout.center_dot(code) + ip
-                         : layout.residual_norm2(code) + y_norm2 - 2 * ip;
+                    ? center_ip + layout.center_dot(code) + ip
+                    : layout.residual_norm2(code) + y_norm2 - 2 * ip;
         }
     }
 }
@@ -428,11 +448,13 @@ void FastScanScorer::set_query(const float* q, const float* yq) {
     for (size_t k = 0; k < 2 * ncols; k++) {
         const float* t = table.data() + 16 * k;
         const float inverse = 1 / (k / 2 < split ? step_hi : step_lo);
-        uint8_t* to = lut.data() + kernels::fast_scan_lut_bytes * (k / 2) + 64 * (k % 2);
+        uint8_t* to = lut.data() + kernels::fast_scan_lut_bytes * (k / 2) +
+                64 * (k % 2);
         for (int v = 0; v < 16; v++) {
             // rounded to nearest (the value is >= 0); lround is a libm call
-            to[v] = uint8_t(std::min(int((t[v] - table_min[k]) * inverse + 0.5f),
-                                     int(kernels::fast_scan_max_entry)));
+            to[v] = uint8_t(std::min(
+                    int((t[v] - table_min[k]) * inverse + 0.5f),
+                    int(kernels::fast_scan_max_entry)));
         }
         for (int copy = 1; copy < 4; copy++) {
             std::memcpy(to + 16 * copy, to, 16);
@@ -447,9 +469,10 @@ double FastScanScorer::max_error() const {
 
 double FastScanScorer::rms_error() const {
     const size_t ncols = nibbles.nbytes;
-    return std::sqrt((2.0 * split * step_hi * step_hi +
-                      2.0 * (ncols - split) * step_lo * step_lo) /
-                     12);
+    return std::sqrt(
+            (2.0 * split * step_hi * step_hi +
+             2.0 * (ncols - split) * step_lo * step_lo) /
+            12);
 }
 
 void FastScanScorer::scan(
@@ -495,7 +518,8 @@ void FastScanScorer::scan_group(
         // Columns per kernel call: the group's tables stay in L1 (24 KB),
         // and a run boundary (split) ends a call.
         const size_t max_cols = std::clamp<size_t>(
-                24576 / (m * kernels::fast_scan_lut_bytes), 16,
+                24576 / (m * kernels::fast_scan_lut_bytes),
+                16,
                 kernels::fast_scan_max_columns);
         kernels::FastScanQuery fq[max_q];
         bool hi_written[max_q] = {}, lo_written[max_q] = {};
@@ -526,9 +550,15 @@ void FastScanScorer::scan_group(
             FastScanScorer& s = *group[q];
             s.better.resize(nblocks * bs);
             s.nbetter = kernels::fast_scan_scores(
-                    s.split > 0 ? s.sums_hi.data() : nullptr, s.sums_lo.data(), factors,
-                    nblocks, s.affine(), s.worst,
-                    s.metric == faiss::METRIC_INNER_PRODUCT, out[q0 + q], s.better.data());
+                    s.split > 0 ? s.sums_hi.data() : nullptr,
+                    s.sums_lo.data(),
+                    factors,
+                    nblocks,
+                    s.affine(),
+                    s.worst,
+                    s.metric == faiss::METRIC_INNER_PRODUCT,
+                    out[q0 + q],
+                    s.better.data());
         }
     }
 }

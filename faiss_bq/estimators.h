@@ -17,14 +17,13 @@ namespace faiss_bq {
  * codes.h holds the sums of level * y over their bit patterns (coordinates
  * at 0 bits add the constant level * y); with a the code's
  * estimate_scale, <r, y> ~ a * <r_hat, y>. The score is the estimate
- * <c, q> + <x - c, c> + a <r_hat, y> (inner product) or |r|^2 + |y|^2 - 2 a <r_hat, y>
- * (squared L2).
- * Asymmetric, quantized query (query_bits in 4..8): each coordinate's level
- * is written as a polynomial in its bits (1 bit: L0 + (L1 - L0) b0; 2 bits
- * adds b1 and b0 b1 terms; b bits 2^b - 1 terms), each term's weights y_j *
- * coefficient are quantized to query_bits planes per group, and <r_hat, y>
- * becomes popcounts of those planes against the group's bits.
- * A joint plan (BinarizationPlan::joint_levels) has the float query only:
+ * <c, q> + <x - c, c> + a <r_hat, y> (inner product) or |r|^2 + |y|^2 - 2 a
+ * <r_hat, y> (squared L2). Asymmetric, quantized query (query_bits in 4..8):
+ * each coordinate's level is written as a polynomial in its bits (1 bit: L0 +
+ * (L1 - L0) b0; 2 bits adds b1 and b0 b1 terms; b bits 2^b - 1 terms), each
+ * term's weights y_j * coefficient are quantized to query_bits planes per
+ * group, and <r_hat, y> becomes popcounts of those planes against the group's
+ * bits. A joint plan (BinarizationPlan::joint_levels) has the float query only:
  * one 16-entry table per nibble of <codeword, y>, each code's nibbles
  * gathered from its planes.
  * Symmetric (uniform plans of 1 or 2 bits only): the query is encoded with
@@ -48,7 +47,10 @@ class QueryScorer {
 
     /// Throws (naming the values) when the plan has no such estimator: the
     /// constructor's check, for callers that build scorers in threads.
-    static void check(const BinarizationPlan& plan, Estimator estimator, int query_bits);
+    static void check(
+            const BinarizationPlan& plan,
+            Estimator estimator,
+            int query_bits);
 
     /// y: R (q - c) when the caller has it (search() transforms a chunk of
     /// queries at once, impl/query_chunks.h); null: computed here.
@@ -148,10 +150,11 @@ class FastScanScorer {
     /// (their codes at blocks, their factors at factors: per block, 64 of
     /// each in turn, residual_norm2, estimate_scale, center_dot;
     /// IndexBQFastScan::factors) into out.
-    void scan(const uint8_t* blocks,
-              const float* factors,
-              size_t nblocks,
-              float* out);
+    void scan(
+            const uint8_t* blocks,
+            const float* factors,
+            size_t nblocks,
+            float* out);
 
     /// Of the current query: scan() and scan_group() list in better[0,
     /// nbetter) the positions of the scores strictly better than worst (a
@@ -164,12 +167,13 @@ class FastScanScorer {
     /// over the same blocks, into out[q]: each loaded column of codes serves
     /// every query (kernels::fast_scan_accumulate, fast_scan_max_queries at
     /// a time). Query q's scores are those scan() gives it alone.
-    static void scan_group(FastScanScorer* const* scorers,
-                           size_t nq,
-                           const uint8_t* blocks,
-                           const float* factors,
-                           size_t nblocks,
-                           float* const* out);
+    static void scan_group(
+            FastScanScorer* const* scorers,
+            size_t nq,
+            const uint8_t* blocks,
+            const float* factors,
+            size_t nblocks,
+            float* const* out);
 
     /// Of the current query: the largest error of the estimate of <r_hat, y>
     /// from rounding the tables, and its standard deviation.

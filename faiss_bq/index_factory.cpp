@@ -35,7 +35,6 @@
 #include <faiss_bq/codes.h>
 
 #include <faiss/IndexBinaryFlat.h>
-#include <faiss_bq/IndexBinaryFlatFast.h>
 #include <faiss/IndexBinaryHNSW.h>
 #include <faiss/IndexBinaryHash.h>
 #include <faiss/IndexBinaryIVF.h>
@@ -49,6 +48,7 @@
 #include <faiss/VectorTransform.h>
 #include <faiss/impl/FaissAssert.h>
 #include <faiss/index_factory.h>
+#include <faiss_bq/IndexBinaryFlatFast.h>
 
 #include <cctype>
 #include <cstring>
@@ -67,21 +67,24 @@ struct Token {
     size_t pos = 0;
 };
 
-[[noreturn]] void bad_token(const std::string& description,
-                            const Token& t,
-                            const std::string& why) {
+[[noreturn]] void bad_token(
+        const std::string& description,
+        const Token& t,
+        const std::string& why) {
     FAISS_THROW_FMT(
-        "faiss_bq::index_factory: token '%s' at position %zu of '%s': %s",
-        t.text.c_str(),
-        t.pos,
-        description.c_str(),
-        why.c_str());
+            "faiss_bq::index_factory: token '%s' at position %zu of '%s': %s",
+            t.text.c_str(),
+            t.pos,
+            description.c_str(),
+            why.c_str());
 }
 
 /// Splits at the commas outside parentheses. `offset` is the position of
 /// s[0] in the user's string.
-std::vector<Token>
-tokenize(const std::string& s, size_t offset, const std::string& description) {
+std::vector<Token> tokenize(
+        const std::string& s,
+        size_t offset,
+        const std::string& description) {
     std::vector<Token> tokens;
     int depth = 0;
     size_t begin = 0;
@@ -91,10 +94,11 @@ tokenize(const std::string& s, size_t offset, const std::string& description) {
             depth++;
         } else if (c == ')') {
             if (--depth < 0) {
-                bad_token(description,
-                          {s.substr(begin, i + 1 - begin), offset + begin},
-                          "unmatched ')' at position " +
-                              std::to_string(offset + i));
+                bad_token(
+                        description,
+                        {s.substr(begin, i + 1 - begin), offset + begin},
+                        "unmatched ')' at position " +
+                                std::to_string(offset + i));
             }
         } else if (c == ',' && depth == 0) {
             Token t{s.substr(begin, i - begin), offset + begin};
@@ -107,7 +111,9 @@ tokenize(const std::string& s, size_t offset, const std::string& description) {
     }
     if (depth != 0) {
         bad_token(
-            description, {s.substr(begin), offset + begin}, "unmatched '('");
+                description,
+                {s.substr(begin), offset + begin},
+                "unmatched '('");
     }
     return tokens;
 }
@@ -150,10 +156,10 @@ struct FactorySpec {
     enum class Wrapper { none, idmap, idmap2 } wrapper = Wrapper::none;
     std::vector<Token> transforms;
     BQSpec bq;
-    int hnsw_M = 0; ///< 0: no HNSW graph over the BQ storage
-    int ivf_nlist = 0; ///< > 0: "IVF<nlist>[_HNSW<M>],BQ...": IndexIVFBQ
+    int hnsw_M = 0;     ///< 0: no HNSW graph over the BQ storage
+    int ivf_nlist = 0;  ///< > 0: "IVF<nlist>[_HNSW<M>],BQ...": IndexIVFBQ
     int ivf_hnsw_M = 0; ///< > 0: the coarse quantizer is an IndexHNSWFlat
-    Token binary; ///< inside "BQ...(...)": an IndexFromBinary over it
+    Token binary;       ///< inside "BQ...(...)": an IndexFromBinary over it
     enum class Refine { none, flat, index } refine = Refine::none;
     Token refine_description; ///< inside "Refine(...)"
 };
@@ -164,8 +170,11 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
     const std::string& s = t.text;
     i += 2; // "BQ"
     if (!parse_int(s, i, bq.nbits)) {
-        bad_token(description, t, "BQ takes 1 or 2 bits per coordinate (BQ1, "
-                                  "BQ2) or a budget of bytes (BQ64B)");
+        bad_token(
+                description,
+                t,
+                "BQ takes 1 or 2 bits per coordinate (BQ1, "
+                "BQ2) or a budget of bytes (BQ64B)");
     }
     if (i < s.size() && s[i] == 'B') {
         i++;
@@ -175,18 +184,22 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
         bq.budget_bytes = size_t(bq.nbits);
         bq.nbits = 0;
     } else if (bq.nbits != 1 && bq.nbits != 2) {
-        bad_token(description, t, "BQ takes 1 or 2 bits per coordinate (BQ1, "
-                                  "BQ2) or a budget of bytes (BQ64B)");
+        bad_token(
+                description,
+                t,
+                "BQ takes 1 or 2 bits per coordinate (BQ1, "
+                "BQ2) or a budget of bytes (BQ64B)");
     }
     bool seen_transform = false, seen_centering = false, seen_sym = false,
          seen_q = false, seen_alloc = false, seen_mrl = false, seen_fs = false,
          seen_scalar = false;
     while (i < s.size()) {
         if (s[i] != '_') {
-            bad_token(description,
-                      t,
-                      "expected '_' before an option at position " +
-                          std::to_string(t.pos + i));
+            bad_token(
+                    description,
+                    t,
+                    "expected '_' before an option at position " +
+                            std::to_string(t.pos + i));
         }
         const size_t opt_begin = ++i;
         while (i < s.size() && s[i] != '_') {
@@ -194,31 +207,34 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
         }
         const std::string opt = s.substr(opt_begin, i - opt_begin);
         const std::string where = "option '" + opt + "' at position " +
-                                  std::to_string(t.pos + opt_begin);
+                std::to_string(t.pos + opt_begin);
         auto once = [&](bool& seen) {
             if (seen) {
-                bad_token(description,
-                          t,
-                          where + " conflicts with an earlier option");
+                bad_token(
+                        description,
+                        t,
+                        where + " conflicts with an earlier option");
             }
             seen = true;
         };
         if (opt == "rot" || opt == "axis" || opt == "pca") {
             once(seen_transform);
             bq.transform = opt == "rot" ? TransformChoice::random_rotation
-                         : opt == "pca" ? TransformChoice::pca
+                    : opt == "pca"      ? TransformChoice::pca
                                         : TransformChoice::identity;
         } else if (opt == "alloc" || opt == "uniform") {
             once(seen_alloc);
             if (bq.budget_bytes == 0) {
-                bad_token(description, t, where + " needs a budget (BQ<bytes>B)");
+                bad_token(
+                        description, t, where + " needs a budget (BQ<bytes>B)");
             }
             bq.allocation = opt == "alloc" ? AllocationChoice::allocated
                                            : AllocationChoice::uniform;
         } else if (opt == "mrl") {
             once(seen_mrl);
             if (bq.budget_bytes == 0) {
-                bad_token(description, t, where + " needs a budget (BQ<bytes>B)");
+                bad_token(
+                        description, t, where + " needs a budget (BQ<bytes>B)");
             }
             bq.matryoshka = true;
         } else if (opt == "fs") {
@@ -242,41 +258,49 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
                 bad_token(description, t, where + ": query bits must be 4..8");
             }
         } else {
-            bad_token(description,
-                      t,
-                      "unknown " + where +
-                          " (rot, axis, pca, ctr, noctr, sym, q4..q8, alloc, "
-                          "uniform, mrl, fs, scalar)");
+            bad_token(
+                    description,
+                    t,
+                    "unknown " + where +
+                            " (rot, axis, pca, ctr, noctr, sym, q4..q8, alloc, "
+                            "uniform, mrl, fs, scalar)");
         }
     }
     if (bq.budget_bytes > 0 && bq.estimator == Estimator::symmetric) {
-        bad_token(description, t, "a budget needs the asymmetric estimator, not sym");
+        bad_token(
+                description,
+                t,
+                "a budget needs the asymmetric estimator, not sym");
     }
     if (bq.fast_scan &&
         (bq.estimator == Estimator::symmetric || bq.query_bits != 0)) {
-        bad_token(description,
-                  t,
-                  "fast scan (_fs) has the asymmetric float-query estimator "
-                  "only: _sym and _q<b> do not apply");
+        bad_token(
+                description,
+                t,
+                "fast scan (_fs) has the asymmetric float-query estimator "
+                "only: _sym and _q<b> do not apply");
     }
     if (bq.scalar && !bq.fast_scan) {
-        bad_token(description,
-                  t,
-                  "_scalar (per-coordinate levels instead of joint nibbles) "
-                  "applies to fast scan only: add _fs");
+        bad_token(
+                description,
+                t,
+                "_scalar (per-coordinate levels instead of joint nibbles) "
+                "applies to fast scan only: add _fs");
     }
     if (bq.estimator == Estimator::symmetric && bq.query_bits != 0) {
-        bad_token(description,
-                  t,
-                  "query bits apply to the asymmetric estimator, not sym");
+        bad_token(
+                description,
+                t,
+                "query bits apply to the asymmetric estimator, not sym");
     }
     return bq;
 }
 
 /// "BQ..." or "HNSW[M]_BQ...": true and fills spec if t is a faiss_bq core.
-bool parse_core(const std::string& description,
-                const Token& t,
-                FactorySpec& spec) {
+bool parse_core(
+        const std::string& description,
+        const Token& t,
+        FactorySpec& spec) {
     const std::string& s = t.text;
     if (starts_with(s, "BQ")) {
         const size_t open = s.find('(');
@@ -285,26 +309,30 @@ bool parse_core(const std::string& description,
             return true;
         }
         if (s.back() != ')' || open + 2 >= s.size()) {
-            bad_token(description, t, "expected BQ<n>[_options](<binary index>)");
+            bad_token(
+                    description, t, "expected BQ<n>[_options](<binary index>)");
         }
         spec.bq = parse_bq(description, {s.substr(0, open), t.pos}, 0);
         if (spec.bq.estimator != Estimator::asymmetric ||
             spec.bq.query_bits != 0) {
-            bad_token(description,
-                      t,
-                      "a binary index scores Hamming distances: _sym and "
-                      "_q<b> do not apply");
+            bad_token(
+                    description,
+                    t,
+                    "a binary index scores Hamming distances: _sym and "
+                    "_q<b> do not apply");
         }
         if (spec.bq.budget_bytes > 0 || spec.bq.nbits > 2 ||
             spec.bq.transform == TransformChoice::pca ||
-            spec.bq.allocation != AllocationChoice::automatic || spec.bq.matryoshka ||
-            spec.bq.fast_scan) {
-            bad_token(description,
-                      t,
-                      "a binary index stores uniform 1- or 2-bit plans "
-                      "(BQ1 or BQ2, axis or rot; no _fs)");
+            spec.bq.allocation != AllocationChoice::automatic ||
+            spec.bq.matryoshka || spec.bq.fast_scan) {
+            bad_token(
+                    description,
+                    t,
+                    "a binary index stores uniform 1- or 2-bit plans "
+                    "(BQ1 or BQ2, axis or rot; no _fs)");
         }
-        spec.binary = {s.substr(open + 1, s.size() - open - 2), t.pos + open + 1};
+        spec.binary = {
+                s.substr(open + 1, s.size() - open - 2), t.pos + open + 1};
         return true;
     }
     if (starts_with(s, "HNSW")) {
@@ -314,14 +342,18 @@ bool parse_core(const std::string& description,
         }
         size_t i = 4;
         spec.hnsw_M = 32; // FAISS's default
-        if (i < bq_at && (!parse_int(s, i, spec.hnsw_M) || i != bq_at ||
-                          spec.hnsw_M < 2 || spec.hnsw_M > 4096)) {
+        if (i < bq_at &&
+            (!parse_int(s, i, spec.hnsw_M) || i != bq_at || spec.hnsw_M < 2 ||
+             spec.hnsw_M > 4096)) {
             bad_token(description, t, "HNSW M must be in 2..4096");
         }
         spec.bq = parse_bq(description, t, bq_at + 1);
         if (spec.bq.fast_scan) {
-            bad_token(description, t, "HNSW stores its vectors in an IndexBQ: "
-                                      "_fs does not apply");
+            bad_token(
+                    description,
+                    t,
+                    "HNSW stores its vectors in an IndexBQ: "
+                    "_fs does not apply");
         }
         return true;
     }
@@ -329,10 +361,11 @@ bool parse_core(const std::string& description,
 }
 
 /// "IVF<nlist>[_HNSW<M>]" followed by a "BQ..." token: true and fills spec.
-bool parse_ivf(const std::string& description,
-               const Token& t,
-               const Token* next,
-               FactorySpec& spec) {
+bool parse_ivf(
+        const std::string& description,
+        const Token& t,
+        const Token* next,
+        FactorySpec& spec) {
     const std::string& s = t.text;
     if (!starts_with(s, "IVF") || !next || !starts_with(next->text, "BQ")) {
         return false; // FAISS's own IVF (IVF4096,Flat, IVF4096,PQ64x4fs, ...)
@@ -343,7 +376,10 @@ bool parse_ivf(const std::string& description,
     }
     if (i < s.size()) {
         if (s.compare(i, 5, "_HNSW") != 0) {
-            bad_token(description, t, "expected IVF<nlist> or IVF<nlist>_HNSW<M>");
+            bad_token(
+                    description,
+                    t,
+                    "expected IVF<nlist> or IVF<nlist>_HNSW<M>");
         }
         i += 5;
         if (!parse_int(s, i, spec.ivf_hnsw_M) || i != s.size() ||
@@ -352,13 +388,18 @@ bool parse_ivf(const std::string& description,
         }
     }
     if (next->text.find('(') != std::string::npos) {
-        bad_token(description, *next, "an IVF stores its own codes: no binary index");
+        bad_token(
+                description,
+                *next,
+                "an IVF stores its own codes: no binary index");
     }
     spec.bq = parse_bq(description, *next, 0);
     if (spec.bq.estimator != Estimator::asymmetric) {
-        bad_token(description, *next,
-                  "IVF lists are scored by the asymmetric estimator: _sym does "
-                  "not apply");
+        bad_token(
+                description,
+                *next,
+                "IVF lists are scored by the asymmetric estimator: _sym does "
+                "not apply");
     }
     return true;
 }
@@ -376,14 +417,15 @@ bool is_transform(const std::string& s) {
 /// A vector transform token built by FAISS's own grammar (FAISS 1.7.3 does
 /// not export its transform parser, so it parses "<token>,Flat" and the
 /// transform is taken out of the IndexPreTransform).
-faiss::VectorTransform* make_transform(const std::string& description,
-                                       const Token& t,
-                                       int d,
-                                       faiss::MetricType metric) {
+faiss::VectorTransform* make_transform(
+        const std::string& description,
+        const Token& t,
+        int d,
+        faiss::MetricType metric) {
     std::unique_ptr<faiss::Index> index;
     try {
         index.reset(
-            faiss::index_factory(d, (t.text + ",Flat").c_str(), metric));
+                faiss::index_factory(d, (t.text + ",Flat").c_str(), metric));
     } catch (const faiss::FaissException& e) {
         bad_token(description, t, std::string("FAISS: ") + e.what());
     }
@@ -396,10 +438,11 @@ faiss::VectorTransform* make_transform(const std::string& description,
     return vt;
 }
 
-faiss::Index* make_from_binary(int d,
-                               const FactorySpec& spec,
-                               const std::string& description,
-                               faiss::MetricType metric) {
+faiss::Index* make_from_binary(
+        int d,
+        const FactorySpec& spec,
+        const std::string& description,
+        faiss::MetricType metric) {
     const CodeLayout layout(d, spec.bq.nbits);
     const int bits = int(8 * (layout.code_size - CodeLayout::factor_bytes));
     std::unique_ptr<faiss::IndexBinary> binary;
@@ -417,27 +460,48 @@ faiss::Index* make_from_binary(int d,
     return fb.release();
 }
 
-faiss::Index* make_ivf(int d, const FactorySpec& spec, faiss::MetricType metric) {
+faiss::Index* make_ivf(
+        int d,
+        const FactorySpec& spec,
+        faiss::MetricType metric) {
     std::unique_ptr<faiss::Index> quantizer(
             spec.ivf_hnsw_M > 0
-                    ? static_cast<faiss::Index*>(
-                              new faiss::IndexHNSWFlat(d, spec.ivf_hnsw_M, metric))
+                    ? static_cast<faiss::Index*>(new faiss::IndexHNSWFlat(
+                              d, spec.ivf_hnsw_M, metric))
                     : new faiss::IndexFlat(d, metric));
     const size_t nlist = size_t(spec.ivf_nlist);
     std::unique_ptr<IndexIVFBQ> ivf;
     if (spec.bq.fast_scan) {
-        ivf.reset(spec.bq.budget_bytes > 0
-                          ? new IndexIVFBQFastScan(quantizer.get(), d, nlist,
-                                                   CodeBudget{spec.bq.budget_bytes}, metric)
-                          : new IndexIVFBQFastScan(quantizer.get(), d, nlist,
-                                                   spec.bq.nbits, metric));
+        ivf.reset(
+                spec.bq.budget_bytes > 0
+                        ? new IndexIVFBQFastScan(
+                                  quantizer.get(),
+                                  d,
+                                  nlist,
+                                  CodeBudget{spec.bq.budget_bytes},
+                                  metric)
+                        : new IndexIVFBQFastScan(
+                                  quantizer.get(),
+                                  d,
+                                  nlist,
+                                  spec.bq.nbits,
+                                  metric));
         ivf->trainer.joint_nibbles = !spec.bq.scalar;
     } else {
-        ivf.reset(spec.bq.budget_bytes > 0
-                          ? new IndexIVFBQ(quantizer.get(), d, nlist,
-                                           CodeBudget{spec.bq.budget_bytes}, metric)
-                          : new IndexIVFBQ(quantizer.get(), d, nlist,
-                                           spec.bq.nbits, metric));
+        ivf.reset(
+                spec.bq.budget_bytes > 0
+                        ? new IndexIVFBQ(
+                                  quantizer.get(),
+                                  d,
+                                  nlist,
+                                  CodeBudget{spec.bq.budget_bytes},
+                                  metric)
+                        : new IndexIVFBQ(
+                                  quantizer.get(),
+                                  d,
+                                  nlist,
+                                  spec.bq.nbits,
+                                  metric));
     }
     quantizer.release();
     ivf->own_fields = true;
@@ -449,10 +513,11 @@ faiss::Index* make_ivf(int d, const FactorySpec& spec, faiss::MetricType metric)
     return ivf.release();
 }
 
-faiss::Index* make_bq_core(int d,
-                           const FactorySpec& spec,
-                           const std::string& description,
-                           faiss::MetricType metric) {
+faiss::Index* make_bq_core(
+        int d,
+        const FactorySpec& spec,
+        const std::string& description,
+        faiss::MetricType metric) {
     if (!spec.binary.text.empty()) {
         return make_from_binary(d, spec, description, metric);
     }
@@ -460,8 +525,9 @@ faiss::Index* make_bq_core(int d,
         return make_ivf(d, spec, metric);
     }
     auto bq = spec.bq.budget_bytes > 0
-        ? std::make_unique<IndexBQ>(d, CodeBudget{spec.bq.budget_bytes}, metric)
-        : std::make_unique<IndexBQ>(d, spec.bq.nbits, metric);
+            ? std::make_unique<IndexBQ>(
+                      d, CodeBudget{spec.bq.budget_bytes}, metric)
+            : std::make_unique<IndexBQ>(d, spec.bq.nbits, metric);
     bq->trainer.allocation = spec.bq.allocation;
     bq->trainer.matryoshka = spec.bq.matryoshka;
     bq->trainer.transform = spec.bq.transform;
@@ -484,16 +550,18 @@ faiss::Index* make_bq_core(int d,
     return hnsw.release();
 }
 
-faiss::Index* index_factory_at(int d,
-                               const std::string& s,
-                               size_t offset,
-                               const std::string& description,
-                               faiss::MetricType metric);
+faiss::Index* index_factory_at(
+        int d,
+        const std::string& s,
+        size_t offset,
+        const std::string& description,
+        faiss::MetricType metric);
 
-faiss::Index* build(int d,
-                    const FactorySpec& spec,
-                    const std::string& description,
-                    faiss::MetricType metric) {
+faiss::Index* build(
+        int d,
+        const FactorySpec& spec,
+        const std::string& description,
+        faiss::MetricType metric) {
     std::vector<std::unique_ptr<faiss::VectorTransform>> chain;
     int d_core = d;
     for (const Token& t : spec.transforms) {
@@ -517,7 +585,8 @@ faiss::Index* build(int d,
         std::unique_ptr<faiss::Index> refine;
         if (spec.refine == FactorySpec::Refine::index) {
             const Token& r = spec.refine_description;
-            refine.reset(index_factory_at(d, r.text, r.pos, description, metric));
+            refine.reset(
+                    index_factory_at(d, r.text, r.pos, description, metric));
         }
         auto rf = std::make_unique<IndexBQRefine>(index.get(), refine.get());
         index.release();
@@ -530,9 +599,9 @@ faiss::Index* build(int d,
     }
     if (spec.wrapper != FactorySpec::Wrapper::none) {
         std::unique_ptr<faiss::IndexIDMap> map(
-            spec.wrapper == FactorySpec::Wrapper::idmap2
-                ? new faiss::IndexIDMap2(index.get())
-                : new faiss::IndexIDMap(index.get()));
+                spec.wrapper == FactorySpec::Wrapper::idmap2
+                        ? new faiss::IndexIDMap2(index.get())
+                        : new faiss::IndexIDMap(index.get()));
         index.release();
         map->own_fields = true;
         index = std::move(map);
@@ -540,13 +609,14 @@ faiss::Index* build(int d,
     return index.release();
 }
 
-faiss::Index* index_factory_at(int d,
-                               const std::string& s,
-                               size_t offset,
-                               const std::string& description,
-                               faiss::MetricType metric) {
+faiss::Index* index_factory_at(
+        int d,
+        const std::string& s,
+        size_t offset,
+        const std::string& description,
+        faiss::MetricType metric) {
     FAISS_THROW_IF_NOT_FMT(
-        d > 0, "faiss_bq::index_factory: d=%d must be > 0", d);
+            d > 0, "faiss_bq::index_factory: d=%d must be > 0", d);
     const std::vector<Token> tokens = tokenize(s, offset, description);
     FactorySpec spec;
     size_t i = 0;
@@ -559,12 +629,16 @@ faiss::Index* index_factory_at(int d,
         spec.transforms.push_back(tokens[i++]);
     }
     if (i == tokens.size()) {
-        bad_token(description,
-                  tokens.back(),
-                  "the description has no index after it");
+        bad_token(
+                description,
+                tokens.back(),
+                "the description has no index after it");
     }
-    if (parse_ivf(description, tokens[i],
-                  i + 1 < tokens.size() ? &tokens[i + 1] : nullptr, spec)) {
+    if (parse_ivf(
+                description,
+                tokens[i],
+                i + 1 < tokens.size() ? &tokens[i + 1] : nullptr,
+                spec)) {
         i++;
     } else if (!parse_core(description, tokens[i], spec)) {
         // Not ours: FAISS parses the whole description, unchanged.
@@ -572,7 +646,7 @@ faiss::Index* index_factory_at(int d,
             return faiss::index_factory(d, s.c_str(), metric);
         } catch (const faiss::FaissException& e) {
             bad_token(
-                description, tokens[i], std::string("FAISS: ") + e.what());
+                    description, tokens[i], std::string("FAISS: ") + e.what());
         }
     }
     i++;
@@ -580,22 +654,26 @@ faiss::Index* index_factory_at(int d,
         const Token& t = tokens[i];
         if (t.text == "RFlat") {
             spec.refine = FactorySpec::Refine::flat;
-        } else if (starts_with(t.text, "Refine(") && t.text.back() == ')' &&
-                   t.text.size() > 8) {
+        } else if (
+                starts_with(t.text, "Refine(") && t.text.back() == ')' &&
+                t.text.size() > 8) {
             spec.refine = FactorySpec::Refine::index;
-            spec.refine_description = {t.text.substr(7, t.text.size() - 8),
-                                       t.pos + 7};
+            spec.refine_description = {
+                    t.text.substr(7, t.text.size() - 8), t.pos + 7};
         } else {
-            bad_token(description,
-                      t,
-                      "unknown token after the index (expected RFlat or "
-                      "Refine(...))");
+            bad_token(
+                    description,
+                    t,
+                    "unknown token after the index (expected RFlat or "
+                    "Refine(...))");
         }
         i++;
     }
     if (i < tokens.size()) {
         bad_token(
-            description, tokens[i], "unexpected token after the refine stage");
+                description,
+                tokens[i],
+                "unexpected token after the refine stage");
     }
     return build(d, spec, description, metric);
 }
@@ -605,41 +683,42 @@ faiss::Index* index_factory_at(int d,
 /// head ("BQ1", "BQ64B") and the options of the trainer's forced choices.
 std::string plan_string(std::string s, const TrainerOptions& trainer) {
     switch (trainer.transform) {
-    case TransformChoice::pca:
-        s += "_pca";
-        break;
-    case TransformChoice::identity:
-        s += "_axis";
-        break;
-    case TransformChoice::random_rotation:
-        s += "_rot";
-        break;
-    case TransformChoice::automatic:
-        break;
+        case TransformChoice::pca:
+            s += "_pca";
+            break;
+        case TransformChoice::identity:
+            s += "_axis";
+            break;
+        case TransformChoice::random_rotation:
+            s += "_rot";
+            break;
+        case TransformChoice::automatic:
+            break;
     }
     switch (trainer.centering) {
-    case CenteringChoice::centered:
-        s += "_ctr";
-        break;
-    case CenteringChoice::uncentered:
-        s += "_noctr";
-        break;
-    case CenteringChoice::automatic:
-        break;
+        case CenteringChoice::centered:
+            s += "_ctr";
+            break;
+        case CenteringChoice::uncentered:
+            s += "_noctr";
+            break;
+        case CenteringChoice::automatic:
+            break;
     }
     return s;
 }
 
 /// "BQ<n>" or "BQ<bytes>B" with the trainer's options.
-std::string bq_plan_string(int nbits, size_t budget_bytes, const TrainerOptions& trainer) {
+std::string bq_plan_string(
+        int nbits,
+        size_t budget_bytes,
+        const TrainerOptions& trainer) {
     std::string head = budget_bytes > 0
-        ? "BQ" + std::to_string(budget_bytes) + "B"
-        : "BQ" + std::to_string(nbits);
-    if (budget_bytes > 0 &&
-        trainer.allocation != AllocationChoice::automatic) {
-        head += trainer.allocation == AllocationChoice::allocated
-            ? "_alloc"
-            : "_uniform";
+            ? "BQ" + std::to_string(budget_bytes) + "B"
+            : "BQ" + std::to_string(nbits);
+    if (budget_bytes > 0 && trainer.allocation != AllocationChoice::automatic) {
+        head += trainer.allocation == AllocationChoice::allocated ? "_alloc"
+                                                                  : "_uniform";
     }
     if (trainer.matryoshka) {
         head += "_mrl";
@@ -660,10 +739,10 @@ std::string bq_string(const IndexBQ& bq) {
 
 [[noreturn]] void unnamed(const char* what, const std::type_info& type) {
     FAISS_THROW_FMT(
-        "faiss_bq::index_factory_string: %s of type %s has no factory "
-        "string",
-        what,
-        type.name());
+            "faiss_bq::index_factory_string: %s of type %s has no factory "
+            "string",
+            what,
+            type.name());
 }
 
 std::string transform_string(const faiss::VectorTransform* vt) {
@@ -676,8 +755,8 @@ std::string transform_string(const faiss::VectorTransform* vt) {
     } else if (auto pca = dynamic_cast<const faiss::PCAMatrix*>(vt)) {
         if (pca->eigen_power == 0 || pca->eigen_power == -0.5f) {
             return std::string("PCA") + (pca->eigen_power != 0 ? "W" : "") +
-                   (pca->random_rotation ? "R" : "") +
-                   std::to_string(vt->d_out);
+                    (pca->random_rotation ? "R" : "") +
+                    std::to_string(vt->d_out);
         }
     } else if (auto opq = dynamic_cast<const faiss::OPQMatrix*>(vt)) {
         return "OPQ" + std::to_string(opq->M) + "_" + std::to_string(vt->d_out);
@@ -691,7 +770,8 @@ std::string faiss_core_string(const faiss::Index* index) {
     }
     if (auto ivf = dynamic_cast<const IndexIVFBQ*>(index)) {
         std::string head = "IVF" + std::to_string(ivf->nlist);
-        if (auto hq = dynamic_cast<const faiss::IndexHNSWFlat*>(ivf->quantizer)) {
+        if (auto hq =
+                    dynamic_cast<const faiss::IndexHNSWFlat*>(ivf->quantizer)) {
             head += "_HNSW" + std::to_string(hq->hnsw.nb_neighbors(1));
         } else if (!dynamic_cast<const faiss::IndexFlat*>(ivf->quantizer)) {
             unnamed("IVF coarse quantizer", typeid(*ivf->quantizer));
@@ -699,7 +779,8 @@ std::string faiss_core_string(const faiss::Index* index) {
         std::string s = head + "," +
                 bq_plan_string(ivf->nbits, ivf->budget_bytes, ivf->trainer);
         if (dynamic_cast<const IndexIVFBQFastScan*>(ivf)) {
-            s += std::string("_fs") + (ivf->trainer.joint_nibbles ? "" : "_scalar");
+            s += std::string("_fs") +
+                    (ivf->trainer.joint_nibbles ? "" : "_scalar");
         }
         if (ivf->query_bits != 0) {
             s += "_q" + std::to_string(ivf->query_bits);
@@ -707,18 +788,18 @@ std::string faiss_core_string(const faiss::Index* index) {
         return s;
     }
     if (auto fs = dynamic_cast<const IndexBQFastScan*>(index)) {
-        return bq_plan_string(fs->nbits, fs->budget_bytes, fs->trainer) + "_fs" +
-                (fs->trainer.joint_nibbles ? "" : "_scalar");
+        return bq_plan_string(fs->nbits, fs->budget_bytes, fs->trainer) +
+                "_fs" + (fs->trainer.joint_nibbles ? "" : "_scalar");
     }
     if (auto fb = dynamic_cast<const IndexFromBinary*>(index)) {
-        return plan_string("BQ" + std::to_string(fb->nbits), fb->trainer) + "(" +
-                index_factory_string(fb->index) + ")";
+        return plan_string("BQ" + std::to_string(fb->nbits), fb->trainer) +
+                "(" + index_factory_string(fb->index) + ")";
     }
     if (typeid(*index) == typeid(faiss::IndexHNSW)) {
         auto hnsw = static_cast<const faiss::IndexHNSW*>(index);
         if (auto bq = dynamic_cast<const IndexBQ*>(hnsw->storage)) {
             return "HNSW" + std::to_string(hnsw->hnsw.nb_neighbors(1)) + "_" +
-                   bq_string(*bq);
+                    bq_string(*bq);
         }
     }
     if (dynamic_cast<const faiss::IndexFlat*>(index)) {
@@ -730,22 +811,22 @@ std::string faiss_core_string(const faiss::Index* index) {
     if (auto sq = dynamic_cast<const faiss::IndexScalarQuantizer*>(index)) {
         using QT = faiss::ScalarQuantizer::QuantizerType;
         switch (sq->sq.qtype) {
-        case QT::QT_8bit:
-            return "SQ8";
-        case QT::QT_4bit:
-            return "SQ4";
-        case QT::QT_6bit:
-            return "SQ6";
-        case QT::QT_fp16:
-            return "SQfp16";
-        default:
-            break;
+            case QT::QT_8bit:
+                return "SQ8";
+            case QT::QT_4bit:
+                return "SQ4";
+            case QT::QT_6bit:
+                return "SQ6";
+            case QT::QT_fp16:
+                return "SQfp16";
+            default:
+                break;
         }
     }
     if (auto pq = dynamic_cast<const faiss::IndexPQ*>(index)) {
         if (typeid(*index) == typeid(faiss::IndexPQ)) {
             return "PQ" + std::to_string(pq->pq.M) + "x" +
-                   std::to_string(pq->pq.nbits);
+                    std::to_string(pq->pq.nbits);
         }
     }
     unnamed("index", typeid(*index));
@@ -753,10 +834,12 @@ std::string faiss_core_string(const faiss::Index* index) {
 
 } // namespace
 
-faiss::Index*
-index_factory(int d, const char* description, faiss::MetricType metric) {
-    FAISS_THROW_IF_NOT_MSG(description,
-                           "faiss_bq::index_factory: null description");
+faiss::Index* index_factory(
+        int d,
+        const char* description,
+        faiss::MetricType metric) {
+    FAISS_THROW_IF_NOT_MSG(
+            description, "faiss_bq::index_factory: null description");
     const std::string s(description);
     return index_factory_at(d, s, 0, s, metric);
 }
@@ -775,16 +858,16 @@ std::string index_factory_string(const faiss::Index* index) {
         return index_factory_string(rf->base_index) +
                 (exact ? std::string(",RFlat")
                        : ",Refine(" + index_factory_string(rf->refine_index) +
-                                ")");
+                                 ")");
     }
     // FAISS's own refine (e.g. read from a FAISS file) has the same string,
     // which builds IndexBQRefine: the same search, plus per-search options.
     if (auto rf = dynamic_cast<const faiss::IndexRefine*>(index)) {
         const bool rflat = dynamic_cast<const faiss::IndexRefineFlat*>(rf);
         return index_factory_string(rf->base_index) +
-               (rflat ? std::string(",RFlat")
-                      : ",Refine(" + index_factory_string(rf->refine_index) +
-                            ")");
+                (rflat ? std::string(",RFlat")
+                       : ",Refine(" + index_factory_string(rf->refine_index) +
+                                 ")");
     }
     if (auto pt = dynamic_cast<const faiss::IndexPreTransform*>(index)) {
         std::string s;
@@ -809,14 +892,14 @@ faiss::IndexBinary* make_binary_flat(int d) {
 } // namespace
 
 faiss::IndexBinary* index_binary_factory(int d, const char* description) {
-    FAISS_THROW_IF_NOT_MSG(description,
-                           "faiss_bq::index_binary_factory: null description");
+    FAISS_THROW_IF_NOT_MSG(
+            description, "faiss_bq::index_binary_factory: null description");
     const std::string s(description);
     FAISS_THROW_IF_NOT_FMT(
-        d > 0 && d % 8 == 0,
-        "faiss_bq::index_binary_factory: d=%d must be a positive multiple "
-        "of 8",
-        d);
+            d > 0 && d % 8 == 0,
+            "faiss_bq::index_binary_factory: d=%d must be a positive multiple "
+            "of 8",
+            d);
     const std::vector<Token> tokens = tokenize(s, 0, s);
     size_t i = 0;
     const std::string wrapper = tokens[0].text;
@@ -844,8 +927,8 @@ faiss::IndexBinary* index_binary_factory(int d, const char* description) {
         return index.release();
     }
     std::unique_ptr<faiss::IndexBinaryIDMap> map(
-        wrapper == "IDMap2" ? new faiss::IndexBinaryIDMap2(index.get())
-                            : new faiss::IndexBinaryIDMap(index.get()));
+            wrapper == "IDMap2" ? new faiss::IndexBinaryIDMap2(index.get())
+                                : new faiss::IndexBinaryIDMap(index.get()));
     index.release();
     map->own_fields = true;
     return map.release();
@@ -878,7 +961,7 @@ std::string index_factory_string(const faiss::IndexBinary* index) {
     }
     if (auto mhash = dynamic_cast<const faiss::IndexBinaryMultiHash*>(index)) {
         return "BHash" + std::to_string(mhash->nhash) + "x" +
-               std::to_string(mhash->b);
+                std::to_string(mhash->b);
     }
     unnamed("binary index", typeid(*index));
 }

@@ -18,9 +18,10 @@ namespace faiss_bq {
 /// "IDMap2,BQ1_sym,RFlat", "HNSW32_BQ2", "BQ1,Refine(SQ8)", or any FAISS
 /// string. The caller owns the result. Throws faiss::FaissException naming
 /// the offending token and its character position.
-faiss::Index* index_factory(int d,
-                            const char* description,
-                            faiss::MetricType metric = faiss::METRIC_L2);
+faiss::Index* index_factory(
+        int d,
+        const char* description,
+        faiss::MetricType metric = faiss::METRIC_L2);
 
 /// Binary indexes: "BFlat", "IDMap,BFlat", "IDMap2,BFlat", and FAISS's binary
 /// strings ("BIVF1024", "BHNSW32", "BHash16", ...) passed through.

@@ -38,16 +38,15 @@
 
 #include <faiss_bq/IndexBQ.h>
 #include <faiss_bq/IndexBQFastScan.h>
-#include <faiss_bq/kernels/kernels.h>
 #include <faiss_bq/IndexBQRefine.h>
 #include <faiss_bq/IndexFromBinary.h>
 #include <faiss_bq/IndexIVFBQ.h>
 #include <faiss_bq/IndexIVFBQFastScan.h>
+#include <faiss_bq/kernels/kernels.h>
 
 #include <faiss/IndexBinaryFlat.h>
 #include <faiss/IndexBinaryFromFloat.h>
 #include <faiss/IndexBinaryIVF.h>
-#include <faiss_bq/IndexBinaryFlatFast.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIDMap.h>
@@ -58,6 +57,7 @@
 #include <faiss/index_io.h>
 #include <faiss/invlists/InvertedLists.h>
 #include <faiss/invlists/OnDiskInvertedLists.h>
+#include <faiss_bq/IndexBinaryFlatFast.h>
 
 #include <sys/stat.h>
 
@@ -91,10 +91,11 @@ constexpr int kMaxEf = 1 << 20;
 // ---- writing
 
 void write_bytes(faiss::IOWriter* f, const void* p, size_t n) {
-    FAISS_THROW_IF_NOT_FMT(n == 0 || (*f)(p, 1, n) == n,
-                           "faiss_bq: write error in %s (%zu bytes)",
-                           f->name.c_str(),
-                           n);
+    FAISS_THROW_IF_NOT_FMT(
+            n == 0 || (*f)(p, 1, n) == n,
+            "faiss_bq: write error in %s (%zu bytes)",
+            f->name.c_str(),
+            n);
 }
 
 template <class T>
@@ -141,10 +142,11 @@ struct ChecksumWriter : faiss::IOWriter {
 // ---- reading
 
 void read_bytes(faiss::IOReader* f, void* p, size_t n) {
-    FAISS_THROW_IF_NOT_FMT(n == 0 || (*f)(p, 1, n) == n,
-                           "faiss_bq: %s ends early (%zu more bytes expected)",
-                           f->name.c_str(),
-                           n);
+    FAISS_THROW_IF_NOT_FMT(
+            n == 0 || (*f)(p, 1, n) == n,
+            "faiss_bq: %s ends early (%zu more bytes expected)",
+            f->name.c_str(),
+            n);
 }
 
 template <class T>
@@ -160,7 +162,7 @@ T get(faiss::IOReader* f) {
 bool get_bool(faiss::IOReader* f, const char* what) {
     const uint8_t b = get<uint8_t>(f);
     FAISS_THROW_IF_NOT_FMT(
-        b <= 1, "faiss_bq: %s=%d is not a bool", what, int(b));
+            b <= 1, "faiss_bq: %s=%d is not a bool", what, int(b));
     return b;
 }
 
@@ -171,7 +173,7 @@ E get_enum(faiss::IOReader* f, const char* what, E last) {
     static_assert(std::is_unsigned<U>::value, "unsigned enums only");
     const U v = get<U>(f);
     FAISS_THROW_IF_NOT_FMT(
-        v <= U(last), "faiss_bq: %s=%ld is out of range", what, long(v));
+            v <= U(last), "faiss_bq: %s=%ld is out of range", what, long(v));
     return E(v);
 }
 
@@ -192,15 +194,17 @@ void get_values(faiss::IOReader* f, std::vector<T>& v, uint64_t n) {
 }
 
 template <class T>
-void get_vector(faiss::IOReader* f,
-                std::vector<T>& v,
-                const char* what,
-                size_t scale = 1) {
+void get_vector(
+        faiss::IOReader* f,
+        std::vector<T>& v,
+        const char* what,
+        size_t scale = 1) {
     const uint64_t stored = get<uint64_t>(f);
-    FAISS_THROW_IF_NOT_FMT(stored < (uint64_t(1) << 40) / sizeof(T) / scale,
-                           "faiss_bq: %s: size %lu is absurd",
-                           what,
-                           (unsigned long)stored);
+    FAISS_THROW_IF_NOT_FMT(
+            stored < (uint64_t(1) << 40) / sizeof(T) / scale,
+            "faiss_bq: %s: size %lu is absurd",
+            what,
+            (unsigned long)stored);
     get_values(f, v, stored * scale);
 }
 
@@ -227,20 +231,20 @@ void check_checksum(ChecksumReader& r, faiss::IOReader* f, const char* what) {
     const uint64_t computed = r.sum.h;
     const uint64_t stored = get<uint64_t>(f);
     FAISS_THROW_IF_NOT_FMT(
-        stored == computed,
-        "faiss_bq: %s record in %s fails its checksum (corrupted file)",
-        what,
-        f->name.c_str());
+            stored == computed,
+            "faiss_bq: %s record in %s fails its checksum (corrupted file)",
+            what,
+            f->name.c_str());
 }
 
 uint32_t check_version(faiss::IOReader* f, const char* what) {
     const uint32_t version = get<uint32_t>(f);
     FAISS_THROW_IF_NOT_FMT(
-        version >= 1 && version <= kFormatVersion,
-        "faiss_bq: %s format version %u; this build reads 1..%u",
-        what,
-        version,
-        kFormatVersion);
+            version >= 1 && version <= kFormatVersion,
+            "faiss_bq: %s format version %u; this build reads 1..%u",
+            what,
+            version,
+            kFormatVersion);
     return version;
 }
 
@@ -277,14 +281,15 @@ struct ReplayReader : faiss::IOReader {
 /// enum holding a value outside its range is undefined behaviour).
 faiss::MetricType get_metric(faiss::IOReader* f, const char* what) {
     const int m = get<int>(f);
-    for (faiss::MetricType known : {faiss::METRIC_INNER_PRODUCT,
-                                    faiss::METRIC_L2,
-                                    faiss::METRIC_L1,
-                                    faiss::METRIC_Linf,
-                                    faiss::METRIC_Lp,
-                                    faiss::METRIC_Canberra,
-                                    faiss::METRIC_BrayCurtis,
-                                    faiss::METRIC_JensenShannon}) {
+    for (faiss::MetricType known :
+         {faiss::METRIC_INNER_PRODUCT,
+          faiss::METRIC_L2,
+          faiss::METRIC_L1,
+          faiss::METRIC_Linf,
+          faiss::METRIC_Lp,
+          faiss::METRIC_Canberra,
+          faiss::METRIC_BrayCurtis,
+          faiss::METRIC_JensenShannon}) {
         if (m == int(known)) {
             return known;
         }
@@ -312,13 +317,13 @@ void read_header(faiss::Index* idx, faiss::IOReader* f) {
     get<idx_t>(f);
     idx->is_trained = get_bool(f, "is_trained");
     idx->metric_type = get_metric(f, "metric_type");
-    FAISS_THROW_IF_NOT_FMT(idx->d > 0 && idx->d <= kMaxDim &&
-                               idx->ntotal >= 0 &&
-                               idx->ntotal < (idx_t(1) << 40),
-                           "faiss_bq: bad index header in %s: d=%d ntotal=%ld",
-                           f->name.c_str(),
-                           idx->d,
-                           long(idx->ntotal));
+    FAISS_THROW_IF_NOT_FMT(
+            idx->d > 0 && idx->d <= kMaxDim && idx->ntotal >= 0 &&
+                    idx->ntotal < (idx_t(1) << 40),
+            "faiss_bq: bad index header in %s: d=%d ntotal=%ld",
+            f->name.c_str(),
+            idx->d,
+            long(idx->ntotal));
     if (idx->metric_type > 1) {
         idx->metric_arg = get<float>(f);
     }
@@ -335,25 +340,26 @@ void write_binary_header(const faiss::IndexBinary* idx, faiss::IOWriter* f) {
 
 /// FAISS 1.7.3's IndexBinaryIDMap leaves code_size at 0, so a container
 /// header may hold 0 there.
-void read_binary_header(faiss::IndexBinary* idx,
-                        faiss::IOReader* f,
-                        bool container) {
+void read_binary_header(
+        faiss::IndexBinary* idx,
+        faiss::IOReader* f,
+        bool container) {
     idx->d = get<int>(f);
     idx->code_size = get<int>(f);
     idx->ntotal = get<idx_t>(f);
     idx->is_trained = get_bool(f, "is_trained");
     idx->metric_type = get_metric(f, "metric_type");
     FAISS_THROW_IF_NOT_FMT(
-        idx->d > 0 && idx->d <= kMaxDim && idx->d % 8 == 0 &&
-            (idx->code_size == idx->d / 8 ||
-             (container && idx->code_size == 0)) &&
-            idx->ntotal >= 0 && idx->ntotal < (idx_t(1) << 40),
-        "faiss_bq: bad binary index header in %s: d=%d code_size=%d "
-        "ntotal=%ld",
-        f->name.c_str(),
-        idx->d,
-        idx->code_size,
-        long(idx->ntotal));
+            idx->d > 0 && idx->d <= kMaxDim && idx->d % 8 == 0 &&
+                    (idx->code_size == idx->d / 8 ||
+                     (container && idx->code_size == 0)) &&
+                    idx->ntotal >= 0 && idx->ntotal < (idx_t(1) << 40),
+            "faiss_bq: bad binary index header in %s: d=%d code_size=%d "
+            "ntotal=%ld",
+            f->name.c_str(),
+            idx->d,
+            idx->code_size,
+            long(idx->ntotal));
     idx->verbose = false;
 }
 
@@ -375,8 +381,7 @@ void write_trainer(const TrainerOptions& t, faiss::IOWriter* f) {
 TrainerOptions read_trainer(faiss::IOReader* f) {
     TrainerOptions t;
     t.nbits = get<int>(f);
-    t.transform =
-        get_enum(f, "trainer.transform", TransformChoice::pca);
+    t.transform = get_enum(f, "trainer.transform", TransformChoice::pca);
     t.centering = get_enum(f, "trainer.centering", CenteringChoice::uncentered);
     t.estimator = get_enum(f, "trainer.estimator", Estimator::symmetric);
     t.metric = get_metric(f, "trainer.metric");
@@ -385,16 +390,16 @@ TrainerOptions read_trainer(faiss::IOReader* f) {
     t.max_heldout_base = get<uint64_t>(f);
     t.max_heldout_queries = get<uint64_t>(f);
     t.max_fit_rows = get<uint64_t>(f);
-    FAISS_THROW_IF_NOT_FMT((t.nbits == 1 || t.nbits == 2) &&
-                               (t.metric == faiss::METRIC_L2 ||
-                                t.metric == faiss::METRIC_INNER_PRODUCT) &&
-                               t.heldout_fraction >= 0 &&
-                               t.heldout_fraction <= 1,
-                           "faiss_bq: bad trainer options: nbits=%d metric=%d "
-                           "heldout_fraction=%g",
-                           t.nbits,
-                           int(t.metric),
-                           t.heldout_fraction);
+    FAISS_THROW_IF_NOT_FMT(
+            (t.nbits == 1 || t.nbits == 2) &&
+                    (t.metric == faiss::METRIC_L2 ||
+                     t.metric == faiss::METRIC_INNER_PRODUCT) &&
+                    t.heldout_fraction >= 0 && t.heldout_fraction <= 1,
+            "faiss_bq: bad trainer options: nbits=%d metric=%d "
+            "heldout_fraction=%g",
+            t.nbits,
+            int(t.metric),
+            t.heldout_fraction);
     return t;
 }
 
@@ -422,14 +427,16 @@ DatasetAnalysis read_analysis(faiss::IOReader* f) {
     a.n = get<uint64_t>(f);
     a.d = get<uint64_t>(f);
     FAISS_THROW_IF_NOT_FMT(
-        a.d <= size_t(kMaxDim), "faiss_bq: analysis d=%zu", a.d);
+            a.d <= size_t(kMaxDim), "faiss_bq: analysis d=%zu", a.d);
     get_vector(f, a.mean, "analysis.mean");
     get_vector(f, a.sigma, "analysis.sigma");
     a.cv_sigma = get<float>(f);
     a.mean_offset_ratio = get<float>(f);
     get_vector(f, a.positive_fraction, "analysis.positive_fraction");
     get_vector(
-        f, a.positive_fraction_centered, "analysis.positive_fraction_centered");
+            f,
+            a.positive_fraction_centered,
+            "analysis.positive_fraction_centered");
     a.sign_entropy_bits = get<float>(f);
     a.sign_entropy_centered_bits = get<float>(f);
     get_vector(f, a.eigenvalues, "analysis.eigenvalues");
@@ -439,17 +446,18 @@ DatasetAnalysis read_analysis(faiss::IOReader* f) {
     a.mean_excess_kurtosis = get<float>(f);
     a.n_constant = get<uint64_t>(f);
     // report() indexes every per-coordinate vector by j < d.
-    for (const auto* v : {&a.mean,
-                          &a.sigma,
-                          &a.positive_fraction,
-                          &a.positive_fraction_centered,
-                          &a.eigenvalues,
-                          &a.excess_kurtosis}) {
+    for (const auto* v :
+         {&a.mean,
+          &a.sigma,
+          &a.positive_fraction,
+          &a.positive_fraction_centered,
+          &a.eigenvalues,
+          &a.excess_kurtosis}) {
         FAISS_THROW_IF_NOT_FMT(
-            v->size() == a.d,
-            "faiss_bq: analysis of d=%zu holds a vector of size %zu",
-            a.d,
-            v->size());
+                v->size() == a.d,
+                "faiss_bq: analysis of d=%zu holds a vector of size %zu",
+                a.d,
+                v->size());
     }
     return a;
 }
@@ -495,8 +503,7 @@ BinarizationPlan read_plan(faiss::IOReader* f) {
     // Pushed one by one: the count alone allocates nothing.
     for (uint64_t i = 0; i < n_candidates; i++) {
         CandidateReport c;
-        c.transform =
-            get_enum(f, "candidate.transform", Transform::pca);
+        c.transform = get_enum(f, "candidate.transform", Transform::pca);
         c.centered = get_bool(f, "candidate.centered");
         c.estimator = get_enum(f, "candidate.estimator", Estimator::symmetric);
         c.predicted_loss = get<float>(f);
@@ -516,33 +523,35 @@ void check_plan(const BinarizationPlan& p, int d, int nbits, size_t code_size) {
     const size_t dd = size_t(d);
     const bool rot = p.transform != Transform::identity;
     const bool bits_ok = p.nbits >= 1 && p.nbits <= 4 && p.bits.size() == dd &&
-        std::all_of(p.bits.begin(), p.bits.end(), [&](uint8_t b) {
-            return b <= p.nbits;
-        });
+            std::all_of(p.bits.begin(), p.bits.end(), [&](uint8_t b) {
+                             return b <= p.nbits;
+                         });
     const size_t L = size_t(1) << (bits_ok ? p.nbits : 0);
     FAISS_THROW_IF_NOT_FMT(
-        bits_ok && p.d == d && (nbits == 0 || p.nbits == nbits) &&
-            p.center.size() == dd &&
-            p.rotation.size() == (rot ? dd * dd : 0) &&
-            p.thresholds.size() == dd * (L - 1) && p.levels.size() == dd * L &&
-            (p.joint_levels.empty() || p.joint_levels.size() == dd * 16) &&
-            grouped_plane_bytes(p.bits_histogram()) <= p.code_bytes &&
-            p.code_bytes + CodeLayout::factor_bytes == code_size,
-        "faiss_bq: plan of d=%d nbits=%d (sizes center %zu, rotation %zu, "
-        "thresholds %zu, levels %zu, joint levels %zu, bits %zu, code "
-        "bytes %zu) does not fit an index of d=%d nbits=%d code_size=%zu",
-        p.d,
-        p.nbits,
-        p.center.size(),
-        p.rotation.size(),
-        p.thresholds.size(),
-        p.levels.size(),
-        p.joint_levels.size(),
-        p.bits.size(),
-        p.code_bytes,
-        d,
-        nbits,
-        code_size);
+            bits_ok && p.d == d && (nbits == 0 || p.nbits == nbits) &&
+                    p.center.size() == dd &&
+                    p.rotation.size() == (rot ? dd * dd : 0) &&
+                    p.thresholds.size() == dd * (L - 1) &&
+                    p.levels.size() == dd * L &&
+                    (p.joint_levels.empty() ||
+                     p.joint_levels.size() == dd * 16) &&
+                    grouped_plane_bytes(p.bits_histogram()) <= p.code_bytes &&
+                    p.code_bytes + CodeLayout::factor_bytes == code_size,
+            "faiss_bq: plan of d=%d nbits=%d (sizes center %zu, rotation %zu, "
+            "thresholds %zu, levels %zu, joint levels %zu, bits %zu, code "
+            "bytes %zu) does not fit an index of d=%d nbits=%d code_size=%zu",
+            p.d,
+            p.nbits,
+            p.center.size(),
+            p.rotation.size(),
+            p.thresholds.size(),
+            p.levels.size(),
+            p.joint_levels.size(),
+            p.bits.size(),
+            p.code_bytes,
+            d,
+            nbits,
+            code_size);
 }
 
 /// Version 2: the plan's allocation and its evidence (after the plan);
@@ -565,9 +574,10 @@ void write_plan_allocation(const BinarizationPlan& p, faiss::IOWriter* f) {
     put_vector(f, p.joint_levels);
 }
 
-void read_plan_allocation(BinarizationPlan& p,
-                          faiss::IOReader* f,
-                          uint32_t version) {
+void read_plan_allocation(
+        BinarizationPlan& p,
+        faiss::IOReader* f,
+        uint32_t version) {
     get_vector(f, p.bits, "plan.bits");
     p.code_bytes = get<uint64_t>(f);
     p.energy_kept = get<float>(f);
@@ -602,13 +612,12 @@ void read_allocation(IndexBQ* idx, faiss::IOReader* f, uint32_t version) {
     idx->budget_bytes = get<uint64_t>(f);
     idx->trainer.budget_bytes = get<uint64_t>(f);
     idx->trainer.allocation =
-        get_enum(f, "trainer.allocation", AllocationChoice::uniform);
-    idx->trainer.matryoshka =
-        version >= 3 && get_bool(f, "trainer.matryoshka");
+            get_enum(f, "trainer.allocation", AllocationChoice::uniform);
+    idx->trainer.matryoshka = version >= 3 && get_bool(f, "trainer.matryoshka");
     idx->trainer.fast_scan_layout =
-        version >= 4 && get_bool(f, "trainer.fast_scan_layout");
+            version >= 4 && get_bool(f, "trainer.fast_scan_layout");
     idx->trainer.joint_nibbles =
-        version >= 5 && get_bool(f, "trainer.joint_nibbles");
+            version >= 5 && get_bool(f, "trainer.joint_nibbles");
     read_plan_allocation(idx->plan, f, version);
 }
 
@@ -650,15 +659,15 @@ IndexBQ* read_IndexBQ(faiss::IOReader* f) {
     idx->estimator = get_enum(&r, "estimator", Estimator::symmetric);
     idx->query_bits = get<int>(&r);
     FAISS_THROW_IF_NOT_FMT(
-        (idx->nbits == 0 || idx->nbits == 1 || idx->nbits == 2) &&
-            (idx->metric_type == faiss::METRIC_L2 ||
-             idx->metric_type == faiss::METRIC_INNER_PRODUCT) &&
-            (idx->query_bits == 0 ||
-             (idx->query_bits >= 4 && idx->query_bits <= 8)),
-        "faiss_bq: bad IndexBQ fields: nbits=%d metric=%d query_bits=%d",
-        idx->nbits,
-        int(idx->metric_type),
-        idx->query_bits);
+            (idx->nbits == 0 || idx->nbits == 1 || idx->nbits == 2) &&
+                    (idx->metric_type == faiss::METRIC_L2 ||
+                     idx->metric_type == faiss::METRIC_INNER_PRODUCT) &&
+                    (idx->query_bits == 0 ||
+                     (idx->query_bits >= 4 && idx->query_bits <= 8)),
+            "faiss_bq: bad IndexBQ fields: nbits=%d metric=%d query_bits=%d",
+            idx->nbits,
+            int(idx->metric_type),
+            idx->query_bits);
     idx->trainer = read_trainer(&r);
     idx->plan = read_plan(&r);
     if (version >= 2) {
@@ -668,41 +677,41 @@ IndexBQ* read_IndexBQ(faiss::IOReader* f) {
     }
     const bool budget = idx->budget_bytes > 0;
     FAISS_THROW_IF_NOT_FMT(
-        (idx->nbits == 0) == budget && idx->d > 0 &&
-            idx->budget_bytes <= size_t(idx->d) / 2,
-        "faiss_bq: bad IndexBQ fields: nbits=%d budget_bytes=%zu d=%d",
-        idx->nbits,
-        idx->budget_bytes,
-        idx->d);
-    idx->code_size = budget
-        ? idx->budget_bytes + CodeLayout::factor_bytes
-        : CodeLayout(idx->d, idx->nbits).code_size;
+            (idx->nbits == 0) == budget && idx->d > 0 &&
+                    idx->budget_bytes <= size_t(idx->d) / 2,
+            "faiss_bq: bad IndexBQ fields: nbits=%d budget_bytes=%zu d=%d",
+            idx->nbits,
+            idx->budget_bytes,
+            idx->d);
+    idx->code_size = budget ? idx->budget_bytes + CodeLayout::factor_bytes
+                            : CodeLayout(idx->d, idx->nbits).code_size;
     FAISS_THROW_IF_NOT_FMT(
-        code_size == idx->code_size,
-        "faiss_bq: IndexBQ code_size=%lu, expected %zu for d=%d nbits=%d "
-        "budget_bytes=%zu",
-        (unsigned long)code_size,
-        idx->code_size,
-        idx->d,
-        idx->nbits,
-        idx->budget_bytes);
+            code_size == idx->code_size,
+            "faiss_bq: IndexBQ code_size=%lu, expected %zu for d=%d nbits=%d "
+            "budget_bytes=%zu",
+            (unsigned long)code_size,
+            idx->code_size,
+            idx->d,
+            idx->nbits,
+            idx->budget_bytes);
     get_vector(&r, idx->codes, "IndexBQ.codes");
     check_checksum(r, f, "IndexBQ");
     FAISS_THROW_IF_NOT_FMT(
-        idx->is_trained == idx->plan.is_trained(),
-        "faiss_bq: IndexBQ is_trained=%d but its plan says %d",
-        int(idx->is_trained),
-        int(idx->plan.is_trained()));
+            idx->is_trained == idx->plan.is_trained(),
+            "faiss_bq: IndexBQ is_trained=%d but its plan says %d",
+            int(idx->is_trained),
+            int(idx->plan.is_trained()));
     if (idx->is_trained) {
         check_plan(idx->plan, idx->d, idx->nbits, idx->code_size);
     }
     FAISS_THROW_IF_NOT_FMT(
-        idx->codes.size() == size_t(idx->ntotal) * idx->code_size,
-        "faiss_bq: IndexBQ holds %zu code bytes for ntotal=%ld",
-        idx->codes.size(),
-        long(idx->ntotal));
-    FAISS_THROW_IF_NOT_MSG(idx->is_trained || idx->ntotal == 0,
-                           "faiss_bq: an untrained IndexBQ holds codes");
+            idx->codes.size() == size_t(idx->ntotal) * idx->code_size,
+            "faiss_bq: IndexBQ holds %zu code bytes for ntotal=%ld",
+            idx->codes.size(),
+            long(idx->ntotal));
+    FAISS_THROW_IF_NOT_MSG(
+            idx->is_trained || idx->ntotal == 0,
+            "faiss_bq: an untrained IndexBQ holds codes");
     return idx.release();
 }
 
@@ -732,20 +741,20 @@ void write_IndexHNSW_BQ(const faiss::IndexHNSW* idx, faiss::IOWriter* f) {
 void check_hnsw(const faiss::HNSW& g, idx_t ntotal) {
     const auto& cum = g.cum_nneighbor_per_level;
     bool ok = cum.size() >= 2 && cum[0] == 0 &&
-              g.assign_probas.size() + 1 == cum.size() &&
-              g.levels.size() == size_t(ntotal) &&
-              g.offsets.size() == size_t(ntotal) + 1 && g.offsets[0] == 0 &&
-              g.efConstruction >= 1 && g.efConstruction <= kMaxEf &&
-              g.efSearch >= 1 && g.efSearch <= kMaxEf && g.upper_beam >= 1 &&
-              g.upper_beam <= kMaxEf;
+            g.assign_probas.size() + 1 == cum.size() &&
+            g.levels.size() == size_t(ntotal) &&
+            g.offsets.size() == size_t(ntotal) + 1 && g.offsets[0] == 0 &&
+            g.efConstruction >= 1 && g.efConstruction <= kMaxEf &&
+            g.efSearch >= 1 && g.efSearch <= kMaxEf && g.upper_beam >= 1 &&
+            g.upper_beam <= kMaxEf;
     for (size_t l = 1; ok && l < cum.size(); l++) {
         ok = cum[l] >= cum[l - 1] && cum[l] - cum[l - 1] <= kMaxEf;
     }
     for (idx_t i = 0; ok && i < ntotal; i++) {
         const int level = g.levels[i];
         ok = level >= 1 && size_t(level) < cum.size() &&
-             g.offsets[i + 1] >= g.offsets[i] &&
-             g.offsets[i + 1] - g.offsets[i] == size_t(cum[level]);
+                g.offsets[i + 1] >= g.offsets[i] &&
+                g.offsets[i + 1] - g.offsets[i] == size_t(cum[level]);
     }
     ok = ok && g.neighbors.size() == g.offsets.back();
     for (size_t i = 0; ok && i < g.neighbors.size(); i++) {
@@ -755,13 +764,13 @@ void check_hnsw(const faiss::HNSW& g, idx_t ntotal) {
         ok = g.entry_point == -1 && g.max_level == -1;
     } else if (ok) {
         ok = g.entry_point >= 0 && g.entry_point < ntotal &&
-             g.max_level == g.levels[g.entry_point] - 1;
+                g.max_level == g.levels[g.entry_point] - 1;
         for (idx_t i = 0; ok && i < ntotal; i++) {
             ok = g.levels[i] - 1 <= g.max_level;
         }
     }
     FAISS_THROW_IF_NOT_FMT(
-        ok, "faiss_bq: inconsistent HNSW graph of %ld nodes", long(ntotal));
+            ok, "faiss_bq: inconsistent HNSW graph of %ld nodes", long(ntotal));
 }
 
 faiss::IndexHNSW* read_IndexHNSW_BQ(faiss::IOReader* f, int io_flags) {
@@ -785,44 +794,46 @@ faiss::IndexHNSW* read_IndexHNSW_BQ(faiss::IOReader* f, int io_flags) {
     check_checksum(r, f, "IndexHNSW over faiss_bq");
     check_hnsw(g, idx->ntotal);
     FAISS_THROW_IF_NOT_FMT(
-        idx->storage->d == idx->d && idx->storage->ntotal == idx->ntotal &&
-            idx->storage->metric_type == idx->metric_type,
-        "faiss_bq: HNSW of d=%d ntotal=%ld over storage of d=%d ntotal=%ld",
-        idx->d,
-        long(idx->ntotal),
-        idx->storage->d,
-        long(idx->storage->ntotal));
+            idx->storage->d == idx->d && idx->storage->ntotal == idx->ntotal &&
+                    idx->storage->metric_type == idx->metric_type,
+            "faiss_bq: HNSW of d=%d ntotal=%ld over storage of d=%d ntotal=%ld",
+            idx->d,
+            long(idx->ntotal),
+            idx->storage->d,
+            long(idx->storage->ntotal));
     return idx.release();
 }
 
 // ---- FAISS containers, in FAISS's layout
 
-void check_sub(const faiss::Index* outer,
-               const faiss::Index* sub,
-               const char* what) {
+void check_sub(
+        const faiss::Index* outer,
+        const faiss::Index* sub,
+        const char* what) {
     FAISS_THROW_IF_NOT_FMT(
-        sub->d == outer->d && sub->ntotal == outer->ntotal,
-        "faiss_bq: %s of d=%d ntotal=%ld holds an index of d=%d "
-        "ntotal=%ld",
-        what,
-        outer->d,
-        long(outer->ntotal),
-        sub->d,
-        long(sub->ntotal));
+            sub->d == outer->d && sub->ntotal == outer->ntotal,
+            "faiss_bq: %s of d=%d ntotal=%ld holds an index of d=%d "
+            "ntotal=%ld",
+            what,
+            outer->d,
+            long(outer->ntotal),
+            sub->d,
+            long(sub->ntotal));
 }
 
 faiss::Index* read_IndexIDMap(faiss::IOReader* f, bool map2, int io_flags) {
-    std::unique_ptr<faiss::IndexIDMap> idx(map2 ? new faiss::IndexIDMap2()
-                                                : new faiss::IndexIDMap());
+    std::unique_ptr<faiss::IndexIDMap> idx(
+            map2 ? new faiss::IndexIDMap2() : new faiss::IndexIDMap());
     read_header(idx.get(), f);
     idx->index = faiss_bq::read_index(f, io_flags);
     idx->own_fields = true;
     get_vector(f, idx->id_map, "IndexIDMap.id_map");
     check_sub(idx.get(), idx->index, "IndexIDMap");
-    FAISS_THROW_IF_NOT_FMT(idx->id_map.size() == size_t(idx->ntotal),
-                           "faiss_bq: IndexIDMap of ntotal=%ld holds %zu ids",
-                           long(idx->ntotal),
-                           idx->id_map.size());
+    FAISS_THROW_IF_NOT_FMT(
+            idx->id_map.size() == size_t(idx->ntotal),
+            "faiss_bq: IndexIDMap of ntotal=%ld holds %zu ids",
+            long(idx->ntotal),
+            idx->id_map.size());
     if (map2) {
         static_cast<faiss::IndexIDMap2*>(idx.get())->construct_rev_map();
     }
@@ -837,9 +848,9 @@ faiss::Index* read_IndexRefine(faiss::IOReader* f, int io_flags) {
     const float k_factor = get<float>(f);
     // As FAISS does: a flat refine index makes an IndexRefineFlat.
     std::unique_ptr<faiss::IndexRefine> idx(
-        dynamic_cast<faiss::IndexFlat*>(refine.get())
-            ? new faiss::IndexRefineFlat()
-            : new faiss::IndexRefine());
+            dynamic_cast<faiss::IndexFlat*>(refine.get())
+                    ? new faiss::IndexRefineFlat()
+                    : new faiss::IndexRefine());
     idx->d = header->d;
     idx->ntotal = header->ntotal;
     idx->is_trained = header->is_trained;
@@ -849,9 +860,9 @@ faiss::Index* read_IndexRefine(faiss::IOReader* f, int io_flags) {
     check_sub(idx.get(), refine.get(), "IndexRefine (refine)");
     // search() keeps k * k_factor candidates.
     FAISS_THROW_IF_NOT_FMT(
-        std::isfinite(k_factor) && k_factor >= 1 && k_factor <= 1e6f,
-        "faiss_bq: IndexRefine k_factor=%g must be in [1, 1e6]",
-        k_factor);
+            std::isfinite(k_factor) && k_factor >= 1 && k_factor <= 1e6f,
+            "faiss_bq: IndexRefine k_factor=%g must be in [1, 1e6]",
+            k_factor);
     idx->k_factor = k_factor;
     idx->base_index = base.release();
     idx->refine_index = refine.release();
@@ -887,13 +898,13 @@ IndexBQRefine* read_IndexBQRefine(faiss::IOReader* f, int io_flags) {
     idx->own_refine_index = true;
     check_checksum(r, f, "IndexBQRefine");
     FAISS_THROW_IF_NOT_FMT(
-        std::isfinite(idx->k_factor) && idx->k_factor >= 1 &&
-            idx->k_factor <= 1e6f && std::isfinite(idx->bound_sigmas) &&
-            idx->bound_sigmas >= 0,
-        "faiss_bq: IndexBQRefine k_factor=%g bound_sigmas=%g (k_factor must "
-        "be in [1, 1e6], bound_sigmas >= 0)",
-        idx->k_factor,
-        idx->bound_sigmas);
+            std::isfinite(idx->k_factor) && idx->k_factor >= 1 &&
+                    idx->k_factor <= 1e6f && std::isfinite(idx->bound_sigmas) &&
+                    idx->bound_sigmas >= 0,
+            "faiss_bq: IndexBQRefine k_factor=%g bound_sigmas=%g (k_factor must "
+            "be in [1, 1e6], bound_sigmas >= 0)",
+            idx->k_factor,
+            idx->bound_sigmas);
     check_sub(idx.get(), idx->base_index, "IndexBQRefine (first stage)");
     idx->check_consistent("faiss_bq: IndexBQRefine");
     return idx.release();
@@ -919,38 +930,39 @@ IndexBQFastScan* read_IndexBQFastScan(faiss::IOReader* f, int io_flags) {
     std::unique_ptr<faiss::Index> config(faiss_bq::read_index(&r, io_flags));
     auto bq = dynamic_cast<const IndexBQ*>(config.get());
     FAISS_THROW_IF_NOT_MSG(
-        bq && bq->ntotal == 0,
-        "faiss_bq: IndexBQFastScan's configuration is not a code-less IndexBQ");
+            bq && bq->ntotal == 0,
+            "faiss_bq: IndexBQFastScan's configuration is not a code-less IndexBQ");
     auto idx = std::make_unique<IndexBQFastScan>(*bq);
     get_vector(&r, idx->codes, "IndexBQFastScan.codes");
     get_vector(&r, idx->factors, "IndexBQFastScan.factors");
     check_checksum(r, f, "IndexBQFastScan");
     idx->ntotal = header.ntotal;
     FAISS_THROW_IF_NOT_FMT(
-        header.d == idx->d && header.metric_type == idx->metric_type &&
-            header.is_trained == idx->is_trained,
-        "faiss_bq: IndexBQFastScan header d=%d metric=%d trained=%d, its "
-        "plan's index d=%d metric=%d trained=%d",
-        header.d,
-        int(header.metric_type),
-        int(header.is_trained),
-        idx->d,
-        int(idx->metric_type),
-        int(idx->is_trained));
+            header.d == idx->d && header.metric_type == idx->metric_type &&
+                    header.is_trained == idx->is_trained,
+            "faiss_bq: IndexBQFastScan header d=%d metric=%d trained=%d, its "
+            "plan's index d=%d metric=%d trained=%d",
+            header.d,
+            int(header.metric_type),
+            int(header.is_trained),
+            idx->d,
+            int(idx->metric_type),
+            int(idx->is_trained));
     const size_t n = size_t(idx->ntotal);
     const NibbleLayout nl = idx->nibble_layout();
     const size_t want = idx->is_trained ? nl.blocks_bytes(n) : 0;
-    const size_t want_factors =
-        idx->is_trained ? want / nl.block_bytes() * 3 * kernels::fast_scan_block : 0;
+    const size_t want_factors = idx->is_trained
+            ? want / nl.block_bytes() * 3 * kernels::fast_scan_block
+            : 0;
     FAISS_THROW_IF_NOT_FMT(
-        idx->codes.size() == want && idx->factors.size() == want_factors,
-        "faiss_bq: IndexBQFastScan holds %zu code bytes and %zu factors for "
-        "ntotal=%ld (expected %zu and %zu)",
-        idx->codes.size(),
-        idx->factors.size(),
-        long(idx->ntotal),
-        want,
-        want_factors);
+            idx->codes.size() == want && idx->factors.size() == want_factors,
+            "faiss_bq: IndexBQFastScan holds %zu code bytes and %zu factors for "
+            "ntotal=%ld (expected %zu and %zu)",
+            idx->codes.size(),
+            idx->factors.size(),
+            long(idx->ntotal),
+            want,
+            want_factors);
     return idx.release();
 }
 
@@ -958,7 +970,10 @@ IndexBQFastScan* read_IndexBQFastScan(faiss::IOReader* f, int io_flags) {
 
 /// FAISS's "ilar" record (ArrayInvertedLists), read with bounded reads and
 /// checked sizes (FAISS's own reader sizes its vectors by what it reads).
-faiss::InvertedLists* read_array_invlists(faiss::IOReader* f, size_t nlist, size_t code_size) {
+faiss::InvertedLists* read_array_invlists(
+        faiss::IOReader* f,
+        size_t nlist,
+        size_t code_size) {
     const size_t stored_nlist = get<uint64_t>(f);
     const size_t stored_cs = get<uint64_t>(f);
     FAISS_THROW_IF_NOT_FMT(
@@ -1011,11 +1026,12 @@ faiss::InvertedLists* read_array_invlists(faiss::IOReader* f, size_t nlist, size
 /// The lists of fourcc h (already read): FAISS's inline lists ("ilar") with
 /// bounded reads into memory (FAISS 1.7.3's reader trusts the sizes and
 /// leaks its lists when a read fails), any other kind by FAISS.
-faiss::InvertedLists* read_invlists(faiss::IOReader* f,
-                                    uint32_t h,
-                                    int io_flags,
-                                    size_t nlist,
-                                    size_t code_size) {
+faiss::InvertedLists* read_invlists(
+        faiss::IOReader* f,
+        uint32_t h,
+        int io_flags,
+        size_t nlist,
+        size_t code_size) {
     if (h == fourcc("ilar")) {
         return read_array_invlists(f, nlist, code_size);
     }
@@ -1034,7 +1050,8 @@ void check_ondisk(const faiss::OnDiskInvertedLists* od, size_t code_size) {
     const size_t file_bytes = size_t(st.st_size);
     for (size_t l = 0; l < od->nlist; l++) {
         const faiss::OnDiskOneList& list = od->lists[l];
-        const size_t end = list.offset + list.capacity * (code_size + sizeof(idx_t));
+        const size_t end =
+                list.offset + list.capacity * (code_size + sizeof(idx_t));
         FAISS_THROW_IF_NOT_FMT(
                 list.size <= list.capacity && end <= file_bytes,
                 "faiss_bq: list %zu (size %zu, capacity %zu at offset %zu) "
@@ -1077,7 +1094,8 @@ IndexIVFBQ* read_IndexIVFBQ(faiss::IOReader* f, bool fast, int io_flags) {
     check_version(&r, "IndexIVFBQ");
     faiss::IndexFlatL2 header;
     read_header(&header, &r);
-    std::unique_ptr<faiss::Index> config_index(faiss_bq::read_index(&r, io_flags));
+    std::unique_ptr<faiss::Index> config_index(
+            faiss_bq::read_index(&r, io_flags));
     auto config = dynamic_cast<const IndexBQ*>(config_index.get());
     FAISS_THROW_IF_NOT_MSG(
             config && config->ntotal == 0,
@@ -1089,8 +1107,8 @@ IndexIVFBQ* read_IndexIVFBQ(faiss::IOReader* f, bool fast, int io_flags) {
     const size_t code_size = get<uint64_t>(&r);
     const int dm_type = get<int>(&r);
     FAISS_THROW_IF_NOT_FMT(
-            nlist >= 1 && nlist < (size_t(1) << 40) && dm_type >= 0 && dm_type <= 2 &&
-                    header.d == config->d &&
+            nlist >= 1 && nlist < (size_t(1) << 40) && dm_type >= 0 &&
+                    dm_type <= 2 && header.d == config->d &&
                     header.metric_type == config->metric_type,
             "faiss_bq: bad IndexIVFBQ fields: nlist=%zu direct_map=%d d=%d "
             "(plan d=%d) metric=%d (plan metric=%d)",
@@ -1116,11 +1134,15 @@ IndexIVFBQ* read_IndexIVFBQ(faiss::IOReader* f, bool fast, int io_flags) {
     const faiss::MetricType m = header.metric_type;
     if (config->budget_bytes > 0) {
         const CodeBudget b{config->budget_bytes};
-        idx.reset(fast ? new IndexIVFBQFastScan(quantizer.get(), d, nlist, b, m)
-                       : new IndexIVFBQ(quantizer.get(), d, nlist, b, m));
+        idx.reset(
+                fast ? new IndexIVFBQFastScan(quantizer.get(), d, nlist, b, m)
+                     : new IndexIVFBQ(quantizer.get(), d, nlist, b, m));
     } else {
-        idx.reset(fast ? new IndexIVFBQFastScan(quantizer.get(), d, nlist, config->nbits, m)
-                       : new IndexIVFBQ(quantizer.get(), d, nlist, config->nbits, m));
+        idx.reset(
+                fast ? new IndexIVFBQFastScan(
+                               quantizer.get(), d, nlist, config->nbits, m)
+                     : new IndexIVFBQ(
+                               quantizer.get(), d, nlist, config->nbits, m));
     }
     quantizer.release();
     idx->own_fields = true;
@@ -1146,7 +1168,8 @@ IndexIVFBQ* read_IndexIVFBQ(faiss::IOReader* f, bool fast, int io_flags) {
         // into memory. IO_FLAG_MMAP (which faiss.contrib.ondisk.merge_ondisk
         // passes for its shards) is accepted and reads them too; skipping
         // them (IO_FLAG_SKIP_IVF_DATA alone) is not supported.
-        const int mmap_bits = faiss::IO_FLAG_MMAP & ~faiss::IO_FLAG_SKIP_IVF_DATA;
+        const int mmap_bits =
+                faiss::IO_FLAG_MMAP & ~faiss::IO_FLAG_SKIP_IVF_DATA;
         FAISS_THROW_IF_NOT_FMT(
                 !(io_flags & faiss::IO_FLAG_SKIP_IVF_DATA) ||
                         (io_flags & mmap_bits) == mmap_bits,
@@ -1179,8 +1202,11 @@ IndexIVFBQ* read_IndexIVFBQ(faiss::IOReader* f, bool fast, int io_flags) {
             total,
             long(idx->ntotal));
     if (idx->is_trained) {
-        check_plan(idx->plan, idx->d, idx->nbits,
-                   idx->plane_bytes() + CodeLayout::factor_bytes);
+        check_plan(
+                idx->plan,
+                idx->d,
+                idx->nbits,
+                idx->plane_bytes() + CodeLayout::factor_bytes);
     }
     if (dm_type != 0) {
         idx->set_direct_map_type(faiss::DirectMap::Type(dm_type));
@@ -1205,18 +1231,18 @@ IndexFromBinary* read_IndexFromBinary(faiss::IOReader* f, int io_flags) {
     ChecksumReader r(f);
     const uint32_t version = check_version(&r, "IndexFromBinary");
     FAISS_THROW_IF_NOT_MSG(
-        version >= 2,
-        "faiss_bq: IndexFromBinary records start at format version 2");
+            version >= 2,
+            "faiss_bq: IndexFromBinary records start at format version 2");
     auto idx = std::make_unique<IndexFromBinary>();
     read_header(idx.get(), &r);
     idx->nbits = get<int>(&r);
     FAISS_THROW_IF_NOT_FMT(
-        (idx->nbits == 1 || idx->nbits == 2) &&
-            (idx->metric_type == faiss::METRIC_L2 ||
-             idx->metric_type == faiss::METRIC_INNER_PRODUCT),
-        "faiss_bq: bad IndexFromBinary fields: nbits=%d metric=%d",
-        idx->nbits,
-        int(idx->metric_type));
+            (idx->nbits == 1 || idx->nbits == 2) &&
+                    (idx->metric_type == faiss::METRIC_L2 ||
+                     idx->metric_type == faiss::METRIC_INNER_PRODUCT),
+            "faiss_bq: bad IndexFromBinary fields: nbits=%d metric=%d",
+            idx->nbits,
+            int(idx->metric_type));
     idx->trainer = read_trainer(&r);
     idx->plan = read_plan(&r);
     read_plan_allocation(idx->plan, &r, version);
@@ -1224,21 +1250,24 @@ IndexFromBinary* read_IndexFromBinary(faiss::IOReader* f, int io_flags) {
     idx->own_fields = true;
     check_checksum(r, f, "IndexFromBinary");
     if (idx->plan.is_trained()) {
-        check_plan(idx->plan, idx->d, idx->nbits,
-                   CodeLayout(idx->d, idx->nbits).code_size);
+        check_plan(
+                idx->plan,
+                idx->d,
+                idx->nbits,
+                CodeLayout(idx->d, idx->nbits).code_size);
     }
     FAISS_THROW_IF_NOT_FMT(
-        idx->index->d == idx->code_bits() &&
-            idx->index->ntotal == idx->ntotal &&
-            (idx->plan.is_trained() || idx->ntotal == 0),
-        "faiss_bq: IndexFromBinary of d=%d nbits=%d ntotal=%ld (plan "
-        "trained: %d) holds a binary index of d=%d ntotal=%ld",
-        idx->d,
-        idx->nbits,
-        long(idx->ntotal),
-        int(idx->plan.is_trained()),
-        idx->index->d,
-        long(idx->index->ntotal));
+            idx->index->d == idx->code_bits() &&
+                    idx->index->ntotal == idx->ntotal &&
+                    (idx->plan.is_trained() || idx->ntotal == 0),
+            "faiss_bq: IndexFromBinary of d=%d nbits=%d ntotal=%ld (plan "
+            "trained: %d) holds a binary index of d=%d ntotal=%ld",
+            idx->d,
+            idx->nbits,
+            long(idx->ntotal),
+            int(idx->plan.is_trained()),
+            idx->index->d,
+            long(idx->index->ntotal));
     return idx.release();
 }
 
@@ -1293,10 +1322,11 @@ faiss::VectorTransform* read_transform(faiss::IOReader* f) {
     vt->is_trained = get_bool(f, "VectorTransform.is_trained");
     const size_t d_in = size_t(vt->d_in), d_out = size_t(vt->d_out);
     bool ok = vt->d_in > 0 && vt->d_in <= kMaxDim && vt->d_out > 0 &&
-              vt->d_out <= kMaxDim;
+            vt->d_out <= kMaxDim;
     if (ok && lt) {
-        ok = !vt->is_trained || (lt->A.size() == d_in * d_out &&
-                                 (!lt->have_bias || lt->b.size() == d_out));
+        ok = !vt->is_trained ||
+                (lt->A.size() == d_in * d_out &&
+                 (!lt->have_bias || lt->b.size() == d_out));
     } else if (ok && h == fourcc("VCnt")) {
         auto ct = static_cast<faiss::CenteringTransform*>(vt.get());
         ok = d_in == d_out && (!vt->is_trained || ct->mean.size() == d_in);
@@ -1310,11 +1340,11 @@ faiss::VectorTransform* read_transform(faiss::IOReader* f) {
         }
     }
     FAISS_THROW_IF_NOT_FMT(
-        ok,
-        "faiss_bq: inconsistent vector transform '%s' (d_in=%d d_out=%d)",
-        faiss::fourcc_inv_printable(h).c_str(),
-        vt->d_in,
-        vt->d_out);
+            ok,
+            "faiss_bq: inconsistent vector transform '%s' (d_in=%d d_out=%d)",
+            faiss::fourcc_inv_printable(h).c_str(),
+            vt->d_in,
+            vt->d_out);
     if (lt && vt->is_trained) {
         lt->set_is_orthonormal();
     }
@@ -1326,73 +1356,78 @@ faiss::Index* read_IndexPreTransform(faiss::IOReader* f, int io_flags) {
     idx->own_fields = true;
     read_header(idx.get(), f);
     const int nt = get<int>(f);
-    FAISS_THROW_IF_NOT_FMT(nt >= 0 && nt <= 1024,
-                           "faiss_bq: IndexPreTransform with %d transforms",
-                           nt);
+    FAISS_THROW_IF_NOT_FMT(
+            nt >= 0 && nt <= 1024,
+            "faiss_bq: IndexPreTransform with %d transforms",
+            nt);
     int d = idx->d;
     for (int i = 0; i < nt; i++) {
         idx->chain.push_back(read_transform(f));
         FAISS_THROW_IF_NOT_FMT(
-            idx->chain.back()->d_in == d,
-            "faiss_bq: transform %d takes d=%d, its input has d=%d",
-            i,
-            idx->chain.back()->d_in,
-            d);
+                idx->chain.back()->d_in == d,
+                "faiss_bq: transform %d takes d=%d, its input has d=%d",
+                i,
+                idx->chain.back()->d_in,
+                d);
         d = idx->chain.back()->d_out;
     }
     idx->index = faiss_bq::read_index(f, io_flags);
     FAISS_THROW_IF_NOT_FMT(
-        idx->index->d == d && idx->index->ntotal == idx->ntotal,
-        "faiss_bq: IndexPreTransform to d=%d ntotal=%ld holds an index "
-        "of d=%d ntotal=%ld",
-        d,
-        long(idx->ntotal),
-        idx->index->d,
-        long(idx->index->ntotal));
+            idx->index->d == d && idx->index->ntotal == idx->ntotal,
+            "faiss_bq: IndexPreTransform to d=%d ntotal=%ld holds an index "
+            "of d=%d ntotal=%ld",
+            d,
+            long(idx->ntotal),
+            idx->index->d,
+            long(idx->index->ntotal));
     return idx.release();
 }
 
 faiss::Index* read_IndexFlat(faiss::IOReader* f, uint32_t h) {
     std::unique_ptr<faiss::IndexFlat> idx(
-        h == fourcc("IxFI")   ? new faiss::IndexFlatIP()
-        : h == fourcc("IxF2") ? new faiss::IndexFlatL2()
-                              : new faiss::IndexFlat());
+            h == fourcc("IxFI")           ? new faiss::IndexFlatIP()
+                    : h == fourcc("IxF2") ? new faiss::IndexFlatL2()
+                                          : new faiss::IndexFlat());
     read_header(idx.get(), f);
     idx->code_size = idx->d * sizeof(float);
     // FAISS's layout: the number of floats, then their bytes.
     get_vector(f, idx->codes, "IndexFlat.codes", sizeof(float));
     FAISS_THROW_IF_NOT_FMT(
-        idx->codes.size() == size_t(idx->ntotal) * idx->code_size &&
-            (h != fourcc("IxFI") ||
-             idx->metric_type == faiss::METRIC_INNER_PRODUCT) &&
-            (h != fourcc("IxF2") || idx->metric_type == faiss::METRIC_L2),
-        "faiss_bq: IndexFlat of ntotal=%ld d=%d holds %zu floats",
-        long(idx->ntotal),
-        idx->d,
-        idx->codes.size());
+            idx->codes.size() == size_t(idx->ntotal) * idx->code_size &&
+                    (h != fourcc("IxFI") ||
+                     idx->metric_type == faiss::METRIC_INNER_PRODUCT) &&
+                    (h != fourcc("IxF2") ||
+                     idx->metric_type == faiss::METRIC_L2),
+            "faiss_bq: IndexFlat of ntotal=%ld d=%d holds %zu floats",
+            long(idx->ntotal),
+            idx->d,
+            idx->codes.size());
     return idx.release();
 }
 
 // ---- binary side
 
-faiss::IndexBinary*
-read_IndexBinaryIDMap(faiss::IOReader* f, bool map2, int io_flags) {
+faiss::IndexBinary* read_IndexBinaryIDMap(
+        faiss::IOReader* f,
+        bool map2,
+        int io_flags) {
     std::unique_ptr<faiss::IndexBinaryIDMap> idx(
-        map2 ? new faiss::IndexBinaryIDMap2() : new faiss::IndexBinaryIDMap());
+            map2 ? new faiss::IndexBinaryIDMap2()
+                 : new faiss::IndexBinaryIDMap());
     read_binary_header(idx.get(), f, true);
     idx->index = faiss_bq::read_index_binary(f, io_flags);
     idx->own_fields = true;
     get_vector(f, idx->id_map, "IndexBinaryIDMap.id_map");
     FAISS_THROW_IF_NOT_FMT(
-        idx->index->d == idx->d && idx->index->ntotal == idx->ntotal &&
-            idx->id_map.size() == size_t(idx->ntotal),
-        "faiss_bq: IndexBinaryIDMap of d=%d ntotal=%ld holds an index of "
-        "d=%d ntotal=%ld and %zu ids",
-        idx->d,
-        long(idx->ntotal),
-        idx->index->d,
-        long(idx->index->ntotal),
-        idx->id_map.size());
+            idx->index->d == idx->d && idx->index->ntotal == idx->ntotal &&
+                    idx->id_map.size() == size_t(idx->ntotal),
+            "faiss_bq: IndexBinaryIDMap of d=%d ntotal=%ld holds an index of "
+            "d=%d ntotal=%ld and %zu ids",
+            idx->d,
+            long(idx->ntotal),
+            idx->index->d,
+            long(idx->index->ntotal),
+            idx->id_map.size());
     if (map2) {
         static_cast<faiss::IndexBinaryIDMap2*>(idx.get())->construct_rev_map();
     }
@@ -1415,10 +1450,10 @@ faiss::IndexBinary* read_binary_flat(faiss::IOReader* f) {
     read_binary_header(idx.get(), f, false);
     get_vector(f, idx->xb, "IndexBinaryFlat.xb");
     FAISS_THROW_IF_NOT_FMT(
-        idx->xb.size() == size_t(idx->ntotal) * idx->code_size,
-        "faiss_bq: IndexBinaryFlat of ntotal=%ld holds %zu bytes",
-        long(idx->ntotal),
-        idx->xb.size());
+            idx->xb.size() == size_t(idx->ntotal) * idx->code_size,
+            "faiss_bq: IndexBinaryFlat of ntotal=%ld holds %zu bytes",
+            long(idx->ntotal),
+            idx->xb.size());
     return idx.release();
 }
 
@@ -1487,8 +1522,8 @@ faiss::Index* read_index(faiss::IOReader* f, int io_flags) {
         return read_IndexPreTransform(f, io_flags);
     } else if (h == fourcc("IxRF")) {
         return read_IndexRefine(f, io_flags);
-    } else if (h == fourcc("IxFI") || h == fourcc("IxF2") ||
-               h == fourcc("IxFl")) {
+    } else if (
+            h == fourcc("IxFI") || h == fourcc("IxF2") || h == fourcc("IxFl")) {
         return read_IndexFlat(f, h);
     }
     ReplayReader replay(f, h);
@@ -1504,15 +1539,22 @@ void write_direct_map(const faiss::DirectMap& dm, faiss::IOWriter* f) {
     put(f, char(dm.type)); // FAISS writes the type as a char
     put_vector(f, dm.array);
     if (dm.type == faiss::DirectMap::Hashtable) {
-        std::vector<std::pair<idx_t, idx_t>> v(dm.hashtable.begin(), dm.hashtable.end());
+        std::vector<std::pair<idx_t, idx_t>> v(
+                dm.hashtable.begin(), dm.hashtable.end());
         put_vector(f, v);
     }
 }
 
-void read_direct_map(faiss::DirectMap& dm, faiss::IOReader* f, const char* who) {
+void read_direct_map(
+        faiss::DirectMap& dm,
+        faiss::IOReader* f,
+        const char* who) {
     const int type = int(get<char>(f));
-    FAISS_THROW_IF_NOT_FMT(type >= 0 && type <= 2,
-                           "faiss_bq: %s: direct map type %d (0, 1 or 2)", who, type);
+    FAISS_THROW_IF_NOT_FMT(
+            type >= 0 && type <= 2,
+            "faiss_bq: %s: direct map type %d (0, 1 or 2)",
+            who,
+            type);
     dm.type = faiss::DirectMap::Type(type);
     get_vector(f, dm.array, "direct_map.array");
     if (dm.type == faiss::DirectMap::Hashtable) {
@@ -1522,7 +1564,9 @@ void read_direct_map(faiss::DirectMap& dm, faiss::IOReader* f, const char* who) 
     }
 }
 
-void write_IndexBinaryIVF(const faiss::IndexBinaryIVF* ivf, faiss::IOWriter* f) {
+void write_IndexBinaryIVF(
+        const faiss::IndexBinaryIVF* ivf,
+        faiss::IOWriter* f) {
     put(f, fourcc("IBwF"));
     write_binary_header(ivf, f);
     put(f, ivf->nlist);
@@ -1537,45 +1581,63 @@ faiss::IndexBinary* read_IndexBinaryIVF(faiss::IOReader* f, int io_flags) {
     read_binary_header(ivf.get(), f, false);
     ivf->nlist = get<size_t>(f);
     ivf->nprobe = get<size_t>(f);
-    FAISS_THROW_IF_NOT_FMT(ivf->nlist > 0 && ivf->nlist < (size_t(1) << 40),
-                           "faiss_bq: IndexBinaryIVF nlist=%zu", ivf->nlist);
+    FAISS_THROW_IF_NOT_FMT(
+            ivf->nlist > 0 && ivf->nlist < (size_t(1) << 40),
+            "faiss_bq: IndexBinaryIVF nlist=%zu",
+            ivf->nlist);
     ivf->quantizer = faiss_bq::read_index_binary(f, io_flags);
     ivf->own_fields = true;
     FAISS_THROW_IF_NOT_FMT(
             ivf->quantizer->d == ivf->d &&
-                    (!ivf->is_trained || size_t(ivf->quantizer->ntotal) == ivf->nlist),
+                    (!ivf->is_trained ||
+                     size_t(ivf->quantizer->ntotal) == ivf->nlist),
             "faiss_bq: IndexBinaryIVF of d=%d nlist=%zu has a quantizer of d=%d "
             "with %ld centroids",
-            ivf->d, ivf->nlist, ivf->quantizer->d, long(ivf->quantizer->ntotal));
+            ivf->d,
+            ivf->nlist,
+            ivf->quantizer->d,
+            long(ivf->quantizer->ntotal));
     read_direct_map(ivf->direct_map, f, "IndexBinaryIVF");
     const uint32_t h = get<uint32_t>(f);
-    ivf->invlists = read_invlists(f, h, io_flags & ~IO_FLAG_FAISS_BINARY_FLAT, ivf->nlist,
-                                  size_t(ivf->code_size));
+    ivf->invlists = read_invlists(
+            f,
+            h,
+            io_flags & ~IO_FLAG_FAISS_BINARY_FLAT,
+            ivf->nlist,
+            size_t(ivf->code_size));
     ivf->own_invlists = true;
     FAISS_THROW_IF_NOT_FMT(
             ivf->invlists && ivf->invlists->nlist == ivf->nlist &&
                     ivf->invlists->code_size == size_t(ivf->code_size),
             "faiss_bq: IndexBinaryIVF of nlist=%zu code_size=%d holds lists of nlist=%zu "
             "code_size=%zu",
-            ivf->nlist, ivf->code_size, ivf->invlists ? ivf->invlists->nlist : 0,
+            ivf->nlist,
+            ivf->code_size,
+            ivf->invlists ? ivf->invlists->nlist : 0,
             ivf->invlists ? ivf->invlists->code_size : 0);
     return ivf.release();
 }
 
-void write_IndexBinaryFromFloat(const faiss::IndexBinaryFromFloat* idx, faiss::IOWriter* f) {
+void write_IndexBinaryFromFloat(
+        const faiss::IndexBinaryFromFloat* idx,
+        faiss::IOWriter* f) {
     put(f, fourcc("IBFf"));
     write_binary_header(idx, f);
     faiss_bq::write_index(idx->index, f);
 }
 
-faiss::IndexBinary* read_IndexBinaryFromFloat(faiss::IOReader* f, int io_flags) {
+faiss::IndexBinary* read_IndexBinaryFromFloat(
+        faiss::IOReader* f,
+        int io_flags) {
     auto idx = std::make_unique<faiss::IndexBinaryFromFloat>();
     read_binary_header(idx.get(), f, false);
     idx->index = faiss_bq::read_index(f, io_flags & ~IO_FLAG_FAISS_BINARY_FLAT);
     idx->own_fields = true;
-    FAISS_THROW_IF_NOT_FMT(idx->index->d == idx->d,
-                           "faiss_bq: IndexBinaryFromFloat of d=%d holds a float index of d=%d",
-                           idx->d, idx->index->d);
+    FAISS_THROW_IF_NOT_FMT(
+            idx->index->d == idx->d,
+            "faiss_bq: IndexBinaryFromFloat of d=%d holds a float index of d=%d",
+            idx->d,
+            idx->index->d);
     return idx.release();
 }
 
@@ -1584,8 +1646,8 @@ void write_index_binary(const faiss::IndexBinary* index, faiss::IOWriter* f) {
     if (auto map = dynamic_cast<const faiss::IndexBinaryIDMap*>(index)) {
         put(f,
             fourcc(dynamic_cast<const faiss::IndexBinaryIDMap2*>(index)
-                       ? "IBM2"
-                       : "IBMp"));
+                           ? "IBM2"
+                           : "IBMp"));
         write_binary_header(map, f);
         faiss_bq::write_index_binary(map->index, f);
         put_vector(f, map->id_map);
@@ -1595,7 +1657,8 @@ void write_index_binary(const faiss::IndexBinary* index, faiss::IOWriter* f) {
         write_binary_flat(fast, f);
     } else if (auto ivf = dynamic_cast<const faiss::IndexBinaryIVF*>(index)) {
         write_IndexBinaryIVF(ivf, f);
-    } else if (auto ff = dynamic_cast<const faiss::IndexBinaryFromFloat*>(index)) {
+    } else if (
+            auto ff = dynamic_cast<const faiss::IndexBinaryFromFloat*>(index)) {
         write_IndexBinaryFromFloat(ff, f);
     } else {
         faiss::write_index_binary(index, f);
@@ -1617,7 +1680,8 @@ faiss::IndexBinary* read_index_binary(faiss::IOReader* f, int io_flags) {
         return read_IndexBinaryFromFloat(f, io_flags);
     }
     ReplayReader replay(f, h);
-    return faiss::read_index_binary(&replay, io_flags & ~IO_FLAG_FAISS_BINARY_FLAT);
+    return faiss::read_index_binary(
+            &replay, io_flags & ~IO_FLAG_FAISS_BINARY_FLAT);
 }
 
 void write_index(const faiss::Index* index, const char* fname) {

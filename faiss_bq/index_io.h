@@ -34,8 +34,9 @@ faiss::Index* read_index(faiss::IOReader* reader, int io_flags = 0);
 
 void write_index_binary(const faiss::IndexBinary* index, const char* fname);
 void write_index_binary(const faiss::IndexBinary* index, FILE* f);
-void write_index_binary(const faiss::IndexBinary* index,
-                        faiss::IOWriter* writer);
+void write_index_binary(
+        const faiss::IndexBinary* index,
+        faiss::IOWriter* writer);
 
 /// io_flag of faiss_bq's binary readers: read FAISS's IndexBinaryFlat records
 /// ("IBxF") as faiss::IndexBinaryFlat. Without it they read as the drop-in
@@ -45,7 +46,8 @@ constexpr int IO_FLAG_FAISS_BINARY_FLAT = 1 << 20;
 
 faiss::IndexBinary* read_index_binary(const char* fname, int io_flags = 0);
 faiss::IndexBinary* read_index_binary(FILE* f, int io_flags = 0);
-faiss::IndexBinary* read_index_binary(faiss::IOReader* reader,
-                                      int io_flags = 0);
+faiss::IndexBinary* read_index_binary(
+        faiss::IOReader* reader,
+        int io_flags = 0);
 
 } // namespace faiss_bq

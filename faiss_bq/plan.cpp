@@ -19,12 +19,12 @@ namespace faiss_bq {
 
 const char* transform_name(Transform t) {
     switch (t) {
-    case Transform::identity:
-        return "identity";
-    case Transform::random_rotation:
-        return "random_rotation";
-    case Transform::pca:
-        return "pca";
+        case Transform::identity:
+            return "identity";
+        case Transform::random_rotation:
+            return "random_rotation";
+        case Transform::pca:
+            return "pca";
     }
     return "?";
 }
@@ -34,8 +34,8 @@ const char* estimator_name(Estimator e) {
 }
 
 bool BinarizationPlan::is_uniform() const {
-    return std::all_of(bits.begin(), bits.end(),
-                       [&](uint8_t b) { return b == nbits; });
+    return std::all_of(
+            bits.begin(), bits.end(), [&](uint8_t b) { return b == nbits; });
 }
 
 std::vector<int> BinarizationPlan::bits_histogram() const {
@@ -116,8 +116,19 @@ void BinarizationPlan::apply(size_t n, const float* x, float* y) const {
     // read column-major is R^T, hence "T".
     FINTEGER di = d, ni = FINTEGER(n);
     float one = 1, zero = 0;
-    sgemm_("T", "N", &di, &ni, &di, &one, rotation.data(), &di, xc.data(),
-           &di, &zero, y, &di);
+    sgemm_("T",
+           "N",
+           &di,
+           &ni,
+           &di,
+           &one,
+           rotation.data(),
+           &di,
+           xc.data(),
+           &di,
+           &zero,
+           y,
+           &di);
 }
 
 void BinarizationPlan::apply_inverse(size_t n, const float* y, float* x) const {
@@ -126,8 +137,19 @@ void BinarizationPlan::apply_inverse(size_t n, const float* y, float* x) const {
     } else {
         FINTEGER di = d, ni = FINTEGER(n);
         float one = 1, zero = 0;
-        sgemm_("N", "N", &di, &ni, &di, &one, rotation.data(), &di, y, &di,
-               &zero, x, &di);
+        sgemm_("N",
+               "N",
+               &di,
+               &ni,
+               &di,
+               &one,
+               rotation.data(),
+               &di,
+               y,
+               &di,
+               &zero,
+               x,
+               &di);
     }
     for (size_t i = 0; i < n; i++) {
         for (int j = 0; j < d; j++) {
@@ -204,13 +226,18 @@ void fit_quantizer(
         lloyd_max(sorted.data(), sorted.size(), k, 0.f, thresholds, levels);
         return;
     }
-    const size_t split =
-            std::lower_bound(sorted.begin(), sorted.end(), 0.f) - sorted.begin();
+    const size_t split = std::lower_bound(sorted.begin(), sorted.end(), 0.f) -
+            sorted.begin();
     const int h = k / 2;
     lloyd_max(sorted.data(), split, h, 0.f, thresholds, levels);
     thresholds[h - 1] = 0;
-    lloyd_max(sorted.data() + split, sorted.size() - split, h, 0.f,
-              thresholds + h, levels + h);
+    lloyd_max(
+            sorted.data() + split,
+            sorted.size() - split,
+            h,
+            0.f,
+            thresholds + h,
+            levels + h);
 }
 
 } // namespace
@@ -242,7 +269,11 @@ void fit_center_and_basis(BinarizationPlan& plan, size_t n, const float* x) {
 }
 
 /// Column j of the transformed sample, sorted (what each 1-D fit needs).
-std::vector<float> sorted_column(const std::vector<float>& y, size_t n, size_t d, size_t j) {
+std::vector<float> sorted_column(
+        const std::vector<float>& y,
+        size_t n,
+        size_t d,
+        size_t j) {
     std::vector<float> col(n);
     for (size_t i = 0; i < n; i++) {
         col[i] = y[i * d + j];
@@ -294,9 +325,12 @@ BinarizationPlan fit_plan(
     if (transform != Transform::random_rotation) {
 #pragma omp parallel for
         for (size_t j = 0; j < d; j++) {
-            fit_quantizer(sorted_column(y, n, d, j), k, !centered,
-                          plan.thresholds.data() + j * (k - 1),
-                          plan.levels.data() + j * k);
+            fit_quantizer(
+                    sorted_column(y, n, d, j),
+                    k,
+                    !centered,
+                    plan.thresholds.data() + j * (k - 1),
+                    plan.levels.data() + j * k);
         }
     } else {
         // After a rotation every coordinate has variance ~ tr(Sigma) / d:
@@ -310,11 +344,17 @@ BinarizationPlan fit_plan(
             pooled.push_back(y[i]);
         }
         std::sort(pooled.begin(), pooled.end());
-        fit_quantizer(pooled, k, !centered, plan.thresholds.data(),
-                      plan.levels.data());
+        fit_quantizer(
+                pooled,
+                k,
+                !centered,
+                plan.thresholds.data(),
+                plan.levels.data());
         for (size_t j = 1; j < d; j++) {
-            std::copy_n(plan.thresholds.data(), k - 1,
-                        plan.thresholds.data() + j * (k - 1));
+            std::copy_n(
+                    plan.thresholds.data(),
+                    k - 1,
+                    plan.thresholds.data() + j * (k - 1));
             std::copy_n(plan.levels.data(), k, plan.levels.data() + j * k);
         }
     }
@@ -341,7 +381,8 @@ double quantizer_error(
                          v.begin())
                 : v.size();
         const double l = levels[c];
-        err += (s2[b] - s2[a]) - 2 * l * (s1[b] - s1[a]) + l * l * double(b - a);
+        err += (s2[b] - s2[a]) - 2 * l * (s1[b] - s1[a]) +
+                l * l * double(b - a);
         a = std::max(a, b);
     }
     return std::max(err, 0.0);
@@ -361,7 +402,8 @@ BinarizationPlan fit_allocated_plan(
     FAISS_THROW_IF_NOT_FMT(
             prefix_bits == 0 ||
                     (prefix_bits >= 1 && prefix_bits <= 4 &&
-                     basis == Transform::identity && code_bytes >= size_t(prefix_bits)),
+                     basis == Transform::identity &&
+                     code_bytes >= size_t(prefix_bits)),
             "Matryoshka prefix of %d bits in basis %s with %zu bytes: needs "
             "1..4 bits, the identity basis and at least that many bytes",
             prefix_bits,
@@ -446,8 +488,8 @@ BinarizationPlan fit_allocated_plan(
             if (!live[j] || b == max_bits) {
                 continue;
             }
-            const double gain =
-                    err[j * (max_bits + 1) + b] - err[j * (max_bits + 1) + b + 1];
+            const double gain = err[j * (max_bits + 1) + b] -
+                    err[j * (max_bits + 1) + b + 1];
             if (gain <= best_gain) {
                 continue;
             }
@@ -514,9 +556,14 @@ std::string BinarizationPlan::report() const {
         return "BinarizationPlan: untrained\n";
     }
     if (is_uniform()) {
-        appendf(s, "BinarizationPlan: d=%d, %d bit%s per coordinate, %s, %s%s\n",
-                d, nbits, nbits > 1 ? "s" : "", transform_name(transform),
-                centered ? "centred at the mean" : "uncentred (thresholds at 0)",
+        appendf(s,
+                "BinarizationPlan: d=%d, %d bit%s per coordinate, %s, %s%s\n",
+                d,
+                nbits,
+                nbits > 1 ? "s" : "",
+                transform_name(transform),
+                centered ? "centred at the mean"
+                         : "uncentred (thresholds at 0)",
                 forced ? " (forced)" : "");
     } else {
         const std::vector<int> h = bits_histogram();
@@ -525,10 +572,18 @@ std::string BinarizationPlan::report() const {
                 "%zu bytes of planes%s\n"
                 "  components at 0/1/2/3/4 bits: %d/%d/%d/%d/%d; energy kept "
                 "%.4f; distortion predicted %.4f, held-out ",
-                d, transform_name(transform),
-                centered ? "centred at the mean" : "uncentred", code_bytes,
-                forced ? " (forced)" : "", h[0], h[1], h[2], h[3], h[4],
-                energy_kept, predicted_distortion);
+                d,
+                transform_name(transform),
+                centered ? "centred at the mean" : "uncentred",
+                code_bytes,
+                forced ? " (forced)" : "",
+                h[0],
+                h[1],
+                h[2],
+                h[3],
+                h[4],
+                energy_kept,
+                predicted_distortion);
         if (heldout_distortion >= 0) {
             appendf(s, "%.4f\n", heldout_distortion);
         } else {
@@ -557,25 +612,37 @@ std::string BinarizationPlan::report() const {
         appendf(s,
                 "  per-coordinate levels; outer-level spread min %.4g, "
                 "median %.4g, max %.4g\n",
-                spread.front(), spread[d / 2], spread.back());
+                spread.front(),
+                spread[d / 2],
+                spread.back());
     }
     if (!candidates.empty()) {
-        appendf(s, "  candidates (estimator %s decides):\n",
+        appendf(s,
+                "  candidates (estimator %s decides):\n",
                 estimator_name(decided_for));
-        appendf(s, "    %-16s %-16s %-10s %-10s %14s %20s\n", "transform",
-                "bits", "centred", "estimator", "predicted_loss",
+        appendf(s,
+                "    %-16s %-16s %-10s %-10s %14s %20s\n",
+                "transform",
+                "bits",
+                "centred",
+                "estimator",
+                "predicted_loss",
                 "heldout_recall@10");
         for (const CandidateReport& c : candidates) {
-            const std::string bits_label = (c.prefix
-                    ? "prefix" + std::to_string(c.nbits)
-                    : c.allocated ? "alloc<=" + std::to_string(c.nbits)
-                                  : std::to_string(c.nbits)) +
+            const std::string bits_label =
+                    (c.prefix              ? "prefix" + std::to_string(c.nbits)
+                             : c.allocated ? "alloc<=" + std::to_string(c.nbits)
+                                           : std::to_string(c.nbits)) +
                     (c.joint ? " joint" : "");
-            appendf(s, "    %-16s %-16s %-10s %-10s %14.4f %13.4f +- %.4f\n",
-                    transform_name(c.transform), bits_label.c_str(),
+            appendf(s,
+                    "    %-16s %-16s %-10s %-10s %14.4f %13.4f +- %.4f\n",
+                    transform_name(c.transform),
+                    bits_label.c_str(),
                     c.centered ? "yes" : "no",
-                    estimator_name(c.estimator), c.predicted_loss,
-                    c.heldout_recall, c.heldout_recall_stderr);
+                    estimator_name(c.estimator),
+                    c.predicted_loss,
+                    c.heldout_recall,
+                    c.heldout_recall_stderr);
         }
     }
     if (!reason.empty()) {

@@ -27,8 +27,8 @@ constexpr size_t recall_k = 10;
 /// excluded from its neighbours).
 struct HeldOut {
     size_t d = 0, nb = 0, nq = 0;
-    std::vector<float> x;          ///< nb x d
-    std::vector<idx_t> gt;  ///< nq x recall_k exact neighbours
+    std::vector<float> x;  ///< nb x d
+    std::vector<idx_t> gt; ///< nq x recall_k exact neighbours
     faiss::MetricType metric = faiss::METRIC_L2;
 };
 
@@ -48,7 +48,8 @@ std::vector<idx_t> top_k_excluding_self(
     if (l2) {
         faiss::knn_L2sqr(vq, vb, dim, nq, nb, k1, dis.data(), ids.data());
     } else {
-        faiss::knn_inner_product(vq, vb, dim, nq, nb, k1, dis.data(), ids.data());
+        faiss::knn_inner_product(
+                vq, vb, dim, nq, nb, k1, dis.data(), ids.data());
     }
     std::vector<idx_t> top(nq * recall_k, -1);
     for (size_t i = 0; i < nq; i++) {
@@ -70,7 +71,8 @@ std::vector<float> recalls(const HeldOut& h, const std::vector<idx_t>& found) {
         const idx_t* f = found.data() + i * recall_k;
         int hits = 0;
         for (size_t a = 0; a < recall_k; a++) {
-            hits += g[a] >= 0 && std::find(f, f + recall_k, g[a]) != f + recall_k;
+            hits += g[a] >= 0 &&
+                    std::find(f, f + recall_k, g[a]) != f + recall_k;
         }
         r[i] = hits / float(recall_k);
     }
@@ -95,7 +97,8 @@ std::vector<float> heldout_recalls(
     if (estimator == Estimator::symmetric) {
         std::vector<float> s(h.nb * d);
         code_values(layout, h.nb, codes.data(), s.data());
-        return recalls(h, top_k_excluding_self(h.nq, h.nb, d, s.data(), s.data(), l2));
+        return recalls(
+                h, top_k_excluding_self(h.nq, h.nb, d, s.data(), s.data(), l2));
     }
     const size_t da = d + 1;
     std::vector<float> e(h.nb * d), eb(h.nb * da), yq(h.nq * da);
@@ -105,7 +108,8 @@ std::vector<float> heldout_recalls(
     for (size_t i = 0; i < h.nb; i++) {
         const uint8_t* code = codes.data() + i * layout.code_size;
         std::copy_n(e.data() + i * d, d, eb.data() + i * da);
-        eb[i * da + d] = l2 ? layout.residual_norm2(code) : layout.center_dot(code);
+        eb[i * da + d] =
+                l2 ? layout.residual_norm2(code) : layout.center_dot(code);
     }
     for (size_t i = 0; i < h.nq; i++) {
         for (size_t j = 0; j < d; j++) {
@@ -113,11 +117,18 @@ std::vector<float> heldout_recalls(
         }
         yq[i * da + d] = l2 ? -1 : 1;
     }
-    return recalls(h, top_k_excluding_self(h.nq, h.nb, da, yq.data(), eb.data(), false));
+    return recalls(
+            h,
+            top_k_excluding_self(h.nq, h.nb, da, yq.data(), eb.data(), false));
 }
 
 /// C = A B^T for row-major A (na x d) and B (nb x d): C is na x nb.
-std::vector<float> products(const float* a, size_t na, const float* b, size_t nb, size_t d) {
+std::vector<float> products(
+        const float* a,
+        size_t na,
+        const float* b,
+        size_t nb,
+        size_t d) {
     std::vector<float> c(na * nb);
     FINTEGER m = FINTEGER(nb), n = FINTEGER(na), k = FINTEGER(d);
     float one = 1, zero = 0;
@@ -173,7 +184,8 @@ float predicted_loss(
         plan.apply(nx, x, r.data());
         plan.apply(nq, q, y.data());
         err = products(y.data(), nq, e.data(), nx, d);
-        const std::vector<float> exact = products(y.data(), nq, r.data(), nx, d);
+        const std::vector<float> exact =
+                products(y.data(), nq, r.data(), nx, d);
         for (size_t i = 0; i < err.size(); i++) {
             err[i] -= exact[i];
         }
@@ -183,7 +195,8 @@ float predicted_loss(
         std::vector<float> sx(nx * d), sq(nq * d);
         code_values(layout, nx, cx.data(), sx.data());
         code_values(layout, nq, cq.data(), sq.data());
-        const std::vector<float> est = products(sq.data(), nq, sx.data(), nx, d);
+        const std::vector<float> est =
+                products(sq.data(), nq, sx.data(), nx, d);
         // Least-squares scale of the per-query centred estimates.
         double ab = 0, aa = 0;
         for (size_t i = 0; i < nq; i++) {
@@ -226,15 +239,16 @@ struct Candidate {
 
 bool transform_allowed(const TrainerOptions& o, Transform t) {
     switch (o.transform) {
-    case TransformChoice::automatic:
-        // PCA is a basis for an allocation; uniform PCA plans only on request.
-        return t != Transform::pca || o.budget_bytes > 0;
-    case TransformChoice::identity:
-        return t == Transform::identity;
-    case TransformChoice::random_rotation:
-        return t == Transform::random_rotation;
-    case TransformChoice::pca:
-        return t == Transform::pca;
+        case TransformChoice::automatic:
+            // PCA is a basis for an allocation; uniform PCA plans only on
+            // request.
+            return t != Transform::pca || o.budget_bytes > 0;
+        case TransformChoice::identity:
+            return t == Transform::identity;
+        case TransformChoice::random_rotation:
+            return t == Transform::random_rotation;
+        case TransformChoice::pca:
+            return t == Transform::pca;
     }
     return false;
 }
@@ -249,14 +263,22 @@ int uniform_bits_within(size_t budget_bytes, size_t d) {
 }
 
 /// pca_ok: the fitting part has at least d rows.
-std::vector<Candidate> allowed_candidates(const TrainerOptions& o, size_t d, bool pca_ok) {
+std::vector<Candidate> allowed_candidates(
+        const TrainerOptions& o,
+        size_t d,
+        bool pca_ok) {
     std::vector<Candidate> out;
     const bool budget = o.budget_bytes > 0;
-    const int uniform_bits = budget ? uniform_bits_within(o.budget_bytes, d) : o.nbits;
-    if (!budget || (o.allocation != AllocationChoice::allocated && uniform_bits > 0)) {
-        for (Transform t : {Transform::identity, Transform::random_rotation,
-                            Transform::pca}) {
-            if (!transform_allowed(o, t) || (t == Transform::pca && (budget || !pca_ok))) {
+    const int uniform_bits =
+            budget ? uniform_bits_within(o.budget_bytes, d) : o.nbits;
+    if (!budget ||
+        (o.allocation != AllocationChoice::allocated && uniform_bits > 0)) {
+        for (Transform t :
+             {Transform::identity,
+              Transform::random_rotation,
+              Transform::pca}) {
+            if (!transform_allowed(o, t) ||
+                (t == Transform::pca && (budget || !pca_ok))) {
                 continue;
             }
             for (bool c : {false, true}) {
@@ -270,8 +292,10 @@ std::vector<Candidate> allowed_candidates(const TrainerOptions& o, size_t d, boo
     }
     if (budget && o.allocation != AllocationChoice::uniform &&
         o.centering != CenteringChoice::uncentered) {
-        for (Transform t : {Transform::identity, Transform::random_rotation,
-                            Transform::pca}) {
+        for (Transform t :
+             {Transform::identity,
+              Transform::random_rotation,
+              Transform::pca}) {
             if (transform_allowed(o, t) && (t != Transform::pca || pca_ok)) {
                 out.push_back({t, true, 0, true});
             }
@@ -297,8 +321,9 @@ std::vector<Candidate> allowed_candidates(const TrainerOptions& o, size_t d, boo
 }
 
 float mean_of(const std::vector<float>& v) {
-    return v.empty() ? 0.f
-                     : float(std::accumulate(v.begin(), v.end(), 0.0) / v.size());
+    return v.empty()
+            ? 0.f
+            : float(std::accumulate(v.begin(), v.end(), 0.0) / v.size());
 }
 
 /// Standard error of the mean of v (per-query recalls or their differences).
@@ -318,8 +343,8 @@ std::string describe(const Candidate& c) {
     return std::string(transform_name(c.transform)) +
             (c.centered ? "/centred" : "/uncentred") +
             (c.prefix_bits ? "/prefix" + std::to_string(c.prefix_bits) + "bit"
-             : c.allocated ? "/allocated"
-                           : "/" + std::to_string(c.nbits) + "bit") +
+                     : c.allocated ? "/allocated"
+                                   : "/" + std::to_string(c.nbits) + "bit") +
             (c.joint ? "/joint" : "");
 }
 
@@ -331,12 +356,20 @@ BinarizationPlan fit_candidate(
         const TrainerOptions& o) {
     BinarizationPlan p;
     if (c.allocated) {
-        p = fit_allocated_plan(n, d, x, c.transform, o.budget_bytes, o.seed,
-                               c.prefix_bits, o.fast_scan_layout);
+        p = fit_allocated_plan(
+                n,
+                d,
+                x,
+                c.transform,
+                o.budget_bytes,
+                o.seed,
+                c.prefix_bits,
+                o.fast_scan_layout);
     } else {
         p = fit_plan(n, d, x, c.nbits, c.transform, c.centered, o.seed);
         if (o.budget_bytes > 0) {
-            p.code_bytes = o.budget_bytes; // zero padding to the index's code size
+            p.code_bytes =
+                    o.budget_bytes; // zero padding to the index's code size
         }
     }
     if (c.joint) {
@@ -419,14 +452,20 @@ BinarizationPlan train_plan(
     const double t_start = faiss::getmillisecs();
     auto say = [&](const char* fmt, auto... args) {
         if (o.verbose) {
-            std::printf("[faiss_bq train %6.2f s] ", (faiss::getmillisecs() - t_start) / 1000);
+            std::printf(
+                    "[faiss_bq train %6.2f s] ",
+                    (faiss::getmillisecs() - t_start) / 1000);
             std::printf(fmt, args...);
             std::printf("\n");
             std::fflush(stdout);
         }
     };
-    say("%zu rows, d=%zu: %zu held out (%zu as queries), %zu to fit", n, d, nh,
-        std::min(nh, o.max_heldout_queries), nfit);
+    say("%zu rows, d=%zu: %zu held out (%zu as queries), %zu to fit",
+        n,
+        d,
+        nh,
+        std::min(nh, o.max_heldout_queries),
+        nfit);
     DatasetAnalysis analysis = analyze(nall, d, all.data());
     say("analysis of %zu rows done", nall);
 
@@ -436,8 +475,13 @@ BinarizationPlan train_plan(
     h.nq = std::min(nh, o.max_heldout_queries);
     h.metric = o.metric;
     h.x = gather(x, d, perm.data(), h.nb);
-    h.gt = top_k_excluding_self(h.nq, h.nb, d, h.x.data(), h.x.data(),
-                                o.metric == faiss::METRIC_L2);
+    h.gt = top_k_excluding_self(
+            h.nq,
+            h.nb,
+            d,
+            h.x.data(),
+            h.x.data(),
+            o.metric == faiss::METRIC_L2);
 
     // The model scores (at most) 200 fitting rows as queries against the
     // next 2000: 400k pairs put its noise well under the gaps it explains.
@@ -458,7 +502,8 @@ BinarizationPlan train_plan(
     std::vector<CandidateReport> reports;
     std::vector<std::vector<float>> decide_recalls; // per candidate
     std::vector<float> cand_pred_dist, cand_heldout_dist;
-    BinarizationPlan scalar; // the last scalar candidate: its joint twin's start
+    BinarizationPlan
+            scalar; // the last scalar candidate: its joint twin's start
     for (const Candidate& c : cands) {
         BinarizationPlan p;
         if (c.joint) {
@@ -492,7 +537,9 @@ BinarizationPlan train_plan(
             rep.heldout_recall = mean_of(r);
             rep.heldout_recall_stderr = stderr_of(r);
             say("candidate %s, %s estimator: held-out 10-recall@10 %.3f +- %.3f",
-                describe(c).c_str(), estimator_name(e), rep.heldout_recall,
+                describe(c).c_str(),
+                estimator_name(e),
+                rep.heldout_recall,
                 rep.heldout_recall_stderr);
             reports.push_back(rep);
             if (e == o.estimator) {
@@ -568,32 +615,42 @@ BinarizationPlan train_plan(
     char buf[1024];
     std::string reason;
     if (budget && !pca_ok && transform_allowed(o, Transform::pca)) {
-        snprintf(buf, sizeof(buf),
-                 "PCA candidates left out: %zu fitting rows < d=%zu; ",
-                 nfit, d);
+        snprintf(
+                buf,
+                sizeof(buf),
+                "PCA candidates left out: %zu fitting rows < d=%zu; ",
+                nfit,
+                d);
         reason = buf;
     }
     if (cands.size() == 1) {
         reason += "forced " + describe(cands[0]) + "; measured for the record";
     } else {
-        snprintf(buf, sizeof(buf),
-                 "%s has the best held-out recall@10 (%s estimator): %.4f",
-                 describe(cands[best]).c_str(), estimator_name(o.estimator),
-                 recall(best));
+        snprintf(
+                buf,
+                sizeof(buf),
+                "%s has the best held-out recall@10 (%s estimator): %.4f",
+                describe(cands[best]).c_str(),
+                estimator_name(o.estimator),
+                recall(best));
         reason += buf;
         if (choice != best && !(to_twin && choice == best + 1)) {
-            snprintf(buf, sizeof(buf),
-                     "; %s (%.4f) is within two standard errors and cheaper "
-                     "(no rotation), so it is chosen",
-                     describe(cands[to_twin ? choice - 1 : choice]).c_str(),
-                     recall(to_twin ? choice - 1 : choice));
+            snprintf(
+                    buf,
+                    sizeof(buf),
+                    "; %s (%.4f) is within two standard errors and cheaper "
+                    "(no rotation), so it is chosen",
+                    describe(cands[to_twin ? choice - 1 : choice]).c_str(),
+                    recall(to_twin ? choice - 1 : choice));
             reason += buf;
         }
         if (to_twin) {
-            snprintf(buf, sizeof(buf),
-                     "; its joint twin (%.4f) is within two standard errors "
-                     "and fits no worse, so it is chosen",
-                     recall(choice));
+            snprintf(
+                    buf,
+                    sizeof(buf),
+                    "; its joint twin (%.4f) is within two standard errors "
+                    "and fits no worse, so it is chosen",
+                    recall(choice));
             reason += buf;
         }
         // Predicted losses within 2% of each other are no preference: the
@@ -602,7 +659,8 @@ BinarizationPlan train_plan(
         if (model_pick == choice) {
             reason += "; the model (lowest predicted loss) agrees";
         } else if (chosen_loss <= 1.02f * best_loss) {
-            reason += "; the model ranks it within 2% of its best (no preference)";
+            reason +=
+                    "; the model ranks it within 2% of its best (no preference)";
         } else {
             reason += "; the model predicted " + describe(cands[model_pick]) +
                     " (lowest predicted loss), the measurement decides";
@@ -615,17 +673,21 @@ BinarizationPlan train_plan(
     // low-dimensional embeddings (GloVe at 1 bit): say so plainly.
     const float chosen_recall = recall(choice);
     if (chosen_recall < 0.5f) {
-        snprintf(buf, sizeof(buf),
-                 ". WARNING: held-out recall@10 is only %.2f: these "
-                 "embeddings binarize poorly (not contrastive-trained, or too "
-                 "few dimensions for %s); re-rank with floats or use "
-                 "more bits",
-                 chosen_recall, describe(cands[choice]).c_str());
+        snprintf(
+                buf,
+                sizeof(buf),
+                ". WARNING: held-out recall@10 is only %.2f: these "
+                "embeddings binarize poorly (not contrastive-trained, or too "
+                "few dimensions for %s); re-rank with floats or use "
+                "more bits",
+                chosen_recall,
+                describe(cands[choice]).c_str());
         reason += buf;
     }
 
     // Refit the choice on the fitting rows plus the held-out rows.
-    BinarizationPlan chosen = fit_candidate(cands[choice], nall, d, all.data(), o);
+    BinarizationPlan chosen =
+            fit_candidate(cands[choice], nall, d, all.data(), o);
     if (cands[choice].allocated) {
         // Both of the candidate fitted without the held-out rows (the refit
         // on all rows has no held-out part left to measure).

@@ -11,7 +11,12 @@ namespace faiss_bq {
 
 /// Which candidates the trainer may choose from. `automatic` lets the held-out
 /// check decide; the other values force the choice (the record is kept).
-enum class TransformChoice : uint8_t { automatic, identity, random_rotation, pca };
+enum class TransformChoice : uint8_t {
+    automatic,
+    identity,
+    random_rotation,
+    pca
+};
 enum class CenteringChoice : uint8_t { automatic, centered, uncentered };
 /// With a byte budget: whether the bits may be allocated per coordinate
 /// (fit_allocated_plan) or must be equal (the uniform plans).

@@ -27,10 +27,13 @@ namespace {
 using idx_t = faiss::Index::idx_t;
 constexpr size_t d = 40, nb = 1000, nq = 20;
 
-std::unique_ptr<IndexBQ> trained(int nbits, faiss::MetricType m, bool add = true) {
+std::unique_ptr<IndexBQ> trained(
+        int nbits,
+        faiss::MetricType m,
+        bool add = true) {
     auto index = std::make_unique<IndexBQ>(d, nbits, m);
-    const auto x = test::gaussian(nb, d, 1, std::vector<float>(d, 1.f),
-                                  std::vector<float>(d, 0.3f));
+    const auto x = test::gaussian(
+            nb, d, 1, std::vector<float>(d, 1.f), std::vector<float>(d, 0.3f));
     index->train(nb, x.data());
     if (add) {
         index->add(nb, x.data());
@@ -44,7 +47,8 @@ TEST(IndexBQ, SearchIsTheScorersBruteForce) {
     const auto q = test::gaussian(nq, d, 2);
     const idx_t k = 15;
     for (int nbits : {1, 2}) {
-        for (faiss::MetricType m : {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
+        for (faiss::MetricType m :
+             {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
             auto index = trained(nbits, m);
             for (Estimator e : {Estimator::asymmetric, Estimator::symmetric}) {
                 for (int qbits : {0, 6}) {
@@ -62,8 +66,8 @@ TEST(IndexBQ, SearchIsTheScorersBruteForce) {
                         scorer.set_query(q.data() + i * d);
                         std::vector<std::pair<float, idx_t>> all(nb);
                         for (size_t j = 0; j < nb; j++) {
-                            const float s = scorer(index->codes.data() +
-                                                   j * index->code_size);
+                            const float s = scorer(
+                                    index->codes.data() + j * index->code_size);
                             all[j] = {m == faiss::METRIC_L2 ? s : -s, idx_t(j)};
                         }
                         std::sort(all.begin(), all.end());
@@ -72,7 +76,9 @@ TEST(IndexBQ, SearchIsTheScorersBruteForce) {
                                     ? all[r].first
                                     : -all[r].first;
                             ASSERT_EQ(D[i * k + r], want);
-                            const bool tie = (r > 0 && all[r - 1].first == all[r].first) ||
+                            const bool tie =
+                                    (r > 0 &&
+                                     all[r - 1].first == all[r].first) ||
                                     all[r + 1].first == all[r].first;
                             if (!tie) {
                                 ASSERT_EQ(I[i * k + r], all[r].second);
@@ -115,7 +121,8 @@ TEST(IndexBQ, OneQuerySplitAcrossThreadsEqualsOneThread) {
 }
 
 TEST(IndexBQ, MoreNeighboursThanVectorsGivesMinusOne) {
-    for (faiss::MetricType m : {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
+    for (faiss::MetricType m :
+         {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
         auto index = trained(1, m, false);
         const auto x = test::gaussian(5, d, 3);
         index->add(5, x.data());
@@ -155,13 +162,13 @@ TEST(IndexBQ, IDSelectorRestrictsResults) {
 // remove_ids shifts the remaining ids (FAISS's flat semantics); reset empties.
 TEST(IndexBQ, RemoveIdsAndReset) {
     auto index = trained(1, faiss::METRIC_L2);
-    std::vector<uint8_t> last(index->codes.end() - index->code_size,
-                              index->codes.end());
+    std::vector<uint8_t> last(
+            index->codes.end() - index->code_size, index->codes.end());
     faiss::IDSelectorRange first_100(0, 100);
     EXPECT_EQ(index->remove_ids(first_100), 100u);
     EXPECT_EQ(index->ntotal, idx_t(nb - 100));
-    EXPECT_TRUE(std::equal(last.begin(), last.end(),
-                           index->codes.end() - index->code_size));
+    EXPECT_TRUE(std::equal(
+            last.begin(), last.end(), index->codes.end() - index->code_size));
     index->reset();
     EXPECT_EQ(index->ntotal, 0);
     EXPECT_TRUE(index->codes.empty());
@@ -171,8 +178,8 @@ TEST(IndexBQ, RemoveIdsAndReset) {
 // than the centre is; sa_encode gives the stored code.
 TEST(IndexBQ, ReconstructAndStandaloneCodec) {
     auto index = trained(2, faiss::METRIC_INNER_PRODUCT, false);
-    const auto x = test::gaussian(50, d, 5, std::vector<float>(d, 1.f),
-                                  std::vector<float>(d, 0.3f));
+    const auto x = test::gaussian(
+            50, d, 5, std::vector<float>(d, 1.f), std::vector<float>(d, 0.3f));
     index->add(50, x.data());
     std::vector<uint8_t> codes(50 * index->sa_code_size());
     index->sa_encode(50, x.data(), codes.data());
@@ -222,11 +229,12 @@ TEST(IndexBQ, DistanceComputerMatchesSearch) {
 // the decoded one. Float tolerance: the inverse rotation is one sgemm over d
 // terms, relative rounding ~ d * FLT_EPSILON.
 TEST(IndexBQ, SymmetricDistanceIsBetweenDecodedVectors) {
-    const auto x = test::gaussian(nb, d, 1, std::vector<float>(d, 1.f),
-                                  std::vector<float>(d, 0.3f));
-    for (faiss::MetricType m : {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
-        for (TransformChoice t : {TransformChoice::identity,
-                                  TransformChoice::random_rotation}) {
+    const auto x = test::gaussian(
+            nb, d, 1, std::vector<float>(d, 1.f), std::vector<float>(d, 0.3f));
+    for (faiss::MetricType m :
+         {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
+        for (TransformChoice t :
+             {TransformChoice::identity, TransformChoice::random_rotation}) {
             IndexBQ index(d, 2, m);
             index.trainer.transform = t;
             index.trainer.centering = CenteringChoice::centered;
@@ -250,10 +258,13 @@ TEST(IndexBQ, SymmetricDistanceIsBetweenDecodedVectors) {
                                     double(x[j * d + k] - c[k]) * c[k] +
                                     double(xi[k] - c[k]) * (xj[k] - c[k]);
                         }
-                        mag += std::abs(double(xi[k]) * xj[k]) + double(c[k]) * c[k];
+                        mag += std::abs(double(xi[k]) * xj[k]) +
+                                double(c[k]) * c[k];
                     }
-                    EXPECT_NEAR(dc->symmetric_dis(i, j), want,
-                                4 * d * FLT_EPSILON * (mag + std::abs(want)) + 1e-5)
+                    EXPECT_NEAR(
+                            dc->symmetric_dis(i, j),
+                            want,
+                            4 * d * FLT_EPSILON * (mag + std::abs(want)) + 1e-5)
                             << "metric " << m << " i " << i << " j " << j;
                 }
             }
@@ -294,10 +305,12 @@ TEST(IndexBQ, BadInput) {
     test::expect_throw_naming([] { IndexBQ(-3, 1); }, "d=-3");
     test::expect_throw_naming([] { IndexBQ(8, 3); }, "nbits=3");
     test::expect_throw_naming([] { IndexBQ(8, 0); }, "nbits=0");
-    test::expect_throw_naming([] { IndexBQ(8, 1, faiss::METRIC_L1); }, "metric=2");
+    test::expect_throw_naming(
+            [] { IndexBQ(8, 1, faiss::METRIC_L1); }, "metric=2");
 
     IndexBQ untrained(d, 1);
-    test::expect_throw_naming([&] { untrained.add(nb, x.data()); }, "not trained");
+    test::expect_throw_naming(
+            [&] { untrained.add(nb, x.data()); }, "not trained");
     test::expect_throw_naming(
             [&] { untrained.search(1, x.data(), 1, D.data(), I.data()); },
             "not trained");
@@ -308,13 +321,17 @@ TEST(IndexBQ, BadInput) {
     test::expect_throw_naming(
             [&] { index->search(1, x.data(), 0, D.data(), I.data()); }, "k=0");
     test::expect_throw_naming(
-            [&] { index->search(1, x.data(), -2, D.data(), I.data()); }, "k=-2");
+            [&] { index->search(1, x.data(), -2, D.data(), I.data()); },
+            "k=-2");
     SearchParametersBQ bad_bits;
     bad_bits.query_bits = 3;
     test::expect_throw_naming(
-            [&] { index->search(1, x.data(), 1, D.data(), I.data(), &bad_bits); },
+            [&] {
+                index->search(1, x.data(), 1, D.data(), I.data(), &bad_bits);
+            },
             "query_bits=3");
-    test::expect_throw_naming([&] { index->train(nb, x.data()); }, "reset() first");
+    test::expect_throw_naming(
+            [&] { index->train(nb, x.data()); }, "reset() first");
 
     // n = 0 is a no-op, not an error.
     const idx_t before = index->ntotal;
@@ -324,7 +341,8 @@ TEST(IndexBQ, BadInput) {
 
     std::vector<float> bad(x.begin(), x.begin() + 3 * d);
     bad[2 * d + 5] = NAN;
-    test::expect_throw_naming([&] { index->add(3, bad.data()); }, "row 2, column 5");
+    test::expect_throw_naming(
+            [&] { index->add(3, bad.data()); }, "row 2, column 5");
     EXPECT_EQ(index->ntotal, before); // nothing half-added
     test::expect_throw_naming(
             [&] { index->search(3, bad.data(), 1, D.data(), I.data()); },
@@ -336,12 +354,14 @@ TEST(IndexBQ, BadInput) {
     auto other = std::make_unique<IndexBQ>(d, 1);
     const auto y = test::gaussian(nb, d, 99);
     other->train(nb, y.data());
-    test::expect_throw_naming([&] { index->merge_from(*other); }, "different plans");
+    test::expect_throw_naming(
+            [&] { index->merge_from(*other); }, "different plans");
 
     // Wrong dimension: an index of another d cannot be merged.
     IndexBQ narrow(d - 8, 1);
-    test::expect_throw_naming([&] { index->merge_from(narrow); },
-                              "cannot merge d=32 nbits=1 metric=1 into d=40");
+    test::expect_throw_naming(
+            [&] { index->merge_from(narrow); },
+            "cannot merge d=32 nbits=1 metric=1 into d=40");
 }
 
 // Constant coordinates survive train, add and search without NaN.

@@ -35,8 +35,11 @@ std::vector<float> base_vectors(size_t n, size_t dim, int seed) {
 }
 
 /// A trained IndexBQ with nb vectors: uniform (nbits 1, 2) or a budget.
-std::unique_ptr<IndexBQ> trained_bq(int nbits, size_t budget, faiss::MetricType m,
-                                    size_t n = nb) {
+std::unique_ptr<IndexBQ> trained_bq(
+        int nbits,
+        size_t budget,
+        faiss::MetricType m,
+        size_t n = nb) {
     auto index = budget ? std::make_unique<IndexBQ>(d, CodeBudget{budget}, m)
                         : std::make_unique<IndexBQ>(d, nbits, m);
     const auto x = base_vectors(n, d, 1);
@@ -57,14 +60,23 @@ std::vector<TestPlan> plans() {
     const size_t n = 600;
     for (size_t dim : {9, 40, 130}) {
         const auto x = base_vectors(n, dim, 3);
-        out.push_back({fit_plan(n, dim, x.data(), 1, Transform::identity, true, 1)});
-        out.push_back({fit_plan(n, dim, x.data(), 2, Transform::random_rotation, true, 1)});
+        out.push_back(
+                {fit_plan(n, dim, x.data(), 1, Transform::identity, true, 1)});
+        out.push_back({fit_plan(
+                n, dim, x.data(), 2, Transform::random_rotation, true, 1)});
         for (size_t bytes : {dim / 8 + 1, dim / 4, dim / 2}) {
             for (bool fit_nibbles : {false, true}) {
-                out.push_back({fit_allocated_plan(n, dim, x.data(), Transform::identity,
-                                                  std::max<size_t>(bytes, 1), 1, 0,
-                                                  fit_nibbles),
-                               fit_nibbles});
+                out.push_back(
+                        {fit_allocated_plan(
+                                 n,
+                                 dim,
+                                 x.data(),
+                                 Transform::identity,
+                                 std::max<size_t>(bytes, 1),
+                                 1,
+                                 0,
+                                 fit_nibbles),
+                         fit_nibbles});
             }
         }
     }
@@ -109,7 +121,8 @@ TEST(NibbleLayout, PacksEveryCoordinateOnceAndUnpacksTheCode) {
         EXPECT_LE(nl.nbytes, layout.planes_size + (lone3 + 7) / 8 + 1);
         // random codes of 130 vectors (three blocks) round trip
         const size_t n = 130;
-        std::vector<uint8_t> codes(n * layout.code_size, 0), back(layout.code_size);
+        std::vector<uint8_t> codes(n * layout.code_size, 0),
+                back(layout.code_size);
         std::vector<uint8_t> blocks(nl.blocks_bytes(n), 0xaa);
         for (size_t i = 0; i < n; i++) {
             uint8_t* c = codes.data() + i * layout.code_size;
@@ -120,10 +133,15 @@ TEST(NibbleLayout, PacksEveryCoordinateOnceAndUnpacksTheCode) {
         }
         for (size_t i = 0; i < n; i++) {
             nl.unpack(layout, blocks.data(), i, back.data());
-            ASSERT_EQ(0, std::memcmp(back.data(), codes.data() + i * layout.code_size,
-                                     layout.planes_size))
+            ASSERT_EQ(
+                    0,
+                    std::memcmp(
+                            back.data(),
+                            codes.data() + i * layout.code_size,
+                            layout.planes_size))
                     << "vector " << i << " of a plan with bits histogram "
-                    << h[0] << "/" << h[1] << "/" << h[2] << "/" << h[3] << "/" << h[4];
+                    << h[0] << "/" << h[1] << "/" << h[2] << "/" << h[3] << "/"
+                    << h[4];
         }
     }
     EXPECT_GT(lone_threes, 0u) << "no plan packs a 3-bit coordinate alone";
@@ -140,11 +158,12 @@ TEST(NibbleLayout, RowsAreTheBlocksColumnsOfOneVector) {
         const NibbleLayout nl(plan);
         const size_t n = 70, stride = nl.nbytes + 5;
         std::vector<uint8_t> codes(n * layout.code_size);
-        const auto x = base_vectors(n, plan.d, 7); // real codes: zero padding bits
+        const auto x =
+                base_vectors(n, plan.d, 7); // real codes: zero padding bits
         encode(plan, n, x.data(), codes.data());
-        std::vector<uint8_t> blocks(nl.blocks_bytes(n), 0), rows(n * stride, 0xee),
-                from_rows(nl.blocks_bytes(n), 0x55), planes(layout.planes_size),
-                again(layout.planes_size);
+        std::vector<uint8_t> blocks(nl.blocks_bytes(n), 0),
+                rows(n * stride, 0xee), from_rows(nl.blocks_bytes(n), 0x55),
+                planes(layout.planes_size), again(layout.planes_size);
         for (size_t i = 0; i < n; i++) {
             const uint8_t* code = codes.data() + i * layout.code_size;
             nl.pack(layout, code, blocks.data(), i);
@@ -161,7 +180,8 @@ TEST(NibbleLayout, RowsAreTheBlocksColumnsOfOneVector) {
 
 TEST(NibbleLayout, Uniform1BitIsThePlanesTransposed) {
     const auto x = base_vectors(300, 40, 3);
-    const BinarizationPlan plan = fit_plan(300, 40, x.data(), 1, Transform::identity, true, 1);
+    const BinarizationPlan plan =
+            fit_plan(300, 40, x.data(), 1, Transform::identity, true, 1);
     const CodeLayout layout(plan);
     const NibbleLayout nl(plan);
     ASSERT_EQ(nl.nbytes, layout.plane_bytes);
@@ -174,8 +194,9 @@ TEST(NibbleLayout, Uniform1BitIsThePlanesTransposed) {
     const size_t bs = kernels::fast_scan_block;
     for (size_t i = 0; i < 70; i++) {
         for (size_t t = 0; t < nl.nbytes; t++) {
-            EXPECT_EQ(blocks[i / bs * nl.block_bytes() + t * bs + i % bs],
-                      codes[i * layout.code_size + t]);
+            EXPECT_EQ(
+                    blocks[i / bs * nl.block_bytes() + t * bs + i % bs],
+                    codes[i * layout.code_size + t]);
         }
     }
 }
@@ -189,13 +210,15 @@ TEST(NibbleLayout, Uniform1BitIsThePlanesTransposed) {
 TEST(IndexBQFastScan, ScoresAreIndexBQsWithinTheTableRounding) {
     const auto q = test::gaussian(nq, d, 2);
     for (int nbits : {1, 2, 0}) {
-        for (faiss::MetricType m : {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
+        for (faiss::MetricType m :
+             {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
             auto bq = trained_bq(nbits, nbits ? 0 : 12, m);
             IndexBQFastScan fs(*bq);
             QueryScorer exact(bq->plan, m, Estimator::asymmetric, 0);
             FastScanScorer fast(fs.plan, m);
             const size_t nblocks = fs.codes.size() / fast.nibbles.block_bytes();
-            std::vector<float> got(nblocks * kernels::fast_scan_block), want(nb);
+            std::vector<float> got(nblocks * kernels::fast_scan_block),
+                    want(nb);
             const CodeLayout layout = bq->layout();
             const double metric_factor = m == faiss::METRIC_L2 ? 2 : 1;
             double sq = 0, model = 0;
@@ -205,14 +228,22 @@ TEST(IndexBQFastScan, ScoresAreIndexBQsWithinTheTableRounding) {
                 fast.set_query(q.data() + i * d);
                 splits += fast.split > 0;
                 exact.score_block(bq->codes.data(), nb, want.data());
-                fast.scan(fs.codes.data(), fs.factors.data(), nblocks, got.data());
+                fast.scan(
+                        fs.codes.data(),
+                        fs.factors.data(),
+                        nblocks,
+                        got.data());
                 for (size_t j = 0; j < nb; j++) {
                     const double a = metric_factor *
-                            std::abs(layout.estimate_scale(bq->codes.data() + j * bq->code_size));
+                            std::abs(layout.estimate_scale(
+                                    bq->codes.data() + j * bq->code_size));
                     const double diff = std::abs(double(got[j]) - want[j]);
-                    ASSERT_LE(diff, a * fast.max_error() + 1e-4 * (1 + std::abs(want[j])))
-                            << "nbits " << nbits << " metric " << m << " query " << i
-                            << " vector " << j;
+                    ASSERT_LE(
+                            diff,
+                            a * fast.max_error() +
+                                    1e-4 * (1 + std::abs(want[j])))
+                            << "nbits " << nbits << " metric " << m << " query "
+                            << i << " vector " << j;
                     sq += diff * diff;
                     model += a * a * fast.rms_error() * fast.rms_error();
                 }
@@ -220,9 +251,14 @@ TEST(IndexBQFastScan, ScoresAreIndexBQsWithinTheTableRounding) {
             const double ratio = std::sqrt(sq / model);
             EXPECT_GT(ratio, 0.7) << "nbits " << nbits << " metric " << m;
             EXPECT_LT(ratio, 1.3) << "nbits " << nbits << " metric " << m;
-            std::printf("nbits %d metric %d: RMS error / model %.3f, %zu of %zu "
-                        "queries with two steps\n",
-                        nbits, int(m), ratio, splits, nq);
+            std::printf(
+                    "nbits %d metric %d: RMS error / model %.3f, %zu of %zu "
+                    "queries with two steps\n",
+                    nbits,
+                    int(m),
+                    ratio,
+                    splits,
+                    nq);
         }
     }
 }
@@ -238,39 +274,49 @@ TEST(IndexBQFastScan, SearchIsTheScorersBruteForce) {
     const idx_t k = 15;
     const size_t nb = 6000;
     for (auto [nbits, budget] : {std::pair<int, size_t>{1, 0}, {0, 12}})
-    for (faiss::MetricType m : {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
-        IndexBQFastScan fs(*trained_bq(nbits, budget, m, nb));
-        FastScanScorer fast(fs.plan, m);
-        const size_t nblocks = fs.codes.size() / fast.nibbles.block_bytes();
-        std::vector<float> all(nblocks * kernels::fast_scan_block), y_batch(nq * d),
-                y_one(d);
-        fs.plan.apply(nq, q.data(), y_batch.data());
-        auto expect_brute_force = [&](size_t i, const float* y, const float* D,
-                                      const idx_t* I) {
-            fast.set_query(q.data() + i * d, y);
-            fast.scan(fs.codes.data(), fs.factors.data(), nblocks, all.data());
-            std::vector<float> sorted(all.begin(), all.begin() + nb);
-            if (m == faiss::METRIC_L2) {
-                std::sort(sorted.begin(), sorted.end());
-            } else {
-                std::sort(sorted.rbegin(), sorted.rend());
+        for (faiss::MetricType m :
+             {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
+            IndexBQFastScan fs(*trained_bq(nbits, budget, m, nb));
+            FastScanScorer fast(fs.plan, m);
+            const size_t nblocks = fs.codes.size() / fast.nibbles.block_bytes();
+            std::vector<float> all(nblocks * kernels::fast_scan_block),
+                    y_batch(nq * d), y_one(d);
+            fs.plan.apply(nq, q.data(), y_batch.data());
+            auto expect_brute_force = [&](size_t i,
+                                          const float* y,
+                                          const float* D,
+                                          const idx_t* I) {
+                fast.set_query(q.data() + i * d, y);
+                fast.scan(
+                        fs.codes.data(),
+                        fs.factors.data(),
+                        nblocks,
+                        all.data());
+                std::vector<float> sorted(all.begin(), all.begin() + nb);
+                if (m == faiss::METRIC_L2) {
+                    std::sort(sorted.begin(), sorted.end());
+                } else {
+                    std::sort(sorted.rbegin(), sorted.rend());
+                }
+                for (idx_t j = 0; j < k; j++) {
+                    EXPECT_EQ(D[j], sorted[j]) << i << " " << j;
+                    EXPECT_EQ(all[I[j]], D[j]);
+                }
+            };
+            std::vector<float> D(nq * k), D1(k);
+            std::vector<idx_t> I(nq * k), I1(k);
+            fs.search(nq, q.data(), k, D.data(), I.data());
+            for (size_t i = 0; i < nq; i++) {
+                expect_brute_force(
+                        i,
+                        y_batch.data() + i * d,
+                        D.data() + i * k,
+                        I.data() + i * k);
+                fs.search(1, q.data() + i * d, k, D1.data(), I1.data());
+                fs.plan.apply(1, q.data() + i * d, y_one.data());
+                expect_brute_force(i, y_one.data(), D1.data(), I1.data());
             }
-            for (idx_t j = 0; j < k; j++) {
-                EXPECT_EQ(D[j], sorted[j]) << i << " " << j;
-                EXPECT_EQ(all[I[j]], D[j]);
-            }
-        };
-        std::vector<float> D(nq * k), D1(k);
-        std::vector<idx_t> I(nq * k), I1(k);
-        fs.search(nq, q.data(), k, D.data(), I.data());
-        for (size_t i = 0; i < nq; i++) {
-            expect_brute_force(i, y_batch.data() + i * d, D.data() + i * k,
-                               I.data() + i * k);
-            fs.search(1, q.data() + i * d, k, D1.data(), I1.data());
-            fs.plan.apply(1, q.data() + i * d, y_one.data());
-            expect_brute_force(i, y_one.data(), D1.data(), I1.data());
         }
-    }
 }
 
 // A worst score to beat: a scan lists exactly the vectors whose score is
@@ -279,33 +325,46 @@ TEST(FastScanScorer, ListsEveryScoreBetterThanWorst) {
     const auto q = test::gaussian(nq, d, 2);
     const size_t n = 6000;
     for (auto [nbits, budget] : {std::pair<int, size_t>{1, 0}, {0, 12}})
-    for (faiss::MetricType m : {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
-        IndexBQFastScan fs(*trained_bq(nbits, budget, m, n));
-        FastScanScorer fast(fs.plan, m);
-        const size_t nblocks = fs.codes.size() / fast.nibbles.block_bytes();
-        std::vector<float> all(nblocks * kernels::fast_scan_block), got(all.size());
-        for (size_t i = 0; i < nq; i++) {
-            fast.set_query(q.data() + i * d);
-            fast.scan(fs.codes.data(), fs.factors.data(), nblocks, all.data());
-            ASSERT_EQ(fast.nbetter, all.size()) << "no worst: every position";
-            std::vector<float> sorted(all.begin(), all.begin() + n);
-            std::sort(sorted.begin(), sorted.end());
-            const bool ip = m == faiss::METRIC_INNER_PRODUCT;
-            const float worst = ip ? sorted[n - 50] : sorted[50];
-            fast.worst = worst;
-            fast.scan(fs.codes.data(), fs.factors.data(), nblocks, got.data());
-            std::vector<uint32_t> expect;
-            for (size_t j = 0; j < all.size(); j++) {
-                if (ip ? all[j] > worst : all[j] < worst) {
-                    expect.push_back(uint32_t(j));
+        for (faiss::MetricType m :
+             {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
+            IndexBQFastScan fs(*trained_bq(nbits, budget, m, n));
+            FastScanScorer fast(fs.plan, m);
+            const size_t nblocks = fs.codes.size() / fast.nibbles.block_bytes();
+            std::vector<float> all(nblocks * kernels::fast_scan_block),
+                    got(all.size());
+            for (size_t i = 0; i < nq; i++) {
+                fast.set_query(q.data() + i * d);
+                fast.scan(
+                        fs.codes.data(),
+                        fs.factors.data(),
+                        nblocks,
+                        all.data());
+                ASSERT_EQ(fast.nbetter, all.size())
+                        << "no worst: every position";
+                std::vector<float> sorted(all.begin(), all.begin() + n);
+                std::sort(sorted.begin(), sorted.end());
+                const bool ip = m == faiss::METRIC_INNER_PRODUCT;
+                const float worst = ip ? sorted[n - 50] : sorted[50];
+                fast.worst = worst;
+                fast.scan(
+                        fs.codes.data(),
+                        fs.factors.data(),
+                        nblocks,
+                        got.data());
+                std::vector<uint32_t> expect;
+                for (size_t j = 0; j < all.size(); j++) {
+                    if (ip ? all[j] > worst : all[j] < worst) {
+                        expect.push_back(uint32_t(j));
+                    }
                 }
+                const std::vector<uint32_t> listed(
+                        fast.better.begin(),
+                        fast.better.begin() + fast.nbetter);
+                ASSERT_EQ(listed, expect) << "nbits " << nbits << " metric "
+                                          << m << " query " << i;
+                ASSERT_EQ(got, all);
             }
-            const std::vector<uint32_t> listed(fast.better.begin(),
-                                               fast.better.begin() + fast.nbetter);
-            ASSERT_EQ(listed, expect) << "nbits " << nbits << " metric " << m << " query " << i;
-            ASSERT_EQ(got, all);
         }
-    }
 }
 
 TEST(IndexBQFastScan, TrainAddAndCodecAgreeWithIndexBQ) {
@@ -313,16 +372,21 @@ TEST(IndexBQFastScan, TrainAddAndCodecAgreeWithIndexBQ) {
     for (size_t budget : {0, 12}) {
         // the IndexBQ trained for the fast-scan layout, as IndexBQFastScan's
         // own training is
-        auto bq = budget ? std::make_unique<IndexBQ>(d, CodeBudget{budget},
-                                                     faiss::METRIC_INNER_PRODUCT)
-                         : std::make_unique<IndexBQ>(d, 2, faiss::METRIC_INNER_PRODUCT);
+        auto bq = budget
+                ? std::make_unique<IndexBQ>(
+                          d, CodeBudget{budget}, faiss::METRIC_INNER_PRODUCT)
+                : std::make_unique<IndexBQ>(d, 2, faiss::METRIC_INNER_PRODUCT);
         bq->trainer.fast_scan_layout = true;
         bq->trainer.joint_nibbles = true;
         bq->train(nb, x.data());
         bq->add(nb, x.data());
-        EXPECT_LE(IndexBQFastScan(*bq).nibble_layout().nbytes + 12, bq->code_size);
-        auto fs = budget ? IndexBQFastScan(d, CodeBudget{budget}, faiss::METRIC_INNER_PRODUCT)
-                         : IndexBQFastScan(d, 2, faiss::METRIC_INNER_PRODUCT);
+        EXPECT_LE(
+                IndexBQFastScan(*bq).nibble_layout().nbytes + 12,
+                bq->code_size);
+        auto fs = budget
+                ? IndexBQFastScan(
+                          d, CodeBudget{budget}, faiss::METRIC_INNER_PRODUCT)
+                : IndexBQFastScan(d, 2, faiss::METRIC_INNER_PRODUCT);
         fs.train(nb, x.data());
         fs.add(nb, x.data());
         EXPECT_EQ(fs.plan.report(), bq->plan.report());
@@ -397,32 +461,39 @@ TEST(IndexBQFastScan, BadInput) {
     using test::expect_throw_naming;
     expect_throw_naming([] { IndexBQFastScan(0, 1); }, "d=0");
     expect_throw_naming([] { IndexBQFastScan(d, 3); }, "nbits=3");
-    expect_throw_naming([] { IndexBQFastScan(d, CodeBudget{0}); }, "budget of 0 bytes");
-    expect_throw_naming([] { IndexBQFastScan(d, 1, faiss::METRIC_L1); }, "metric=");
+    expect_throw_naming(
+            [] { IndexBQFastScan(d, CodeBudget{0}); }, "budget of 0 bytes");
+    expect_throw_naming(
+            [] { IndexBQFastScan(d, 1, faiss::METRIC_L1); }, "metric=");
     IndexBQFastScan untrained(d, 1);
     const auto q = test::gaussian(nq, d, 2);
     std::vector<float> D(nq * 5);
     std::vector<idx_t> I(nq * 5);
     expect_throw_naming([&] { untrained.add(1, q.data()); }, "not trained");
-    expect_throw_naming([&] { untrained.search(1, q.data(), 5, D.data(), I.data()); },
-                        "not trained");
+    expect_throw_naming(
+            [&] { untrained.search(1, q.data(), 5, D.data(), I.data()); },
+            "not trained");
     auto bq = trained_bq(1, 0, faiss::METRIC_L2);
     bq->estimator = Estimator::symmetric;
     expect_throw_naming([&] { IndexBQFastScan{*bq}; }, "symmetric");
     bq->estimator = Estimator::asymmetric;
     IndexBQFastScan fs(*bq);
-    expect_throw_naming([&] { fs.search(1, q.data(), 0, D.data(), I.data()); }, "k=0");
+    expect_throw_naming(
+            [&] { fs.search(1, q.data(), 0, D.data(), I.data()); }, "k=0");
     std::vector<float> bad(q.begin(), q.begin() + d);
     bad[3] = NAN;
-    expect_throw_naming([&] { fs.search(1, bad.data(), 5, D.data(), I.data()); },
-                        "column 3");
+    expect_throw_naming(
+            [&] { fs.search(1, bad.data(), 5, D.data(), I.data()); },
+            "column 3");
     expect_throw_naming([&] { fs.add(1, bad.data()); }, "column 3");
     SearchParametersBQ sp;
     sp.query_bits = 4;
-    expect_throw_naming([&] { fs.search(1, q.data(), 5, D.data(), I.data(), &sp); },
-                        "query_bits=4");
+    expect_throw_naming(
+            [&] { fs.search(1, q.data(), 5, D.data(), I.data(), &sp); },
+            "query_bits=4");
     std::vector<float> r(d);
-    expect_throw_naming([&] { fs.reconstruct(nb, r.data()); }, "id 1000 out of range");
+    expect_throw_naming(
+            [&] { fs.reconstruct(nb, r.data()); }, "id 1000 out of range");
     expect_throw_naming([&] { fs.train(nb, q.data()); }, "reset() first");
 }
 
@@ -432,31 +503,41 @@ TEST(IndexBQFastScan, RealDataRecallIsIndexBQs) {
     FAISS_BQ_REQUIRE_DATA("minilm-sap", data);
     const size_t k = 10;
     for (int nbits : {1, 2, 0}) {
-        auto bq = nbits ? std::make_unique<IndexBQ>(data.d, nbits, faiss::METRIC_INNER_PRODUCT)
-                        : std::make_unique<IndexBQ>(data.d, CodeBudget{32},
-                                                    faiss::METRIC_INNER_PRODUCT);
+        auto bq = nbits
+                ? std::make_unique<IndexBQ>(
+                          data.d, nbits, faiss::METRIC_INNER_PRODUCT)
+                : std::make_unique<IndexBQ>(
+                          data.d, CodeBudget{32}, faiss::METRIC_INNER_PRODUCT);
         bq->train(data.nb, data.base.data());
         bq->add(data.nb, data.base.data());
         IndexBQFastScan fs(*bq);
         std::vector<float> D(data.nq * k);
         std::vector<idx_t> I(data.nq * k);
         bq->search(data.nq, data.queries.data(), k, D.data(), I.data());
-        const double r_bq = test::recall_at(data.nq, k, I.data(), data.gt.data(), data.gt_k);
+        const double r_bq = test::recall_at(
+                data.nq, k, I.data(), data.gt.data(), data.gt_k);
         fs.search(data.nq, data.queries.data(), k, D.data(), I.data());
-        const double r_fs = test::recall_at(data.nq, k, I.data(), data.gt.data(), data.gt_k);
+        const double r_fs = test::recall_at(
+                data.nq, k, I.data(), data.gt.data(), data.gt_k);
         // trained as fast scan: with joint nibbles
-        auto joint = nbits ? IndexBQFastScan(data.d, nbits, faiss::METRIC_INNER_PRODUCT)
-                           : IndexBQFastScan(data.d, CodeBudget{32}, faiss::METRIC_INNER_PRODUCT);
+        auto joint = nbits
+                ? IndexBQFastScan(data.d, nbits, faiss::METRIC_INNER_PRODUCT)
+                : IndexBQFastScan(
+                          data.d, CodeBudget{32}, faiss::METRIC_INNER_PRODUCT);
         joint.train(data.nb, data.base.data());
         joint.add(data.nb, data.base.data());
         EXPECT_TRUE(joint.plan.is_joint());
         joint.search(data.nq, data.queries.data(), k, D.data(), I.data());
-        const double r_joint =
-                test::recall_at(data.nq, k, I.data(), data.gt.data(), data.gt_k);
-        std::printf("[minilm-sap %s] 10-recall@10: IndexBQ %.4f, IndexBQFastScan %.4f "
-                    "(%zu B/vector + 12), trained as fast scan (joint nibbles) %.4f\n",
-                    nbits ? (nbits == 1 ? "BQ1" : "BQ2") : "BQ32B", r_bq, r_fs,
-                    fs.nibble_layout().nbytes, r_joint);
+        const double r_joint = test::recall_at(
+                data.nq, k, I.data(), data.gt.data(), data.gt_k);
+        std::printf(
+                "[minilm-sap %s] 10-recall@10: IndexBQ %.4f, IndexBQFastScan %.4f "
+                "(%zu B/vector + 12), trained as fast scan (joint nibbles) %.4f\n",
+                nbits ? (nbits == 1 ? "BQ1" : "BQ2") : "BQ32B",
+                r_bq,
+                r_fs,
+                fs.nibble_layout().nbytes,
+                r_joint);
         EXPECT_GE(r_fs, r_bq - 0.01);
         EXPECT_GE(r_joint, r_bq - 0.01);
     }

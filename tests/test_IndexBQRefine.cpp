@@ -15,8 +15,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <memory>
 #include <cstdio>
+#include <memory>
 #include <set>
 
 namespace faiss_bq {
@@ -58,8 +58,11 @@ struct Result {
     std::vector<idx_t> I;
 };
 
-Result search(const faiss::Index& index, const std::vector<float>& xq, idx_t k,
-              const faiss::SearchParameters* params = nullptr) {
+Result search(
+        const faiss::Index& index,
+        const std::vector<float>& xq,
+        idx_t k,
+        const faiss::SearchParameters* params = nullptr) {
     const size_t n = xq.size() / index.d;
     Result r{std::vector<float>(n * k), std::vector<idx_t>(n * k)};
     index.search(n, xq.data(), k, r.D.data(), r.I.data(), params);
@@ -101,7 +104,8 @@ void expect_exact(const Result& got, const Result& exact, idx_t k) {
 TEST(IndexBQRefine, NeverLowerRecallThanItsFirstStage) {
     Fixture f;
     const idx_t k = 10;
-    for (faiss::MetricType m : {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
+    for (faiss::MetricType m :
+         {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
         const auto gt = test::exact_knn(d, f.xb, f.xq, k, m);
         for (int nbits : {1, 2}) {
             auto rf = refined(f, nbits, m);
@@ -126,7 +130,8 @@ TEST(IndexBQRefine, NeverLowerRecallThanItsFirstStage) {
 TEST(IndexBQRefine, AllCandidatesIsExactSearch) {
     Fixture f;
     const idx_t k = 10;
-    for (faiss::MetricType m : {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
+    for (faiss::MetricType m :
+         {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
         auto rf = refined(f, 1, m);
         rf->k_factor = float(nb) / k; // k * k_factor = ntotal
         faiss::IndexFlat flat(d, m);
@@ -235,7 +240,8 @@ TEST(IndexBQRefine, InsideIDMaps) {
         ids[i] = 1000 + 7 * idx_t(i);
     }
     for (bool two : {false, true}) {
-        auto rf = new IndexBQRefine(new IndexBQ(d, 1, faiss::METRIC_INNER_PRODUCT));
+        auto rf = new IndexBQRefine(
+                new IndexBQ(d, 1, faiss::METRIC_INNER_PRODUCT));
         rf->own_fields = rf->own_refine_index = true;
         std::unique_ptr<faiss::IndexIDMap> map(
                 two ? new faiss::IndexIDMap2(rf) : new faiss::IndexIDMap(rf));
@@ -249,7 +255,8 @@ TEST(IndexBQRefine, InsideIDMaps) {
         }
         if (two) {
             std::vector<float> v(d);
-            static_cast<faiss::IndexIDMap2*>(map.get())->reconstruct(ids[17], v.data());
+            static_cast<faiss::IndexIDMap2*>(map.get())->reconstruct(
+                    ids[17], v.data());
             EXPECT_TRUE(std::equal(v.begin(), v.end(), f.xb.begin() + 17 * d));
         }
     }
@@ -272,7 +279,8 @@ TEST(IndexBQRefine, ScalarQuantizerStores) {
         const double r0 = test::recall_at(nq, k, first.I.data(), gt.data(), k);
         EXPECT_GT(r, r0) << "store " << int(qt);
         // the distances returned are the store's own
-        std::unique_ptr<faiss::DistanceComputer> dc(store->get_distance_computer());
+        std::unique_ptr<faiss::DistanceComputer> dc(
+                store->get_distance_computer());
         dc->set_query(f.xq.data());
         for (idx_t j = 0; j < k; j++) {
             EXPECT_EQ(got.D[j], (*dc)(got.I[j]));
@@ -287,15 +295,18 @@ TEST(IndexBQRefine, ScalarQuantizerStores) {
 TEST(IndexBQRefine, ErrorSigmasCoverTheEstimateError) {
     Fixture f;
     const idx_t k = 100;
-    for (TransformChoice t : {TransformChoice::random_rotation, TransformChoice::identity}) {
-        for (faiss::MetricType m : {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
+    for (TransformChoice t :
+         {TransformChoice::random_rotation, TransformChoice::identity}) {
+        for (faiss::MetricType m :
+             {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
             IndexBQ bq(d, 1, m);
             bq.trainer.transform = t;
             bq.train(nb, f.xb.data());
             bq.add(nb, f.xb.data());
             const Result r = search(bq, f.xq, k);
             std::vector<float> sig(r.I.size());
-            asymmetric_error_sigmas(bq, nq, f.xq.data(), k, r.I.data(), sig.data());
+            asymmetric_error_sigmas(
+                    bq, nq, f.xq.data(), k, r.I.data(), sig.data());
             size_t beyond = 0;
             for (size_t i = 0; i < r.I.size(); i++) {
                 const float* x = f.xb.data() + r.I[i] * d;
@@ -307,7 +318,11 @@ TEST(IndexBQRefine, ErrorSigmasCoverTheEstimateError) {
                 beyond += std::fabs(r.D[i] - truth) > 3 * sig[i];
             }
             const double share = double(beyond) / r.I.size();
-            std::printf("transform %d metric %d: %.4f beyond 3 sigma\n", int(t), int(m), share);
+            std::printf(
+                    "transform %d metric %d: %.4f beyond 3 sigma\n",
+                    int(t),
+                    int(m),
+                    share);
             EXPECT_LT(share, 0.01)
                     << "transform " << int(t) << " metric " << int(m);
         }
@@ -342,9 +357,14 @@ TEST(IndexBQRefine, ErrorBoundSkip) {
         p.bound_sigmas = b;
         const Result skip = search(rf, xq, k, &p);
         const double r = test::recall_at(nq, k, skip.I.data(), gt.data(), k);
-        std::printf("bound %g sigma: %zu of %zu candidates not re-scored, "
-                    "recall %.3f (all re-scored: %.3f)\n",
-                    b, rf.last_stats.skipped, rf.last_stats.candidates, r, r_all);
+        std::printf(
+                "bound %g sigma: %zu of %zu candidates not re-scored, "
+                "recall %.3f (all re-scored: %.3f)\n",
+                b,
+                rf.last_stats.skipped,
+                rf.last_stats.candidates,
+                r,
+                r_all);
         EXPECT_LE(rf.last_stats.skipped, previous);
         previous = rf.last_stats.skipped;
         if (b == 2) {
@@ -436,15 +456,18 @@ TEST(IndexBQRefine, RealDataRecall) {
 #endif
     const size_t nb_used = std::min(data.nb, max_nb);
     const size_t nq_used = std::min(data.nq, max_nq);
-    std::vector<float> xb(data.base.begin(), data.base.begin() + nb_used * data.d);
-    std::vector<float> xq(data.queries.begin(), data.queries.begin() + nq_used * data.d);
+    std::vector<float> xb(
+            data.base.begin(), data.base.begin() + nb_used * data.d);
+    std::vector<float> xq(
+            data.queries.begin(), data.queries.begin() + nq_used * data.d);
     const idx_t k = 10;
     const auto gt = nb_used == data.nb && data.gt_k >= size_t(k)
             ? data.gt
             : test::exact_knn(data.d, xb, xq, k, faiss::METRIC_INNER_PRODUCT);
     const size_t gt_k = nb_used == data.nb ? data.gt_k : k;
     for (int nbits : {1, 2}) {
-        IndexBQRefine rf(new IndexBQ(data.d, nbits, faiss::METRIC_INNER_PRODUCT));
+        IndexBQRefine rf(
+                new IndexBQ(data.d, nbits, faiss::METRIC_INNER_PRODUCT));
         rf.own_fields = rf.own_refine_index = true;
         rf.train(std::min<size_t>(nb_used, 20000), xb.data());
         rf.add(nb_used, xb.data());
@@ -453,9 +476,14 @@ TEST(IndexBQRefine, RealDataRecall) {
         std::vector<idx_t> I(nq_used * k);
         rf.search(nq_used, xq.data(), k, D.data(), I.data());
         const double r = test::recall_at(nq_used, k, I.data(), gt.data(), gt_k);
-        std::printf("use512-wordnet (%zu base, %zu queries): BQ%d + exact "
-                    "refine k_factor %g: 10-recall@10 %.3f\n",
-                    nb_used, nq_used, nbits, rf.k_factor, r);
+        std::printf(
+                "use512-wordnet (%zu base, %zu queries): BQ%d + exact "
+                "refine k_factor %g: 10-recall@10 %.3f\n",
+                nb_used,
+                nq_used,
+                nbits,
+                rf.k_factor,
+                r);
         EXPECT_GE(r, 0.98) << "BQ" << nbits;
     }
 }

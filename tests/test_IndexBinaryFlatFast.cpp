@@ -57,11 +57,12 @@ struct FaissAnswer {
     faiss::IndexBinaryFlat index;
     std::vector<idx_t> ids; ///< index id -> original id
 
-    FaissAnswer(int d,
-                size_t nb,
-                const uint8_t* codes,
-                const faiss::IDSelector* sel)
-        : index(d) {
+    FaissAnswer(
+            int d,
+            size_t nb,
+            const uint8_t* codes,
+            const faiss::IDSelector* sel)
+            : index(d) {
         const size_t cs = d / 8;
         for (size_t i = 0; i < nb; i++) {
             if (!sel || sel->is_member(idx_t(i))) {
@@ -75,15 +76,17 @@ struct FaissAnswer {
     }
 };
 
-void expect_same_knn(int d,
-                     size_t nb,
-                     const uint8_t* codes,
-                     size_t nq,
-                     const uint8_t* queries,
-                     idx_t k,
-                     const faiss::IDSelector* sel) {
-    SCOPED_TRACE(testing::Message() << "d=" << d << " nb=" << nb << " nq=" << nq
-                                    << " k=" << k << (sel ? " selector" : ""));
+void expect_same_knn(
+        int d,
+        size_t nb,
+        const uint8_t* codes,
+        size_t nq,
+        const uint8_t* queries,
+        idx_t k,
+        const faiss::IDSelector* sel) {
+    SCOPED_TRACE(
+            testing::Message() << "d=" << d << " nb=" << nb << " nq=" << nq
+                               << " k=" << k << (sel ? " selector" : ""));
     const FaissAnswer want(d, nb, codes, sel);
     std::vector<int32_t> wd(nq * k);
     std::vector<idx_t> wi(nq * k);
@@ -99,21 +102,23 @@ void expect_same_knn(int d,
         std::vector<int32_t> gd(nq * k, -7);
         std::vector<idx_t> gi(nq * k, -7);
         index.search(
-            nq, queries, k, gd.data(), gi.data(), sel ? &params : nullptr);
+                nq, queries, k, gd.data(), gi.data(), sel ? &params : nullptr);
         EXPECT_EQ(gd, wd);
         EXPECT_EQ(gi, wi);
     });
 }
 
-void expect_same_range(int d,
-                       size_t nb,
-                       const uint8_t* codes,
-                       size_t nq,
-                       const uint8_t* queries,
-                       int radius,
-                       const faiss::IDSelector* sel) {
-    SCOPED_TRACE(testing::Message() << "range d=" << d << " radius=" << radius
-                                    << (sel ? " selector" : ""));
+void expect_same_range(
+        int d,
+        size_t nb,
+        const uint8_t* codes,
+        size_t nq,
+        const uint8_t* queries,
+        int radius,
+        const faiss::IDSelector* sel) {
+    SCOPED_TRACE(
+            testing::Message() << "range d=" << d << " radius=" << radius
+                               << (sel ? " selector" : ""));
     const FaissAnswer want(d, nb, codes, sel);
     faiss::RangeSearchResult wr(nq);
     want.index.range_search(nq, queries, radius, &wr);
@@ -125,8 +130,9 @@ void expect_same_range(int d,
     with_1_and_2_threads([&] {
         faiss::RangeSearchResult gr(nq);
         index.range_search(nq, queries, radius, &gr, sel ? &params : nullptr);
-        ASSERT_EQ(std::vector<size_t>(gr.lims, gr.lims + nq + 1),
-                  std::vector<size_t>(wr.lims, wr.lims + nq + 1));
+        ASSERT_EQ(
+                std::vector<size_t>(gr.lims, gr.lims + nq + 1),
+                std::vector<size_t>(wr.lims, wr.lims + nq + 1));
         for (size_t e = 0; e < wr.lims[nq]; e++) {
             EXPECT_EQ(gr.labels[e], want.original(wr.labels[e])) << e;
             EXPECT_EQ(gr.distances[e], wr.distances[e]) << e;
@@ -167,11 +173,11 @@ TEST(IndexBinaryFlatFast, SameAsFaissForEveryCodeSize) {
         const auto queries = random_codes(nq, d / 8, d + 1);
         for (idx_t k : {idx_t(1), idx_t(10), idx_t(nb), idx_t(nb + 5)}) {
             expect_same_knn(
-                d, nb, codes.data(), nq, queries.data(), k, nullptr);
+                    d, nb, codes.data(), nq, queries.data(), k, nullptr);
         }
         expect_same_knn(d, nb, codes.data(), nq, queries.data(), 10, &odd);
         expect_same_range(
-            d, nb, codes.data(), nq, queries.data(), d / 2, nullptr);
+                d, nb, codes.data(), nq, queries.data(), d / 2, nullptr);
     }
 }
 
@@ -184,8 +190,8 @@ void same_as_faiss_on(const test::RealData& data, size_t max_nb, size_t nq) {
     std::vector<uint8_t> codes(nb * d / 8), queries(nq * d / 8);
     std::vector<float> row(d);
     for (size_t i = 0; i < nb + nq; i++) {
-        const float* x =
-            i < nb ? &data.base[i * data.d] : &data.queries[(i - nb) * data.d];
+        const float* x = i < nb ? &data.base[i * data.d]
+                                : &data.queries[(i - nb) * data.d];
         uint8_t* out = i < nb ? &codes[i * d / 8] : &queries[(i - nb) * d / 8];
         faiss::fvec2bitvec(x, out, d);
     }
@@ -253,19 +259,21 @@ TEST(IndexBinaryFlatFast, BadInputIsRejectedNamingTheValue) {
     std::vector<int32_t> D(10, -7);
     std::vector<idx_t> I(10, -7);
     test::expect_throw_naming(
-        [&] { index.search(1, codes.data(), 0, D.data(), I.data()); }, "k=0");
+            [&] { index.search(1, codes.data(), 0, D.data(), I.data()); },
+            "k=0");
     test::expect_throw_naming(
-        [&] { index.search(1, codes.data(), -3, D.data(), I.data()); }, "k=-3");
+            [&] { index.search(1, codes.data(), -3, D.data(), I.data()); },
+            "k=-3");
     test::expect_throw_naming(
-        [&] {
-            std::vector<uint8_t> r(8);
-            index.reconstruct(5, r.data());
-        },
-        "key=5");
+            [&] {
+                std::vector<uint8_t> r(8);
+                index.reconstruct(5, r.data());
+            },
+            "key=5");
     // add_with_ids throws as faiss::IndexBinaryFlat's does
     const idx_t ids[1] = {42};
-    test::expect_throw_naming([&] { index.add_with_ids(1, codes.data(), ids); },
-                              "add_with_ids");
+    test::expect_throw_naming(
+            [&] { index.add_with_ids(1, codes.data(), ids); }, "add_with_ids");
     // n = 0: nothing written; an empty range result
     faiss::RangeSearchResult none(0);
     index.range_search(0, codes.data(), 10, &none);

@@ -49,8 +49,11 @@ struct Result {
     std::vector<idx_t> I;
 };
 
-Result search(const faiss::Index& index, const std::vector<float>& xq, idx_t k,
-              const faiss::SearchParameters* params = nullptr) {
+Result search(
+        const faiss::Index& index,
+        const std::vector<float>& xq,
+        idx_t k,
+        const faiss::SearchParameters* params = nullptr) {
     const size_t n = xq.size() / index.d;
     Result r{std::vector<float>(n * k), std::vector<idx_t>(n * k)};
     index.search(n, xq.data(), k, r.D.data(), r.I.data(), params);
@@ -92,7 +95,8 @@ void expect_same_neighbours(const Result& a, const Result& b, idx_t k) {
 // IndexBinaryFlat results on them.
 TEST(IndexFromBinary, SignBitsAreFaissBinaryFlat) {
     Fixture f;
-    auto fe = std::make_unique<IndexFromBinary>(new IndexBinaryFlatFast(d), d, 1);
+    auto fe =
+            std::make_unique<IndexFromBinary>(new IndexBinaryFlatFast(d), d, 1);
     fe->own_fields = true;
     fe->trainer.transform = TransformChoice::identity;
     fe->trainer.centering = CenteringChoice::uncentered;
@@ -253,12 +257,12 @@ TEST(IndexFromBinary, FactoryAndFilesRoundTrip) {
         const char* description;
         faiss::MetricType metric;
     } cases[] = {
-        {"BQ1(BFlat)", faiss::METRIC_L2},
-        {"BQ1(BFlat)", faiss::METRIC_INNER_PRODUCT},
-        {"BQ2_axis(BHNSW8)", faiss::METRIC_INNER_PRODUCT},
-        {"BQ1_rot(BIVF8)", faiss::METRIC_L2},
-        {"IDMap2,BQ1(BHash8),RFlat", faiss::METRIC_INNER_PRODUCT},
-        {"BQ2_noctr(BFlat),Refine(SQ8)", faiss::METRIC_L2},
+            {"BQ1(BFlat)", faiss::METRIC_L2},
+            {"BQ1(BFlat)", faiss::METRIC_INNER_PRODUCT},
+            {"BQ2_axis(BHNSW8)", faiss::METRIC_INNER_PRODUCT},
+            {"BQ1_rot(BIVF8)", faiss::METRIC_L2},
+            {"IDMap2,BQ1(BHash8),RFlat", faiss::METRIC_INNER_PRODUCT},
+            {"BQ2_noctr(BFlat),Refine(SQ8)", faiss::METRIC_L2},
     };
     for (const auto& c : cases) {
         const char* description = c.description;
@@ -291,15 +295,18 @@ TEST(IndexFromBinary, FactoryAndFilesRoundTrip) {
                 EXPECT_EQ(w2.data, w.data);
             }
             EXPECT_EQ(faiss_bq::index_factory_string(back.get()), description);
-            const Result a = search(*index, f.xq, k), b = search(*back, f.xq, k);
+            const Result a = search(*index, f.xq, k),
+                         b = search(*back, f.xq, k);
             EXPECT_EQ(a.D, b.D);
             EXPECT_EQ(a.I, b.I);
-            std::unique_ptr<faiss::Index> copy(faiss_bq::clone_index(index.get()));
+            std::unique_ptr<faiss::Index> copy(
+                    faiss_bq::clone_index(index.get()));
             EXPECT_EQ(search(*copy, f.xq, k).I, a.I);
         }
     }
     // a corrupted front end: every flipped byte is caught by the checksum
-    std::unique_ptr<faiss::Index> index(faiss_bq::index_factory(d, "BQ1(BFlat)"));
+    std::unique_ptr<faiss::Index> index(
+            faiss_bq::index_factory(d, "BQ1(BFlat)"));
     index->train(nb, f.xb.data());
     index->add(20, f.xb.data());
     faiss::VectorIOWriter w;
@@ -308,8 +315,9 @@ TEST(IndexFromBinary, FactoryAndFilesRoundTrip) {
         faiss::VectorIOReader r;
         r.data = w.data;
         r.data[at] ^= 0x5a;
-        EXPECT_THROW(std::unique_ptr<faiss::Index>(faiss_bq::read_index(&r)),
-                     faiss::FaissException)
+        EXPECT_THROW(
+                std::unique_ptr<faiss::Index>(faiss_bq::read_index(&r)),
+                faiss::FaissException)
                 << "byte " << at;
     }
 }
@@ -319,12 +327,12 @@ TEST(IndexFromBinary, FactoryErrors) {
         const char* description;
         const char* needle;
     } cases[] = {
-        {"BQ1_sym(BFlat)", "_sym and _q<b> do not apply"},
-        {"BQ1_q4(BFlat)", "_sym and _q<b> do not apply"},
-        {"BQ3(BFlat)", "1 or 2 bits"},
-        {"BQ1(BFoo)", "token 'BFoo' at position 4"},
-        {"BQ1(BFlat", "unmatched '('"},
-        {"BQ1()", "expected BQ<n>[_options](<binary index>)"},
+            {"BQ1_sym(BFlat)", "_sym and _q<b> do not apply"},
+            {"BQ1_q4(BFlat)", "_sym and _q<b> do not apply"},
+            {"BQ3(BFlat)", "1 or 2 bits"},
+            {"BQ1(BFoo)", "token 'BFoo' at position 4"},
+            {"BQ1(BFlat", "unmatched '('"},
+            {"BQ1()", "expected BQ<n>[_options](<binary index>)"},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(c.description);
@@ -339,7 +347,8 @@ TEST(IndexFromBinary, BadInput) {
     // a binary index whose d is not the plan's code bits
     faiss::IndexBinaryFlat wrong(72);
     test::expect_throw_naming(
-            [&] { IndexFromBinary(&wrong, d, 1); }, "d=72 bits but the plan's codes have 64");
+            [&] { IndexFromBinary(&wrong, d, 1); },
+            "d=72 bits but the plan's codes have 64");
     test::expect_throw_naming(
             [&] { IndexFromBinary(&wrong, 100, 2); }, "have 208 bits");
     faiss::IndexBinaryFlat ok(d);
@@ -363,7 +372,8 @@ TEST(IndexFromBinary, BadInput) {
     bad[5] = INFINITY;
     test::expect_throw_naming([&] { fe.add(1, bad.data()); }, "column 5");
     test::expect_throw_naming(
-            [&] { fe.search(1, bad.data(), 10, D.data(), I.data()); }, "column 5");
+            [&] { fe.search(1, bad.data(), 10, D.data(), I.data()); },
+            "column 5");
     // an untrained binary IVF: train() trains it; add before that fails
     auto q = new faiss::IndexBinaryFlat(d);
     faiss::IndexBinaryIVF ivf(q, d, 8);
@@ -371,7 +381,8 @@ TEST(IndexFromBinary, BadInput) {
     IndexFromBinary with_plan(&ivf, fe.plan);
     EXPECT_FALSE(with_plan.is_trained);
     test::expect_throw_naming(
-            [&] { with_plan.add(10, f.xb.data()); }, "binary index is not trained");
+            [&] { with_plan.add(10, f.xb.data()); },
+            "binary index is not trained");
 }
 
 } // namespace

@@ -17,20 +17,21 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <memory>
 #include <set>
 #include <string>
-#include <unistd.h>
 
 namespace faiss_bq {
 namespace {
 
 using idx_t = faiss::Index::idx_t;
 #ifdef FAISS_BQ_SANITIZE
-constexpr size_t d = 32, nlist = 16, nb = 1200, nt = 1200, nq = 20; // ~20x slower
+constexpr size_t d = 32, nlist = 16, nb = 1200, nt = 1200,
+                 nq = 20; // ~20x slower
 #else
 constexpr size_t d = 32, nlist = 16, nb = 3000, nt = 3000, nq = 30;
 #endif
@@ -57,19 +58,26 @@ struct Built {
 };
 
 /// A trained, filled index: fast scan or not, 1/2 bits or a budget.
-Built build(bool fast, int nbits, size_t budget, faiss::MetricType m, size_t n = nb) {
+Built build(
+        bool fast,
+        int nbits,
+        size_t budget,
+        faiss::MetricType m,
+        size_t n = nb) {
     Built b;
     b.quantizer = std::make_unique<faiss::IndexFlat>(d, m);
     if (fast) {
-        b.index = budget ? std::make_unique<IndexIVFBQFastScan>(
-                                   b.quantizer.get(), d, nlist, CodeBudget{budget}, m)
-                         : std::make_unique<IndexIVFBQFastScan>(
-                                   b.quantizer.get(), d, nlist, nbits, m);
+        b.index = budget
+                ? std::make_unique<IndexIVFBQFastScan>(
+                          b.quantizer.get(), d, nlist, CodeBudget{budget}, m)
+                : std::make_unique<IndexIVFBQFastScan>(
+                          b.quantizer.get(), d, nlist, nbits, m);
     } else {
-        b.index = budget ? std::make_unique<IndexIVFBQ>(
-                                   b.quantizer.get(), d, nlist, CodeBudget{budget}, m)
-                         : std::make_unique<IndexIVFBQ>(
-                                   b.quantizer.get(), d, nlist, nbits, m);
+        b.index = budget
+                ? std::make_unique<IndexIVFBQ>(
+                          b.quantizer.get(), d, nlist, CodeBudget{budget}, m)
+                : std::make_unique<IndexIVFBQ>(
+                          b.quantizer.get(), d, nlist, nbits, m);
     }
     const auto xt = clustered(nt, 1);
     b.index->train(nt, xt.data());
@@ -81,11 +89,12 @@ Built build(bool fast, int nbits, size_t budget, faiss::MetricType m, size_t n =
 /// The reference score of entry (l, o) for query q: IndexBQ's estimate of
 /// <r, q - c_l> from the decoded estimate vector e, the rest exact from the
 /// stored vector x (xb, by the entry's id).
-double reference_score(const IndexIVFBQ& index,
-                       const std::vector<float>& xb,
-                       const float* q,
-                       idx_t l,
-                       size_t o) {
+double reference_score(
+        const IndexIVFBQ& index,
+        const std::vector<float>& xb,
+        const float* q,
+        idx_t l,
+        size_t o) {
     const BinarizationPlan& plan = index.plan;
     const CodeLayout layout(plan);
     std::vector<uint8_t> code(layout.code_size);
@@ -107,7 +116,8 @@ double reference_score(const IndexIVFBQ& index,
     if (index.metric_type == faiss::METRIC_INNER_PRODUCT) {
         return test::dot(q, c.data(), d) + test::dot(r.data(), c.data(), d) + s;
     }
-    return test::dot(qc.data(), qc.data(), d) + test::dot(r.data(), r.data(), d) - 2 * s;
+    return test::dot(qc.data(), qc.data(), d) +
+            test::dot(r.data(), r.data(), d) - 2 * s;
 }
 
 class IVFBQ : public ::testing::TestWithParam<faiss::MetricType> {};
@@ -123,17 +133,26 @@ TEST_P(IVFBQ, ScoresAreTheEstimateFromTheCodesPlusTheListTerms) {
         const size_t k = 20;
         std::vector<float> D(nq * k);
         std::vector<idx_t> I(nq * k);
-        // store_pairs gives (list, offset): each score checked against its entry
+        // store_pairs gives (list, offset): each score checked against its
+        // entry
         std::vector<idx_t> assign(nq * nlist);
         std::vector<float> coarse(nq * nlist, 0.f); // ignored, as documented
         index.quantizer->assign(nq, xq.data(), assign.data(), nlist);
-        index.search_preassigned(nq, xq.data(), k, assign.data(), coarse.data(),
-                                 D.data(), I.data(), true);
+        index.search_preassigned(
+                nq,
+                xq.data(),
+                k,
+                assign.data(),
+                coarse.data(),
+                D.data(),
+                I.data(),
+                true);
         for (size_t i = 0; i < nq; i++) {
             for (size_t j = 0; j < k; j++) {
                 const idx_t l = faiss::lo_listno(I[i * k + j]);
                 const size_t o = faiss::lo_offset(I[i * k + j]);
-                const double ref = reference_score(index, xb, xq.data() + i * d, l, o);
+                const double ref =
+                        reference_score(index, xb, xq.data() + i * d, l, o);
                 EXPECT_NEAR(D[i * k + j], ref, 1e-3 * (1 + std::abs(ref)))
                         << "nbits " << nbits << " query " << i << " rank " << j;
             }
@@ -169,7 +188,8 @@ TEST(IVFBQL2, ScoreIsTheDistanceWhenCodesAreFine) {
         }
     }
     printf("mean |error| / mean distance: all %.4f, first 100 %.4f\n",
-           err / total, near_err / near_total);
+           err / total,
+           near_err / near_total);
     EXPECT_LT(err / total, 0.01);
     EXPECT_LT(near_err / near_total, 0.1);
 }
@@ -232,7 +252,8 @@ TEST_P(IVFBQ, FastScanScoresWithinTheTableRoundingOfTheScalarOnes) {
                 faiss::InvertedLists::ScopedCodes codes(fs.invlists, l);
                 for (size_t o = 0; o < n; o++) {
                     const uint8_t* e = codes.get() + o * fs.code_size;
-                    const double ref = reference_score(fs, xb, xq.data() + i * d, l, o);
+                    const double ref =
+                            reference_score(fs, xb, xq.data() + i * d, l, o);
                     float scale;
                     std::memcpy(&scale, e + fs.plane_bytes() + 4, 4);
                     const double bound = std::abs(scale) * fss.max_error() *
@@ -268,8 +289,16 @@ TEST_P(IVFBQ, SearchPreassignedSelectorRangeAndParams) {
         std::vector<idx_t> assign(nq * 3);
         std::vector<float> zeros(nq * 3, 0.f);
         index.quantizer->assign(nq, xq.data(), assign.data(), 3);
-        index.search_preassigned(nq, xq.data(), k, assign.data(), zeros.data(),
-                                 D2.data(), I2.data(), false, &p);
+        index.search_preassigned(
+                nq,
+                xq.data(),
+                k,
+                assign.data(),
+                zeros.data(),
+                D2.data(),
+                I2.data(),
+                false,
+                &p);
         EXPECT_EQ(I, I2);
         // IDSelector: only even ids, and the same as filtering a deep search
         std::vector<uint8_t> bitmap((nb + 7) / 8, 0);
@@ -302,7 +331,8 @@ TEST_P(IVFBQ, SearchPreassignedSelectorRangeAndParams) {
         index.range_search(1, xq.data(), radius, &rs, &p);
         size_t expected = 0;
         for (size_t j = 0; j < nb; j++) {
-            expected += m == faiss::METRIC_L2 ? Dall[j] < radius : Dall[j] > radius;
+            expected +=
+                    m == faiss::METRIC_L2 ? Dall[j] < radius : Dall[j] > radius;
         }
         EXPECT_EQ(rs.lims[1], expected);
     }
@@ -353,7 +383,8 @@ TEST_P(IVFBQ, RemoveMergeOnDiskAndReconstruct) {
         for (size_t l = 0; l < nlist; l++) {
             faiss::InvertedLists::ScopedCodes c(index.invlists, l);
             faiss::InvertedLists::ScopedIds ids(index.invlists, l);
-            od->add_entries(l, index.invlists->list_size(l), ids.get(), c.get());
+            od->add_entries(
+                    l, index.invlists->list_size(l), ids.get(), c.get());
         }
         index.replace_invlists(od, true);
         index.search(nq, xq.data(), k, D2.data(), I2.data());
@@ -405,16 +436,19 @@ TEST_P(IVFBQ, BadInputNamesTheValues) {
             [&] { IndexIVFBQFastScan(&q, d, nlist, 3, m); }, "nbits=3");
     IndexIVFBQ untrained(&q, d, nlist, 1, m);
     const auto x = clustered(10, 3);
-    test::expect_throw_naming([&] { untrained.add(10, x.data()); }, "not trained");
+    test::expect_throw_naming(
+            [&] { untrained.add(10, x.data()); }, "not trained");
     Built b = build(true, 1, 0, m);
     std::vector<float> D(10);
     std::vector<idx_t> I(10);
     b.index->nprobe = 0;
     test::expect_throw_naming(
-            [&] { b.index->search(1, x.data(), 10, D.data(), I.data()); }, "nprobe=0");
+            [&] { b.index->search(1, x.data(), 10, D.data(), I.data()); },
+            "nprobe=0");
     b.index->nprobe = size_t(-1); // a negative int stored in the size_t field
     test::expect_throw_naming(
-            [&] { b.index->search(1, x.data(), 10, D.data(), I.data()); }, "nprobe=-1");
+            [&] { b.index->search(1, x.data(), 10, D.data(), I.data()); },
+            "nprobe=-1");
     b.index->nprobe = 1000; // above nlist: clamped, as in FAISS
     b.index->search(1, x.data(), 10, D.data(), I.data());
     faiss::SearchParametersIVF p;
@@ -425,7 +459,8 @@ TEST_P(IVFBQ, BadInputNamesTheValues) {
     auto nan = x;
     nan[5] = NAN;
     const idx_t before = b.index->ntotal;
-    test::expect_throw_naming([&] { b.index->add(10, nan.data()); }, "column 5");
+    test::expect_throw_naming(
+            [&] { b.index->add(10, nan.data()); }, "column 5");
     EXPECT_EQ(b.index->ntotal, before);
     b.index->query_bits = 4;
     test::expect_throw_naming(
@@ -435,10 +470,13 @@ TEST_P(IVFBQ, BadInputNamesTheValues) {
 
 TEST_P(IVFBQ, TrainerRunsOnResidualsAndSaysSo) {
     Built b = build(false, 1, 0, GetParam());
-    EXPECT_NE(b.index->plan.reason.find("residuals x - c_list"), std::string::npos)
+    EXPECT_NE(
+            b.index->plan.reason.find("residuals x - c_list"),
+            std::string::npos)
             << b.index->plan.reason;
     if (GetParam() != faiss::METRIC_L2) {
-        return; // cells of the largest inner product are not centred on their means
+        return; // cells of the largest inner product are not centred on their
+                // means
     }
     // The plan's centre is the residuals' mean, near zero (L2 k-means
     // centres are the means of their cells), not the data's mean.
@@ -470,13 +508,18 @@ TEST(IVFBQRealData, OneListIsTheFlatIndexAndMoreListsLoseNothing) {
         const double r_flat = recall(flat);
         for (size_t lists : {size_t(1), size_t(8)}) {
             faiss::IndexFlat q(data.d, faiss::METRIC_INNER_PRODUCT);
-            IndexIVFBQ ivf(&q, data.d, lists, nbits, faiss::METRIC_INNER_PRODUCT);
+            IndexIVFBQ ivf(
+                    &q, data.d, lists, nbits, faiss::METRIC_INNER_PRODUCT);
             ivf.train(data.nb, data.base.data());
             ivf.add(data.nb, data.base.data());
             ivf.nprobe = lists;
             const double r = recall(ivf);
-            std::printf("minilm BQ%d: IndexBQ %.3f, IVF%zu probing all %.3f\n",
-                        nbits, r_flat, lists, r);
+            std::printf(
+                    "minilm BQ%d: IndexBQ %.3f, IVF%zu probing all %.3f\n",
+                    nbits,
+                    r_flat,
+                    lists,
+                    r);
             EXPECT_GT(r, r_flat - (lists == 1 ? 0.02 : 0.04)) << "IVF" << lists;
         }
     }

@@ -66,8 +66,8 @@ TEST(Allocation, MatchesReverseWaterFilling) {
     const std::vector<float> x =
             test::gaussian(n, d, 5, sigma, std::vector<float>(d, 0.f));
     for (size_t budget : {6, 12, 18}) {
-        const BinarizationPlan p =
-                fit_allocated_plan(n, d, x.data(), Transform::identity, budget, 1);
+        const BinarizationPlan p = fit_allocated_plan(
+                n, d, x.data(), Transform::identity, budget, 1);
         ASSERT_LE(grouped_plane_bytes(p.bits_histogram()), budget);
         int total = 0;
         for (uint8_t b : p.bits) {
@@ -75,7 +75,8 @@ TEST(Allocation, MatchesReverseWaterFilling) {
         }
         // Solve for theta: the clamped rates sum to the bits spent.
         auto rate = [&](double theta, size_t j) {
-            const double r = 0.5 * std::log2(double(sigma[j]) * sigma[j] / theta);
+            const double r =
+                    0.5 * std::log2(double(sigma[j]) * sigma[j] / theta);
             return std::min(4.0, std::max(0.0, r));
         };
         double lo = 1e-12, hi = 10;
@@ -98,8 +99,10 @@ TEST(Allocation, MatchesReverseWaterFilling) {
         EXPECT_GT(p.energy_kept, 0.f);
         EXPECT_LT(p.predicted_distortion, 1.f);
         // Predicted on the fit equals measured on the same rows (no rescale).
-        EXPECT_NEAR(p.distortion(n, x.data()), p.predicted_distortion,
-                    1e-4 + 1e-3 * p.predicted_distortion);
+        EXPECT_NEAR(
+                p.distortion(n, x.data()),
+                p.predicted_distortion,
+                1e-4 + 1e-3 * p.predicted_distortion);
     }
 }
 
@@ -112,10 +115,12 @@ TEST(Allocation, RankRDataGetsNoBitsBeyondComponentR) {
         const BinarizationPlan p =
                 fit_allocated_plan(n, d, x.data(), Transform::pca, budget, 1);
         for (size_t j = r; j < d; j++) {
-            EXPECT_EQ(p.bits[j], 0) << "budget " << budget << " component " << j;
+            EXPECT_EQ(p.bits[j], 0)
+                    << "budget " << budget << " component " << j;
         }
         for (size_t j = 0; j < r; j++) {
-            EXPECT_GT(p.bits[j], 0) << "budget " << budget << " component " << j;
+            EXPECT_GT(p.bits[j], 0)
+                    << "budget " << budget << " component " << j;
         }
         EXPECT_NEAR(p.energy_kept, 1.0, 1e-4);
     }
@@ -124,14 +129,16 @@ TEST(Allocation, RankRDataGetsNoBitsBeyondComponentR) {
 /// Equal sizes and bytes (memcmp: == would let -0 equal +0).
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
     return a.size() == b.size() &&
-            (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+            (a.empty() ||
+             std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
 TEST(Allocation, SameDataAndSeedGiveTheSamePlanBitForBit) {
     const size_t n = 2000, d = 24;
-    const std::vector<float> x =
-            test::gaussian(n, d, 3, decaying_sigma(d), std::vector<float>(d, 0.5f));
-    for (Transform t : {Transform::identity, Transform::random_rotation, Transform::pca}) {
+    const std::vector<float> x = test::gaussian(
+            n, d, 3, decaying_sigma(d), std::vector<float>(d, 0.5f));
+    for (Transform t :
+         {Transform::identity, Transform::random_rotation, Transform::pca}) {
         const BinarizationPlan a = fit_allocated_plan(n, d, x.data(), t, 7, 11);
         const BinarizationPlan b = fit_allocated_plan(n, d, x.data(), t, 7, 11);
         EXPECT_EQ(a.bits, b.bits) << transform_name(t);
@@ -165,7 +172,9 @@ TEST(Allocation, EqualBitsGiveTheUniformLayout) {
     std::vector<uint8_t> code(a.code_size);
     encode(p, 1, x.data(), code.data());
     for (size_t j = 0; j < d; j++) {
-        EXPECT_EQ((code[j / 8] >> (j % 8)) & 1, p.quantize(j, x[j] - p.center[j]));
+        EXPECT_EQ(
+                (code[j / 8] >> (j % 8)) & 1,
+                p.quantize(j, x[j] - p.center[j]));
     }
 }
 
@@ -180,12 +189,14 @@ struct AllocFixture {
     AllocFixture(size_t d, Transform t) : d(d) {
         std::vector<float> sigma(d), mean(d);
         for (size_t j = 0; j < d; j++) {
-            sigma[j] = j % 7 == 6 ? 0.f : std::pow(2.f, -float(j % 7)); // some dead
+            sigma[j] = j % 7 == 6 ? 0.f
+                                  : std::pow(2.f, -float(j % 7)); // some dead
             mean[j] = 0.3f * std::cos(float(j));
         }
         x = test::gaussian(n, d, 17, sigma, mean);
         q = test::gaussian(10, d, 18, sigma, mean);
-        plan = fit_allocated_plan(n, d, x.data(), t, std::max<size_t>(1, d / 4), 4);
+        plan = fit_allocated_plan(
+                n, d, x.data(), t, std::max<size_t>(1, d / 4), 4);
         layout = CodeLayout(plan);
         codes.resize(n * layout.code_size);
         encode(plan, n, x.data(), codes.data());
@@ -200,7 +211,12 @@ TEST(Allocation, EncodeStoresEachCoordinatesLevelIndex) {
         const std::vector<int> h = f.plan.bits_histogram();
         if (d >= 64) {
             // the fixture's purpose: mixed groups, and dead coordinates at 0
-            EXPECT_GE(std::count_if(h.begin() + 1, h.end(), [](int c) { return c > 0; }), 2)
+            EXPECT_GE(
+                    std::count_if(
+                            h.begin() + 1,
+                            h.end(),
+                            [](int c) { return c > 0; }),
+                    2)
                     << "d " << d;
         }
         for (size_t j = 6; j < d; j += 7) {
@@ -211,10 +227,13 @@ TEST(Allocation, EncodeStoresEachCoordinatesLevelIndex) {
         for (size_t i = 0; i < f.n; i++) {
             const uint8_t* code = f.codes.data() + i * f.layout.code_size;
             for (size_t j = 0; j < d; j++) {
-                ASSERT_EQ(f.layout.level_index(code, j), f.plan.quantize(j, y[i * d + j]));
+                ASSERT_EQ(
+                        f.layout.level_index(code, j),
+                        f.plan.quantize(j, y[i * d + j]));
             }
             // padding after the groups stays zero
-            for (size_t b = grouped_plane_bytes(h); b < f.layout.planes_size; b++) {
+            for (size_t b = grouped_plane_bytes(h); b < f.layout.planes_size;
+                 b++) {
                 ASSERT_EQ(code[b], 0);
             }
             ASSERT_TRUE(std::isfinite(f.layout.estimate_scale(code)));
@@ -232,7 +251,8 @@ TEST(Allocation, EstimatorsMatchDecodedVectors) {
         for (Transform t : {Transform::identity, Transform::pca}) {
             AllocFixture f(d, t);
             const float* c = f.plan.center.data();
-            for (faiss::MetricType m : {faiss::METRIC_INNER_PRODUCT, faiss::METRIC_L2}) {
+            for (faiss::MetricType m :
+                 {faiss::METRIC_INNER_PRODUCT, faiss::METRIC_L2}) {
                 QueryScorer scorer(f.plan, m, Estimator::asymmetric, 0);
                 QueryScorer quant(f.plan, m, Estimator::asymmetric, 8);
                 for (size_t qi = 0; qi < 10; qi++) {
@@ -253,20 +273,30 @@ TEST(Allocation, EstimatorsMatchDecodedVectors) {
                             xtc[j] = xt[j] - c[j];
                         }
                         const double xtc2 = dot(xtc.data(), xtc.data(), d);
-                        const double ratio =
-                                xtc2 > 0 ? dot(xc.data(), xc.data(), d) / xtc2 : 0;
-                        const double est = ratio * dot(xtc.data(), qc.data(), d);
+                        const double ratio = xtc2 > 0
+                                ? dot(xc.data(), xc.data(), d) / xtc2
+                                : 0;
+                        const double est =
+                                ratio * dot(xtc.data(), qc.data(), d);
                         const double want = m == faiss::METRIC_INNER_PRODUCT
                                 ? dot(c, q, d) + dot(xc.data(), c, d) + est
                                 : dot(xc.data(), xc.data(), d) +
                                         dot(qc.data(), qc.data(), d) - 2 * est;
                         const double mag =
-                                std::sqrt(ratio * ratio * xtc2 * dot(qc.data(), qc.data(), d)) +
-                                std::abs(dot(c, q, d)) + dot(xc.data(), xc.data(), d) +
+                                std::sqrt(
+                                        ratio * ratio * xtc2 *
+                                        dot(qc.data(), qc.data(), d)) +
+                                std::abs(dot(c, q, d)) +
+                                dot(xc.data(), xc.data(), d) +
                                 dot(qc.data(), qc.data(), d);
-                        const uint8_t* code = f.codes.data() + i * f.layout.code_size;
-                        ASSERT_NEAR(scorer(code), want, 16 * (d + 8) * FLT_EPSILON * mag)
-                                << "d " << d << " " << transform_name(t) << " metric " << m;
+                        const uint8_t* code =
+                                f.codes.data() + i * f.layout.code_size;
+                        ASSERT_NEAR(
+                                scorer(code),
+                                want,
+                                16 * (d + 8) * FLT_EPSILON * mag)
+                                << "d " << d << " " << transform_name(t)
+                                << " metric " << m;
                         err_q += std::abs(quant(code) - scorer(code));
                         mag_sum += mag;
                     }
@@ -283,24 +313,32 @@ TEST(Allocation, BadInputNamesTheValues) {
     const size_t n = 200, d = 16;
     std::vector<float> x = test::gaussian(n, d, 2);
     test::expect_throw_naming(
-            [&] { fit_allocated_plan(n, d, x.data(), Transform::identity, 0, 1); },
+            [&] {
+                fit_allocated_plan(n, d, x.data(), Transform::identity, 0, 1);
+            },
             "budget of 0 bytes for d=16");
     test::expect_throw_naming(
-            [&] { fit_allocated_plan(n, d, x.data(), Transform::identity, 9, 1); },
+            [&] {
+                fit_allocated_plan(n, d, x.data(), Transform::identity, 9, 1);
+            },
             "budget of 9 bytes for d=16");
     test::expect_throw_naming(
             [&] { fit_allocated_plan(10, d, x.data(), Transform::pca, 4, 1); },
             "n=10 training vectors < d=16");
     x[5 * d + 3] = std::numeric_limits<float>::quiet_NaN();
     test::expect_throw_naming(
-            [&] { fit_allocated_plan(n, d, x.data(), Transform::identity, 4, 1); },
+            [&] {
+                fit_allocated_plan(n, d, x.data(), Transform::identity, 4, 1);
+            },
             "row 5, column 3");
     x[5 * d + 3] = std::numeric_limits<float>::infinity();
     test::expect_throw_naming(
             [&] { fit_allocated_plan(n, d, x.data(), Transform::pca, 4, 1); },
             "value inf at row 5");
-    test::expect_throw_naming([&] { IndexBQ(d, CodeBudget{0}); }, "budget of 0 bytes");
-    test::expect_throw_naming([&] { IndexBQ(d, CodeBudget{9}); }, "budget of 9 bytes for d=16");
+    test::expect_throw_naming(
+            [&] { IndexBQ(d, CodeBudget{0}); }, "budget of 0 bytes");
+    test::expect_throw_naming(
+            [&] { IndexBQ(d, CodeBudget{9}); }, "budget of 9 bytes for d=16");
     test::expect_throw_naming(
             [&] { delete index_factory(int(d), "BQ9B", faiss::METRIC_L2); },
             "budget of 9 bytes for d=16");
@@ -308,7 +346,9 @@ TEST(Allocation, BadInputNamesTheValues) {
             [&] { delete index_factory(int(d), "BQ0B", faiss::METRIC_L2); },
             "budget of code bytes must be >= 1");
     test::expect_throw_naming(
-            [&] { delete index_factory(int(d), "BQ2_alloc", faiss::METRIC_L2); },
+            [&] {
+                delete index_factory(int(d), "BQ2_alloc", faiss::METRIC_L2);
+            },
             "needs a budget");
 }
 
@@ -341,7 +381,8 @@ TEST(Allocation, ZeroVarianceComponentsGetNoBits) {
     }
     // All coordinates constant: nothing to allocate, still a valid plan.
     const std::vector<float> flat(n * d, 1.5f);
-    const BinarizationPlan p = fit_allocated_plan(n, d, flat.data(), Transform::identity, 6, 1);
+    const BinarizationPlan p =
+            fit_allocated_plan(n, d, flat.data(), Transform::identity, 6, 1);
     EXPECT_EQ(p.bits_histogram()[0], int(d));
     EXPECT_EQ(p.predicted_distortion, 0.f);
 }
@@ -376,7 +417,8 @@ TEST(Allocation, TrainerChoosesAmongUniformAndAllocatedAtABudget) {
         x[i] += 0.05f * noise[i];
     }
     const std::vector<float> iso = test::gaussian(n, d, 33);
-    for (const std::vector<float>* data : {static_cast<const std::vector<float>*>(&x), &iso}) {
+    for (const std::vector<float>* data :
+         {static_cast<const std::vector<float>*>(&x), &iso}) {
         TrainerOptions o;
         o.budget_bytes = 8;
         o.metric = faiss::METRIC_INNER_PRODUCT;
@@ -393,7 +435,9 @@ TEST(Allocation, TrainerChoosesAmongUniformAndAllocatedAtABudget) {
         if (data == &x) {
             EXPECT_FALSE(p.is_uniform()) << p.report();
             EXPECT_GE(p.heldout_distortion, 0.f);
-            EXPECT_NE(p.report().find("components at 0/1/2/3/4 bits"), std::string::npos);
+            EXPECT_NE(
+                    p.report().find("components at 0/1/2/3/4 bits"),
+                    std::string::npos);
         }
     }
     // Fewer fitting rows than d: PCA is left out, and the reason says so.
@@ -405,7 +449,8 @@ TEST(Allocation, TrainerChoosesAmongUniformAndAllocatedAtABudget) {
     for (const CandidateReport& c : p.candidates) {
         EXPECT_NE(c.transform, Transform::pca);
     }
-    EXPECT_NE(p.reason.find("PCA candidates left out"), std::string::npos) << p.reason;
+    EXPECT_NE(p.reason.find("PCA candidates left out"), std::string::npos)
+            << p.reason;
     // Forced allocated PCA: one candidate.
     o.budget_bytes = 8;
     o.allocation = AllocationChoice::allocated;
@@ -436,8 +481,8 @@ TEST(Allocation, FactoryAndIORoundTripEveryField) {
     for (size_t i = 0; i < x.size(); i++) {
         x[i] += 0.05f * noise[i];
     }
-    std::unique_ptr<faiss::Index> index(
-            index_factory(int(d), "BQ12B_alloc_pca", faiss::METRIC_INNER_PRODUCT));
+    std::unique_ptr<faiss::Index> index(index_factory(
+            int(d), "BQ12B_alloc_pca", faiss::METRIC_INNER_PRODUCT));
     auto bq = dynamic_cast<IndexBQ*>(index.get());
     ASSERT_NE(bq, nullptr);
     EXPECT_EQ(bq->code_size, 12 + CodeLayout::factor_bytes);
@@ -471,9 +516,12 @@ TEST(Allocation, FactoryAndIORoundTripEveryField) {
     for (size_t i = 0; i < p.candidates.size(); i++) {
         EXPECT_EQ(q.candidates[i].allocated, p.candidates[i].allocated);
         EXPECT_EQ(q.candidates[i].nbits, p.candidates[i].nbits);
-        EXPECT_EQ(q.candidates[i].heldout_distortion, p.candidates[i].heldout_distortion);
-        EXPECT_EQ(q.candidates[i].predicted_distortion,
-                  p.candidates[i].predicted_distortion);
+        EXPECT_EQ(
+                q.candidates[i].heldout_distortion,
+                p.candidates[i].heldout_distortion);
+        EXPECT_EQ(
+                q.candidates[i].predicted_distortion,
+                p.candidates[i].predicted_distortion);
     }
     EXPECT_EQ(b->codes, bq->codes);
     const size_t k = 5;
@@ -485,7 +533,8 @@ TEST(Allocation, FactoryAndIORoundTripEveryField) {
     EXPECT_EQ(D0, D1);
 
     // "BQ64B" alone: automatic; its string has no options.
-    std::unique_ptr<faiss::Index> automatic(index_factory(128, "BQ64B", faiss::METRIC_L2));
+    std::unique_ptr<faiss::Index> automatic(
+            index_factory(128, "BQ64B", faiss::METRIC_L2));
     EXPECT_EQ(index_factory_string(automatic.get()), "BQ64B");
     EXPECT_EQ(automatic->sa_code_size(), 64 + CodeLayout::factor_bytes);
 }
@@ -506,18 +555,21 @@ uint64_t fnv1a(const uint8_t* p, size_t n) {
 TEST(Allocation, ReadsVersion1Records) {
     const size_t n = 300, d = 24;
     const std::vector<float> x = test::gaussian(n, d, 8);
-    std::unique_ptr<faiss::Index> index(index_factory(int(d), "BQ2", faiss::METRIC_L2));
+    std::unique_ptr<faiss::Index> index(
+            index_factory(int(d), "BQ2", faiss::METRIC_L2));
     index->train(n, x.data());
     index->add(n, x.data());
     auto bq = dynamic_cast<IndexBQ*>(index.get());
-    const std::vector<uint8_t> cur = bytes_of(index.get()); // the current version
+    const std::vector<uint8_t> cur =
+            bytes_of(index.get()); // the current version
     // allocation block: budgets (8 + 8), allocation choice (1), matryoshka
     // (1, version 3), fast_scan_layout (1, version 4), joint_nibbles (1,
     // version 5), bits (8 + d), code_bytes (8), three floats; per candidate
     // int, bool, bool (prefix, version 3), bool (joint, version 5), two
     // floats; joint levels (8 + 0 floats here, version 5)
     const size_t ncand = bq->plan.candidates.size();
-    const size_t block = 8 + 8 + 1 + 1 + 1 + 1 + 8 + d + 8 + 12 + 15 * ncand + 8;
+    const size_t block =
+            8 + 8 + 1 + 1 + 1 + 1 + 8 + d + 8 + 12 + 15 * ncand + 8;
     const size_t codes_bytes = 8 + n * bq->code_size;
     const size_t end = cur.size() - 8; // checksum
     const size_t block_at = end - codes_bytes - block;
@@ -537,11 +589,14 @@ TEST(Allocation, ReadsVersion1Records) {
         out.insert(out.end(), v.begin() + at, v.end() - 8);
         std::memcpy(out.data() + 4, &version, 4);
         const uint64_t sum = fnv1a(out.data() + 4, out.size() - 4);
-        out.insert(out.end(), reinterpret_cast<const uint8_t*>(&sum),
-                   reinterpret_cast<const uint8_t*>(&sum) + 8);
+        out.insert(
+                out.end(),
+                reinterpret_cast<const uint8_t*>(&sum),
+                reinterpret_cast<const uint8_t*>(&sum) + 8);
         return out;
     };
-    std::unique_ptr<faiss::Index> back(index_of(downgrade(cur, 1, {{block_at, block}})));
+    std::unique_ptr<faiss::Index> back(
+            index_of(downgrade(cur, 1, {{block_at, block}})));
     auto b = dynamic_cast<IndexBQ*>(back.get());
     ASSERT_NE(b, nullptr);
     EXPECT_EQ(b->plan.bits, std::vector<uint8_t>(d, 2));
@@ -557,12 +612,14 @@ TEST(Allocation, ReadsVersion1Records) {
     ASSERT_EQ(flagged[flags_at + 2], 1);
     for (uint32_t version : {3u, 4u}) {
         const size_t keep = version == 4 ? 1 : 0; // fast_scan_layout
-        std::vector<std::pair<size_t, size_t>> cuts = {{flags_at + 1 + keep, 2 - keep}};
+        std::vector<std::pair<size_t, size_t>> cuts = {
+                {flags_at + 1 + keep, 2 - keep}};
         for (size_t c = 0; c < ncand; c++) {
             cuts.push_back({cand_at + 15 * c + 6, 1}); // candidate.joint
         }
         cuts.push_back({joint_at, 8});
-        std::unique_ptr<faiss::Index> old(index_of(downgrade(flagged, version, cuts)));
+        std::unique_ptr<faiss::Index> old(
+                index_of(downgrade(flagged, version, cuts)));
         auto bo = dynamic_cast<IndexBQ*>(old.get());
         ASSERT_NE(bo, nullptr);
         EXPECT_EQ(bo->trainer.fast_scan_layout, version == 4);
@@ -598,8 +655,8 @@ TEST(Allocation, MatryoshkaPrefixPlan) {
     const std::vector<float> x = matryoshka_like(n, d, 51);
     for (int b : {1, 2}) {
         // 6 bytes: the first 48 / 24 coordinates at 1 / 2 bits
-        const BinarizationPlan p =
-                fit_allocated_plan(n, d, x.data(), Transform::identity, 6, 7, b);
+        const BinarizationPlan p = fit_allocated_plan(
+                n, d, x.data(), Transform::identity, 6, 7, b);
         const size_t m = 48 / size_t(b);
         for (size_t j = 0; j < d; j++) {
             ASSERT_EQ(p.bits[j], j < m ? b : 0) << "coordinate " << j;
@@ -609,17 +666,27 @@ TEST(Allocation, MatryoshkaPrefixPlan) {
         EXPECT_EQ(p.transform, Transform::identity);
     }
     // a prefix longer than d stops at d
-    const BinarizationPlan all = fit_allocated_plan(n, d, x.data(), Transform::identity, 16, 7, 2);
+    const BinarizationPlan all =
+            fit_allocated_plan(n, d, x.data(), Transform::identity, 16, 7, 2);
     EXPECT_EQ(all.bits, std::vector<uint8_t>(d, 2));
     // only on the axes, with at least b bytes
     test::expect_throw_naming(
-            [&] { fit_allocated_plan(n, d, x.data(), Transform::random_rotation, 6, 7, 1); },
+            [&] {
+                fit_allocated_plan(
+                        n, d, x.data(), Transform::random_rotation, 6, 7, 1);
+            },
             "basis random_rotation");
     test::expect_throw_naming(
-            [&] { fit_allocated_plan(n, d, x.data(), Transform::identity, 1, 7, 2); },
+            [&] {
+                fit_allocated_plan(
+                        n, d, x.data(), Transform::identity, 1, 7, 2);
+            },
             "prefix of 2 bits");
     test::expect_throw_naming(
-            [&] { fit_allocated_plan(n, d, x.data(), Transform::identity, 6, 7, 5); },
+            [&] {
+                fit_allocated_plan(
+                        n, d, x.data(), Transform::identity, 6, 7, 5);
+            },
             "prefix of 5 bits");
 }
 
@@ -651,8 +718,10 @@ TEST(Allocation, TrainerWeighsMatryoshkaPrefixes) {
     float chosen = -1;
     for (const CandidateReport& c : p.candidates) {
         if (c.transform == p.transform && c.allocated == !p.is_uniform() &&
-            (!c.allocated || c.prefix == (p.bits.back() == 0 && p.bits.front() != 0 &&
-                                          p.transform == Transform::identity))) {
+            (!c.allocated ||
+             c.prefix ==
+                     (p.bits.back() == 0 && p.bits.front() != 0 &&
+                      p.transform == Transform::identity))) {
             chosen = std::max(chosen, c.heldout_recall);
         }
     }
@@ -667,8 +736,8 @@ TEST(Allocation, TrainerWeighsMatryoshkaPrefixes) {
 TEST(Allocation, MatryoshkaFactoryAndIO) {
     const size_t n = 2000, d = 64;
     const std::vector<float> x = matryoshka_like(n, d, 53);
-    std::unique_ptr<faiss::Index> index(
-            faiss_bq::index_factory(d, "BQ8B_mrl", faiss::METRIC_INNER_PRODUCT));
+    std::unique_ptr<faiss::Index> index(faiss_bq::index_factory(
+            d, "BQ8B_mrl", faiss::METRIC_INNER_PRODUCT));
     auto bq = dynamic_cast<IndexBQ*>(index.get());
     ASSERT_TRUE(bq);
     EXPECT_TRUE(bq->trainer.matryoshka);
@@ -685,7 +754,8 @@ TEST(Allocation, MatryoshkaFactoryAndIO) {
     EXPECT_TRUE(bq2->trainer.matryoshka);
     ASSERT_EQ(bq2->plan.candidates.size(), bq->plan.candidates.size());
     for (size_t i = 0; i < bq->plan.candidates.size(); i++) {
-        EXPECT_EQ(bq2->plan.candidates[i].prefix, bq->plan.candidates[i].prefix);
+        EXPECT_EQ(
+                bq2->plan.candidates[i].prefix, bq->plan.candidates[i].prefix);
     }
     faiss::VectorIOWriter w2;
     faiss_bq::write_index(back.get(), &w2);

@@ -20,15 +20,16 @@
 #include <string>
 #include <vector>
 
-extern "C" int dsyev_(const char* jobz,
-                      const char* uplo,
-                      int* n,
-                      double* a,
-                      int* lda,
-                      double* w,
-                      double* work,
-                      int* lwork,
-                      int* info);
+extern "C" int dsyev_(
+        const char* jobz,
+        const char* uplo,
+        int* n,
+        double* a,
+        int* lda,
+        double* w,
+        double* work,
+        int* lwork,
+        int* info);
 
 namespace {
 
@@ -59,23 +60,25 @@ std::vector<std::string> words_of(const std::string& text) {
 }
 
 void expect_all_finite(const DatasetAnalysis& a) {
-    for (const std::vector<float>* v : {&a.mean,
-                                        &a.sigma,
-                                        &a.positive_fraction,
-                                        &a.positive_fraction_centered,
-                                        &a.eigenvalues,
-                                        &a.excess_kurtosis}) {
+    for (const std::vector<float>* v :
+         {&a.mean,
+          &a.sigma,
+          &a.positive_fraction,
+          &a.positive_fraction_centered,
+          &a.eigenvalues,
+          &a.excess_kurtosis}) {
         for (float f : *v) {
             EXPECT_TRUE(std::isfinite(f));
         }
     }
-    for (float f : {a.cv_sigma,
-                    a.mean_offset_ratio,
-                    a.sign_entropy_bits,
-                    a.sign_entropy_centered_bits,
-                    a.effective_rank,
-                    a.offdiag_energy,
-                    a.mean_excess_kurtosis}) {
+    for (float f :
+         {a.cv_sigma,
+          a.mean_offset_ratio,
+          a.sign_entropy_bits,
+          a.sign_entropy_centered_bits,
+          a.effective_rank,
+          a.offdiag_energy,
+          a.mean_excess_kurtosis}) {
         EXPECT_TRUE(std::isfinite(f));
     }
     const std::string report = a.report();
@@ -128,7 +131,7 @@ TEST(Analysis, GaussianMomentsMatchTheGenerator) {
         EXPECT_NEAR(a.sigma[j], s[j], 5 * s[j] / std::sqrt(2.0 * n)) << j;
         const double p = normal_cdf(mu[j] / s[j]);
         EXPECT_NEAR(a.positive_fraction[j], p, 5 * std::sqrt(p * (1 - p)) / rn)
-            << j;
+                << j;
         EXPECT_NEAR(a.positive_fraction_centered[j], 0.5, 2.5 / rn) << j;
         EXPECT_NEAR(a.excess_kurtosis[j], 0, 5 * std::sqrt(24.0 / n)) << j;
     }
@@ -170,8 +173,9 @@ TEST(Analysis, LaplaceHasExcessKurtosisThree) {
     EXPECT_NE(a.report().find("heavy tails"), std::string::npos) << a.report();
 
     const std::vector<float> g = gaussian(n, d, 3);
-    EXPECT_EQ(analyze(n, d, g.data()).report().find("heavy tails"),
-              std::string::npos);
+    EXPECT_EQ(
+            analyze(n, d, g.data()).report().find("heavy tails"),
+            std::string::npos);
 }
 
 TEST(Analysis, LowRankDataHasFewNonZeroEigenvalues) {
@@ -238,12 +242,12 @@ TEST(Analysis, CommonFactorMakesCoordinatesCorrelated) {
     EXPECT_NEAR(a.offdiag_energy, off / (d + off), 0.005);
     const double lambda1 = d + 0.01, rest = (d - 1) * 0.01;
     const double rank = (lambda1 + rest) * (lambda1 + rest) /
-                        (lambda1 * lambda1 + (d - 1) * 0.01 * 0.01);
+            (lambda1 * lambda1 + (d - 1) * 0.01 * 0.01);
     // The top eigenvalue is estimated to sqrt(2/n) = 2% relative, which
     // moves the participation ratio by less than 0.001.
     EXPECT_NEAR(a.effective_rank, rank, 0.01);
     EXPECT_NE(a.report().find("correlated coordinates"), std::string::npos)
-        << a.report();
+            << a.report();
 }
 
 TEST(Analysis, AllPositiveDataHasConstantUncentredSigns) {
@@ -366,7 +370,7 @@ TEST(Analysis, SpectrumMatchesDoublePrecisionReference) {
         for (size_t j = 0; j < d; j++) {
             for (size_t k = 0; k < d; k++) {
                 cov[j * d + k] += (x[i * d + j] - mean[j]) *
-                                  (x[i * d + k] - mean[k]) / double(n);
+                        (x[i * d + k] - mean[k]) / double(n);
             }
         }
     }
@@ -374,14 +378,21 @@ TEST(Analysis, SpectrumMatchesDoublePrecisionReference) {
     for (size_t j = 0; j < d; j++) {
         for (size_t k = 0; k < d; k++) {
             const double rho2 = cov[j * d + k] * cov[j * d + k] /
-                                (cov[j * d + j] * cov[k * d + k]);
+                    (cov[j * d + j] * cov[k * d + k]);
             (j == k ? diag : off) += rho2;
         }
     }
     std::vector<double> a_ref = cov, w(d), work(3 * d);
     int di = int(d), lwork = int(work.size()), info = 0;
-    dsyev_(
-        "N", "U", &di, a_ref.data(), &di, w.data(), work.data(), &lwork, &info);
+    dsyev_("N",
+           "U",
+           &di,
+           a_ref.data(),
+           &di,
+           w.data(),
+           work.data(),
+           &lwork,
+           &info);
     ASSERT_EQ(info, 0);
     std::reverse(w.begin(), w.end());
 
@@ -412,19 +423,21 @@ std::vector<uint32_t> bits_of(const std::vector<float>& v) {
 // BLAS or LAPACK.
 std::vector<uint32_t> own_bits_of(const DatasetAnalysis& a) {
     std::vector<float> all = a.mean;
-    for (const std::vector<float>* v : {&a.sigma,
-                                        &a.positive_fraction,
-                                        &a.positive_fraction_centered,
-                                        &a.excess_kurtosis}) {
+    for (const std::vector<float>* v :
+         {&a.sigma,
+          &a.positive_fraction,
+          &a.positive_fraction_centered,
+          &a.excess_kurtosis}) {
         all.insert(all.end(), v->begin(), v->end());
     }
-    all.insert(all.end(),
-               {a.cv_sigma,
-                a.mean_offset_ratio,
-                a.sign_entropy_bits,
-                a.sign_entropy_centered_bits,
-                a.mean_excess_kurtosis,
-                float(a.n_constant)});
+    all.insert(
+            all.end(),
+            {a.cv_sigma,
+             a.mean_offset_ratio,
+             a.sign_entropy_bits,
+             a.sign_entropy_centered_bits,
+             a.mean_excess_kurtosis,
+             float(a.n_constant)});
     return bits_of(all);
 }
 
@@ -438,8 +451,9 @@ TEST(Analysis, RepeatedCallsAreBitIdentical) {
     const DatasetAnalysis b = analyze(n, d, x.data());
     EXPECT_EQ(own_bits_of(a), own_bits_of(b));
     EXPECT_EQ(bits_of(a.eigenvalues), bits_of(b.eigenvalues));
-    EXPECT_EQ(bits_of({a.effective_rank, a.offdiag_energy}),
-              bits_of({b.effective_rank, b.offdiag_energy}));
+    EXPECT_EQ(
+            bits_of({a.effective_rank, a.offdiag_energy}),
+            bits_of({b.effective_rank, b.offdiag_energy}));
     EXPECT_EQ(a.report(), b.report());
 
     // Nor may they depend on the OpenMP thread count. BLAS keeps its own

@@ -27,7 +27,10 @@ TEST(Codes, SizeFormula) {
 }
 
 /// Every bit, padding bit and factor of the codes of plan p on x.
-void check_layout(const BinarizationPlan& p, size_t n, const std::vector<float>& x) {
+void check_layout(
+        const BinarizationPlan& p,
+        size_t n,
+        const std::vector<float>& x) {
     const size_t d = p.d;
     const CodeLayout layout(p.d, p.nbits);
     std::vector<uint8_t> codes(n * layout.code_size);
@@ -42,7 +45,8 @@ void check_layout(const BinarizationPlan& p, size_t n, const std::vector<float>&
         double norm2 = 0, dot = 0, cdot = 0, rhat2 = 0;
         for (size_t j = 0; j < d; j++) {
             const int q = p.quantize(j, y[i * d + j]);
-            ASSERT_EQ(layout.level_index(code, j), q) << "d " << d << " j " << j;
+            ASSERT_EQ(layout.level_index(code, j), q)
+                    << "d " << d << " j " << j;
             EXPECT_EQ(s[i * d + j], float(2 * q - top));
             norm2 += double(y[i * d + j]) * y[i * d + j];
             dot += double(p.level(j, q)) * y[i * d + j];
@@ -57,13 +61,16 @@ void check_layout(const BinarizationPlan& p, size_t n, const std::vector<float>&
         }
         // Factors in float from double sums: relative 1e-5 covers rounding.
         EXPECT_NEAR(layout.residual_norm2(code), norm2, 1e-5 * norm2 + 1e-12);
-        EXPECT_NEAR(layout.center_dot(code), cdot, 1e-5 * std::abs(cdot) + 1e-6);
+        EXPECT_NEAR(
+                layout.center_dot(code), cdot, 1e-5 * std::abs(cdot) + 1e-6);
         // A reconstruction (nearly) orthogonal to the residual has scale 0
         // (possible for tiny d, where one coordinate's cell straddles 0).
-        const double a = dot > 1e-3 * std::sqrt(norm2 * rhat2) ? norm2 / dot : 0;
+        const double a =
+                dot > 1e-3 * std::sqrt(norm2 * rhat2) ? norm2 / dot : 0;
         EXPECT_NEAR(layout.estimate_scale(code), a, 1e-5 * a);
         for (size_t j = 0; j < d; j++) {
-            const float want = float(a) * p.level(j, layout.level_index(code, j));
+            const float want =
+                    float(a) * p.level(j, layout.level_index(code, j));
             EXPECT_NEAR(e[i * d + j], want, 1e-5 * std::abs(want) + 1e-7);
         }
     }
@@ -75,18 +82,35 @@ TEST(Codes, LayoutForEveryDimension) {
         const std::vector<float> x = test::gaussian(n, d, d);
         for (int nbits : {1, 2}) {
             for (bool centred : {false, true}) {
-                SCOPED_TRACE("d " + std::to_string(d) + " nbits " +
-                             std::to_string(nbits) + " centred " +
-                             std::to_string(centred));
-                check_layout(fit_plan(n, d, x.data(), nbits, Transform::identity,
-                                      centred, 1),
-                             n, x);
+                SCOPED_TRACE(
+                        "d " + std::to_string(d) + " nbits " +
+                        std::to_string(nbits) + " centred " +
+                        std::to_string(centred));
+                check_layout(
+                        fit_plan(
+                                n,
+                                d,
+                                x.data(),
+                                nbits,
+                                Transform::identity,
+                                centred,
+                                1),
+                        n,
+                        x);
             }
         }
         if (d <= 129) { // the rotation path is the same code for every d
-            check_layout(fit_plan(n, d, x.data(), 2, Transform::random_rotation,
-                                  true, 1),
-                         n, x);
+            check_layout(
+                    fit_plan(
+                            n,
+                            d,
+                            x.data(),
+                            2,
+                            Transform::random_rotation,
+                            true,
+                            1),
+                    n,
+                    x);
         }
     }
 }
@@ -99,7 +123,8 @@ TEST(Codes, DecodeIsTheLeastSquaresReconstruction) {
     double err[3] = {0, 0, 0}, energy = 0;
     for (int nbits : {1, 2}) {
         for (Transform t : {Transform::identity, Transform::random_rotation}) {
-            const BinarizationPlan p = fit_plan(n, d, x.data(), nbits, t, true, 3);
+            const BinarizationPlan p =
+                    fit_plan(n, d, x.data(), nbits, t, true, 3);
             std::vector<uint8_t> codes(n * code_size(d, nbits));
             encode(p, n, x.data(), codes.data());
             std::vector<float> back(n * d);

@@ -33,8 +33,11 @@ std::vector<float> rotation(int d, int seed) {
 
 /// The "new model": x_new = [R x_old + shift + noise, extra coordinates
 /// unrelated to the old space].
-std::vector<float> new_model(const std::vector<float>& x_old, const std::vector<float>& R,
-                             int extra, float noise) {
+std::vector<float> new_model(
+        const std::vector<float>& x_old,
+        const std::vector<float>& R,
+        int extra,
+        float noise) {
     const int d_new = d_old + extra;
     std::mt19937 rng(5);
     std::normal_distribution<float> g(0, 1);
@@ -48,7 +51,8 @@ std::vector<float> new_model(const std::vector<float>& x_old, const std::vector<
             x[i * d_new + r] = float(v);
         }
         for (int e = 0; e < extra; e++) {
-            x[i * d_new + d_old + e] = 0.3f * g(rng); // unrelated to the old space
+            x[i * d_new + d_old + e] =
+                    0.3f * g(rng); // unrelated to the old space
         }
     }
     return x;
@@ -62,7 +66,15 @@ TEST(CompatMap, RecoversARotationWithEitherFit) {
         const auto x_new = new_model(x_old, R, extra, 1e-3f);
         for (MapFit fit : {MapFit::orthogonal, MapFit::least_squares}) {
             std::unique_ptr<faiss::LinearTransform> map(fit_compatible_map(
-                    n, d_new, x_new.data(), n, d_old, x_old.data(), fit, true, 1e-6f));
+                    n,
+                    d_new,
+                    x_new.data(),
+                    n,
+                    d_old,
+                    x_old.data(),
+                    fit,
+                    true,
+                    1e-6f));
             ASSERT_EQ(map->d_in, d_new);
             ASSERT_EQ(map->d_out, d_old);
             // A = [R^T, 0]: the rotation undone, the noise coordinates dropped
@@ -70,8 +82,8 @@ TEST(CompatMap, RecoversARotationWithEitherFit) {
                 for (int c = 0; c < d_new; c++) {
                     const float want = c < d_old ? R[c * d_old + r] : 0.f;
                     ASSERT_NEAR(map->A[r * d_new + c], want, 2e-2)
-                            << map_fit_name(fit) << " extra " << extra << " A(" << r
-                            << ", " << c << ")";
+                            << map_fit_name(fit) << " extra " << extra << " A("
+                            << r << ", " << c << ")";
                 }
             }
             std::vector<float> mapped(n * d_old);
@@ -81,7 +93,8 @@ TEST(CompatMap, RecoversARotationWithEitherFit) {
                 err += double(mapped[i] - x_old[i]) * (mapped[i] - x_old[i]);
                 norm += double(x_old[i]) * x_old[i];
             }
-            EXPECT_LT(err / norm, 1e-4) << map_fit_name(fit) << " extra " << extra;
+            EXPECT_LT(err / norm, 1e-4)
+                    << map_fit_name(fit) << " extra " << extra;
         }
     }
 }
@@ -93,7 +106,8 @@ TEST(CompatMap, IsFaissLinearTransformInAPreTransformAndAFile) {
     std::unique_ptr<faiss::LinearTransform> map(
             fit_compatible_map(n, d_new, x_new.data(), n, d_old, x_old.data()));
     // the old index, searched by the new model's rows through the map
-    auto* flat = new faiss::IndexFlatL2(d_old); // the nearest old row is its own
+    auto* flat =
+            new faiss::IndexFlatL2(d_old); // the nearest old row is its own
     flat->add(n, x_old.data());
     faiss::IndexPreTransform pre(new faiss::LinearTransform(*map), flat);
     pre.own_fields = true;
@@ -111,7 +125,8 @@ TEST(CompatMap, IsFaissLinearTransformInAPreTransformAndAFile) {
     faiss::write_VectorTransform(map.get(), &w);
     faiss::VectorIOReader r;
     r.data = w.data;
-    std::unique_ptr<faiss::VectorTransform> back(faiss::read_VectorTransform(&r));
+    std::unique_ptr<faiss::VectorTransform> back(
+            faiss::read_VectorTransform(&r));
     auto* lt = dynamic_cast<faiss::LinearTransform*>(back.get());
     ASSERT_TRUE(lt);
     EXPECT_EQ(lt->A, map->A);
@@ -131,25 +146,39 @@ TEST(CompatMap, BadInputNamesTheValues) {
     auto has = [](const std::string& m, const char* s) {
         return m.find(s) != std::string::npos;
     };
-    std::string m = message([&] { fit_compatible_map(100, 8, x.data(), 99, 8, x.data()); });
+    std::string m = message(
+            [&] { fit_compatible_map(100, 8, x.data(), 99, 8, x.data()); });
     EXPECT_TRUE(has(m, "100 (new) and 99 (old) rows")) << m;
     m = message([&] { fit_compatible_map(0, 8, x.data(), 0, 8, x.data()); });
     EXPECT_TRUE(has(m, "0 paired rows")) << m;
-    m = message([&] { fit_compatible_map(100, 0, x.data(), 100, 8, x.data()); });
+    m = message(
+            [&] { fit_compatible_map(100, 0, x.data(), 100, 8, x.data()); });
     EXPECT_TRUE(has(m, "d_new=0, d_old=8")) << m;
     std::vector<float> bad = x;
     bad[3 * 8 + 5] = NAN;
-    m = message([&] { fit_compatible_map(100, 8, bad.data(), 100, 8, x.data()); });
+    m = message(
+            [&] { fit_compatible_map(100, 8, bad.data(), 100, 8, x.data()); });
     EXPECT_TRUE(has(m, "new row 3, coordinate 5 is nan")) << m;
-    m = message([&] { fit_compatible_map(100, 8, x.data(), 100, 8, bad.data()); });
+    m = message(
+            [&] { fit_compatible_map(100, 8, x.data(), 100, 8, bad.data()); });
     EXPECT_TRUE(has(m, "old row 3, coordinate 5 is nan")) << m;
     m = message([&] {
-        fit_compatible_map(100, 8, x.data(), 100, 8, x.data(), MapFit::least_squares, true, -1);
+        fit_compatible_map(
+                100,
+                8,
+                x.data(),
+                100,
+                8,
+                x.data(),
+                MapFit::least_squares,
+                true,
+                -1);
     });
     EXPECT_TRUE(has(m, "ridge=-1")) << m;
     // fewer rows than dimensions without a ridge: singular
     m = message([&] {
-        fit_compatible_map(4, 8, x.data(), 4, 8, x.data(), MapFit::least_squares, true, 0);
+        fit_compatible_map(
+                4, 8, x.data(), 4, 8, x.data(), MapFit::least_squares, true, 0);
     });
     EXPECT_TRUE(has(m, "singular")) << m;
 }

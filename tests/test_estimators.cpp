@@ -24,8 +24,9 @@ struct Fixture {
     Fixture(size_t d, int nbits, Transform t, bool centred) : d(d) {
         std::vector<float> mean(d), sigma(d);
         for (size_t j = 0; j < d; j++) {
-            mean[j] = 0.3f * std::cos(float(j)); // an offset, as real embeddings
-            sigma[j] = 0.5f + float(j % 5) / 4;  // and unequal scales
+            mean[j] =
+                    0.3f * std::cos(float(j));  // an offset, as real embeddings
+            sigma[j] = 0.5f + float(j % 5) / 4; // and unequal scales
         }
         x = test::gaussian(n, d, 17, sigma, mean);
         q = test::gaussian(10, d, 18, sigma, mean);
@@ -49,7 +50,8 @@ struct Fixture {
 TEST(Estimators, AsymmetricFloatQueryMatchesDecodedVectors) {
     for (size_t d : {1, 9, 64, 130}) {
         for (int nbits : {1, 2}) {
-            for (Transform t : {Transform::identity, Transform::random_rotation}) {
+            for (Transform t :
+                 {Transform::identity, Transform::random_rotation}) {
                 for (bool centred : {false, true}) {
                     Fixture f(d, nbits, t, centred);
                     const float* c = f.plan.center.data();
@@ -71,28 +73,38 @@ TEST(Estimators, AsymmetricFloatQueryMatchesDecodedVectors) {
                                     xc[j] = x[j] - c[j];
                                     xtc[j] = xt[j] - c[j];
                                 }
-                                const double xtc2 = dot(xtc.data(), xtc.data(), d);
+                                const double xtc2 =
+                                        dot(xtc.data(), xtc.data(), d);
                                 const double ratio = xtc2 > 0
                                         ? dot(xc.data(), xc.data(), d) / xtc2
                                         : 0;
                                 const double est_res =
                                         ratio * dot(xtc.data(), qc.data(), d);
-                                const double want = m == faiss::METRIC_INNER_PRODUCT
-                                        ? dot(c, q, d) + dot(xc.data(), c, d) + est_res
+                                const double want =
+                                        m == faiss::METRIC_INNER_PRODUCT
+                                        ? dot(c, q, d) + dot(xc.data(), c, d) +
+                                                est_res
                                         : dot(xc.data(), xc.data(), d) +
                                                 dot(qc.data(), qc.data(), d) -
                                                 2 * est_res;
-                                const double mag = std::sqrt(ratio * ratio * xtc2 *
-                                                             dot(qc.data(), qc.data(), d)) +
+                                const double mag =
+                                        std::sqrt(
+                                                ratio * ratio * xtc2 *
+                                                dot(qc.data(), qc.data(), d)) +
                                         std::abs(dot(c, q, d)) +
                                         dot(xc.data(), xc.data(), d) +
                                         dot(qc.data(), qc.data(), d);
-                                const double tol = 4 * (d + 8) * FLT_EPSILON * mag;
-                                ASSERT_NEAR(scorer(f.codes.data() + i * f.layout.code_size),
-                                            want, tol)
-                                        << "d " << d << " nbits " << nbits << " "
-                                        << transform_name(t) << " centred " << centred
-                                        << " metric " << m;
+                                const double tol =
+                                        4 * (d + 8) * FLT_EPSILON * mag;
+                                ASSERT_NEAR(
+                                        scorer(f.codes.data() +
+                                               i * f.layout.code_size),
+                                        want,
+                                        tol)
+                                        << "d " << d << " nbits " << nbits
+                                        << " " << transform_name(t)
+                                        << " centred " << centred << " metric "
+                                        << m;
                             }
                         }
                     }
@@ -118,25 +130,35 @@ TEST(Estimators, QuantizedQueryIsWithinItsRoundingBound) {
             }
             double mean_err[9] = {};
             for (int bits : {4, 6, 8}) {
-                QueryScorer exact(f.plan, faiss::METRIC_INNER_PRODUCT,
-                                  Estimator::asymmetric, 0);
-                QueryScorer quant(f.plan, faiss::METRIC_INNER_PRODUCT,
-                                  Estimator::asymmetric, bits);
+                QueryScorer exact(
+                        f.plan,
+                        faiss::METRIC_INNER_PRODUCT,
+                        Estimator::asymmetric,
+                        0);
+                QueryScorer quant(
+                        f.plan,
+                        faiss::METRIC_INNER_PRODUCT,
+                        Estimator::asymmetric,
+                        bits);
                 for (size_t qi = 0; qi < 10; qi++) {
                     const float* q = f.q.data() + qi * d;
                     exact.set_query(q);
                     quant.set_query(q);
                     double ymax = 0;
                     for (size_t j = 0; j < d; j++) {
-                        ymax = std::max(ymax, double(std::abs(q[j] - f.plan.center[j])));
+                        ymax = std::max(
+                                ymax,
+                                double(std::abs(q[j] - f.plan.center[j])));
                     }
                     const int n_terms = (1 << nbits) - 1;
                     const double coef_max = (nbits == 1 ? 2 : 4) * max_level;
-                    const double delta = 2 * coef_max * ymax / ((1 << bits) - 1);
+                    const double delta =
+                            2 * coef_max * ymax / ((1 << bits) - 1);
                     for (size_t i = 0; i < f.n; i++) {
-                        const uint8_t* code = f.codes.data() + i * f.layout.code_size;
-                        const double bound = f.layout.estimate_scale(code) * n_terms *
-                                        delta / 2 * d +
+                        const uint8_t* code =
+                                f.codes.data() + i * f.layout.code_size;
+                        const double bound = f.layout.estimate_scale(code) *
+                                        n_terms * delta / 2 * d +
                                 1e-4;
                         const double err = std::abs(quant(code) - exact(code));
                         ASSERT_LE(err, bound) << "d " << d << " nbits " << nbits
@@ -146,8 +168,10 @@ TEST(Estimators, QuantizedQueryIsWithinItsRoundingBound) {
                 }
             }
             // More query bits, smaller errors (the grid step halves per bit).
-            EXPECT_LT(mean_err[8], mean_err[6]) << "d " << d << " nbits " << nbits;
-            EXPECT_LT(mean_err[6], mean_err[4]) << "d " << d << " nbits " << nbits;
+            EXPECT_LT(mean_err[8], mean_err[6])
+                    << "d " << d << " nbits " << nbits;
+            EXPECT_LT(mean_err[6], mean_err[4])
+                    << "d " << d << " nbits " << nbits;
         }
     }
 }
@@ -162,7 +186,8 @@ TEST(Estimators, SymmetricIsCodeSpaceDistance) {
             std::vector<float> sx(f.n * d), sq(d);
             code_values(f.layout, f.n, f.codes.data(), sx.data());
             std::vector<uint8_t> qcode(f.layout.code_size);
-            for (faiss::MetricType m : {faiss::METRIC_INNER_PRODUCT, faiss::METRIC_L2}) {
+            for (faiss::MetricType m :
+                 {faiss::METRIC_INNER_PRODUCT, faiss::METRIC_L2}) {
                 QueryScorer scorer(f.plan, m, Estimator::symmetric, 0);
                 for (size_t qi = 0; qi < 10; qi++) {
                     const float* q = f.q.data() + qi * d;
@@ -173,11 +198,16 @@ TEST(Estimators, SymmetricIsCodeSpaceDistance) {
                         double ip = 0, l2 = 0;
                         for (size_t j = 0; j < d; j++) {
                             ip += sx[i * d + j] * sq[j];
-                            l2 += (sx[i * d + j] - sq[j]) * (sx[i * d + j] - sq[j]);
+                            l2 += (sx[i * d + j] - sq[j]) *
+                                    (sx[i * d + j] - sq[j]);
                         }
-                        const double want = m == faiss::METRIC_INNER_PRODUCT ? ip : l2 / 4;
-                        ASSERT_EQ(scorer(f.codes.data() + i * f.layout.code_size), want)
-                                << "d " << d << " nbits " << nbits << " metric " << m;
+                        const double want =
+                                m == faiss::METRIC_INNER_PRODUCT ? ip : l2 / 4;
+                        ASSERT_EQ(
+                                scorer(f.codes.data() + i * f.layout.code_size),
+                                want)
+                                << "d " << d << " nbits " << nbits << " metric "
+                                << m;
                     }
                 }
             }

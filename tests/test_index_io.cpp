@@ -13,20 +13,20 @@
 
 #include <faiss/IndexBinaryFlat.h>
 #include <faiss/IndexBinaryFromFloat.h>
-#include <faiss/IndexBinaryIVF.h>
-#include <faiss_bq/IndexBinaryFlatFast.h>
 #include <faiss/IndexBinaryHNSW.h>
+#include <faiss/IndexBinaryIVF.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexPreTransform.h>
 #include <faiss/IndexRefine.h>
-#include <faiss_bq/IndexBQRefine.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
 #include <faiss/invlists/OnDiskInvertedLists.h>
+#include <faiss_bq/IndexBQRefine.h>
+#include <faiss_bq/IndexBinaryFlatFast.h>
 
 #include <unistd.h>
 
@@ -174,12 +174,13 @@ void expect_same_bq(const IndexBQ& a, const IndexBQ& b) {
 
 /// An index built from a factory string, with every field away from its
 /// default, trained and filled.
-std::unique_ptr<faiss::Index> build(const std::string& description,
-                                    size_t d,
-                                    size_t nb,
-                                    faiss::MetricType metric) {
+std::unique_ptr<faiss::Index> build(
+        const std::string& description,
+        size_t d,
+        size_t nb,
+        faiss::MetricType metric) {
     std::unique_ptr<faiss::Index> index(
-        faiss_bq::index_factory(d, description.c_str(), metric));
+            faiss_bq::index_factory(d, description.c_str(), metric));
     if (IndexBQ* bq = find_bq(index.get())) {
         set_non_defaults(*bq);
     }
@@ -208,9 +209,10 @@ std::unique_ptr<faiss::Index> build(const std::string& description,
     return index;
 }
 
-void expect_same_search(const faiss::Index& a,
-                        const faiss::Index& b,
-                        size_t d) {
+void expect_same_search(
+        const faiss::Index& a,
+        const faiss::Index& b,
+        size_t d) {
     const size_t nq = 7;
     const idx_t k = 5;
     const auto xq = test::gaussian(nq, d, 13);
@@ -223,17 +225,17 @@ void expect_same_search(const faiss::Index& a,
 }
 
 const char* const kRoundTrips[] = {
-    "BQ2",
-    "BQ1_axis_noctr",
-    "IDMap,BQ2",
-    "IDMap2,BQ1",
-    "PCA16,BQ2",
-    "L2norm,BQ1",
-    "BQ2,RFlat",
-    "BQ1,Refine(SQ8)",
-    "HNSW8_BQ2",
-    "IDMap2,PCA16,BQ2,RFlat",
-    "IDMap,HNSW8_BQ1",
+        "BQ2",
+        "BQ1_axis_noctr",
+        "IDMap,BQ2",
+        "IDMap2,BQ1",
+        "PCA16,BQ2",
+        "L2norm,BQ1",
+        "BQ2,RFlat",
+        "BQ1,Refine(SQ8)",
+        "HNSW8_BQ2",
+        "IDMap2,PCA16,BQ2,RFlat",
+        "IDMap,HNSW8_BQ1",
 };
 
 TEST(IndexIO, EveryIndexRoundTripsAloneAndInContainers) {
@@ -247,16 +249,18 @@ TEST(IndexIO, EveryIndexRoundTripsAloneAndInContainers) {
             if (c > 0 && int(m) != int(c % 2)) {
                 continue;
             }
-            SCOPED_TRACE(std::string(description) + " metric " +
-                         std::to_string(int(m)));
+            SCOPED_TRACE(
+                    std::string(description) + " metric " +
+                    std::to_string(int(m)));
             auto index = build(description, d, nb, m);
             const Bytes bytes = to_bytes(index.get());
             std::unique_ptr<faiss::Index> back(from_bytes(bytes));
             // Written again, the copy gives the same bytes: every field that
             // is written came back.
             EXPECT_EQ(to_bytes(back.get()), bytes);
-            EXPECT_EQ(faiss_bq::index_factory_string(back.get()),
-                      faiss_bq::index_factory_string(index.get()));
+            EXPECT_EQ(
+                    faiss_bq::index_factory_string(back.get()),
+                    faiss_bq::index_factory_string(index.get()));
             EXPECT_EQ(back->ntotal, index->ntotal);
             EXPECT_EQ(back->metric_type, m);
             expect_same_bq(*find_bq(index.get()), *find_bq(back.get()));
@@ -267,8 +271,8 @@ TEST(IndexIO, EveryIndexRoundTripsAloneAndInContainers) {
             }
             if (auto map = dynamic_cast<faiss::IndexIDMap*>(back.get())) {
                 EXPECT_EQ(
-                    map->id_map,
-                    dynamic_cast<faiss::IndexIDMap*>(index.get())->id_map);
+                        map->id_map,
+                        dynamic_cast<faiss::IndexIDMap*>(index.get())->id_map);
             }
             // Searches with per-search options see the same plan and codes.
             SearchParametersBQ params;
@@ -278,9 +282,9 @@ TEST(IndexIO, EveryIndexRoundTripsAloneAndInContainers) {
             std::vector<float> D1(9), D2(9);
             std::vector<idx_t> I1(9), I2(9);
             find_bq(index.get())
-                ->search(3, xq.data(), 3, D1.data(), I1.data(), &params);
+                    ->search(3, xq.data(), 3, D1.data(), I1.data(), &params);
             find_bq(back.get())
-                ->search(3, xq.data(), 3, D2.data(), I2.data(), &params);
+                    ->search(3, xq.data(), 3, D2.data(), I2.data(), &params);
             EXPECT_EQ(D1, D2);
             EXPECT_EQ(I1, I2);
         }
@@ -292,7 +296,7 @@ TEST(IndexIO, FileNameAndFileHandleAndClone) {
     auto index = build("IDMap2,PCA16,BQ2,RFlat", d, 100, faiss::METRIC_L2);
     const Bytes bytes = to_bytes(index.get());
     const std::string path =
-        ::testing::TempDir() + "faiss_bq_io_" + std::to_string(::getpid());
+            ::testing::TempDir() + "faiss_bq_io_" + std::to_string(::getpid());
     faiss_bq::write_index(index.get(), path.c_str());
     {
         FILE* f = std::fopen(path.c_str(), "rb");
@@ -323,15 +327,16 @@ TEST(IndexIO, FileNameAndFileHandleAndClone) {
 TEST(IndexIO, FaissFilesReadUnchangedAndContainersKeepFaissLayout) {
     const size_t d = 16, nb = 50, nt = 700;
     const auto xt = test::gaussian(nt, d, 1);
-    for (const char* description : {"Flat",
-                                    "IDMap2,PCA8,Flat",
-                                    "IDMap,SQ8",
-                                    "SQ8,RFlat",
-                                    "HNSW8",
-                                    "PCA8,SQ4"}) {
+    for (const char* description :
+         {"Flat",
+          "IDMap2,PCA8,Flat",
+          "IDMap,SQ8",
+          "SQ8,RFlat",
+          "HNSW8",
+          "PCA8,SQ4"}) {
         SCOPED_TRACE(description);
-        std::unique_ptr<faiss::Index> index(
-            faiss::index_factory(d, description, faiss::METRIC_INNER_PRODUCT));
+        std::unique_ptr<faiss::Index> index(faiss::index_factory(
+                d, description, faiss::METRIC_INNER_PRODUCT));
         index->train(nt, xt.data());
         if (dynamic_cast<faiss::IndexIDMap*>(index.get())) {
             std::vector<idx_t> ids(nb);
@@ -357,12 +362,14 @@ TEST(IndexIO, FaissFilesReadUnchangedAndContainersKeepFaissLayout) {
 
 /// FAISS's own index for a binary description: FAISS 1.7.3's binary factory
 /// has no "IDMap," prefix, so the id maps are wrapped here.
-faiss::IndexBinary* faiss_binary_equivalent(int d, const std::string& description) {
+faiss::IndexBinary* faiss_binary_equivalent(
+        int d,
+        const std::string& description) {
     for (const char* prefix : {"IDMap2,", "IDMap,"}) {
         const std::string p(prefix);
         if (description.compare(0, p.size(), p) == 0) {
-            faiss::IndexBinary* inner =
-                    faiss::index_binary_factory(d, description.c_str() + p.size());
+            faiss::IndexBinary* inner = faiss::index_binary_factory(
+                    d, description.c_str() + p.size());
             auto map = p == "IDMap2," ? new faiss::IndexBinaryIDMap2(inner)
                                       : new faiss::IndexBinaryIDMap(inner);
             map->own_fields = true;
@@ -388,10 +395,11 @@ TEST(IndexIO, BinaryFlatReadsBothWaysWithFaiss) {
         // build FAISS's classes (an HNSW graph is built by threads, so only
         // the same object gives the same bytes).
         std::unique_ptr<faiss::IndexBinary> index(
-            faiss_bq::index_binary_factory(d, description));
-        const bool drop_in = std::string(description).find("BFlat") != std::string::npos;
+                faiss_bq::index_binary_factory(d, description));
+        const bool drop_in =
+                std::string(description).find("BFlat") != std::string::npos;
         std::unique_ptr<faiss::IndexBinary> faiss_index(
-            drop_in ? faiss_binary_equivalent(d, description) : nullptr);
+                drop_in ? faiss_binary_equivalent(d, description) : nullptr);
         for (faiss::IndexBinary* x : {index.get(), faiss_index.get()}) {
             if (!x) {
                 continue;
@@ -408,13 +416,14 @@ TEST(IndexIO, BinaryFlatReadsBothWaysWithFaiss) {
         }
         const Bytes ours = to_bytes(index.get());
         faiss::VectorIOWriter w;
-        faiss::write_index_binary(drop_in ? faiss_index.get() : index.get(), &w);
+        faiss::write_index_binary(
+                drop_in ? faiss_index.get() : index.get(), &w);
         EXPECT_EQ(ours, w.data);
         // FAISS reads what faiss_bq wrote, faiss_bq reads what FAISS wrote.
         faiss::VectorIOReader r;
         r.data = ours;
         std::unique_ptr<faiss::IndexBinary> by_faiss(
-            faiss::read_index_binary(&r));
+                faiss::read_index_binary(&r));
         std::unique_ptr<faiss::IndexBinary> by_us(binary_from_bytes(w.data));
         EXPECT_EQ(faiss_bq::index_factory_string(by_us.get()), description);
         EXPECT_EQ(faiss_bq::index_factory_string(by_faiss.get()), description);
@@ -429,7 +438,7 @@ TEST(IndexIO, BinaryFlatReadsBothWaysWithFaiss) {
         EXPECT_EQ(D0, D2);
         EXPECT_EQ(I0, I2);
         std::unique_ptr<faiss::IndexBinary> copy(
-            faiss_bq::clone_index_binary(index.get()));
+                faiss_bq::clone_index_binary(index.get()));
         EXPECT_EQ(to_bytes(copy.get()), ours);
     }
 }
@@ -458,8 +467,10 @@ TEST(IndexIO, BinaryContainersWithFaissBqParts) {
         EXPECT_EQ(Da, Db);
         EXPECT_EQ(Ia, Ib);
     };
-    for (auto type : {faiss::DirectMap::NoMap, faiss::DirectMap::Array,
-                      faiss::DirectMap::Hashtable}) {
+    for (auto type :
+         {faiss::DirectMap::NoMap,
+          faiss::DirectMap::Array,
+          faiss::DirectMap::Hashtable}) {
         SCOPED_TRACE(int(type));
         faiss::IndexBinaryIVF ivf(new IndexBinaryFlatFast(d), d, 16);
         ivf.own_fields = true;
@@ -467,13 +478,15 @@ TEST(IndexIO, BinaryContainersWithFaissBqParts) {
         ivf.add(nb, xb.data());
         ivf.nprobe = 3;
         ivf.set_direct_map_type(type);
-        EXPECT_THROW(faiss::VectorIOWriter w; faiss::write_index_binary(&ivf, &w),
+        EXPECT_THROW(faiss::VectorIOWriter w;
+                     faiss::write_index_binary(&ivf, &w),
                      faiss::FaissException);
         faiss::VectorIOWriter w;
         faiss_bq::write_index_binary(&ivf, &w);
         faiss::VectorIOReader r;
         r.data = w.data;
-        std::unique_ptr<faiss::IndexBinary> back(faiss_bq::read_index_binary(&r));
+        std::unique_ptr<faiss::IndexBinary> back(
+                faiss_bq::read_index_binary(&r));
         auto* bivf = dynamic_cast<faiss::IndexBinaryIVF*>(back.get());
         ASSERT_TRUE(bivf);
         EXPECT_TRUE(dynamic_cast<IndexBinaryFlatFast*>(bivf->quantizer));
@@ -488,7 +501,8 @@ TEST(IndexIO, BinaryContainersWithFaissBqParts) {
         }
         faiss::VectorIOReader theirs_r;
         theirs_r.data = w.data;
-        std::unique_ptr<faiss::IndexBinary> theirs(faiss::read_index_binary(&theirs_r));
+        std::unique_ptr<faiss::IndexBinary> theirs(
+                faiss::read_index_binary(&theirs_r));
         EXPECT_TRUE(dynamic_cast<faiss::IndexBinaryFlat*>(
                 dynamic_cast<faiss::IndexBinaryIVF&>(*theirs).quantizer));
         same_search(ivf, *theirs);
@@ -501,15 +515,18 @@ TEST(IndexIO, BinaryContainersWithFaissBqParts) {
         faiss::VectorIOWriter ours, faiss_w;
         faiss_bq::write_index_binary(&plain, &ours);
         faiss::write_index_binary(&plain, &faiss_w);
-        if (type != faiss::DirectMap::Hashtable) { // a hash map's order is its own
+        if (type !=
+            faiss::DirectMap::Hashtable) { // a hash map's order is its own
             EXPECT_EQ(ours.data, faiss_w.data);
         }
         // every truncation throws
         for (size_t cut : {size_t(3), w.data.size() / 3, w.data.size() - 1}) {
             faiss::VectorIOReader t;
             t.data.assign(w.data.begin(), w.data.begin() + cut);
-            EXPECT_THROW(std::unique_ptr<faiss::IndexBinary>(faiss_bq::read_index_binary(&t)),
-                         faiss::FaissException)
+            EXPECT_THROW(
+                    std::unique_ptr<faiss::IndexBinary>(
+                            faiss_bq::read_index_binary(&t)),
+                    faiss::FaissException)
                     << "cut at " << cut;
         }
     }
@@ -547,7 +564,7 @@ TEST(IndexIO, BinaryFlatReadsIntoEitherClass) {
         faiss::VectorIOReader r;
         r.data = w.data;
         std::unique_ptr<faiss::IndexBinary> back(
-            faiss_bq::read_index_binary(&r, flags));
+                faiss_bq::read_index_binary(&r, flags));
         if (flags) {
             EXPECT_TRUE(dynamic_cast<faiss::IndexBinaryFlat*>(back.get()));
         } else {
@@ -577,7 +594,7 @@ size_t expect_read_throws(const Bytes& bytes, const std::string& needle) {
     } catch (const faiss::FaissException& e) {
         largest = test::stop_tracking_allocations();
         EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
-            << e.what();
+                << e.what();
     }
     return largest;
 }
@@ -619,7 +636,7 @@ TEST(IndexIO, BadFilesThrow) {
     poke<uint64_t>(ids, length_at, uint64_t(1) << 36);
     const size_t largest = expect_read_throws(ids, "ends early");
     EXPECT_LE(largest, ids.size() + (size_t(2) << 20))
-        << "the claimed 512 GiB were allocated up front";
+            << "the claimed 512 GiB were allocated up front";
     poke<uint64_t>(ids, length_at, uint64_t(1) << 62);
     expect_read_throws(ids, "absurd");
     poke<uint64_t>(ids, length_at, 29);
@@ -632,7 +649,7 @@ TEST(IndexIO, EveryOneByteChangeOfAFourccThrows) {
     for (const char* description : {"BQ1", "HNSW4_BQ1"}) {
         SCOPED_TRACE(description);
         const Bytes good =
-            to_bytes(build(description, 16, 12, faiss::METRIC_L2).get());
+                to_bytes(build(description, 16, 12, faiss::METRIC_L2).get());
         for (size_t at = 0; at < 4; at++) {
             for (int x = 1; x < 256; x++) {
                 Bytes bad = good;
@@ -695,7 +712,7 @@ TEST(IndexIO, UntrainedAndEmptyIndexesRoundTrip) {
          {"BQ2_rot_ctr", "HNSW8_BQ1", "IDMap2,PCA16,BQ2_sym,RFlat"}) {
         SCOPED_TRACE(description);
         std::unique_ptr<faiss::Index> index(
-            faiss_bq::index_factory(d, description));
+                faiss_bq::index_factory(d, description));
         set_non_defaults(*find_bq(index.get()));
         for (int trained = 0; trained < 2; trained++) {
             if (trained) {
@@ -717,11 +734,17 @@ TEST(IndexIO, UntrainedAndEmptyIndexesRoundTrip) {
 TEST(IndexIO, FastScanRoundTripsAndCorruptionThrows) {
     const size_t d = 24, nb = 150;
     const char* const descriptions[] = {
-        "BQ1_fs", "BQ8B_alloc_fs", "IDMap2,BQ2_rot_fs", "BQ1_fs,RFlat", "PCA16,BQ2_fs"};
+            "BQ1_fs",
+            "BQ8B_alloc_fs",
+            "IDMap2,BQ2_rot_fs",
+            "BQ1_fs,RFlat",
+            "PCA16,BQ2_fs"};
     for (size_t c = 0; c < std::size(descriptions); c++) {
-        const faiss::MetricType m = c % 2 ? faiss::METRIC_L2 : faiss::METRIC_INNER_PRODUCT;
+        const faiss::MetricType m =
+                c % 2 ? faiss::METRIC_L2 : faiss::METRIC_INNER_PRODUCT;
         SCOPED_TRACE(descriptions[c]);
-        std::unique_ptr<faiss::Index> empty(faiss_bq::index_factory(d, descriptions[c], m));
+        std::unique_ptr<faiss::Index> empty(
+                faiss_bq::index_factory(d, descriptions[c], m));
         const Bytes untrained = to_bytes(empty.get());
         std::unique_ptr<faiss::Index> back(from_bytes(untrained));
         EXPECT_EQ(to_bytes(back.get()), untrained);
@@ -730,8 +753,9 @@ TEST(IndexIO, FastScanRoundTripsAndCorruptionThrows) {
         const Bytes bytes = to_bytes(index.get());
         back.reset(from_bytes(bytes));
         EXPECT_EQ(to_bytes(back.get()), bytes);
-        EXPECT_EQ(faiss_bq::index_factory_string(back.get()),
-                  faiss_bq::index_factory_string(index.get()));
+        EXPECT_EQ(
+                faiss_bq::index_factory_string(back.get()),
+                faiss_bq::index_factory_string(index.get()));
         EXPECT_EQ(back->ntotal, index->ntotal);
         expect_same_search(*index, *back, d);
     }
@@ -758,11 +782,11 @@ TEST(IndexIO, CorruptedFilesThrowAndNeverCrash) {
         bool fully_checksummed; ///< every byte is a faiss_bq record's
     };
     const Case cases[] = {
-        {"BQ2_rot", true},
-        {"HNSW4_BQ1", true},
-        {"IDMap2,BQ1", false},
-        {"PCA8,BQ1", false},
-        {"BQ1,RFlat", true},
+            {"BQ2_rot", true},
+            {"HNSW4_BQ1", true},
+            {"IDMap2,BQ1", false},
+            {"PCA8,BQ1", false},
+            {"BQ1,RFlat", true},
     };
     std::mt19937 rng(20261123);
     const auto xq = test::gaussian(2, d, 9);
@@ -772,8 +796,8 @@ TEST(IndexIO, CorruptedFilesThrowAndNeverCrash) {
         const Bytes good = to_bytes(index.get());
         const size_t allowed = 2 * good.size() + (size_t(2) << 20);
         for (size_t len = 0; len < good.size(); len++) {
-            const size_t largest =
-                expect_read_throws(Bytes(good.begin(), good.begin() + len), "");
+            const size_t largest = expect_read_throws(
+                    Bytes(good.begin(), good.begin() + len), "");
             ASSERT_LE(largest, allowed) << "truncated at " << len;
         }
         size_t accepted = 0;
@@ -788,7 +812,7 @@ TEST(IndexIO, CorruptedFilesThrowAndNeverCrash) {
             } catch (const faiss::FaissException&) {
             }
             ASSERT_LE(test::stop_tracking_allocations(), allowed)
-                << "byte " << at;
+                    << "byte " << at;
             if (!back) {
                 continue;
             }
@@ -820,7 +844,7 @@ TEST(IndexIO, CorruptedBinaryFilesThrowAndNeverCrash) {
     for (const char* description : {"BFlat", "IDMap2,BFlat"}) {
         SCOPED_TRACE(description);
         std::unique_ptr<faiss::IndexBinary> index(
-            faiss_bq::index_binary_factory(d, description));
+                faiss_bq::index_binary_factory(d, description));
         std::vector<idx_t> ids(nb);
         for (size_t i = 0; i < nb; i++) {
             ids[i] = 50 + idx_t(i);
@@ -836,7 +860,7 @@ TEST(IndexIO, CorruptedBinaryFilesThrowAndNeverCrash) {
             test::start_tracking_allocations();
             try {
                 delete binary_from_bytes(
-                    Bytes(good.begin(), good.begin() + len));
+                        Bytes(good.begin(), good.begin() + len));
                 ADD_FAILURE() << "truncated at " << len << " and accepted";
             } catch (const faiss::FaissException&) {
             }
@@ -861,14 +885,17 @@ TEST(IndexIO, CorruptedBinaryFilesThrowAndNeverCrash) {
     }
 }
 
-
 // IndexIVFBQ and IndexIVFBQFastScan: round trips (alone, in containers,
 // untrained), every truncation and flipped byte of a record throws (the
 // lists are inside the checksum), and OnDiskInvertedLists: FAISS's list
 // format, the data file mapped on read, a truncated data file named.
-std::unique_ptr<faiss::Index> build_ivf(const char* description, size_t d, size_t nb,
-                                        faiss::MetricType m) {
-    std::unique_ptr<faiss::Index> index(faiss_bq::index_factory(d, description, m));
+std::unique_ptr<faiss::Index> build_ivf(
+        const char* description,
+        size_t d,
+        size_t nb,
+        faiss::MetricType m) {
+    std::unique_ptr<faiss::Index> index(
+            faiss_bq::index_factory(d, description, m));
     const auto xt = test::gaussian(400, d, 11);
     index->train(400, xt.data());
     const auto xb = test::gaussian(nb, d, 12);
@@ -893,12 +920,17 @@ IndexIVFBQ* find_ivf(faiss::Index* index) {
 TEST(IndexIO, IVFRoundTripsAndCorruptionThrows) {
     const size_t d = 16, nb = 200;
     const char* const descriptions[] = {
-        "IVF4,BQ1", "IVF4,BQ2_fs", "IVF4,BQ8B_fs", "IDMap2,IVF4,BQ1_fs,RFlat",
-        "IVF4_HNSW4,BQ2_q8"};
+            "IVF4,BQ1",
+            "IVF4,BQ2_fs",
+            "IVF4,BQ8B_fs",
+            "IDMap2,IVF4,BQ1_fs,RFlat",
+            "IVF4_HNSW4,BQ2_q8"};
     for (size_t c = 0; c < std::size(descriptions); c++) {
-        for (faiss::MetricType m : {faiss::METRIC_INNER_PRODUCT, faiss::METRIC_L2}) {
-            SCOPED_TRACE(std::string(descriptions[c]) + " metric " +
-                         std::to_string(int(m)));
+        for (faiss::MetricType m :
+             {faiss::METRIC_INNER_PRODUCT, faiss::METRIC_L2}) {
+            SCOPED_TRACE(
+                    std::string(descriptions[c]) + " metric " +
+                    std::to_string(int(m)));
             std::unique_ptr<faiss::Index> empty(
                     faiss_bq::index_factory(d, descriptions[c], m));
             const Bytes untrained = to_bytes(empty.get());
@@ -912,12 +944,14 @@ TEST(IndexIO, IVFRoundTripsAndCorruptionThrows) {
             const Bytes bytes = to_bytes(index.get());
             back.reset(from_bytes(bytes));
             EXPECT_EQ(to_bytes(back.get()), bytes);
-            EXPECT_EQ(faiss_bq::index_factory_string(back.get()),
-                      faiss_bq::index_factory_string(index.get()));
+            EXPECT_EQ(
+                    faiss_bq::index_factory_string(back.get()),
+                    faiss_bq::index_factory_string(index.get()));
             EXPECT_EQ(find_ivf(back.get())->nprobe, 3u);
             EXPECT_FALSE(find_ivf(back.get())->direct_map.no());
             expect_same_search(*index, *back, d);
-            std::unique_ptr<faiss::Index> cloned(faiss_bq::clone_index(index.get()));
+            std::unique_ptr<faiss::Index> cloned(
+                    faiss_bq::clone_index(index.get()));
             expect_same_search(*index, *cloned, d);
         }
     }
@@ -947,14 +981,16 @@ TEST(IndexIO, IVFOnDiskListsAreFaissListsMemoryMapped) {
         const std::string data = base + ".ivfdata", file = base + ".index";
         // As faiss.contrib.ondisk.merge_ondisk does: the lists merged into
         // an OnDiskInvertedLists file, then the index written.
-        auto od = new faiss::OnDiskInvertedLists(ivf->nlist, ivf->code_size, data.c_str());
+        auto od = new faiss::OnDiskInvertedLists(
+                ivf->nlist, ivf->code_size, data.c_str());
         const faiss::InvertedLists* from[] = {ivf->invlists};
         od->merge_from(from, 1);
         std::unique_ptr<faiss::Index> copy(faiss_bq::clone_index(index.get()));
         find_ivf(copy.get())->replace_invlists(od, true);
         faiss_bq::write_index(copy.get(), file.c_str());
         copy.reset();
-        std::unique_ptr<faiss::Index> mapped(faiss_bq::read_index(file.c_str()));
+        std::unique_ptr<faiss::Index> mapped(
+                faiss_bq::read_index(file.c_str()));
         EXPECT_TRUE(dynamic_cast<faiss::OnDiskInvertedLists*>(
                 find_ivf(mapped.get())->invlists));
         expect_same_search(*index, *mapped, d);
@@ -969,7 +1005,10 @@ TEST(IndexIO, IVFOnDiskListsAreFaissListsMemoryMapped) {
         expect_same_search(*index, *loaded, d);
         reader.rp = 0;
         test::expect_throw_naming(
-                [&] { delete faiss_bq::read_index(&reader, faiss::IO_FLAG_SKIP_IVF_DATA); },
+                [&] {
+                    delete faiss_bq::read_index(
+                            &reader, faiss::IO_FLAG_SKIP_IVF_DATA);
+                },
                 "not skipped");
         // A truncated data file is named, not a fault when a list is read.
         ASSERT_EQ(::truncate(data.c_str(), 100), 0);

@@ -26,7 +26,12 @@ using idx_t = faiss::Index::idx_t;
 /// factor: coordinate j = s_j (sqrt(rho) z_{j / group} + sqrt(1 - rho)
 /// e_j), so that the correlation within a group is rho, with unequal scales
 /// s_j and an offset, as embeddings have.
-std::vector<float> grouped(size_t n, size_t d, size_t group, float rho, int seed) {
+std::vector<float> grouped(
+        size_t n,
+        size_t d,
+        size_t group,
+        float rho,
+        int seed) {
     std::mt19937 rng(seed);
     std::normal_distribution<float> g;
     std::vector<float> x(n * d);
@@ -38,7 +43,9 @@ std::vector<float> grouped(size_t n, size_t d, size_t group, float rho, int seed
         for (size_t j = 0; j < d; j++) {
             const float s = 0.5f + float(j % 7) / 6;
             x[i * d + j] = 0.2f * std::cos(float(j)) +
-                    s * (std::sqrt(rho) * z[j / group] + std::sqrt(1 - rho) * g(rng));
+                    s *
+                            (std::sqrt(rho) * z[j / group] +
+                             std::sqrt(1 - rho) * g(rng));
         }
     }
     return x;
@@ -46,14 +53,19 @@ std::vector<float> grouped(size_t n, size_t d, size_t group, float rho, int seed
 
 /// Plans with every nibble kind (4 x 1 bit, 2 x 2, 3 + 1, 2 + 1 + 1, lone
 /// 3- and 4-bit coordinates), uniform and allocated, in three bases.
-std::vector<BinarizationPlan> plans(size_t n, size_t d, const std::vector<float>& x) {
+std::vector<BinarizationPlan> plans(
+        size_t n,
+        size_t d,
+        const std::vector<float>& x) {
     std::vector<BinarizationPlan> out;
     out.push_back(fit_plan(n, d, x.data(), 1, Transform::identity, true, 1));
     out.push_back(fit_plan(n, d, x.data(), 1, Transform::identity, false, 1));
-    out.push_back(fit_plan(n, d, x.data(), 2, Transform::random_rotation, true, 1));
+    out.push_back(
+            fit_plan(n, d, x.data(), 2, Transform::random_rotation, true, 1));
     for (size_t bytes : {d / 8 + 1, d / 4, d / 2}) {
         for (Transform t : {Transform::identity, Transform::pca}) {
-            out.push_back(fit_allocated_plan(n, d, x.data(), t, bytes, 1, 0, true));
+            out.push_back(
+                    fit_allocated_plan(n, d, x.data(), t, bytes, 1, 0, true));
         }
     }
     return out;
@@ -61,9 +73,9 @@ std::vector<BinarizationPlan> plans(size_t n, size_t d, const std::vector<float>
 
 std::string describe(const BinarizationPlan& p) {
     const std::vector<int> h = p.bits_histogram();
-    return std::string(transform_name(p.transform)) + " bits 0-4: " +
-            std::to_string(h[0]) + "/" + std::to_string(h[1]) + "/" +
-            std::to_string(h[2]) + "/" + std::to_string(h[3]) + "/" +
+    return std::string(transform_name(p.transform)) +
+            " bits 0-4: " + std::to_string(h[0]) + "/" + std::to_string(h[1]) +
+            "/" + std::to_string(h[2]) + "/" + std::to_string(h[3]) + "/" +
             std::to_string(h[4]) + (p.centered ? " centred" : " uncentred");
 }
 
@@ -82,20 +94,26 @@ TEST(JointNibbles, FitNeverRaisesTheFittingDistortion) {
         const double ds = scalar.distortion(n, x.data());
         const double dj = joint.distortion(n, x.data());
         EXPECT_LE(dj, ds * (1 + 1e-6)) << describe(scalar);
-        std::printf("%-40s distortion scalar %.4f joint %.4f\n",
-                    describe(scalar).c_str(), ds, dj);
+        std::printf(
+                "%-40s distortion scalar %.4f joint %.4f\n",
+                describe(scalar).c_str(),
+                ds,
+                dj);
         const NibbleLayout nl(joint);
         for (size_t k = 0; k < nl.n_nibbles; k++) {
             const int used = 1 << nl.used_bits(k);
             for (size_t m = nl.begin[k]; m < nl.begin[k + 1]; m++) {
                 const int j = nl.members[m].coord;
                 for (int v = used; v < 16; v++) {
-                    ASSERT_EQ(joint.joint_levels[j * 16 + v],
-                              joint.joint_levels[j * 16 + (v & (used - 1))]);
+                    ASSERT_EQ(
+                            joint.joint_levels[j * 16 + v],
+                            joint.joint_levels[j * 16 + (v & (used - 1))]);
                 }
                 if (nl.begin[k + 1] - nl.begin[k] == 1) { // kept scalar
                     for (int v = 0; v < used; v++) {
-                        ASSERT_EQ(joint.joint_levels[j * 16 + v], scalar.level(j, v));
+                        ASSERT_EQ(
+                                joint.joint_levels[j * 16 + v],
+                                scalar.level(j, v));
                     }
                 }
             }
@@ -126,9 +144,13 @@ TEST(JointNibbles, DependentCoordinatesGainOnHeldOutRows) {
         fit_joint_codebooks(joint, n, x.data());
         const double ds = scalar.distortion(n, held_out);
         const double dj = joint.distortion(n, held_out);
-        std::printf("%d bit, groups of %zu at correlation 0.9: held-out distortion "
-                    "scalar %.4f joint %.4f\n",
-                    nbits, group, ds, dj);
+        std::printf(
+                "%d bit, groups of %zu at correlation 0.9: held-out distortion "
+                "scalar %.4f joint %.4f\n",
+                nbits,
+                group,
+                ds,
+                dj);
         EXPECT_LT(dj, 0.75 * ds) << nbits << " bit";
     }
 }
@@ -157,7 +179,9 @@ TEST(JointNibbles, EncoderPicksTheNearestCodeword) {
                     double s = 0;
                     for (size_t m = nl.begin[k]; m < nl.begin[k + 1]; m++) {
                         const int j = nl.members[m].coord;
-                        s += std::pow(yi[j] - double(plan.joint_levels[j * 16 + v]), 2);
+                        s += std::pow(
+                                yi[j] - double(plan.joint_levels[j * 16 + v]),
+                                2);
                     }
                     return s;
                 };
@@ -166,12 +190,15 @@ TEST(JointNibbles, EncoderPicksTheNearestCodeword) {
                 for (int v = 0; v < (1 << nl.used_bits(k)); v++) {
                     // float rounding of near-equal distances aside
                     ASSERT_LE(err(got), err(v) + 1e-5 * (1 + err(v)))
-                            << describe(plan) << " vector " << i << " nibble " << k;
+                            << describe(plan) << " vector " << i << " nibble "
+                            << k;
                 }
                 for (size_t m = nl.begin[k]; m < nl.begin[k + 1]; m++) {
                     const int j = nl.members[m].coord;
-                    ASSERT_FLOAT_EQ(e[i * d + j], layout.estimate_scale(code) *
-                                                          plan.joint_levels[j * 16 + got]);
+                    ASSERT_FLOAT_EQ(
+                            e[i * d + j],
+                            layout.estimate_scale(code) *
+                                    plan.joint_levels[j * 16 + got]);
                 }
             }
         }
@@ -194,7 +221,8 @@ TEST(JointNibbles, EstimatorsAgreeAndRefuseWhatTheyCannotScore) {
     const CodeLayout layout = bq.layout();
     std::vector<float> e(n * d), y(d), got(n);
     estimate_vectors(bq.plan, n, bq.codes.data(), e.data());
-    QueryScorer scorer(bq.plan, faiss::METRIC_INNER_PRODUCT, Estimator::asymmetric, 0);
+    QueryScorer scorer(
+            bq.plan, faiss::METRIC_INNER_PRODUCT, Estimator::asymmetric, 0);
     FastScanScorer fast(fs.plan, faiss::METRIC_INNER_PRODUCT);
     const size_t nblocks = fs.codes.size() / fast.nibbles.block_bytes();
     std::vector<float> fast_scores(nblocks * kernels::fast_scan_block);
@@ -204,7 +232,11 @@ TEST(JointNibbles, EstimatorsAgreeAndRefuseWhatTheyCannotScore) {
         scorer.set_query(qi);
         scorer.score_block(bq.codes.data(), n, got.data());
         fast.set_query(qi);
-        fast.scan(fs.codes.data(), fs.factors.data(), nblocks, fast_scores.data());
+        fast.scan(
+                fs.codes.data(),
+                fs.factors.data(),
+                nblocks,
+                fast_scores.data());
         const double cq = test::dot(bq.plan.center.data(), qi, d);
         for (size_t j = 0; j < n; j++) {
             const uint8_t* code = bq.codes.data() + j * bq.code_size;
@@ -213,12 +245,14 @@ TEST(JointNibbles, EstimatorsAgreeAndRefuseWhatTheyCannotScore) {
             // d products summed in float, nibble by nibble
             const double tol = 4 * (d + 8) * FLT_EPSILON *
                     (std::abs(cq) + std::abs(layout.center_dot(code)) +
-                     std::sqrt(test::dot(e.data() + j * d, e.data() + j * d, d) *
-                               test::dot(y.data(), y.data(), d)));
+                     std::sqrt(
+                             test::dot(e.data() + j * d, e.data() + j * d, d) *
+                             test::dot(y.data(), y.data(), d)));
             ASSERT_NEAR(got[j], want, tol) << "query " << i << " vector " << j;
-            ASSERT_LE(std::abs(fast_scores[j] - got[j]),
-                      std::abs(layout.estimate_scale(code)) * fast.max_error() +
-                              1e-4 * (1 + std::abs(got[j])))
+            ASSERT_LE(
+                    std::abs(fast_scores[j] - got[j]),
+                    std::abs(layout.estimate_scale(code)) * fast.max_error() +
+                            1e-4 * (1 + std::abs(got[j])))
                     << "query " << i << " vector " << j;
         }
     }
@@ -238,22 +272,32 @@ TEST(JointNibbles, EstimatorsAgreeAndRefuseWhatTheyCannotScore) {
 
     using test::expect_throw_naming;
     expect_throw_naming(
-            [&] { QueryScorer(bq.plan, faiss::METRIC_L2, Estimator::asymmetric, 4); },
+            [&] {
+                QueryScorer(
+                        bq.plan, faiss::METRIC_L2, Estimator::asymmetric, 4);
+            },
             "query_bits=4");
     expect_throw_naming(
-            [&] { QueryScorer(bq.plan, faiss::METRIC_L2, Estimator::symmetric, 0); },
+            [&] {
+                QueryScorer(bq.plan, faiss::METRIC_L2, Estimator::symmetric, 0);
+            },
             "jointly");
     SearchParametersBQ sym;
     sym.estimator = Estimator::symmetric;
-    expect_throw_naming([&] { bq.search(1, q.data(), k, D.data(), I.data(), &sym); },
-                        "jointly");
+    expect_throw_naming(
+            [&] { bq.search(1, q.data(), k, D.data(), I.data(), &sym); },
+            "jointly");
     SearchParametersBQ q8;
     q8.query_bits = 8;
-    expect_throw_naming([&] { bq.search(1, q.data(), k, D.data(), I.data(), &q8); },
-                        "query_bits=8");
+    expect_throw_naming(
+            [&] { bq.search(1, q.data(), k, D.data(), I.data(), &q8); },
+            "query_bits=8");
     std::vector<float> sigmas(k);
     expect_throw_naming(
-            [&] { asymmetric_error_sigmas(bq, 1, q.data(), k, I.data(), sigmas.data()); },
+            [&] {
+                asymmetric_error_sigmas(
+                        bq, 1, q.data(), k, I.data(), sigmas.data());
+            },
             "jointly");
 }
 
@@ -279,7 +323,8 @@ TEST(JointNibbles, TrainerWeighsEachCandidateScalarAndJoint) {
             if (r.estimator == Estimator::asymmetric) {
                 c.push_back(r);
             } else {
-                EXPECT_FALSE(r.joint) << "joint plans have no symmetric estimator";
+                EXPECT_FALSE(r.joint)
+                        << "joint plans have no symmetric estimator";
             }
         }
         ASSERT_EQ(c.size() % 2, 0u);
@@ -322,17 +367,24 @@ TEST(JointNibbles, TiesGoToTheJointTwin) {
     o.allocation = AllocationChoice::uniform;
     BinarizationPlan plan = train_plan(n, d, x.data(), o);
     ASSERT_EQ(plan.candidates.size(), 2u);
-    EXPECT_EQ(plan.candidates[0].heldout_recall, plan.candidates[1].heldout_recall);
+    EXPECT_EQ(
+            plan.candidates[0].heldout_recall,
+            plan.candidates[1].heldout_recall);
     EXPECT_TRUE(plan.is_joint());
-    EXPECT_NE(plan.reason.find("its joint twin"), std::string::npos) << plan.reason;
+    EXPECT_NE(plan.reason.find("its joint twin"), std::string::npos)
+            << plan.reason;
 
     o.budget_bytes = 0;
     o.nbits = 2;
     plan = train_plan(n, d, x.data(), o);
     ASSERT_EQ(plan.candidates.size(), 3u); // asymmetric, symmetric, joint twin
-    std::printf("iid Gaussian, 2 bits: held-out recall scalar %.4f joint %.4f\n",
-                plan.candidates[0].heldout_recall, plan.candidates[2].heldout_recall);
-    EXPECT_GT(plan.candidates[2].heldout_recall, plan.candidates[0].heldout_recall);
+    std::printf(
+            "iid Gaussian, 2 bits: held-out recall scalar %.4f joint %.4f\n",
+            plan.candidates[0].heldout_recall,
+            plan.candidates[2].heldout_recall);
+    EXPECT_GT(
+            plan.candidates[2].heldout_recall,
+            plan.candidates[0].heldout_recall);
     EXPECT_TRUE(plan.is_joint());
 }
 
@@ -341,16 +393,21 @@ TEST(JointNibbles, BadInput) {
     const size_t n = 200, d = 16;
     const auto x = grouped(n, d, 2, 0.5f, 7);
     BinarizationPlan untrained;
-    expect_throw_naming([&] { fit_joint_codebooks(untrained, n, x.data()); },
-                        "not trained");
-    BinarizationPlan plan = fit_plan(n, d, x.data(), 2, Transform::identity, true, 1);
-    expect_throw_naming([&] { fit_joint_codebooks(plan, 15, x.data()); }, "n=15");
+    expect_throw_naming(
+            [&] { fit_joint_codebooks(untrained, n, x.data()); },
+            "not trained");
+    BinarizationPlan plan =
+            fit_plan(n, d, x.data(), 2, Transform::identity, true, 1);
+    expect_throw_naming(
+            [&] { fit_joint_codebooks(plan, 15, x.data()); }, "n=15");
     fit_joint_codebooks(plan, n, x.data());
-    expect_throw_naming([&] { fit_joint_codebooks(plan, n, x.data()); }, "already joint");
+    expect_throw_naming(
+            [&] { fit_joint_codebooks(plan, n, x.data()); }, "already joint");
     TrainerOptions o;
     o.joint_nibbles = true;
     o.estimator = Estimator::symmetric;
-    expect_throw_naming([&] { train_plan(n, d, x.data(), o); }, "estimator=symmetric");
+    expect_throw_naming(
+            [&] { train_plan(n, d, x.data(), o); }, "estimator=symmetric");
 }
 
 } // namespace

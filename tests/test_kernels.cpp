@@ -6,10 +6,10 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -71,9 +71,10 @@ TEST(Kernels, WeightedPopcountIsAnIntegerInnerProduct) {
                 want += u * bit(code.data(), i);
             }
             EXPECT_EQ(
-                kernels::weighted_popcount(planes.data(), np, code.data(), nb),
-                want)
-                << nb << " bytes, " << np << " planes";
+                    kernels::weighted_popcount(
+                            planes.data(), np, code.data(), nb),
+                    want)
+                    << nb << " bytes, " << np << " planes";
         }
     }
 }
@@ -101,15 +102,17 @@ TEST(Kernels, LutScanSumsTheEntriesSelectedByEachGroup) {
                 for (int i = 0; i < group; i++) {
                     const size_t j = g * group + i;
                     for (int p = 0; p < nbits; p++) {
-                        index |= bit(planes.data() + p * nb, j) << (p * group + i);
+                        index |= bit(planes.data() + p * nb, j)
+                                << (p * group + i);
                     }
                 }
                 want += lut[g * kernels::lut_entries + index];
             }
-            EXPECT_NEAR(kernels::lut_scan(planes.data(), nb, nbits, lut.data()),
-                        want,
-                        1e-5 * ng)
-                << nb << " bytes, nbits " << nbits;
+            EXPECT_NEAR(
+                    kernels::lut_scan(planes.data(), nb, nbits, lut.data()),
+                    want,
+                    1e-5 * ng)
+                    << nb << " bytes, nbits " << nbits;
         }
     }
 }
@@ -124,10 +127,14 @@ int block_nibble(const uint8_t* block, size_t v, size_t k) {
 /// Tables in the kernels' form (kernels.h: each 16-entry table four times)
 /// of ncols columns with entries up to max_entry; table k's entries are at
 /// the returned vector + 128 (k / 2) + 64 (k % 2).
-std::vector<uint8_t> fast_scan_luts(size_t ncols, unsigned max_entry, std::mt19937& rng) {
+std::vector<uint8_t> fast_scan_luts(
+        size_t ncols,
+        unsigned max_entry,
+        std::mt19937& rng) {
     std::vector<uint8_t> luts(ncols * kernels::fast_scan_lut_bytes);
     for (size_t k = 0; k < 2 * ncols; k++) {
-        uint8_t* t = luts.data() + kernels::fast_scan_lut_bytes * (k / 2) + 64 * (k % 2);
+        uint8_t* t = luts.data() + kernels::fast_scan_lut_bytes * (k / 2) +
+                64 * (k % 2);
         for (int v = 0; v < 16; v++) {
             t[v] = uint8_t(rng() % (max_entry + 1));
         }
@@ -144,23 +151,27 @@ TEST(Kernels, FastScanSumsOneTableEntryPerNibble) {
     for (size_t nbytes : {1, 2, 7, 64, 128}) {
         const size_t nblocks = 3;
         const auto codes = random_bytes(nblocks * bs * nbytes, rng);
-        const auto luts = fast_scan_luts(nbytes, kernels::fast_scan_max_entry, rng);
+        const auto luts =
+                fast_scan_luts(nbytes, kernels::fast_scan_max_entry, rng);
         std::vector<uint32_t> got(nblocks * bs, 5); // sums are added to it
         kernels::FastScanQuery q;
         q.lut = luts.data();
         q.out = got.data();
         q.add = true;
-        kernels::fast_scan_accumulate(codes.data(), nblocks, bs * nbytes, 0, nbytes, 1, &q);
+        kernels::fast_scan_accumulate(
+                codes.data(), nblocks, bs * nbytes, 0, nbytes, 1, &q);
         for (size_t b = 0; b < nblocks; b++) {
             for (size_t v = 0; v < bs; v++) {
                 uint32_t want = 5;
                 for (size_t k = 0; k < 2 * nbytes; k++) {
-                    want += luts[kernels::fast_scan_lut_bytes * (k / 2) + 64 * (k % 2) +
-                                 block_nibble(codes.data() + b * bs * nbytes,
-                                              v, k)];
+                    want +=
+                            luts[kernels::fast_scan_lut_bytes * (k / 2) +
+                                 64 * (k % 2) +
+                                 block_nibble(
+                                         codes.data() + b * bs * nbytes, v, k)];
                 }
                 ASSERT_EQ(got[b * bs + v], want)
-                    << nbytes << " bytes, block " << b << ", vector " << v;
+                        << nbytes << " bytes, block " << b << ", vector " << v;
             }
         }
     }
@@ -195,14 +206,16 @@ TEST_P(KernelLevel, PopcountsEqualTheReference) {
                        b = random_bytes(nb, rng);
             const uint8_t *pa = a.data(), *pb = b.data();
             EXPECT_EQ(level().popcount(pa, nb), ref().popcount(pa, nb)) << nb;
-            EXPECT_EQ(level().popcount_and(pa, pb, nb),
-                      ref().popcount_and(pa, pb, nb))
-                << nb;
+            EXPECT_EQ(
+                    level().popcount_and(pa, pb, nb),
+                    ref().popcount_and(pa, pb, nb))
+                    << nb;
             EXPECT_EQ(level().hamming(pa, pb, nb), ref().hamming(pa, pb, nb))
-                << nb;
-            EXPECT_EQ(level().weighted_popcount(pa, np, pb, nb),
-                      ref().weighted_popcount(pa, np, pb, nb))
-                << nb << " bytes, " << np << " planes";
+                    << nb;
+            EXPECT_EQ(
+                    level().weighted_popcount(pa, np, pb, nb),
+                    ref().weighted_popcount(pa, np, pb, nb))
+                    << nb << " bytes, " << np << " planes";
         }
     }
 }
@@ -216,14 +229,15 @@ TEST_P(KernelLevel, HammingBlockEqualsTheReference) {
             const auto codes = random_bytes(n * stride, rng);
             std::vector<int32_t> got(n), want(n);
             level().hamming_block(
-                q.data(), codes.data(), n, nb, stride, got.data());
+                    q.data(), codes.data(), n, nb, stride, got.data());
             ref().hamming_block(
-                q.data(), codes.data(), n, nb, stride, want.data());
+                    q.data(), codes.data(), n, nb, stride, want.data());
             EXPECT_EQ(got, want) << nb << " bytes, stride " << stride;
             // the reference is the per-code Hamming distance
             EXPECT_EQ(
-                uint64_t(want[n - 1]),
-                ref().hamming(q.data(), codes.data() + (n - 1) * stride, nb));
+                    uint64_t(want[n - 1]),
+                    ref().hamming(
+                            q.data(), codes.data() + (n - 1) * stride, nb));
         }
     }
 }
@@ -238,9 +252,9 @@ TEST_P(KernelLevel, SelectLessEqualsTheReference) {
         for (int32_t bound : {-101, -50, 0, 99, 101}) {
             std::vector<uint32_t> got(n), want(n);
             const size_t ng =
-                level().select_less(v.data(), n, bound, got.data());
+                    level().select_less(v.data(), n, bound, got.data());
             const size_t nw =
-                ref().select_less(v.data(), n, bound, want.data());
+                    ref().select_less(v.data(), n, bound, want.data());
             got.resize(ng);
             want.resize(nw);
             EXPECT_EQ(got, want) << n << " values, bound " << bound;
@@ -258,31 +272,34 @@ TEST_P(KernelLevel, PlaneProductsEqualTheReference) {
             const auto q = random_bytes(nq * nb, rng);
             for (int mask = 1; mask < 16; mask++) {
                 std::vector<uint32_t> got(n * nq), want(n * nq);
-                level().plane_products_block(q.data(),
-                                             nq,
-                                             codes.data(),
-                                             n,
-                                             stride,
-                                             nb,
-                                             mask,
-                                             got.data());
-                ref().plane_products_block(q.data(),
-                                           nq,
-                                           codes.data(),
-                                           n,
-                                           stride,
-                                           nb,
-                                           mask,
-                                           want.data());
+                level().plane_products_block(
+                        q.data(),
+                        nq,
+                        codes.data(),
+                        n,
+                        stride,
+                        nb,
+                        mask,
+                        got.data());
+                ref().plane_products_block(
+                        q.data(),
+                        nq,
+                        codes.data(),
+                        n,
+                        stride,
+                        nb,
+                        mask,
+                        want.data());
                 EXPECT_EQ(got, want)
-                    << nb << " bytes, " << nq << " planes, mask " << mask;
+                        << nb << " bytes, " << nq << " planes, mask " << mask;
                 // the reference against popcount_and of the planes
                 if (mask == 1 || mask == 2) {
                     const uint8_t* x =
-                        codes.data() + 3 * stride + (mask >> 1) * nb;
+                            codes.data() + 3 * stride + (mask >> 1) * nb;
                     EXPECT_EQ(
-                        uint64_t(want[3 * nq + nq - 1]),
-                        ref().popcount_and(q.data() + (nq - 1) * nb, x, nb));
+                            uint64_t(want[3 * nq + nq - 1]),
+                            ref().popcount_and(
+                                    q.data() + (nq - 1) * nb, x, nb));
                 }
             }
         }
@@ -295,8 +312,8 @@ TEST_P(KernelLevel, LutScanEqualsTheReferenceBitForBit) {
     const size_t n = 37; // blocks of 16 codes and a remainder
     for (size_t nb : sizes()) {
         for (int nbits : {1, 2, 3, 4}) {
-            std::vector<float> lut(kernels::lut_groups(nb, nbits) *
-                                   kernels::lut_entries);
+            std::vector<float> lut(
+                    kernels::lut_groups(nb, nbits) * kernels::lut_entries);
             for (float& v : lut) {
                 v = u(rng);
             }
@@ -304,14 +321,20 @@ TEST_P(KernelLevel, LutScanEqualsTheReferenceBitForBit) {
             const auto codes = random_bytes(n * stride, rng);
             std::vector<float> got(n), want(n);
             level().lut_scan_block(
-                codes.data(), n, stride, nb, nbits, lut.data(), got.data());
+                    codes.data(), n, stride, nb, nbits, lut.data(), got.data());
             ref().lut_scan_block(
-                codes.data(), n, stride, nb, nbits, lut.data(), want.data());
-            EXPECT_EQ(0,
-                      std::memcmp(got.data(), want.data(), n * sizeof(float)))
-                << nb << " bytes, nbits " << nbits;
-            const float one =
-                level().lut_scan(codes.data() + stride, nb, nbits, lut.data());
+                    codes.data(),
+                    n,
+                    stride,
+                    nb,
+                    nbits,
+                    lut.data(),
+                    want.data());
+            EXPECT_EQ(
+                    0, std::memcmp(got.data(), want.data(), n * sizeof(float)))
+                    << nb << " bytes, nbits " << nbits;
+            const float one = level().lut_scan(
+                    codes.data() + stride, nb, nbits, lut.data());
             EXPECT_EQ(0, std::memcmp(&one, &want[1], sizeof(float)));
         }
     }
@@ -332,9 +355,13 @@ TEST_P(KernelLevel, FastScanEqualsTheReference) {
                 std::vector<std::vector<uint8_t>> luts;
                 std::vector<std::vector<uint32_t>> got, want;
                 for (size_t q = 0; q < nq; q++) {
-                    luts.push_back(fast_scan_luts(nbytes, kernels::fast_scan_max_entry, rng));
+                    luts.push_back(fast_scan_luts(
+                            nbytes, kernels::fast_scan_max_entry, rng));
                     if (saturated) {
-                        std::fill(luts[q].begin(), luts[q].end(), kernels::fast_scan_max_entry);
+                        std::fill(
+                                luts[q].begin(),
+                                luts[q].end(),
+                                kernels::fast_scan_max_entry);
                     }
                     got.emplace_back(nblocks * bs, uint32_t(7 + q));
                     want.emplace_back(nblocks * bs, uint32_t(7 + q));
@@ -348,24 +375,41 @@ TEST_P(KernelLevel, FastScanEqualsTheReference) {
                         w[q].out = want[q].data();
                         g[q].add = w[q].add = add;
                     }
-                    level().fast_scan_accumulate(codes.data(), nblocks, bs * nbytes, t0, t1,
-                                                 nq, g.data());
-                    ref().fast_scan_accumulate(codes.data(), nblocks, bs * nbytes, t0, t1,
-                                               nq, w.data());
+                    level().fast_scan_accumulate(
+                            codes.data(),
+                            nblocks,
+                            bs * nbytes,
+                            t0,
+                            t1,
+                            nq,
+                            g.data());
+                    ref().fast_scan_accumulate(
+                            codes.data(),
+                            nblocks,
+                            bs * nbytes,
+                            t0,
+                            t1,
+                            nq,
+                            w.data());
                 };
-                for (size_t t0 = 0; t0 < nbytes; t0 += kernels::fast_scan_max_columns) {
-                    const size_t t1 = std::min(nbytes, t0 + kernels::fast_scan_max_columns);
+                for (size_t t0 = 0; t0 < nbytes;
+                     t0 += kernels::fast_scan_max_columns) {
+                    const size_t t1 = std::min(
+                            nbytes, t0 + kernels::fast_scan_max_columns);
                     run(t0, t1, t0 > 0);
                 }
-                EXPECT_EQ(got, want) << nbytes << " bytes, saturated " << saturated
-                                     << ", " << nq << " queries";
+                EXPECT_EQ(got, want) << nbytes << " bytes, saturated "
+                                     << saturated << ", " << nq << " queries";
                 if (saturated) {
-                    EXPECT_EQ(want[0][0], 2 * nbytes * kernels::fast_scan_max_entry);
+                    EXPECT_EQ(
+                            want[0][0],
+                            2 * nbytes * kernels::fast_scan_max_entry);
                 }
                 // a run of columns [t0, t1) inside, added to the sums above
                 const size_t t0 = nbytes / 3, t1 = std::min(nbytes, t0 + 100);
                 run(t0, t1, true);
-                EXPECT_EQ(got, want) << nbytes << " bytes, columns " << t0 << ".." << t1;
+                EXPECT_EQ(got, want)
+                        << nbytes << " bytes, columns " << t0 << ".." << t1;
             }
         }
     }
@@ -396,31 +440,58 @@ TEST_P(KernelLevel, FastScanScoresEqualTheReference) {
         for (bool with_hi : {false, true}) {
             for (bool larger : {false, true}) {
                 std::vector<float> got(nblocks * bs), want(nblocks * bs);
-                std::vector<uint32_t> got_better(nblocks * bs), want_better(nblocks * bs);
+                std::vector<uint32_t> got_better(nblocks * bs),
+                        want_better(nblocks * bs);
                 const uint32_t* h = with_hi ? hi.data() : nullptr;
                 // no threshold: every position, in order
                 const float none = larger ? -HUGE_VALF : HUGE_VALF;
-                ASSERT_EQ(level().fast_scan_scores(h, lo.data(), factors.data(), nblocks,
-                                                   a, none, larger, got.data(),
-                                                   got_better.data()),
-                          nblocks * bs);
+                ASSERT_EQ(
+                        level().fast_scan_scores(
+                                h,
+                                lo.data(),
+                                factors.data(),
+                                nblocks,
+                                a,
+                                none,
+                                larger,
+                                got.data(),
+                                got_better.data()),
+                        nblocks * bs);
                 for (size_t i = 0; i < got.size(); i++) {
                     ASSERT_EQ(got_better[i], i);
                 }
-                ref().fast_scan_scores(h, lo.data(), factors.data(), nblocks, a, none,
-                                       larger, want.data(), want_better.data());
+                ref().fast_scan_scores(
+                        h,
+                        lo.data(),
+                        factors.data(),
+                        nblocks,
+                        a,
+                        none,
+                        larger,
+                        want.data(),
+                        want_better.data());
                 for (size_t i = 0; i < got.size(); i++) {
-                    // fused multiply-adds round once where the reference rounds twice
-                    ASSERT_NEAR(got[i], want[i], 1e-5f * (1 + std::fabs(want[i])))
-                            << "vector " << i << ", metric " << metric << ", hi " << with_hi;
+                    // fused multiply-adds round once where the reference rounds
+                    // twice
+                    ASSERT_NEAR(
+                            got[i], want[i], 1e-5f * (1 + std::fabs(want[i])))
+                            << "vector " << i << ", metric " << metric
+                            << ", hi " << with_hi;
                 }
                 // a threshold: the positions strictly better than it, in order
                 std::vector<float> sorted = got;
                 std::sort(sorted.begin(), sorted.end());
                 const float worst = sorted[sorted.size() / 3];
-                const size_t n = level().fast_scan_scores(h, lo.data(), factors.data(),
-                                                          nblocks, a, worst, larger,
-                                                          got.data(), got_better.data());
+                const size_t n = level().fast_scan_scores(
+                        h,
+                        lo.data(),
+                        factors.data(),
+                        nblocks,
+                        a,
+                        worst,
+                        larger,
+                        got.data(),
+                        got_better.data());
                 std::vector<uint32_t> expect;
                 for (size_t i = 0; i < got.size(); i++) {
                     if (larger ? got[i] > worst : got[i] < worst) {
@@ -428,7 +499,8 @@ TEST_P(KernelLevel, FastScanScoresEqualTheReference) {
                     }
                 }
                 got_better.resize(n);
-                EXPECT_EQ(got_better, expect) << "metric " << metric << ", larger " << larger;
+                EXPECT_EQ(got_better, expect)
+                        << "metric " << metric << ", larger " << larger;
             }
         }
     }
@@ -444,24 +516,27 @@ TEST_P(KernelLevel, RowsToBlockEqualsTheReference) {
                 // under the sanitizers
                 auto rows = random_bytes(nrows * stride, rng);
                 std::vector<uint8_t> got(bs * ncols, 7), want(bs * ncols, 9);
-                level().rows_to_block(rows.data(), stride, nrows, ncols, got.data());
-                ref().rows_to_block(rows.data(), stride, nrows, ncols, want.data());
+                level().rows_to_block(
+                        rows.data(), stride, nrows, ncols, got.data());
+                ref().rows_to_block(
+                        rows.data(), stride, nrows, ncols, want.data());
                 EXPECT_EQ(got, want) << ncols << " columns, stride " << stride
                                      << ", " << nrows << " rows";
-                EXPECT_EQ(want[bs * (ncols - 1) + nrows - 1],
-                          rows[(nrows - 1) * stride + ncols - 1]);
+                EXPECT_EQ(
+                        want[bs * (ncols - 1) + nrows - 1],
+                        rows[(nrows - 1) * stride + ncols - 1]);
             }
         }
     }
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Levels,
-    KernelLevel,
-    ::testing::Values(SimdLevel::ref, SimdLevel::avx2, SimdLevel::avx512),
-    [](const ::testing::TestParamInfo<SimdLevel>& info) {
-        return std::string(kernels::simd_level_name(info.param));
-    });
+        Levels,
+        KernelLevel,
+        ::testing::Values(SimdLevel::ref, SimdLevel::avx2, SimdLevel::avx512),
+        [](const ::testing::TestParamInfo<SimdLevel>& info) {
+            return std::string(kernels::simd_level_name(info.param));
+        });
 
 // ------------------------------------------------ the choice of level
 
@@ -470,9 +545,10 @@ INSTANTIATE_TEST_SUITE_P(
 void first_call_with(const char* value) {
     setenv("FAISS_BQ_SIMD", value, 1);
     try {
-        std::fprintf(stderr,
-                     "level=%s\n",
-                     kernels::simd_level_name(kernels::simd_level()));
+        std::fprintf(
+                stderr,
+                "level=%s\n",
+                kernels::simd_level_name(kernels::simd_level()));
         std::exit(0);
     } catch (const faiss::FaissException& e) {
         std::fprintf(stderr, "%s\n", e.what());
@@ -483,14 +559,16 @@ void first_call_with(const char* value) {
 TEST(KernelDispatch, EnvironmentForcesTheLevel) {
     GTEST_FLAG_SET(death_test_style, "threadsafe");
     EXPECT_EXIT(
-        first_call_with("ref"), ::testing::ExitedWithCode(0), "level=ref");
-    EXPECT_EXIT(first_call_with("avx9000"),
-                ::testing::ExitedWithCode(3),
-                "FAISS_BQ_SIMD=avx9000: unknown SIMD level");
+            first_call_with("ref"), ::testing::ExitedWithCode(0), "level=ref");
+    EXPECT_EXIT(
+            first_call_with("avx9000"),
+            ::testing::ExitedWithCode(3),
+            "FAISS_BQ_SIMD=avx9000: unknown SIMD level");
     if (kernels::cpu_supports(SimdLevel::avx512)) {
-        EXPECT_EXIT(first_call_with("avx512"),
-                    ::testing::ExitedWithCode(0),
-                    "level=avx512");
+        EXPECT_EXIT(
+                first_call_with("avx512"),
+                ::testing::ExitedWithCode(0),
+                "level=avx512");
     }
 }
 
@@ -498,10 +576,10 @@ TEST(KernelDispatch, LevelNamesAndTheDefaultChoice) {
     EXPECT_STREQ(kernels::simd_level_name(SimdLevel::avx2), "avx2");
     if (!std::getenv("FAISS_BQ_SIMD")) {
         // without the variable, the best level the CPU has
-        const SimdLevel best =
-            kernels::cpu_supports(SimdLevel::avx512) ? SimdLevel::avx512
-            : kernels::cpu_supports(SimdLevel::avx2) ? SimdLevel::avx2
-                                                     : SimdLevel::ref;
+        const SimdLevel best = kernels::cpu_supports(SimdLevel::avx512)
+                ? SimdLevel::avx512
+                : kernels::cpu_supports(SimdLevel::avx2) ? SimdLevel::avx2
+                                                         : SimdLevel::ref;
         EXPECT_EQ(kernels::simd_level(), best);
     }
 }

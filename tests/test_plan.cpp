@@ -57,9 +57,12 @@ TEST(Plan, UncentredOneBitIsFaissSignBits) {
     std::vector<uint8_t> faiss_bits(layout.plane_bytes);
     for (size_t i = 0; i < n; i++) {
         faiss::fvec2bitvec(x.data() + i * d, faiss_bits.data(), d);
-        ASSERT_EQ(0, std::memcmp(faiss_bits.data(),
-                                 codes.data() + i * layout.code_size,
-                                 layout.plane_bytes))
+        ASSERT_EQ(
+                0,
+                std::memcmp(
+                        faiss_bits.data(),
+                        codes.data() + i * layout.code_size,
+                        layout.plane_bytes))
                 << "row " << i;
     }
 }
@@ -128,13 +131,16 @@ TEST(Plan, RejectsBadArguments) {
             fit_plan(10, 4, x.data(), nbits, Transform::identity, true, 0);
             FAIL() << "nbits " << nbits << " accepted";
         } catch (const faiss::FaissException& e) {
-            EXPECT_NE(std::string(e.what()).find("nbits=" + std::to_string(nbits)),
-                      std::string::npos)
+            EXPECT_NE(
+                    std::string(e.what()).find(
+                            "nbits=" + std::to_string(nbits)),
+                    std::string::npos)
                     << e.what();
         }
     }
-    EXPECT_THROW(fit_plan(0, 4, x.data(), 1, Transform::identity, true, 0),
-                 faiss::FaissException);
+    EXPECT_THROW(
+            fit_plan(0, 4, x.data(), 1, Transform::identity, true, 0),
+            faiss::FaissException);
 }
 
 TEST(Plan, ReportNamesTheChoice) {

@@ -36,13 +36,15 @@ void shrink(test::RealData& data, size_t max_nb, size_t max_nq) {
     data.base.resize(max_nb * data.d);
     data.nq = std::min(data.nq, max_nq);
     data.queries.resize(data.nq * data.d);
-    data.gt = test::exact_knn(data.d, data.base, data.queries, k,
-                              faiss::METRIC_INNER_PRODUCT);
+    data.gt = test::exact_knn(
+            data.d, data.base, data.queries, k, faiss::METRIC_INNER_PRODUCT);
     data.gt_k = k;
 }
 
-double recall_of(const faiss::Index& index, const test::RealData& data,
-                 const faiss::SearchParameters* params = nullptr) {
+double recall_of(
+        const faiss::Index& index,
+        const test::RealData& data,
+        const faiss::SearchParameters* params = nullptr) {
     std::vector<float> D(data.nq * k);
     std::vector<idx_t> I(data.nq * k);
     index.search(data.nq, data.queries.data(), k, D.data(), I.data(), params);
@@ -60,8 +62,12 @@ double sign_bits_recall(const test::RealData& data) {
     index.add(data.nb, bits(data.nb, data.base.data()).data());
     std::vector<int32_t> D(data.nq * k);
     std::vector<idx_t> I(data.nq * k);
-    index.search(data.nq, bits(data.nq, data.queries.data()).data(), k,
-                 D.data(), I.data());
+    index.search(
+            data.nq,
+            bits(data.nq, data.queries.data()).data(),
+            k,
+            D.data(),
+            I.data());
     return test::recall_at(data.nq, k, I.data(), data.gt.data(), data.gt_k);
 }
 
@@ -84,14 +90,25 @@ Result run(const test::RealData& data, int nbits) {
     index.add(data.nb, data.base.data());
     SearchParametersBQ sym;
     sym.estimator = Estimator::symmetric;
-    Result r{recall_of(index, data), recall_of(index, data, &sym),
-             sign_bits_recall(data), lsh_recall(data, index.code_size)};
-    std::printf("[%s BQ%d, %zu B/vector] 10-recall@10: asymmetric %.4f, "
-                "symmetric %.4f; FAISS sign bits (%zu B) %.4f, IndexLSH (%zu B) "
-                "%.4f\n%s",
-                full_size ? "full" : "sanitizer subset", nbits, index.code_size,
-                r.bq_asym, r.bq_sym, data.d / 8, r.sign, index.code_size, r.lsh,
-                index.plan.report().c_str());
+    Result r{
+            recall_of(index, data),
+            recall_of(index, data, &sym),
+            sign_bits_recall(data),
+            lsh_recall(data, index.code_size)};
+    std::printf(
+            "[%s BQ%d, %zu B/vector] 10-recall@10: asymmetric %.4f, "
+            "symmetric %.4f; FAISS sign bits (%zu B) %.4f, IndexLSH (%zu B) "
+            "%.4f\n%s",
+            full_size ? "full" : "sanitizer subset",
+            nbits,
+            index.code_size,
+            r.bq_asym,
+            r.bq_sym,
+            data.d / 8,
+            r.sign,
+            index.code_size,
+            r.lsh,
+            index.plan.report().c_str());
     return r;
 }
 

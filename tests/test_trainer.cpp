@@ -38,8 +38,8 @@ std::string why(const BinarizationPlan& p) {
 // All-positive data (every coordinate offset by 4 sigma): uncentred sign bits
 // are all 1 and carry nothing, so both estimators must centre.
 TEST(Trainer, AllPositiveDataIsCentred) {
-    const auto x = test::gaussian(n, d, 1, std::vector<float>(d, 1.f),
-                                  std::vector<float>(d, 4.f));
+    const auto x = test::gaussian(
+            n, d, 1, std::vector<float>(d, 1.f), std::vector<float>(d, 4.f));
     for (Estimator e : {Estimator::asymmetric, Estimator::symmetric}) {
         const BinarizationPlan p = train(x, e);
         EXPECT_TRUE(p.centered) << why(p);
@@ -51,12 +51,13 @@ TEST(Trainer, AllPositiveDataIsCentred) {
 // are 84% ones, so centring wins under the asymmetric estimator, and the
 // model predicts it before the held-out check confirms it.
 TEST(Trainer, OffsetDataIsCentredAndTheModelAgrees) {
-    const auto x = test::gaussian(n, d, 2, std::vector<float>(d, 1.f),
-                                  std::vector<float>(d, 1.f));
+    const auto x = test::gaussian(
+            n, d, 2, std::vector<float>(d, 1.f), std::vector<float>(d, 1.f));
     const BinarizationPlan p = train(x, Estimator::asymmetric);
     EXPECT_TRUE(p.centered) << why(p);
-    EXPECT_NE(p.reason.find("the model (lowest predicted loss) agrees"),
-              std::string::npos)
+    EXPECT_NE(
+            p.reason.find("the model (lowest predicted loss) agrees"),
+            std::string::npos)
             << why(p);
 }
 
@@ -134,8 +135,8 @@ TEST(Trainer, IsotropicDataKeepsTheAxes) {
 // Bimodal "feature" coordinates (+-1 with small noise): one bit captures
 // them almost exactly; a rotation mixes them into Gaussians and loses that.
 TEST(Trainer, BimodalFeaturesKeepTheAxes) {
-    auto x = test::gaussian(n, d, 7, std::vector<float>(d, 0.1f),
-                            std::vector<float>(d, 0.f));
+    auto x = test::gaussian(
+            n, d, 7, std::vector<float>(d, 0.1f), std::vector<float>(d, 0.f));
     faiss::RandomGenerator rng(8);
     for (float& v : x) {
         v += rng.rand_int(2) ? 1.f : -1.f;
@@ -190,8 +191,12 @@ bool same_plan(const BinarizationPlan& a, const BinarizationPlan& b) {
 
 // Same data and seed: the same plan bit for bit, whatever the thread count.
 TEST(Trainer, DeterministicAcrossRunsAndThreads) {
-    const auto x = test::gaussian(3000, d, 10, std::vector<float>(d, 1.f),
-                                  std::vector<float>(d, 0.5f));
+    const auto x = test::gaussian(
+            3000,
+            d,
+            10,
+            std::vector<float>(d, 1.f),
+            std::vector<float>(d, 0.5f));
     TrainerOptions o;
     o.nbits = 2;
     o.seed = 77;
@@ -214,11 +219,12 @@ TEST(Trainer, BadInput) {
     test::expect_throw_naming([&] { train_plan(99, d, x.data(), o); }, "n=99");
     test::expect_throw_naming([&] { train_plan(200, 0, x.data(), o); }, "d=0");
     o.nbits = 3;
-    test::expect_throw_naming([&] { train_plan(200, d, x.data(), o); }, "nbits=3");
+    test::expect_throw_naming(
+            [&] { train_plan(200, d, x.data(), o); }, "nbits=3");
     o.nbits = 1;
     x[5 * d + 7] = NAN;
-    test::expect_throw_naming([&] { train_plan(200, d, x.data(), o); },
-                        "row 5, column 7");
+    test::expect_throw_naming(
+            [&] { train_plan(200, d, x.data(), o); }, "row 5, column 7");
     x[5 * d + 7] = INFINITY;
     test::expect_throw_naming([&] { train_plan(200, d, x.data(), o); }, "inf");
 }
@@ -273,7 +279,8 @@ TEST(Trainer, VerbosePrintsTheStepsAndQuietPrintsNothing) {
         candidates++;
     }
     EXPECT_EQ(candidates, index.plan.candidates.size()) << out;
-    EXPECT_NE(out.find("chosen: " + index.plan.reason), std::string::npos) << out;
+    EXPECT_NE(out.find("chosen: " + index.plan.reason), std::string::npos)
+            << out;
     // a large add reports its progress, a small one does not
     const size_t nbig = 300000;
     const auto big = test::gaussian(nbig, d, 9);
@@ -283,8 +290,14 @@ TEST(Trainer, VerbosePrintsTheStepsAndQuietPrintsNothing) {
     testing::internal::CaptureStdout();
     index.add(nbig, big.data());
     const std::string add = testing::internal::GetCapturedStdout();
-    EXPECT_NE(add.find("[IndexBQ add] 262144 / 300000 vectors"), std::string::npos) << add;
-    EXPECT_NE(add.find("[IndexBQ add] 300000 / 300000 vectors"), std::string::npos) << add;
+    EXPECT_NE(
+            add.find("[IndexBQ add] 262144 / 300000 vectors"),
+            std::string::npos)
+            << add;
+    EXPECT_NE(
+            add.find("[IndexBQ add] 300000 / 300000 vectors"),
+            std::string::npos)
+            << add;
     EXPECT_EQ(index.ntotal, idx_t(n + nbig));
 }
 

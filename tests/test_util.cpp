@@ -40,8 +40,8 @@ std::vector<float> gaussian(
 }
 
 std::vector<float> gaussian(size_t n, size_t d, int seed) {
-    return gaussian(n, d, seed, std::vector<float>(d, 1.f),
-                    std::vector<float>(d, 0.f));
+    return gaussian(
+            n, d, seed, std::vector<float>(d, 1.f), std::vector<float>(d, 0.f));
 }
 
 double recall_at(
@@ -75,12 +75,15 @@ std::vector<idx_t> exact_knn(
     return ids;
 }
 
-void expect_throw_naming(const std::function<void()>& f, const std::string& needle) {
+void expect_throw_naming(
+        const std::function<void()>& f,
+        const std::string& needle) {
     try {
         f();
         ADD_FAILURE() << "no exception; expected one naming '" << needle << "'";
     } catch (const faiss::FaissException& e) {
-        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
+                << e.what();
     }
 }
 

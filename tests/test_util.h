@@ -47,7 +47,9 @@ std::vector<idx_t> exact_knn(
 
 /// Runs f and expects a faiss::FaissException whose message contains needle
 /// (bad input must name the values it rejects).
-void expect_throw_naming(const std::function<void()>& f, const std::string& needle);
+void expect_throw_naming(
+        const std::function<void()>& f,
+        const std::string& needle);
 
 /// A real embedding set of ../shared/data (TEXMEX files).
 struct RealData {

@@ -13,8 +13,12 @@ namespace faiss_bq {
 class AddProgress {
    public:
     AddProgress(bool verbose, const char* who, size_t n, size_t every = 262144)
-            : on_(verbose && n > every), who_(who), n_(n), every_(every),
-              next_(every), start_(faiss::getmillisecs()) {}
+            : on_(verbose && n > every),
+              who_(who),
+              n_(n),
+              every_(every),
+              next_(every),
+              start_(faiss::getmillisecs()) {}
 
     /// Rows [0, done) are added.
     void at(size_t done) {
@@ -23,8 +27,13 @@ class AddProgress {
         }
         next_ = done + every_;
         const double s = (faiss::getmillisecs() - start_) / 1000;
-        std::printf("[%s add] %zu / %zu vectors, %.1f s, ~%.1f s left\n", who_, done, n_,
-                    s, done ? s / double(done) * double(n_ - done) : 0.0);
+        std::printf(
+                "[%s add] %zu / %zu vectors, %.1f s, ~%.1f s left\n",
+                who_,
+                done,
+                n_,
+                s,
+                done ? s / double(done) * double(n_ - done) : 0.0);
         std::fflush(stdout);
     }
 

@@ -56,7 +56,10 @@ struct IVFScannerBase : faiss::InvertedListScanner {
         return float(s);
     }
 
-    IVFScannerBase(const IndexIVFBQ& index, bool store_pairs, const faiss::IDSelector* sel)
+    IVFScannerBase(
+            const IndexIVFBQ& index,
+            bool store_pairs,
+            const faiss::IDSelector* sel)
             : InvertedListScanner(store_pairs, sel),
               index(index),
               l2(index.metric_type == faiss::METRIC_L2),
@@ -64,14 +67,16 @@ struct IVFScannerBase : faiss::InvertedListScanner {
               scores(run) {
         keep_max = !l2;
         code_size = index.code_size;
-        if (auto flat = dynamic_cast<const faiss::IndexFlat*>(index.quantizer)) {
+        if (auto flat =
+                    dynamic_cast<const faiss::IndexFlat*>(index.quantizer)) {
             flat_centroids = flat->get_xb();
         }
     }
 
     /// ips[i] = the estimate of <r, q> of entries + i * code_size, i < n
     /// (n <= run).
-    virtual void estimate_ips(const uint8_t* entries, size_t n, float* ips) const = 0;
+    virtual void estimate_ips(const uint8_t* entries, size_t n, float* ips)
+            const = 0;
 
     void set_query(const float* q) override {
         query = q;
@@ -86,14 +91,20 @@ struct IVFScannerBase : faiss::InvertedListScanner {
             index.quantizer->reconstruct(l, centroid.data());
         }
         const size_t d = size_t(index.d);
-        list_term = l2 ? sum8(query, c, d, [](float u, float v) { return (u - v) * (u - v); })
-                       : sum8(query, c, d, [](float u, float v) { return u * v; });
+        list_term = l2
+                ? sum8(query,
+                       c,
+                       d,
+                       [](float u, float v) { return (u - v) * (u - v); })
+                : sum8(query, c, d, [](float u, float v) { return u * v; });
     }
     /// The score of an entry whose s(q) is ip (IndexIVFBQ's formulas).
     float score(float ip, const uint8_t* entry) const {
         float list_factor;
-        std::memcpy(&list_factor, entry + code_size - sizeof(float), sizeof(float));
-        return l2 ? list_term + list_factor - 2 * ip : list_term + list_factor + ip;
+        std::memcpy(
+                &list_factor, entry + code_size - sizeof(float), sizeof(float));
+        return l2 ? list_term + list_factor - 2 * ip
+                  : list_term + list_factor + ip;
     }
     float distance_to_code(const uint8_t* entry) const override {
         float ip;
@@ -141,29 +152,37 @@ struct IVFScannerBase : faiss::InvertedListScanner {
     /// they are 8-byte aligned only when code_size is: read them bytewise.
     static idx_t id_at(const idx_t* ids, size_t offset) {
         idx_t id;
-        std::memcpy(&id, reinterpret_cast<const char*>(ids) + offset * sizeof(idx_t),
-                    sizeof(idx_t));
+        std::memcpy(
+                &id,
+                reinterpret_cast<const char*>(ids) + offset * sizeof(idx_t),
+                sizeof(idx_t));
         return id;
     }
     idx_t label(const idx_t* ids, size_t offset) const {
-        return store_pairs ? faiss::lo_build(list_no, offset) : id_at(ids, offset);
+        return store_pairs ? faiss::lo_build(list_no, offset)
+                           : id_at(ids, offset);
     }
     bool selected(const idx_t* ids, size_t offset) const {
         return !sel || sel->is_member(id_at(ids, offset));
     }
     template <class C>
-    size_t scan(size_t n,
-                const uint8_t* entries,
-                const idx_t* ids,
-                float* D,
-                idx_t* I,
-                size_t k) const {
+    size_t scan(
+            size_t n,
+            const uint8_t* entries,
+            const idx_t* ids,
+            float* D,
+            idx_t* I,
+            size_t k) const {
         size_t updates = 0;
         for (size_t i0 = 0; i0 < n; i0 += run) {
             const size_t m = std::min(run, n - i0);
             scores_of(entries + i0 * code_size, m);
             updates += push_scores_labeled<C>(
-                    idx_t(k), D, I, scores.data(), m,
+                    idx_t(k),
+                    D,
+                    I,
+                    scores.data(),
+                    m,
                     [&](size_t e) { return label(ids, i0 + e); },
                     [&](size_t e) { return selected(ids, i0 + e); });
         }

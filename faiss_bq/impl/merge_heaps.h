@@ -35,8 +35,10 @@ void merge_thread_heaps(
         for (int t = 0; t < nt; t++) {
             const size_t off = (size_t(t) * n + q) * k;
             for (size_t e = 0; e < k; e++) {
-                if (tI[off + e] >= 0 && C::cmp2(D[0], tD[off + e], I[0], tI[off + e])) {
-                    faiss::heap_replace_top<C>(k, D, I, tD[off + e], tI[off + e]);
+                if (tI[off + e] >= 0 &&
+                    C::cmp2(D[0], tD[off + e], I[0], tI[off + e])) {
+                    faiss::heap_replace_top<C>(
+                            k, D, I, tD[off + e], tI[off + e]);
                 }
             }
         }
@@ -115,9 +117,15 @@ void push_scores(
         const faiss::IDSelector* sel) {
     using idx_t = faiss::Index::idx_t;
     push_scores_labeled<C>(
-            k, D, I, scores, m,
+            k,
+            D,
+            I,
+            scores,
+            m,
             [j0](size_t e) { return j0 + idx_t(e); },
-            [j0, sel](size_t e) { return !sel || sel->is_member(j0 + idx_t(e)); });
+            [j0, sel](size_t e) {
+                return !sel || sel->is_member(j0 + idx_t(e));
+            });
 }
 
 /** The k-NN loop of a flat scan: n queries against items [0, nb), in
@@ -163,8 +171,8 @@ void search_flat_groups(
                 scan(scanner, i, idx_t(1), j0, j1, D, I);
             }
         }
-        merge_thread_heaps<C>(used, n, size_t(k), tD.data(), tI.data(),
-                              distances, labels);
+        merge_thread_heaps<C>(
+                used, n, size_t(k), tD.data(), tI.data(), distances, labels);
         return;
     }
     const idx_t g = idx_t(std::max<size_t>(1, group));
@@ -201,9 +209,21 @@ void search_flat(
         Scan scan) {
     using idx_t = faiss::Index::idx_t;
     search_flat_groups<C>(
-            n, nb, k, unit, 1, distances, labels, make,
-            [&](auto& scanner, idx_t i, idx_t /*m = 1*/, idx_t j0, idx_t j1,
-                typename C::T* D, idx_t* I) { scan(scanner, i, j0, j1, D, I); });
+            n,
+            nb,
+            k,
+            unit,
+            1,
+            distances,
+            labels,
+            make,
+            [&](auto& scanner,
+                idx_t i,
+                idx_t /*m = 1*/,
+                idx_t j0,
+                idx_t j1,
+                typename C::T* D,
+                idx_t* I) { scan(scanner, i, j0, j1, D, I); });
 }
 
 } // namespace faiss_bq

@@ -16,11 +16,12 @@ namespace faiss_bq {
 /// which dominated a fast scan of a rotated or PCA plan. y is null when
 /// transform is false (a scorer that does not use it).
 template <class F>
-void for_query_chunks(const BinarizationPlan& plan,
-                      faiss::Index::idx_t n,
-                      const float* x,
-                      bool transform,
-                      F f) {
+void for_query_chunks(
+        const BinarizationPlan& plan,
+        faiss::Index::idx_t n,
+        const float* x,
+        bool transform,
+        F f) {
     using idx_t = faiss::Index::idx_t;
     constexpr idx_t chunk = 1024;
     std::vector<float> y;

@@ -38,8 +38,7 @@ inline void check_index_args(
             who,
             nbits);
     FAISS_THROW_IF_NOT_FMT(
-            metric == faiss::METRIC_L2 ||
-                    metric == faiss::METRIC_INNER_PRODUCT,
+            metric == faiss::METRIC_L2 || metric == faiss::METRIC_INNER_PRODUCT,
             "%s: metric=%d: only METRIC_L2 and METRIC_INNER_PRODUCT",
             who,
             int(metric));

@@ -39,26 +39,29 @@ uint64_t hamming(const uint8_t* a, const uint8_t* b, size_t nbytes);
 /// sum_p 2^p popcount(planes[p] & code) for p < n_planes, where plane p is
 /// planes + p * nbytes: the inner product of an integer vector stored as bit
 /// planes with a 0/1 vector.
-uint64_t weighted_popcount(const uint8_t* planes,
-                           int n_planes,
-                           const uint8_t* code,
-                           size_t nbytes);
+uint64_t weighted_popcount(
+        const uint8_t* planes,
+        int n_planes,
+        const uint8_t* code,
+        size_t nbytes);
 
 /// distances[i] = hamming(query, codes + i * stride, nbytes) for i < n.
 /// stride >= nbytes (IndexBQ codes carry factors after their planes).
-void hamming_block(const uint8_t* query,
-                   const uint8_t* codes,
-                   size_t n,
-                   size_t nbytes,
-                   size_t stride,
-                   int32_t* distances);
+void hamming_block(
+        const uint8_t* query,
+        const uint8_t* codes,
+        size_t n,
+        size_t nbytes,
+        size_t stride,
+        int32_t* distances);
 
 /// Top-k pre-selection: writes the positions i < n with values[i] < bound,
 /// in increasing order, to positions (room for n) and returns their number.
-size_t select_less(const int32_t* values,
-                   size_t n,
-                   int32_t bound,
-                   uint32_t* positions);
+size_t select_less(
+        const int32_t* values,
+        size_t n,
+        int32_t bound,
+        uint32_t* positions);
 
 /// Bit-plane products over a block of codes. Code i's bits are the AND of its
 /// planes a in code_plane_mask (plane a at codes + i * stride + a *
@@ -66,14 +69,15 @@ size_t select_less(const int32_t* values,
 /// those bits), with query plane p at query_planes + p * plane_bytes.
 /// code_plane_mask is in 1..15 (codes have one to four planes).
 /// An all-ones query plane gives the popcount of the code bits themselves.
-void plane_products_block(const uint8_t* query_planes,
-                          int n_query_planes,
-                          const uint8_t* codes,
-                          size_t n,
-                          size_t stride,
-                          size_t plane_bytes,
-                          int code_plane_mask,
-                          uint32_t* out);
+void plane_products_block(
+        const uint8_t* query_planes,
+        int n_query_planes,
+        const uint8_t* codes,
+        size_t n,
+        size_t stride,
+        size_t plane_bytes,
+        int code_plane_mask,
+        uint32_t* out);
 
 /// Number of look-up tables and their size for a float query over codes of
 /// nbits (1..4) bits per coordinate: one table of 256 entries per group of
@@ -88,22 +92,24 @@ constexpr size_t lut_entries = 256;
 /// t of a byte its bits 2t, 2t + 1) those two bits of plane p at bits 2p,
 /// 2p + 1 of the index. planes: the code's first plane; plane p starts at
 /// planes + p * plane_bytes.
-float lut_scan(const uint8_t* planes,
-               size_t plane_bytes,
-               int nbits,
-               const float* lut);
+float lut_scan(
+        const uint8_t* planes,
+        size_t plane_bytes,
+        int nbits,
+        const float* lut);
 
 /// out[i] = lut_scan(codes + i * stride, plane_bytes, nbits, lut), i < n.
 /// At least 4 bytes must be readable from the start of every plane of every
 /// code (the SIMD levels load planes of under 4 bytes as one word); codes.h
 /// guarantees it, as the 12 bytes of factors follow the planes.
-void lut_scan_block(const uint8_t* codes,
-                    size_t n,
-                    size_t stride,
-                    size_t plane_bytes,
-                    int nbits,
-                    const float* lut,
-                    float* out);
+void lut_scan_block(
+        const uint8_t* codes,
+        size_t n,
+        size_t stride,
+        size_t plane_bytes,
+        int nbits,
+        const float* lut,
+        float* out);
 
 /// Vectors per block of the fast-scan layout (codes.h, NibbleLayout).
 constexpr size_t fast_scan_block = 64;
@@ -144,39 +150,42 @@ struct FastScanQuery {
 /// Query q's sums: sum over t0 <= t < t1 of lut[128 t + low(v, t)] +
 /// lut[128 t + 64 + high(v, t)], exactly, written or added to its out as it
 /// says.
-void fast_scan_accumulate(const uint8_t* codes,
-                          size_t nblocks,
-                          size_t block_stride,
-                          size_t t0,
-                          size_t t1,
-                          size_t nq,
-                          FastScanQuery* queries);
+void fast_scan_accumulate(
+        const uint8_t* codes,
+        size_t nblocks,
+        size_t block_stride,
+        size_t t0,
+        size_t t1,
+        size_t nq,
+        FastScanQuery* queries);
 
 /// The float epilogue of a fast scan: the estimate from the sums, then the
 /// vector's factors (FastScanScorer; one per query).
 struct FastScanAffine {
-    float step_hi = 0, step_lo = 0, bias = 0; ///< ip = step_hi hi + step_lo lo + bias
+    float step_hi = 0, step_lo = 0,
+          bias = 0; ///< ip = step_hi hi + step_lo lo + bias
     float c = 0, w0 = 0, w1 = 0, w2 = 0; ///< out = c + w0 f0 + w2 f2 + w1 f1 ip
 };
 
 /// out[64 b + i] = a.c + a.w0 * f0 + a.w2 * f2 + a.w1 * f1 * (a.step_hi *
 /// hi + a.step_lo * lo + a.bias) for the 64 nblocks vectors of nblocks
-/// blocks: hi and lo their sums (hi null: 0), their factors f0, f1, f2 at factors +
-/// 192 b + (0, 64, 128) + i (IndexBQFastScan::factors). The SIMD levels
-/// may fuse multiply-adds: equal to the reference within float rounding.
+/// blocks: hi and lo their sums (hi null: 0), their factors f0, f1, f2 at
+/// factors + 192 b + (0, 64, 128) + i (IndexBQFastScan::factors). The SIMD
+/// levels may fuse multiply-adds: equal to the reference within float rounding.
 /// Also writes to better, in increasing order, the positions whose score is
 /// strictly better than `worst` (greater when larger_is_better, else
 /// smaller) and returns their count: a heap's candidates, selected without
 /// a branch per vector.
-size_t fast_scan_scores(const uint32_t* hi,
-                        const uint32_t* lo,
-                        const float* factors,
-                        size_t nblocks,
-                        const FastScanAffine& a,
-                        float worst,
-                        bool larger_is_better,
-                        float* out,
-                        uint32_t* better);
+size_t fast_scan_scores(
+        const uint32_t* hi,
+        const uint32_t* lo,
+        const float* factors,
+        size_t nblocks,
+        const FastScanAffine& a,
+        float worst,
+        bool larger_is_better,
+        float* out,
+        uint32_t* better);
 
 /// Rows of nrows <= 64 vectors (row v at rows + v * row_stride, its
 /// columns t < ncols) as one block of the fast-scan layout: block[64 t + v] =
@@ -185,11 +194,12 @@ size_t fast_scan_scores(const uint32_t* hi,
 /// bytes past column ncols of a row while below row_stride; a row_stride
 /// of at least ncols + 15 lets every tile be one (IndexIVFBQFastScan's
 /// entries hold their factors there).
-void rows_to_block(const uint8_t* rows,
-                   size_t row_stride,
-                   size_t nrows,
-                   size_t ncols,
-                   uint8_t* block);
+void rows_to_block(
+        const uint8_t* rows,
+        size_t row_stride,
+        size_t nrows,
+        size_t ncols,
+        uint8_t* block);
 
 /// One level's kernels (the free functions call the chosen level's table).
 struct KernelTable {
@@ -199,30 +209,49 @@ struct KernelTable {
     uint64_t (*hamming)(const uint8_t*, const uint8_t*, size_t);
     uint64_t (*weighted_popcount)(const uint8_t*, int, const uint8_t*, size_t);
     void (*hamming_block)(
-        const uint8_t*, const uint8_t*, size_t, size_t, size_t, int32_t*);
+            const uint8_t*,
+            const uint8_t*,
+            size_t,
+            size_t,
+            size_t,
+            int32_t*);
     size_t (*select_less)(const int32_t*, size_t, int32_t, uint32_t*);
-    void (*plane_products_block)(const uint8_t*,
-                                 int,
-                                 const uint8_t*,
-                                 size_t,
-                                 size_t,
-                                 size_t,
-                                 int,
-                                 uint32_t*);
+    void (*plane_products_block)(
+            const uint8_t*,
+            int,
+            const uint8_t*,
+            size_t,
+            size_t,
+            size_t,
+            int,
+            uint32_t*);
     float (*lut_scan)(const uint8_t*, size_t, int, const float*);
     void (*lut_scan_block)(
-        const uint8_t*, size_t, size_t, size_t, int, const float*, float*);
+            const uint8_t*,
+            size_t,
+            size_t,
+            size_t,
+            int,
+            const float*,
+            float*);
     void (*fast_scan_accumulate)(
-        const uint8_t*, size_t, size_t, size_t, size_t, size_t, FastScanQuery*);
-    size_t (*fast_scan_scores)(const uint32_t*,
-                               const uint32_t*,
-                               const float*,
-                               size_t,
-                               const FastScanAffine&,
-                               float,
-                               bool,
-                               float*,
-                               uint32_t*);
+            const uint8_t*,
+            size_t,
+            size_t,
+            size_t,
+            size_t,
+            size_t,
+            FastScanQuery*);
+    size_t (*fast_scan_scores)(
+            const uint32_t*,
+            const uint32_t*,
+            const float*,
+            size_t,
+            const FastScanAffine&,
+            float,
+            bool,
+            float*,
+            uint32_t*);
     void (*rows_to_block)(const uint8_t*, size_t, size_t, size_t, uint8_t*);
 };
 

@@ -16,51 +16,52 @@ namespace {
 
 /// 4 lanes of byte counts of v, summed per 64-bit lane.
 inline __m256i popcount256(__m256i v) {
-    const __m256i lut = _mm256_setr_epi8(0,
-                                         1,
-                                         1,
-                                         2,
-                                         1,
-                                         2,
-                                         2,
-                                         3,
-                                         1,
-                                         2,
-                                         2,
-                                         3,
-                                         2,
-                                         3,
-                                         3,
-                                         4,
-                                         0,
-                                         1,
-                                         1,
-                                         2,
-                                         1,
-                                         2,
-                                         2,
-                                         3,
-                                         1,
-                                         2,
-                                         2,
-                                         3,
-                                         2,
-                                         3,
-                                         3,
-                                         4);
+    const __m256i lut = _mm256_setr_epi8(
+            0,
+            1,
+            1,
+            2,
+            1,
+            2,
+            2,
+            3,
+            1,
+            2,
+            2,
+            3,
+            2,
+            3,
+            3,
+            4,
+            0,
+            1,
+            1,
+            2,
+            1,
+            2,
+            2,
+            3,
+            1,
+            2,
+            2,
+            3,
+            2,
+            3,
+            3,
+            4);
     const __m256i low = _mm256_set1_epi8(0x0f);
     const __m256i lo = _mm256_and_si256(v, low);
     const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
-    const __m256i counts = _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo),
-                                           _mm256_shuffle_epi8(lut, hi));
+    const __m256i counts = _mm256_add_epi8(
+            _mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi));
     return _mm256_sad_epu8(counts, _mm256_setzero_si256());
 }
 
 inline uint64_t sum_lanes(__m256i v) {
-    const __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v),
-                                    _mm256_extracti128_si256(v, 1));
+    const __m128i s = _mm_add_epi64(
+            _mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     return uint64_t(_mm_cvtsi128_si64(s)) +
-           uint64_t(_mm_cvtsi128_si64(_mm_unpackhi_epi64(s, s)));
+            uint64_t(_mm_cvtsi128_si64(_mm_unpackhi_epi64(s, s)));
 }
 
 inline uint64_t load64(const uint8_t* p) {
@@ -95,15 +96,18 @@ struct OpXor {
 };
 
 template <typename Op>
-inline uint64_t
-count_of(const uint8_t* a, const uint8_t* b, size_t nbytes, Op op) {
+inline uint64_t count_of(
+        const uint8_t* a,
+        const uint8_t* b,
+        size_t nbytes,
+        Op op) {
     __m256i acc = _mm256_setzero_si256();
     size_t i = 0;
     for (; i + 32 <= nbytes; i += 32) {
         const __m256i x =
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i));
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i));
         const __m256i y =
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i));
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i));
         acc = _mm256_add_epi64(acc, popcount256(op(x, y)));
     }
     uint64_t count = sum_lanes(acc);
@@ -128,10 +132,11 @@ uint64_t hamming(const uint8_t* a, const uint8_t* b, size_t nbytes) {
     return count_of(a, b, nbytes, OpXor());
 }
 
-uint64_t weighted_popcount(const uint8_t* planes,
-                           int n_planes,
-                           const uint8_t* code,
-                           size_t nbytes) {
+uint64_t weighted_popcount(
+        const uint8_t* planes,
+        int n_planes,
+        const uint8_t* code,
+        size_t nbytes) {
     uint64_t sum = 0;
     for (int p = 0; p < n_planes; p++) {
         sum += popcount_and(planes + p * nbytes, code, nbytes) << p;
@@ -140,48 +145,53 @@ uint64_t weighted_popcount(const uint8_t* planes,
 }
 
 template <size_t NBYTES>
-void hamming_block_of(const uint8_t* query,
-                      const uint8_t* codes,
-                      size_t n,
-                      size_t nbytes,
-                      size_t stride,
-                      int32_t* distances) {
+void hamming_block_of(
+        const uint8_t* query,
+        const uint8_t* codes,
+        size_t n,
+        size_t nbytes,
+        size_t stride,
+        int32_t* distances) {
     const size_t nb = NBYTES ? NBYTES : nbytes;
     for (size_t i = 0; i < n; i++) {
         distances[i] =
-            int32_t(count_of(query, codes + i * stride, nb, OpXor()));
+                int32_t(count_of(query, codes + i * stride, nb, OpXor()));
     }
 }
 
-void hamming_block(const uint8_t* query,
-                   const uint8_t* codes,
-                   size_t n,
-                   size_t nbytes,
-                   size_t stride,
-                   int32_t* distances) {
+void hamming_block(
+        const uint8_t* query,
+        const uint8_t* codes,
+        size_t n,
+        size_t nbytes,
+        size_t stride,
+        int32_t* distances) {
     switch (nbytes) {
-    case 32:
-        return hamming_block_of<32>(query, codes, n, 32, stride, distances);
-    case 64:
-        return hamming_block_of<64>(query, codes, n, 64, stride, distances);
-    case 128:
-        return hamming_block_of<128>(query, codes, n, 128, stride, distances);
-    default:
-        return hamming_block_of<0>(query, codes, n, nbytes, stride, distances);
+        case 32:
+            return hamming_block_of<32>(query, codes, n, 32, stride, distances);
+        case 64:
+            return hamming_block_of<64>(query, codes, n, 64, stride, distances);
+        case 128:
+            return hamming_block_of<128>(
+                    query, codes, n, 128, stride, distances);
+        default:
+            return hamming_block_of<0>(
+                    query, codes, n, nbytes, stride, distances);
     }
 }
 
-size_t select_less(const int32_t* values,
-                   size_t n,
-                   int32_t bound,
-                   uint32_t* positions) {
+size_t select_less(
+        const int32_t* values,
+        size_t n,
+        int32_t bound,
+        uint32_t* positions) {
     const __m256i b = _mm256_set1_epi32(bound);
     size_t count = 0, i = 0;
     for (; i + 8 <= n; i += 8) {
-        const __m256i v =
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(values + i));
-        unsigned m = unsigned(
-            _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(b, v))));
+        const __m256i v = _mm256_loadu_si256(
+                reinterpret_cast<const __m256i*>(values + i));
+        unsigned m = unsigned(_mm256_movemask_ps(
+                _mm256_castsi256_ps(_mm256_cmpgt_epi32(b, v))));
         while (m) {
             positions[count++] = uint32_t(i + __builtin_ctz(m));
             m &= m - 1;
@@ -195,14 +205,15 @@ size_t select_less(const int32_t* values,
     return count;
 }
 
-void plane_products_block(const uint8_t* query_planes,
-                          int n_query_planes,
-                          const uint8_t* codes,
-                          size_t n,
-                          size_t stride,
-                          size_t plane_bytes,
-                          int code_plane_mask,
-                          uint32_t* out) {
+void plane_products_block(
+        const uint8_t* query_planes,
+        int n_query_planes,
+        const uint8_t* codes,
+        size_t n,
+        size_t stride,
+        size_t plane_bytes,
+        int code_plane_mask,
+        uint32_t* out) {
     // Up to four code planes; absent ones repeat the first (x & x = x).
     int a[4];
     int na = 0;
@@ -227,24 +238,25 @@ void plane_products_block(const uint8_t* query_planes,
             for (; b + 32 <= plane_bytes; b += 32) {
                 auto load = [b](const uint8_t* s) {
                     return _mm256_loadu_si256(
-                        reinterpret_cast<const __m256i*>(s + b));
+                            reinterpret_cast<const __m256i*>(s + b));
                 };
                 acc = _mm256_add_epi64(
-                    acc,
-                    popcount256(_mm256_and_si256(
-                        _mm256_and_si256(load(q), load(x0)),
-                        _mm256_and_si256(_mm256_and_si256(load(x1), load(x2)),
-                                         load(x3)))));
+                        acc,
+                        popcount256(_mm256_and_si256(
+                                _mm256_and_si256(load(q), load(x0)),
+                                _mm256_and_si256(
+                                        _mm256_and_si256(load(x1), load(x2)),
+                                        load(x3)))));
             }
             uint64_t count = sum_lanes(acc);
             for (; b + 8 <= plane_bytes; b += 8) {
-                count += _mm_popcnt_u64(load64(q + b) & load64(x0 + b) &
-                                        load64(x1 + b) & load64(x2 + b) &
-                                        load64(x3 + b));
+                count += _mm_popcnt_u64(
+                        load64(q + b) & load64(x0 + b) & load64(x1 + b) &
+                        load64(x2 + b) & load64(x3 + b));
             }
             for (; b < plane_bytes; b++) {
                 count += _mm_popcnt_u32(
-                    unsigned(q[b] & x0[b] & x1[b] & x2[b] & x3[b]));
+                        unsigned(q[b] & x0[b] & x1[b] & x2[b] & x3[b]));
             }
             out[i * n_query_planes + p] = uint32_t(count);
         }
@@ -259,12 +271,13 @@ void plane_products_block(const uint8_t* query_planes,
 /// byte), with the high bytes also summed alone; the even sums are the
 /// difference (at most 128 columns: 128 x 254 fits 16 bits).
 template <int NQ>
-void fast_scan_accumulate_nq(const uint8_t* codes,
-                             size_t nblocks,
-                             size_t block_stride,
-                             size_t t0,
-                             size_t t1,
-                             FastScanQuery* queries) {
+void fast_scan_accumulate_nq(
+        const uint8_t* codes,
+        size_t nblocks,
+        size_t block_stride,
+        size_t t0,
+        size_t t1,
+        FastScanQuery* queries) {
     constexpr size_t lb = fast_scan_lut_bytes;
     const __m256i low = _mm256_set1_epi8(0x0f);
     for (size_t b = 0; b < nblocks; b++) {
@@ -279,20 +292,27 @@ void fast_scan_accumulate_nq(const uint8_t* codes,
                 const __m256i c = _mm256_loadu_si256(
                         (const __m256i*)(block + t * fast_scan_block + 32 * h));
                 const __m256i clo = _mm256_and_si256(c, low);
-                const __m256i chi = _mm256_and_si256(_mm256_srli_epi16(c, 4), low);
+                const __m256i chi =
+                        _mm256_and_si256(_mm256_srli_epi16(c, 4), low);
                 for (int q = 0; q < NQ; q++) {
                     const uint8_t* l = queries[q].lut + lb * t;
                     const __m256i r = _mm256_add_epi8(
-                            _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i*)l), clo),
-                            _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i*)(l + 64)), chi));
+                            _mm256_shuffle_epi8(
+                                    _mm256_loadu_si256((const __m256i*)l), clo),
+                            _mm256_shuffle_epi8(
+                                    _mm256_loadu_si256(
+                                            (const __m256i*)(l + 64)),
+                                    chi));
                     both[q] = _mm256_add_epi16(both[q], r);
                     od[q] = _mm256_add_epi16(od[q], _mm256_srli_epi16(r, 8));
                 }
             }
             for (int q = 0; q < NQ; q++) {
                 const FastScanQuery& fq = queries[q];
-                const __m256i even = _mm256_sub_epi16(both[q], _mm256_slli_epi16(od[q], 8));
-                // lane L of the unpacks: vectors 16 L..16 L + 7, 16 L + 8..16 L + 15
+                const __m256i even =
+                        _mm256_sub_epi16(both[q], _mm256_slli_epi16(od[q], 8));
+                // lane L of the unpacks: vectors 16 L..16 L + 7, 16 L + 8..16 L
+                // + 15
                 const __m256i lo = _mm256_unpacklo_epi16(even, od[q]);
                 const __m256i hi = _mm256_unpackhi_epi16(even, od[q]);
                 const __m256i w[4] = {
@@ -303,7 +323,10 @@ void fast_scan_accumulate_nq(const uint8_t* codes,
                 uint32_t* o = fq.out + b * fast_scan_block + 32 * h;
                 for (int i = 0; i < 4; i++) {
                     const __m256i sum = fq.add
-                            ? _mm256_add_epi32(_mm256_loadu_si256((const __m256i*)(o + 8 * i)), w[i])
+                            ? _mm256_add_epi32(
+                                      _mm256_loadu_si256(
+                                              (const __m256i*)(o + 8 * i)),
+                                      w[i])
                             : w[i];
                     _mm256_storeu_si256((__m256i*)(o + 8 * i), sum);
                 }
@@ -312,16 +335,17 @@ void fast_scan_accumulate_nq(const uint8_t* codes,
     }
 }
 
-void fast_scan_accumulate(const uint8_t* codes,
-                          size_t nblocks,
-                          size_t block_stride,
-                          size_t t0,
-                          size_t t1,
-                          size_t nq,
-                          FastScanQuery* queries) {
+void fast_scan_accumulate(
+        const uint8_t* codes,
+        size_t nblocks,
+        size_t block_stride,
+        size_t t0,
+        size_t t1,
+        size_t nq,
+        FastScanQuery* queries) {
     in_query_groups(nq, [&](auto m, size_t q0) {
-        fast_scan_accumulate_nq<decltype(m)::value>(codes, nblocks, block_stride, t0, t1,
-                                                    queries + q0);
+        fast_scan_accumulate_nq<decltype(m)::value>(
+                codes, nblocks, block_stride, t0, t1, queries + q0);
     });
 }
 
@@ -339,7 +363,8 @@ inline void transpose16(const __m128i a[16], __m128i out[16]) {
         r[j][2] = _mm_unpacklo_epi16(q[2 * j], q[2 * j + 1]);
         r[j][3] = _mm_unpackhi_epi16(q[2 * j], q[2 * j + 1]);
     }
-    for (int m = 0; m < 2; m++) { // s[m][g][h]: rows 8m..8m+7, columns 4g+2h, +1
+    for (int m = 0; m < 2;
+         m++) { // s[m][g][h]: rows 8m..8m+7, columns 4g+2h, +1
         for (int g = 0; g < 4; g++) {
             s[m][g][0] = _mm_unpacklo_epi32(r[2 * m][g], r[2 * m + 1][g]);
             s[m][g][1] = _mm_unpackhi_epi32(r[2 * m][g], r[2 * m + 1][g]);
@@ -353,11 +378,12 @@ inline void transpose16(const __m128i a[16], __m128i out[16]) {
     }
 }
 
-void rows_to_block(const uint8_t* rows,
-                   size_t row_stride,
-                   size_t nrows,
-                   size_t ncols,
-                   uint8_t* block) {
+void rows_to_block(
+        const uint8_t* rows,
+        size_t row_stride,
+        size_t nrows,
+        size_t ncols,
+        uint8_t* block) {
     constexpr size_t bs = fast_scan_block;
     // Tiles while a 16-byte load stays inside its row.
     size_t t0 = 0;
@@ -367,18 +393,20 @@ void rows_to_block(const uint8_t* rows,
             __m128i a[16], out[16];
             for (size_t i = 0; i < 16; i++) {
                 a[i] = v0 + i < nrows
-                        ? _mm_loadu_si128((const __m128i*)(rows + (v0 + i) * row_stride + t0))
+                        ? _mm_loadu_si128((
+                                  const __m128i*)(rows + (v0 + i) * row_stride + t0))
                         : _mm_setzero_si128();
             }
             transpose16(a, out);
             for (size_t c = 0; c < nc; c++) {
-                _mm_storeu_si128((__m128i*)(block + (t0 + c) * bs + v0), out[c]);
+                _mm_storeu_si128(
+                        (__m128i*)(block + (t0 + c) * bs + v0), out[c]);
             }
         }
     }
     if (t0 < ncols) { // columns a tile would read past
-        ref_kernels().rows_to_block(rows + t0, row_stride, nrows, ncols - t0,
-                                    block + t0 * bs);
+        ref_kernels().rows_to_block(
+                rows + t0, row_stride, nrows, ncols - t0, block + t0 * bs);
     }
 }
 
@@ -388,19 +416,19 @@ void rows_to_block(const uint8_t* rows,
 const KernelTable& avx2_kernels() {
     // lut_scan: scalar at every level (see kernels_avx512.cpp).
     static const KernelTable table = {
-        SimdLevel::avx2,
-        avx2_level::popcount,
-        avx2_level::popcount_and,
-        avx2_level::hamming,
-        avx2_level::weighted_popcount,
-        avx2_level::hamming_block,
-        avx2_level::select_less,
-        avx2_level::plane_products_block,
-        ref_kernels().lut_scan,
-        ref_kernels().lut_scan_block,
-        avx2_level::fast_scan_accumulate,
-        ref_kernels().fast_scan_scores,
-        avx2_level::rows_to_block,
+            SimdLevel::avx2,
+            avx2_level::popcount,
+            avx2_level::popcount_and,
+            avx2_level::hamming,
+            avx2_level::weighted_popcount,
+            avx2_level::hamming_block,
+            avx2_level::select_less,
+            avx2_level::plane_products_block,
+            ref_kernels().lut_scan,
+            ref_kernels().lut_scan_block,
+            avx2_level::fast_scan_accumulate,
+            ref_kernels().fast_scan_scores,
+            avx2_level::rows_to_block,
     };
     return table;
 }

@@ -31,8 +31,11 @@ inline __m512i load_chunk(const uint8_t* p, size_t nbytes) {
 
 /// 8 lanes of partial counts of popcount(op(a, b)) over nbytes.
 template <typename Op>
-inline __m512i
-count_of(const uint8_t* a, const uint8_t* b, size_t nbytes, Op op) {
+inline __m512i count_of(
+        const uint8_t* a,
+        const uint8_t* b,
+        size_t nbytes,
+        Op op) {
     __m512i acc = _mm512_setzero_si512();
     size_t i = 0;
     for (; i + 64 <= nbytes; i += 64) {
@@ -76,10 +79,11 @@ uint64_t hamming(const uint8_t* a, const uint8_t* b, size_t nbytes) {
     return _mm512_reduce_add_epi64(count_of(a, b, nbytes, OpXor()));
 }
 
-uint64_t weighted_popcount(const uint8_t* planes,
-                           int n_planes,
-                           const uint8_t* code,
-                           size_t nbytes) {
+uint64_t weighted_popcount(
+        const uint8_t* planes,
+        int n_planes,
+        const uint8_t* code,
+        size_t nbytes) {
     uint64_t sum = 0;
     for (int p = 0; p < n_planes; p++) {
         sum += popcount_and(planes + p * nbytes, code, nbytes) << p;
@@ -92,26 +96,31 @@ uint64_t weighted_popcount(const uint8_t* planes,
 inline __m512i transpose_sum(const __m512i v[8]) {
     __m512i a[4];
     for (int j = 0; j < 4; j++) {
-        a[j] = _mm512_add_epi64(_mm512_unpacklo_epi64(v[2 * j], v[2 * j + 1]),
-                                _mm512_unpackhi_epi64(v[2 * j], v[2 * j + 1]));
+        a[j] = _mm512_add_epi64(
+                _mm512_unpacklo_epi64(v[2 * j], v[2 * j + 1]),
+                _mm512_unpackhi_epi64(v[2 * j], v[2 * j + 1]));
     }
     constexpr int even = _MM_SHUFFLE(2, 0, 2, 0), odd = _MM_SHUFFLE(3, 1, 3, 1);
-    const __m512i b0 = _mm512_add_epi64(_mm512_shuffle_i64x2(a[0], a[1], even),
-                                        _mm512_shuffle_i64x2(a[0], a[1], odd));
-    const __m512i b1 = _mm512_add_epi64(_mm512_shuffle_i64x2(a[2], a[3], even),
-                                        _mm512_shuffle_i64x2(a[2], a[3], odd));
-    return _mm512_add_epi64(_mm512_shuffle_i64x2(b0, b1, even),
-                            _mm512_shuffle_i64x2(b0, b1, odd));
+    const __m512i b0 = _mm512_add_epi64(
+            _mm512_shuffle_i64x2(a[0], a[1], even),
+            _mm512_shuffle_i64x2(a[0], a[1], odd));
+    const __m512i b1 = _mm512_add_epi64(
+            _mm512_shuffle_i64x2(a[2], a[3], even),
+            _mm512_shuffle_i64x2(a[2], a[3], odd));
+    return _mm512_add_epi64(
+            _mm512_shuffle_i64x2(b0, b1, even),
+            _mm512_shuffle_i64x2(b0, b1, odd));
 }
 
 /// NBYTES > 0 fixes the code size at compile time (unrolled loads).
 template <size_t NBYTES>
-void hamming_block_of(const uint8_t* query,
-                      const uint8_t* codes,
-                      size_t n,
-                      size_t nbytes,
-                      size_t stride,
-                      int32_t* distances) {
+void hamming_block_of(
+        const uint8_t* query,
+        const uint8_t* codes,
+        size_t n,
+        size_t nbytes,
+        size_t stride,
+        int32_t* distances) {
     const size_t nb = NBYTES ? NBYTES : nbytes;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -119,23 +128,25 @@ void hamming_block_of(const uint8_t* query,
         for (int j = 0; j < 8; j++) {
             v[j] = count_of(query, codes + (i + j) * stride, nb, OpXor());
         }
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(distances + i),
-                            _mm512_cvtepi64_epi32(transpose_sum(v)));
+        _mm256_storeu_si256(
+                reinterpret_cast<__m256i*>(distances + i),
+                _mm512_cvtepi64_epi32(transpose_sum(v)));
     }
     for (; i < n; i++) {
         distances[i] = int32_t(_mm512_reduce_add_epi64(
-            count_of(query, codes + i * stride, nb, OpXor())));
+                count_of(query, codes + i * stride, nb, OpXor())));
     }
 }
 
 /// 32-byte codes stored contiguously: two codes per 512-bit load, the
 /// query in both halves.
-void hamming_block_32_contiguous(const uint8_t* query,
-                                 const uint8_t* codes,
-                                 size_t n,
-                                 int32_t* distances) {
+void hamming_block_32_contiguous(
+        const uint8_t* query,
+        const uint8_t* codes,
+        size_t n,
+        int32_t* distances) {
     const __m512i q = _mm512_broadcast_i64x4(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(query)));
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(query)));
     // lanes of the pairwise sums below: codes 0 2 1 3 4 6 5 7
     const __m512i order = _mm512_setr_epi64(0, 2, 1, 3, 4, 6, 5, 7);
     constexpr int even = _MM_SHUFFLE(2, 0, 2, 0), odd = _MM_SHUFFLE(3, 1, 3, 1);
@@ -144,61 +155,69 @@ void hamming_block_32_contiguous(const uint8_t* query,
         __m512i v[4]; // v[j]: codes i + 2j (lanes 0-3) and i + 2j + 1 (4-7)
         for (int j = 0; j < 4; j++) {
             v[j] = _mm512_popcnt_epi64(_mm512_xor_si512(
-                q, _mm512_loadu_si512(codes + (i + 2 * j) * 32)));
+                    q, _mm512_loadu_si512(codes + (i + 2 * j) * 32)));
         }
-        const __m512i a01 = _mm512_add_epi64(_mm512_unpacklo_epi64(v[0], v[1]),
-                                             _mm512_unpackhi_epi64(v[0], v[1]));
-        const __m512i a23 = _mm512_add_epi64(_mm512_unpacklo_epi64(v[2], v[3]),
-                                             _mm512_unpackhi_epi64(v[2], v[3]));
-        const __m512i b = _mm512_add_epi64(_mm512_shuffle_i64x2(a01, a23, even),
-                                           _mm512_shuffle_i64x2(a01, a23, odd));
+        const __m512i a01 = _mm512_add_epi64(
+                _mm512_unpacklo_epi64(v[0], v[1]),
+                _mm512_unpackhi_epi64(v[0], v[1]));
+        const __m512i a23 = _mm512_add_epi64(
+                _mm512_unpacklo_epi64(v[2], v[3]),
+                _mm512_unpackhi_epi64(v[2], v[3]));
+        const __m512i b = _mm512_add_epi64(
+                _mm512_shuffle_i64x2(a01, a23, even),
+                _mm512_shuffle_i64x2(a01, a23, odd));
         _mm256_storeu_si256(
-            reinterpret_cast<__m256i*>(distances + i),
-            _mm512_cvtepi64_epi32(_mm512_permutexvar_epi64(order, b)));
+                reinterpret_cast<__m256i*>(distances + i),
+                _mm512_cvtepi64_epi32(_mm512_permutexvar_epi64(order, b)));
     }
     hamming_block_of<32>(query, codes + i * 32, n - i, 32, 32, distances + i);
 }
 
-void hamming_block(const uint8_t* query,
-                   const uint8_t* codes,
-                   size_t n,
-                   size_t nbytes,
-                   size_t stride,
-                   int32_t* distances) {
+void hamming_block(
+        const uint8_t* query,
+        const uint8_t* codes,
+        size_t n,
+        size_t nbytes,
+        size_t stride,
+        int32_t* distances) {
     switch (nbytes) {
-    case 32:
-        if (stride == 32) {
-            return hamming_block_32_contiguous(query, codes, n, distances);
-        }
-        return hamming_block_of<32>(query, codes, n, 32, stride, distances);
-    case 64:
-        return hamming_block_of<64>(query, codes, n, 64, stride, distances);
-    case 128:
-        return hamming_block_of<128>(query, codes, n, 128, stride, distances);
-    default:
-        return hamming_block_of<0>(query, codes, n, nbytes, stride, distances);
+        case 32:
+            if (stride == 32) {
+                return hamming_block_32_contiguous(query, codes, n, distances);
+            }
+            return hamming_block_of<32>(query, codes, n, 32, stride, distances);
+        case 64:
+            return hamming_block_of<64>(query, codes, n, 64, stride, distances);
+        case 128:
+            return hamming_block_of<128>(
+                    query, codes, n, 128, stride, distances);
+        default:
+            return hamming_block_of<0>(
+                    query, codes, n, nbytes, stride, distances);
     }
 }
 
-size_t select_less(const int32_t* values,
-                   size_t n,
-                   int32_t bound,
-                   uint32_t* positions) {
+size_t select_less(
+        const int32_t* values,
+        size_t n,
+        int32_t bound,
+        uint32_t* positions) {
     const __m512i b = _mm512_set1_epi32(bound);
-    __m512i index =
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512i index = _mm512_setr_epi32(
+            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i sixteen = _mm512_set1_epi32(16);
     size_t count = 0, i = 0;
     for (; i + 16 <= n; i += 16) {
         const __mmask16 m =
-            _mm512_cmplt_epi32_mask(_mm512_loadu_si512(values + i), b);
+                _mm512_cmplt_epi32_mask(_mm512_loadu_si512(values + i), b);
         if (m) {
             // compress in a register then a masked store: the compressing
             // store to memory is microcoded (slow) on some CPUs
             const int c = __builtin_popcount(m);
-            _mm512_mask_storeu_epi32(positions + count,
-                                     __mmask16((1u << c) - 1),
-                                     _mm512_maskz_compress_epi32(m, index));
+            _mm512_mask_storeu_epi32(
+                    positions + count,
+                    __mmask16((1u << c) - 1),
+                    _mm512_maskz_compress_epi32(m, index));
             count += c;
         }
         index = _mm512_add_epi32(index, sixteen);
@@ -218,29 +237,32 @@ inline __m512i reduce8(const __m512i v[8]) {
     __m512i a[4], b[2];
     for (int i = 0; i < 4; i++) {
         // lane k: [sum of v[2i] over lane k, same for v[2i+1]]
-        a[i] = _mm512_add_epi64(_mm512_unpacklo_epi64(v[2 * i], v[2 * i + 1]),
-                                _mm512_unpackhi_epi64(v[2 * i], v[2 * i + 1]));
+        a[i] = _mm512_add_epi64(
+                _mm512_unpacklo_epi64(v[2 * i], v[2 * i + 1]),
+                _mm512_unpackhi_epi64(v[2 * i], v[2 * i + 1]));
     }
     for (int i = 0; i < 2; i++) {
         b[i] = _mm512_add_epi64(
-            _mm512_shuffle_i64x2(a[2 * i], a[2 * i + 1], 0x88),
-            _mm512_shuffle_i64x2(a[2 * i], a[2 * i + 1], 0xdd));
+                _mm512_shuffle_i64x2(a[2 * i], a[2 * i + 1], 0x88),
+                _mm512_shuffle_i64x2(a[2 * i], a[2 * i + 1], 0xdd));
     }
     // b[i] lanes: halves of (v4i, v4i+1), halves of (v4i+2, v4i+3)
-    return _mm512_add_epi64(_mm512_shuffle_i64x2(b[0], b[1], 0x88),
-                            _mm512_shuffle_i64x2(b[0], b[1], 0xdd));
+    return _mm512_add_epi64(
+            _mm512_shuffle_i64x2(b[0], b[1], 0x88),
+            _mm512_shuffle_i64x2(b[0], b[1], 0xdd));
 }
 
 constexpr int max_block_planes = 16;
 
-void plane_products_block(const uint8_t* query_planes,
-                          int n_query_planes,
-                          const uint8_t* codes,
-                          size_t n,
-                          size_t stride,
-                          size_t plane_bytes,
-                          int code_plane_mask,
-                          uint32_t* out) {
+void plane_products_block(
+        const uint8_t* query_planes,
+        int n_query_planes,
+        const uint8_t* codes,
+        size_t n,
+        size_t stride,
+        size_t plane_bytes,
+        int code_plane_mask,
+        uint32_t* out) {
     const int np = n_query_planes;
     // More planes than registers (no caller today: at most 9): one plane at
     // a time. Folding this case into the path below as batches of 16 planes
@@ -257,8 +279,9 @@ void plane_products_block(const uint8_t* query_planes,
                     for (int a = 0; (code_plane_mask >> a) != 0; a++) {
                         if ((code_plane_mask >> a) & 1) {
                             bits = _mm512_and_si512(
-                                bits,
-                                load_chunk(code + a * plane_bytes + off, len));
+                                    bits,
+                                    load_chunk(
+                                            code + a * plane_bytes + off, len));
                         }
                     }
                     acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(bits));
@@ -282,13 +305,15 @@ void plane_products_block(const uint8_t* query_planes,
             for (int a = 0; (code_plane_mask >> a) != 0; a++) {
                 if ((code_plane_mask >> a) & 1) {
                     bits = _mm512_and_si512(
-                        bits, load_chunk(code + a * plane_bytes + off, len));
+                            bits,
+                            load_chunk(code + a * plane_bytes + off, len));
                 }
             }
             for (int p = 0; p < np; p++) {
-                const __m512i q = load_chunk(query_planes + p * plane_bytes + off, len);
+                const __m512i q =
+                        load_chunk(query_planes + p * plane_bytes + off, len);
                 acc[p] = _mm512_add_epi64(
-                    acc[p], _mm512_popcnt_epi64(_mm512_and_si512(q, bits)));
+                        acc[p], _mm512_popcnt_epi64(_mm512_and_si512(q, bits)));
             }
         }
         uint32_t* o = out + i * np;
@@ -311,53 +336,55 @@ void plane_products_block(const uint8_t* query_planes,
 /// lut_scan over 16 codes at once, one code per lane: each lane adds its
 /// groups' table entries (gathered) in the reference's order, into the same
 /// four partial sums, so the result is the reference's bit for bit.
-void lut_scan_block(const uint8_t* codes,
-                    size_t n,
-                    size_t stride,
-                    size_t plane_bytes,
-                    int nbits,
-                    const float* lut,
-                    float* out) {
+void lut_scan_block(
+        const uint8_t* codes,
+        size_t n,
+        size_t stride,
+        size_t plane_bytes,
+        int nbits,
+        const float* lut,
+        float* out) {
     size_t i = 0;
     // Planes under 4 bytes (small groups of an allocation) are read as one
     // 4-byte word from their start: the caller guarantees 4 readable bytes
     // there (kernels.h).
     if (stride < (size_t(1) << 26)) {
         const __m512i offsets = _mm512_mullo_epi32(
-            _mm512_setr_epi32(
-                0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-            _mm512_set1_epi32(int(stride)));
+                _mm512_setr_epi32(
+                        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                _mm512_set1_epi32(int(stride)));
         const __m512i byte = _mm512_set1_epi32(0xff);
         const __m512i low = _mm512_set1_epi32(0x0f);
         const __m512i high = _mm512_set1_epi32(0xf0);
         for (; i + 16 <= n; i += 16) {
             const uint8_t* base = codes + i * stride;
-            __m512 sum[4] = {_mm512_setzero_ps(),
-                             _mm512_setzero_ps(),
-                             _mm512_setzero_ps(),
-                             _mm512_setzero_ps()};
+            __m512 sum[4] = {
+                    _mm512_setzero_ps(),
+                    _mm512_setzero_ps(),
+                    _mm512_setzero_ps(),
+                    _mm512_setzero_ps()};
             auto add = [&](size_t g, __m512i index) {
                 index = _mm512_add_epi32(
-                    index, _mm512_set1_epi32(int(g * lut_entries)));
-                sum[g % 4] = _mm512_add_ps(sum[g % 4],
-                                           _mm512_i32gather_ps(index, lut, 4));
+                        index, _mm512_set1_epi32(int(g * lut_entries)));
+                sum[g % 4] = _mm512_add_ps(
+                        sum[g % 4], _mm512_i32gather_ps(index, lut, 4));
             };
             size_t g = 0;
             for (size_t b = 0; b < plane_bytes; b += 4) {
                 // 4 bytes of each plane per lane; the last word ends at the
                 // plane's end (never past it), its first bytes already done
                 const size_t w = b + 4 <= plane_bytes || plane_bytes < 4
-                                     ? b
-                                     : plane_bytes - 4;
+                        ? b
+                        : plane_bytes - 4;
                 const unsigned skip = unsigned(8 * (b - w));
                 __m512i x0 = _mm512_srli_epi32(
-                    _mm512_i32gather_epi32(offsets, base + w, 1), skip);
+                        _mm512_i32gather_epi32(offsets, base + w, 1), skip);
                 __m512i x1 = nbits == 2
-                                 ? _mm512_srli_epi32(
-                                       _mm512_i32gather_epi32(
-                                           offsets, base + plane_bytes + w, 1),
-                                       skip)
-                                 : _mm512_setzero_si512();
+                        ? _mm512_srli_epi32(
+                                  _mm512_i32gather_epi32(
+                                          offsets, base + plane_bytes + w, 1),
+                                  skip)
+                        : _mm512_setzero_si512();
                 const size_t bytes = plane_bytes - b < 4 ? plane_bytes - b : 4;
                 if (nbits >= 3) {
                     // Two coordinates per table: bits 2t, 2t + 1 of plane
@@ -365,9 +392,9 @@ void lut_scan_block(const uint8_t* codes,
                     __m512i xp[4];
                     for (int p = 0; p < nbits; p++) {
                         xp[p] = _mm512_srli_epi32(
-                            _mm512_i32gather_epi32(
-                                offsets, base + p * plane_bytes + w, 1),
-                            skip);
+                                _mm512_i32gather_epi32(
+                                        offsets, base + p * plane_bytes + w, 1),
+                                skip);
                     }
                     const __m512i two = _mm512_set1_epi32(3);
                     for (size_t e = 0; e < bytes; e++) {
@@ -375,13 +402,16 @@ void lut_scan_block(const uint8_t* codes,
                             __m512i index = _mm512_setzero_si512();
                             for (int p = 0; p < nbits; p++) {
                                 index = _mm512_or_si512(
-                                    index,
-                                    _mm512_slli_epi32(
-                                        _mm512_and_si512(
-                                            _mm512_srli_epi32(
-                                                xp[p], unsigned(8 * e + 2 * t)),
-                                            two),
-                                        unsigned(2 * p)));
+                                        index,
+                                        _mm512_slli_epi32(
+                                                _mm512_and_si512(
+                                                        _mm512_srli_epi32(
+                                                                xp[p],
+                                                                unsigned(
+                                                                        8 * e +
+                                                                        2 * t)),
+                                                        two),
+                                                unsigned(2 * p)));
                             }
                             add(g++, index);
                         }
@@ -395,20 +425,24 @@ void lut_scan_block(const uint8_t* codes,
                     } else {
                         const __m512i y1 = _mm512_and_si512(x1, byte);
                         add(g++,
-                            _mm512_or_si512(_mm512_and_si512(y0, low),
-                                            _mm512_slli_epi32(
-                                                _mm512_and_si512(y1, low), 4)));
+                            _mm512_or_si512(
+                                    _mm512_and_si512(y0, low),
+                                    _mm512_slli_epi32(
+                                            _mm512_and_si512(y1, low), 4)));
                         add(g++,
-                            _mm512_or_si512(_mm512_srli_epi32(y0, 4),
-                                            _mm512_and_si512(y1, high)));
+                            _mm512_or_si512(
+                                    _mm512_srli_epi32(y0, 4),
+                                    _mm512_and_si512(y1, high)));
                     }
                     x0 = _mm512_srli_epi32(x0, 8);
                     x1 = _mm512_srli_epi32(x1, 8);
                 }
             }
-            _mm512_storeu_ps(out + i,
-                             _mm512_add_ps(_mm512_add_ps(sum[0], sum[1]),
-                                           _mm512_add_ps(sum[2], sum[3])));
+            _mm512_storeu_ps(
+                    out + i,
+                    _mm512_add_ps(
+                            _mm512_add_ps(sum[0], sum[1]),
+                            _mm512_add_ps(sum[2], sum[3])));
         }
     }
     const auto scalar = ref_kernels().lut_scan;
@@ -425,12 +459,13 @@ void lut_scan_block(const uint8_t* codes,
 /// operations per column and query besides the shuffles (Zen 4 and Intel
 /// run vpshufb and shifts on two ports).
 template <int NQ>
-void fast_scan_accumulate_nq(const uint8_t* codes,
-                             size_t nblocks,
-                             size_t block_stride,
-                             size_t t0,
-                             size_t t1,
-                             FastScanQuery* queries) {
+void fast_scan_accumulate_nq(
+        const uint8_t* codes,
+        size_t nblocks,
+        size_t block_stride,
+        size_t t0,
+        size_t t1,
+        FastScanQuery* queries) {
     constexpr size_t lb = fast_scan_lut_bytes;
     const __m512i low = _mm512_set1_epi8(0x0f);
     // 64-bit lanes of (unpacklo, unpackhi) in vector order: lane L of the
@@ -449,25 +484,32 @@ void fast_scan_accumulate_nq(const uint8_t* codes,
             odd[q] = _mm512_setzero_si512();
         }
         for (size_t t = t0; t < t1; t++) {
-            const __m512i c = _mm512_loadu_si512((const void*)(block + t * fast_scan_block));
+            const __m512i c = _mm512_loadu_si512(
+                    (const void*)(block + t * fast_scan_block));
             const __m512i clo = _mm512_and_si512(c, low);
             const __m512i chi = _mm512_and_si512(_mm512_srli_epi16(c, 4), low);
             for (int q = 0; q < NQ; q++) {
                 const uint8_t* l = luts[q] + lb * t;
                 const __m512i r = _mm512_add_epi8(
-                        _mm512_shuffle_epi8(_mm512_loadu_si512((const void*)l), clo),
-                        _mm512_shuffle_epi8(_mm512_loadu_si512((const void*)(l + 64)), chi));
+                        _mm512_shuffle_epi8(
+                                _mm512_loadu_si512((const void*)l), clo),
+                        _mm512_shuffle_epi8(
+                                _mm512_loadu_si512((const void*)(l + 64)),
+                                chi));
                 both[q] = _mm512_add_epi16(both[q], r);
                 odd[q] = _mm512_add_epi16(odd[q], _mm512_srli_epi16(r, 8));
             }
         }
         for (int q = 0; q < NQ; q++) {
             const FastScanQuery& fq = queries[q];
-            const __m512i even = _mm512_sub_epi16(both[q], _mm512_slli_epi16(odd[q], 8));
+            const __m512i even =
+                    _mm512_sub_epi16(both[q], _mm512_slli_epi16(odd[q], 8));
             const __m512i lo = _mm512_unpacklo_epi16(even, odd[q]);
             const __m512i hi = _mm512_unpackhi_epi16(even, odd[q]);
-            const __m512i v0 = _mm512_permutex2var_epi64(lo, first, hi);  // 0..31
-            const __m512i v1 = _mm512_permutex2var_epi64(lo, second, hi); // 32..63
+            const __m512i v0 =
+                    _mm512_permutex2var_epi64(lo, first, hi); // 0..31
+            const __m512i v1 =
+                    _mm512_permutex2var_epi64(lo, second, hi); // 32..63
             uint32_t* o = fq.out + b * fast_scan_block;
             const __m512i w[4] = {
                     _mm512_cvtepu16_epi32(_mm512_castsi512_si256(v0)),
@@ -476,7 +518,9 @@ void fast_scan_accumulate_nq(const uint8_t* codes,
                     _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(v1, 1))};
             for (int i = 0; i < 4; i++) {
                 const __m512i sum = fq.add
-                        ? _mm512_add_epi32(_mm512_loadu_si512((const void*)(o + 16 * i)), w[i])
+                        ? _mm512_add_epi32(
+                                  _mm512_loadu_si512((const void*)(o + 16 * i)),
+                                  w[i])
                         : w[i];
                 _mm512_storeu_si512((void*)(o + 16 * i), sum);
             }
@@ -484,16 +528,17 @@ void fast_scan_accumulate_nq(const uint8_t* codes,
     }
 }
 
-void fast_scan_accumulate(const uint8_t* codes,
-                          size_t nblocks,
-                          size_t block_stride,
-                          size_t t0,
-                          size_t t1,
-                          size_t nq,
-                          FastScanQuery* queries) {
+void fast_scan_accumulate(
+        const uint8_t* codes,
+        size_t nblocks,
+        size_t block_stride,
+        size_t t0,
+        size_t t1,
+        size_t nq,
+        FastScanQuery* queries) {
     in_query_groups(nq, [&](auto m, size_t q0) {
-        fast_scan_accumulate_nq<decltype(m)::value>(codes, nblocks, block_stride, t0, t1,
-                                                    queries + q0);
+        fast_scan_accumulate_nq<decltype(m)::value>(
+                codes, nblocks, block_stride, t0, t1, queries + q0);
     });
 }
 
@@ -502,21 +547,24 @@ void fast_scan_accumulate(const uint8_t* codes,
 /// factor terms of zero weight (f0 under inner product, f2 under L2) are
 /// not loaded.
 template <bool F0, bool F2>
-size_t fast_scan_scores_terms(const uint32_t* hi,
-                              const uint32_t* lo,
-                              const float* factors,
-                              size_t nblocks,
-                              const FastScanAffine& a,
-                              float worst,
-                              bool larger_is_better,
-                              float* out,
-                              uint32_t* better) {
+size_t fast_scan_scores_terms(
+        const uint32_t* hi,
+        const uint32_t* lo,
+        const float* factors,
+        size_t nblocks,
+        const FastScanAffine& a,
+        float worst,
+        bool larger_is_better,
+        float* out,
+        uint32_t* better) {
     constexpr size_t bs = fast_scan_block;
-    const __m512 step_hi = _mm512_set1_ps(a.step_hi), step_lo = _mm512_set1_ps(a.step_lo),
+    const __m512 step_hi = _mm512_set1_ps(a.step_hi),
+                 step_lo = _mm512_set1_ps(a.step_lo),
                  bias = _mm512_set1_ps(a.bias), c = _mm512_set1_ps(a.c),
                  w0 = _mm512_set1_ps(a.w0), w1 = _mm512_set1_ps(a.w1),
                  w2 = _mm512_set1_ps(a.w2), threshold = _mm512_set1_ps(worst);
-    const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i lanes = _mm512_setr_epi32(
+            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     size_t count = 0;
     for (size_t b = 0; b < nblocks; b++) {
         const float* f = factors + b * 3 * bs;
@@ -524,12 +572,14 @@ size_t fast_scan_scores_terms(const uint32_t* hi,
             const size_t j = b * bs + i;
             __m512 ip = _mm512_fmadd_ps(
                     step_lo,
-                    _mm512_cvtepu32_ps(_mm512_loadu_si512((const void*)(lo + j))),
+                    _mm512_cvtepu32_ps(
+                            _mm512_loadu_si512((const void*)(lo + j))),
                     bias);
             if (hi) {
                 ip = _mm512_fmadd_ps(
                         step_hi,
-                        _mm512_cvtepu32_ps(_mm512_loadu_si512((const void*)(hi + j))),
+                        _mm512_cvtepu32_ps(
+                                _mm512_loadu_si512((const void*)(hi + j))),
                         ip);
             }
             __m512 o = c;
@@ -539,7 +589,8 @@ size_t fast_scan_scores_terms(const uint32_t* hi,
             if (F2) {
                 o = _mm512_fmadd_ps(w2, _mm512_loadu_ps(f + 2 * bs + i), o);
             }
-            o = _mm512_fmadd_ps(_mm512_mul_ps(w1, _mm512_loadu_ps(f + bs + i)), ip, o);
+            o = _mm512_fmadd_ps(
+                    _mm512_mul_ps(w1, _mm512_loadu_ps(f + bs + i)), ip, o);
             _mm512_storeu_ps(out + j, o);
             const __mmask16 m = larger_is_better
                     ? _mm512_cmp_ps_mask(o, threshold, _CMP_GT_OQ)
@@ -547,9 +598,11 @@ size_t fast_scan_scores_terms(const uint32_t* hi,
             if (m) {
                 // compress in a register, then a plain store (a compressing
                 // store to memory is slow on Zen 4)
-                const __m512i idx = _mm512_add_epi32(lanes, _mm512_set1_epi32(int(j)));
-                _mm512_storeu_si512((void*)(better + count),
-                                    _mm512_maskz_compress_epi32(m, idx));
+                const __m512i idx =
+                        _mm512_add_epi32(lanes, _mm512_set1_epi32(int(j)));
+                _mm512_storeu_si512(
+                        (void*)(better + count),
+                        _mm512_maskz_compress_epi32(m, idx));
                 count += size_t(__builtin_popcount(m));
             }
         }
@@ -557,18 +610,27 @@ size_t fast_scan_scores_terms(const uint32_t* hi,
     return count;
 }
 
-size_t fast_scan_scores(const uint32_t* hi,
-                        const uint32_t* lo,
-                        const float* factors,
-                        size_t nblocks,
-                        const FastScanAffine& a,
-                        float worst,
-                        bool larger_is_better,
-                        float* out,
-                        uint32_t* better) {
+size_t fast_scan_scores(
+        const uint32_t* hi,
+        const uint32_t* lo,
+        const float* factors,
+        size_t nblocks,
+        const FastScanAffine& a,
+        float worst,
+        bool larger_is_better,
+        float* out,
+        uint32_t* better) {
     auto run = [&](auto f0, auto f2) {
         return fast_scan_scores_terms<decltype(f0)::value, decltype(f2)::value>(
-                hi, lo, factors, nblocks, a, worst, larger_is_better, out, better);
+                hi,
+                lo,
+                factors,
+                nblocks,
+                a,
+                worst,
+                larger_is_better,
+                out,
+                better);
     };
     using T = std::true_type;
     using F = std::false_type;
@@ -583,15 +645,17 @@ size_t fast_scan_scores(const uint32_t* hi,
 /// (the 16 x 16 byte transpose of kernels_avx2.cpp, in each lane) leave in
 /// out[c] column c of rows 0..63, in order: one 64-byte store per column,
 /// and half the shuffles of four 16 x 16 tiles.
-void rows_to_block(const uint8_t* rows,
-                   size_t row_stride,
-                   size_t nrows,
-                   size_t ncols,
-                   uint8_t* block) {
+void rows_to_block(
+        const uint8_t* rows,
+        size_t row_stride,
+        size_t nrows,
+        size_t ncols,
+        uint8_t* block) {
     constexpr size_t bs = fast_scan_block;
     auto row16 = [&](size_t v, size_t t0) {
-        return v < nrows ? _mm_loadu_si128((const __m128i*)(rows + v * row_stride + t0))
-                         : _mm_setzero_si128();
+        return v < nrows
+                ? _mm_loadu_si128((const __m128i*)(rows + v * row_stride + t0))
+                : _mm_setzero_si128();
     };
     size_t t0 = 0;
     for (; t0 < ncols && t0 + 16 <= row_stride; t0 += 16) {
@@ -599,10 +663,14 @@ void rows_to_block(const uint8_t* rows,
         for (size_t i = 0; i < 16; i++) {
             a[i] = _mm512_inserti32x4(
                     _mm512_inserti32x4(
-                            _mm512_inserti32x4(_mm512_castsi128_si512(row16(i, t0)),
-                                               row16(16 + i, t0), 1),
-                            row16(32 + i, t0), 2),
-                    row16(48 + i, t0), 3);
+                            _mm512_inserti32x4(
+                                    _mm512_castsi128_si512(row16(i, t0)),
+                                    row16(16 + i, t0),
+                                    1),
+                            row16(32 + i, t0),
+                            2),
+                    row16(48 + i, t0),
+                    3);
         }
         for (int i = 0; i < 8; i++) {
             p[i] = _mm512_unpacklo_epi8(a[2 * i], a[2 * i + 1]);
@@ -616,8 +684,10 @@ void rows_to_block(const uint8_t* rows,
         }
         for (int m = 0; m < 2; m++) {
             for (int g = 0; g < 4; g++) {
-                sv[m][g][0] = _mm512_unpacklo_epi32(r[2 * m][g], r[2 * m + 1][g]);
-                sv[m][g][1] = _mm512_unpackhi_epi32(r[2 * m][g], r[2 * m + 1][g]);
+                sv[m][g][0] =
+                        _mm512_unpacklo_epi32(r[2 * m][g], r[2 * m + 1][g]);
+                sv[m][g][1] =
+                        _mm512_unpackhi_epi32(r[2 * m][g], r[2 * m + 1][g]);
             }
         }
         const size_t nc = std::min<size_t>(16, ncols - t0);
@@ -625,19 +695,21 @@ void rows_to_block(const uint8_t* rows,
             for (int h = 0; h < 2; h++) {
                 const size_t c = size_t(4 * g + 2 * h);
                 if (c < nc) {
-                    _mm512_storeu_si512(block + (t0 + c) * bs,
-                                        _mm512_unpacklo_epi64(sv[0][g][h], sv[1][g][h]));
+                    _mm512_storeu_si512(
+                            block + (t0 + c) * bs,
+                            _mm512_unpacklo_epi64(sv[0][g][h], sv[1][g][h]));
                 }
                 if (c + 1 < nc) {
-                    _mm512_storeu_si512(block + (t0 + c + 1) * bs,
-                                        _mm512_unpackhi_epi64(sv[0][g][h], sv[1][g][h]));
+                    _mm512_storeu_si512(
+                            block + (t0 + c + 1) * bs,
+                            _mm512_unpackhi_epi64(sv[0][g][h], sv[1][g][h]));
                 }
             }
         }
     }
     if (t0 < ncols) { // columns a tile would read past
-        ref_kernels().rows_to_block(rows + t0, row_stride, nrows, ncols - t0,
-                                    block + t0 * bs);
+        ref_kernels().rows_to_block(
+                rows + t0, row_stride, nrows, ncols - t0, block + t0 * bs);
     }
 }
 
@@ -648,19 +720,19 @@ const KernelTable& avx512_kernels() {
     // One code's look-up-table scan stays scalar (a gather per look-up is
     // not cheaper than a load); blocks of codes use a lane per code.
     static const KernelTable table = {
-        SimdLevel::avx512,
-        avx512_level::popcount,
-        avx512_level::popcount_and,
-        avx512_level::hamming,
-        avx512_level::weighted_popcount,
-        avx512_level::hamming_block,
-        avx512_level::select_less,
-        avx512_level::plane_products_block,
-        ref_kernels().lut_scan,
-        avx512_level::lut_scan_block,
-        avx512_level::fast_scan_accumulate,
-        avx512_level::fast_scan_scores,
-        avx512_level::rows_to_block,
+            SimdLevel::avx512,
+            avx512_level::popcount,
+            avx512_level::popcount_and,
+            avx512_level::hamming,
+            avx512_level::weighted_popcount,
+            avx512_level::hamming_block,
+            avx512_level::select_less,
+            avx512_level::plane_products_block,
+            ref_kernels().lut_scan,
+            avx512_level::lut_scan_block,
+            avx512_level::fast_scan_accumulate,
+            avx512_level::fast_scan_scores,
+            avx512_level::rows_to_block,
     };
     return table;
 }

@@ -35,18 +35,19 @@ uint64_t popcount(const uint8_t* a, size_t nbytes) {
 
 uint64_t popcount_and(const uint8_t* a, const uint8_t* b, size_t nbytes) {
     return popcount_of(
-        a, b, nbytes, [](uint64_t x, uint64_t y) { return x & y; });
+            a, b, nbytes, [](uint64_t x, uint64_t y) { return x & y; });
 }
 
 uint64_t hamming(const uint8_t* a, const uint8_t* b, size_t nbytes) {
     return popcount_of(
-        a, b, nbytes, [](uint64_t x, uint64_t y) { return x ^ y; });
+            a, b, nbytes, [](uint64_t x, uint64_t y) { return x ^ y; });
 }
 
-uint64_t weighted_popcount(const uint8_t* planes,
-                           int n_planes,
-                           const uint8_t* code,
-                           size_t nbytes) {
+uint64_t weighted_popcount(
+        const uint8_t* planes,
+        int n_planes,
+        const uint8_t* code,
+        size_t nbytes) {
     uint64_t sum = 0;
     for (int p = 0; p < n_planes; p++) {
         sum += popcount_and(planes + p * nbytes, code, nbytes) << p;
@@ -54,10 +55,11 @@ uint64_t weighted_popcount(const uint8_t* planes,
     return sum;
 }
 
-float lut_scan(const uint8_t* planes,
-               size_t plane_bytes,
-               int nbits,
-               const float* lut) {
+float lut_scan(
+        const uint8_t* planes,
+        size_t plane_bytes,
+        int nbits,
+        const float* lut) {
     // Four partial sums: one chain of dependent float adds would bound the
     // scan by the add latency, not by the loads.
     float sum[4] = {0, 0, 0, 0};
@@ -83,7 +85,7 @@ float lut_scan(const uint8_t* planes,
         const uint8_t* hi = planes + plane_bytes;
         for (size_t b = 0; b < plane_bytes; b++) {
             const unsigned lo_index =
-                (planes[b] & 0x0f) | ((hi[b] & 0x0f) << 4);
+                    (planes[b] & 0x0f) | ((hi[b] & 0x0f) << 4);
             const unsigned hi_index = (planes[b] >> 4) | (hi[b] & 0xf0);
             sum[(2 * b) % 4] += lut[(2 * b) * lut_entries + lo_index];
             sum[(2 * b + 1) % 4] += lut[(2 * b + 1) * lut_entries + hi_index];
@@ -92,21 +94,23 @@ float lut_scan(const uint8_t* planes,
     return (sum[0] + sum[1]) + (sum[2] + sum[3]);
 }
 
-void hamming_block(const uint8_t* query,
-                   const uint8_t* codes,
-                   size_t n,
-                   size_t nbytes,
-                   size_t stride,
-                   int32_t* distances) {
+void hamming_block(
+        const uint8_t* query,
+        const uint8_t* codes,
+        size_t n,
+        size_t nbytes,
+        size_t stride,
+        int32_t* distances) {
     for (size_t i = 0; i < n; i++) {
         distances[i] = int32_t(hamming(query, codes + i * stride, nbytes));
     }
 }
 
-size_t select_less(const int32_t* values,
-                   size_t n,
-                   int32_t bound,
-                   uint32_t* positions) {
+size_t select_less(
+        const int32_t* values,
+        size_t n,
+        int32_t bound,
+        uint32_t* positions) {
     size_t count = 0;
     for (size_t i = 0; i < n; i++) {
         if (values[i] < bound) {
@@ -116,14 +120,15 @@ size_t select_less(const int32_t* values,
     return count;
 }
 
-void plane_products_block(const uint8_t* query_planes,
-                          int n_query_planes,
-                          const uint8_t* codes,
-                          size_t n,
-                          size_t stride,
-                          size_t plane_bytes,
-                          int code_plane_mask,
-                          uint32_t* out) {
+void plane_products_block(
+        const uint8_t* query_planes,
+        int n_query_planes,
+        const uint8_t* codes,
+        size_t n,
+        size_t stride,
+        size_t plane_bytes,
+        int code_plane_mask,
+        uint32_t* out) {
     for (size_t i = 0; i < n; i++) {
         const uint8_t* code = codes + i * stride;
         for (int p = 0; p < n_query_planes; p++) {
@@ -143,25 +148,27 @@ void plane_products_block(const uint8_t* query_planes,
     }
 }
 
-void lut_scan_block(const uint8_t* codes,
-                    size_t n,
-                    size_t stride,
-                    size_t plane_bytes,
-                    int nbits,
-                    const float* lut,
-                    float* out) {
+void lut_scan_block(
+        const uint8_t* codes,
+        size_t n,
+        size_t stride,
+        size_t plane_bytes,
+        int nbits,
+        const float* lut,
+        float* out) {
     for (size_t i = 0; i < n; i++) {
         out[i] = lut_scan(codes + i * stride, plane_bytes, nbits, lut);
     }
 }
 
-void fast_scan_accumulate(const uint8_t* codes,
-                          size_t nblocks,
-                          size_t block_stride,
-                          size_t t0,
-                          size_t t1,
-                          size_t nq,
-                          FastScanQuery* queries) {
+void fast_scan_accumulate(
+        const uint8_t* codes,
+        size_t nblocks,
+        size_t block_stride,
+        size_t t0,
+        size_t t1,
+        size_t nq,
+        FastScanQuery* queries) {
     constexpr size_t bs = fast_scan_block;
     for (size_t q = 0; q < nq; q++) {
         const FastScanQuery& fq = queries[q];
@@ -180,15 +187,16 @@ void fast_scan_accumulate(const uint8_t* codes,
     }
 }
 
-size_t fast_scan_scores(const uint32_t* hi,
-                        const uint32_t* lo,
-                        const float* factors,
-                        size_t nblocks,
-                        const FastScanAffine& a,
-                        float worst,
-                        bool larger_is_better,
-                        float* out,
-                        uint32_t* better) {
+size_t fast_scan_scores(
+        const uint32_t* hi,
+        const uint32_t* lo,
+        const float* factors,
+        size_t nblocks,
+        const FastScanAffine& a,
+        float worst,
+        bool larger_is_better,
+        float* out,
+        uint32_t* better) {
     constexpr size_t bs = fast_scan_block;
     size_t count = 0;
     for (size_t i = 0; i < nblocks * bs; i++) {
@@ -203,14 +211,16 @@ size_t fast_scan_scores(const uint32_t* hi,
     return count;
 }
 
-void rows_to_block(const uint8_t* rows,
-                   size_t row_stride,
-                   size_t nrows,
-                   size_t ncols,
-                   uint8_t* block) {
+void rows_to_block(
+        const uint8_t* rows,
+        size_t row_stride,
+        size_t nrows,
+        size_t ncols,
+        uint8_t* block) {
     for (size_t t = 0; t < ncols; t++) {
         for (size_t v = 0; v < fast_scan_block; v++) {
-            block[t * fast_scan_block + v] = v < nrows ? rows[v * row_stride + t] : 0;
+            block[t * fast_scan_block + v] =
+                    v < nrows ? rows[v * row_stride + t] : 0;
         }
     }
 }
@@ -220,19 +230,19 @@ void rows_to_block(const uint8_t* rows,
 
 const KernelTable& ref_kernels() {
     static const KernelTable table = {
-        SimdLevel::ref,
-        ref_level::popcount,
-        ref_level::popcount_and,
-        ref_level::hamming,
-        ref_level::weighted_popcount,
-        ref_level::hamming_block,
-        ref_level::select_less,
-        ref_level::plane_products_block,
-        ref_level::lut_scan,
-        ref_level::lut_scan_block,
-        ref_level::fast_scan_accumulate,
-        ref_level::fast_scan_scores,
-        ref_level::rows_to_block,
+            SimdLevel::ref,
+            ref_level::popcount,
+            ref_level::popcount_and,
+            ref_level::hamming,
+            ref_level::weighted_popcount,
+            ref_level::hamming_block,
+            ref_level::select_less,
+            ref_level::plane_products_block,
+            ref_level::lut_scan,
+            ref_level::lut_scan_block,
+            ref_level::fast_scan_accumulate,
+            ref_level::fast_scan_scores,
+            ref_level::rows_to_block,
     };
     return table;
 }

@@ -22,10 +22,18 @@ template <class Run>
 void in_query_groups(size_t nq, Run run) {
     for (size_t q0 = 0; q0 < nq; q0 += fast_scan_max_queries) {
         switch (std::min(fast_scan_max_queries, nq - q0)) {
-            case 1: run(std::integral_constant<int, 1>(), q0); break;
-            case 2: run(std::integral_constant<int, 2>(), q0); break;
-            case 3: run(std::integral_constant<int, 3>(), q0); break;
-            default: run(std::integral_constant<int, 4>(), q0); break;
+            case 1:
+                run(std::integral_constant<int, 1>(), q0);
+                break;
+            case 2:
+                run(std::integral_constant<int, 2>(), q0);
+                break;
+            case 3:
+                run(std::integral_constant<int, 3>(), q0);
+                break;
+            default:
+                run(std::integral_constant<int, 4>(), q0);
+                break;
         }
     }
 }

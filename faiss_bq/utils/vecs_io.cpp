@@ -2,8 +2,8 @@
 
 #include <faiss/impl/FaissAssert.h>
 
-#include <cstdio>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 
@@ -81,7 +81,11 @@ void write_fvecs(const std::string& path, size_t n, size_t d, const float* x) {
     out.write(n, x);
     out.close();
 }
-void write_ivecs(const std::string& path, size_t n, size_t d, const int32_t* x) {
+void write_ivecs(
+        const std::string& path,
+        size_t n,
+        size_t d,
+        const int32_t* x) {
     VecsWriter<int32_t> out(path, d);
     out.write(n, x);
     out.close();

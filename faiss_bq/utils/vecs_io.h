@@ -30,7 +30,7 @@ void write_ivecs(const std::string& path, size_t n, size_t d, const int32_t* x);
 /// write fails; close() reports an error of the final flush.
 template <typename T>
 class VecsWriter {
-  public:
+   public:
     VecsWriter(const std::string& path, size_t d);
     ~VecsWriter();
     VecsWriter(const VecsWriter&) = delete;
@@ -39,7 +39,7 @@ class VecsWriter {
     void write(size_t n, const T* x); ///< n rows, row-major
     void close();
 
-  private:
+   private:
     std::string path_;
     size_t d_;
     std::FILE* file_;

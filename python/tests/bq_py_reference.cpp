@@ -31,9 +31,10 @@ void write_raw(const std::string& path, const T* x, size_t n) {
 
 int main(int argc, char** argv) {
     if (argc != 8) {
-        std::fprintf(stderr,
-                     "usage: %s TRAIN BASE QUERY DESCRIPTION L2|IP K OUT\n",
-                     argv[0]);
+        std::fprintf(
+                stderr,
+                "usage: %s TRAIN BASE QUERY DESCRIPTION L2|IP K OUT\n",
+                argv[0]);
         return 2;
     }
     const auto xt = faiss_bq::read_fvecs(argv[1]);
