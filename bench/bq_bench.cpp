@@ -420,6 +420,26 @@ struct RefineParams : SearchParametersBQRefine {
     RefineParams(const RefineParams&) = delete;
 };
 
+/// The trained two-stage index (sharing both stages) with the k_factor its
+/// plan gives for a 10-recall@10 of `recall` over its ntotal
+/// (BinarizationPlan::k_factor_for): the rows "kf@<recall>" check the
+/// prediction.
+std::function<IndexPtr(const faiss::Index&)> k_factor_for_recall(float recall) {
+    return [recall](const faiss::Index& trained) {
+        const auto& rf = dynamic_cast<const IndexBQRefine&>(trained);
+        const BinarizationPlan* plan = nullptr;
+        if (auto bq = dynamic_cast<const IndexBQ*>(rf.base_index)) {
+            plan = &bq->plan;
+        } else {
+            plan = &dynamic_cast<const IndexBQFastScan&>(*rf.base_index).plan;
+        }
+        auto out =
+                std::make_unique<IndexBQRefine>(rf.base_index, rf.refine_index);
+        out->k_factor = plan->k_factor_for(recall, trained.ntotal);
+        return IndexPtr(std::move(out));
+    };
+}
+
 /// Two-stage rows (issue 4): BQ1 / BQ2 (automatic plan, asymmetric) re-ranked
 /// from exact, fp16 and SQ8 stores at several k_factors, set per search on
 /// one trained index per (nbits, store); the exact store also with 8- and
@@ -512,6 +532,17 @@ void add_refine_methods(std::vector<Method>& methods, const Dataset& ds) {
                          key + " fs",
                          make_fs,
                          std::make_shared<RefineParams>(kf, 0.f, 0)});
+            }
+            for (float target : {0.90f, 0.95f, 0.99f}) {
+                if (exact) {
+                    methods.push_back(
+                            {fs_head + " rerank-Flat kf@" +
+                                     format("%.2f", target),
+                             key + " fs",
+                             make_fs,
+                             nullptr,
+                             k_factor_for_recall(target)});
+                }
             }
         }
     }
@@ -845,6 +876,9 @@ Row measure(
             min_timing_seconds);
     row.recall = recall_at_10(ds, top, k_recall);
     auto rf = dynamic_cast<const IndexBQRefine*>(&index);
+    if (rf && !method.params) {
+        row.note = "k_factor " + format("%.2f", rf->k_factor);
+    }
     if (rf && rf->last_stats.skipped > 0) {
         const auto& st = rf->last_stats;
         row.note = format("%.0f", double(st.candidates - st.skipped)) + " of " +

@@ -1,4 +1,4 @@
-// The one owner of faiss_bq's file formats (README.md, "Files").
+// The one owner of faiss_bq's file formats (docs/files.md).
 //
 // IndexBQ, fourcc "BQix":
 //   fourcc | version | FAISS index header | index fields | trainer options |
@@ -79,7 +79,8 @@ using faiss::fourcc;
 // 3: trainer.matryoshka and each candidate's prefix flag.
 // 4: trainer.fast_scan_layout (IndexBQFastScan's allocations).
 // 5: trainer.joint_nibbles and the plan's joint_levels (joint nibbles).
-constexpr uint32_t kFormatVersion = 5;
+// 6: the plan's recall profile (k_factor_for, expected_recall).
+constexpr uint32_t kFormatVersion = 6;
 /// Dimensions beyond this are rejected before anything is sized by them.
 constexpr int64_t kMaxDim = 1 << 20;
 /// Vectors are grown by at most this many bytes per read, so a size field
@@ -556,7 +557,7 @@ void check_plan(const BinarizationPlan& p, int d, int nbits, size_t code_size) {
 
 /// Version 2: the plan's allocation and its evidence (after the plan);
 /// version 3 adds whether each candidate was a Matryoshka prefix, version 5
-/// the joint levels.
+/// the joint levels, version 6 the recall profile.
 void write_plan_allocation(const BinarizationPlan& p, faiss::IOWriter* f) {
     put_vector(f, p.bits);
     put(f, uint64_t(p.code_bytes));
@@ -572,6 +573,11 @@ void write_plan_allocation(const BinarizationPlan& p, faiss::IOWriter* f) {
         put(f, c.heldout_distortion);
     }
     put_vector(f, p.joint_levels);
+    const RecallProfile& rp = p.recall_profile;
+    put(f, uint64_t(rp.base_rows));
+    put_vector(f, rp.recall);
+    put_vector(f, rp.candidates);
+    put_vector(f, rp.growth);
 }
 
 void read_plan_allocation(
@@ -594,6 +600,31 @@ void read_plan_allocation(
     p.joint_levels.clear();
     if (version >= 5) {
         get_vector(f, p.joint_levels, "plan.joint_levels");
+    }
+    RecallProfile& rp = p.recall_profile;
+    rp = RecallProfile();
+    if (version >= 6) {
+        rp.base_rows = get<uint64_t>(f);
+        get_vector(f, rp.recall, "plan.recall_profile.recall");
+        get_vector(f, rp.candidates, "plan.recall_profile.candidates");
+        get_vector(f, rp.growth, "plan.recall_profile.growth");
+        const size_t nl = rp.recall.size();
+        bool ok = rp.candidates.size() == nl && rp.growth.size() == nl &&
+                (nl == 0 || (nl >= 2 && rp.base_rows > 0));
+        for (size_t l = 0; ok && l < nl; l++) {
+            ok = rp.recall[l] > 0 && rp.recall[l] < 1 &&
+                    (l == 0 || rp.recall[l] > rp.recall[l - 1]) &&
+                    rp.candidates[l] >= 1 && std::isfinite(rp.candidates[l]) &&
+                    rp.growth[l] >= 0 && rp.growth[l] <= 1;
+        }
+        FAISS_THROW_IF_NOT_FMT(
+                ok,
+                "faiss_bq: bad recall profile: %zu levels, %zu candidate "
+                "counts, %zu growth exponents over %zu rows",
+                nl,
+                rp.candidates.size(),
+                rp.growth.size(),
+                size_t(rp.base_rows));
     }
 }
 

@@ -648,7 +648,102 @@ std::string BinarizationPlan::report() const {
     if (!reason.empty()) {
         appendf(s, "  reason: %s\n", reason.c_str());
     }
+    if (!recall_profile.empty()) {
+        const int64_t held = int64_t(recall_profile.base_rows);
+        appendf(s,
+                "  expected 10-recall@10 from the codes alone: %.2f among "
+                "%lld vectors (held out), %.2f among 100k, %.2f among 1M "
+                "(extrapolated)\n",
+                expected_recall(held),
+                (long long)held,
+                expected_recall(100000),
+                expected_recall(1000000));
+        appendf(s,
+                "  k_factor for 0.90 / 0.95 / 0.99 after exact re-ranking "
+                "(k_factor_for): %.1f / %.1f / %.1f among 100k, "
+                "%.1f / %.1f / %.1f among 1M\n",
+                k_factor_for(0.90f, 100000),
+                k_factor_for(0.95f, 100000),
+                k_factor_for(0.99f, 100000),
+                k_factor_for(0.90f, 1000000),
+                k_factor_for(0.95f, 1000000),
+                k_factor_for(0.99f, 1000000));
+    }
     return s;
+}
+
+double RecallProfile::candidates_for(double r, double n) const {
+    // Linear in log K between the measured levels.
+    size_t l = 1;
+    while (l + 1 < recall.size() && recall[l] < r) {
+        l++;
+    }
+    const double w = (r - recall[l - 1]) / (recall[l] - recall[l - 1]);
+    const double log_k =
+            (1 - w) * std::log(candidates[l - 1]) + w * std::log(candidates[l]);
+    const double a = (1 - w) * growth[l - 1] + w * growth[l];
+    return std::exp(log_k) * std::pow(n / double(base_rows), a);
+}
+
+namespace {
+
+void check_profile_query(
+        const RecallProfile& p,
+        const char* what,
+        double recall,
+        int64_t ntotal) {
+    FAISS_THROW_IF_NOT_MSG(
+            !p.empty() && p.recall.size() >= 2,
+            "the plan has no recall profile (it was not chosen by the "
+            "trainer's held-out check)");
+    FAISS_THROW_IF_NOT_FMT(
+            recall >= p.recall.front() - 1e-6 &&
+                    recall <= p.recall.back() + 1e-6,
+            "%s: recall=%g outside the measured levels %g .. %g",
+            what,
+            recall,
+            p.recall.front(),
+            p.recall.back());
+    FAISS_THROW_IF_NOT_FMT(
+            ntotal >= 1,
+            "%s: ntotal=%lld must be >= 1",
+            what,
+            (long long)ntotal);
+}
+
+} // namespace
+
+float BinarizationPlan::k_factor_for(float recall, int64_t ntotal) const {
+    check_profile_query(recall_profile, "k_factor_for", recall, ntotal);
+    const RecallProfile& p = recall_profile;
+    const double r = std::min<double>(
+            std::max<double>(recall, p.recall.front()), p.recall.back());
+    const double k = p.candidates_for(r, double(ntotal));
+    return float(std::max(1.0, k / 10));
+}
+
+float BinarizationPlan::expected_recall(int64_t ntotal, float k_factor) const {
+    const RecallProfile& p = recall_profile;
+    check_profile_query(p, "expected_recall", p.recall.front(), ntotal);
+    FAISS_THROW_IF_NOT_FMT(
+            k_factor >= 1 && std::isfinite(k_factor),
+            "expected_recall: k_factor=%g must be >= 1",
+            k_factor);
+    // K(r) grows with r: the largest r whose K fits k_factor * 10, bisected
+    // between the levels.
+    const double budget = 10.0 * k_factor, n = double(ntotal);
+    if (p.candidates_for(p.recall.front(), n) > budget) {
+        return 0;
+    }
+    if (p.candidates_for(p.recall.back(), n) <= budget) {
+        return p.recall.back();
+    }
+    double lo = p.recall.front(), hi = p.recall.back();
+    for (int it = 0; it < 40; it++) {
+        const double mid = 0.5 * (lo + hi);
+        (p.candidates_for(mid, n) <= budget ? lo : hi) = mid;
+    }
+    return float(lo);
 }
 
 } // namespace faiss_bq

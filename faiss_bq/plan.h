@@ -64,6 +64,28 @@ struct CandidateReport {
     float heldout_recall_stderr = 0;
 };
 
+/// Where the exact top-10 neighbours rank under a plan's estimator, measured
+/// by the trainer's held-out check (the chosen candidate as fitted, queries
+/// the candidates were not fitted on): candidates[l] is the number of
+/// candidates K a first stage must keep so that a share recall[l] of the
+/// true top-10 is among them, in a base of base_rows vectors; growth[l] is
+/// the exponent of K(n) = candidates[l] * (n / base_rows)^growth[l], fitted
+/// on 1/4, 1/2 and all of the held-out base (0 when the base is too small to
+/// fit it). Exact re-ranking of K = k_factor * 10 candidates then gives that
+/// 10-recall@10.
+struct RecallProfile {
+    size_t base_rows = 0;
+    std::vector<float> recall;     ///< ascending levels in (0, 1)
+    std::vector<float> candidates; ///< K per level, at base_rows
+    std::vector<float> growth;     ///< per level, in [0, 1]
+
+    bool empty() const {
+        return recall.empty();
+    }
+    /// K for a share `recall` of the true top-10 among n vectors.
+    double candidates_for(double recall, double n) const;
+};
+
 /// y = R (x - c), then coordinate j of y quantized to 2^b_j levels (b_j = 0:
 /// not stored, reconstructed as its training mean). Uniform plans have b_j =
 /// nbits everywhere; allocated plans spread a byte budget by measured
@@ -122,6 +144,20 @@ struct BinarizationPlan {
     float energy_kept = 0;
     float predicted_distortion = 0;
     float heldout_distortion = -1;
+    /// Ranks of the true neighbours on the held-out part (empty for plans
+    /// that did not come from the trainer).
+    RecallProfile recall_profile;
+
+    /// The k_factor a refine stage (IndexBQRefine, ",RFlat") needs for a
+    /// 10-recall@10 of `recall` with exact re-ranking over ntotal vectors,
+    /// from recall_profile (extrapolated past its base): at least 1. Throws
+    /// faiss::FaissException when recall is outside the profile's levels
+    /// (0.05 .. 0.99), ntotal < 1, or the plan has no profile.
+    float k_factor_for(float recall, int64_t ntotal) const;
+    /// The 10-recall@10 to expect from the codes alone (k_factor 1), or after
+    /// exact re-ranking of k_factor * 10 candidates, over ntotal vectors; 0
+    /// below the lowest level of the profile. Throws as k_factor_for.
+    float expected_recall(int64_t ntotal, float k_factor = 1) const;
 
     bool is_trained() const {
         return d > 0 && !levels.empty();

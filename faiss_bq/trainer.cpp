@@ -85,7 +85,13 @@ std::vector<float> recalls(const HeldOut& h, const std::vector<idx_t>& found) {
 ///  asymmetric IP: max <x - c, c> + <e, y> = <[e, <x - c, c>], [y, 1]>;
 ///  asymmetric L2: min |r|^2 - 2 <e, y>, i.e. max <[e, |r|^2], [2 y, -1]>;
 ///  symmetric: the code values s, IP or L2.
-std::vector<float> heldout_recalls(
+struct EstimatorVectors {
+    size_t dim = 0;
+    std::vector<float> q, b; ///< h.nq x dim queries, h.nb x dim base
+    bool l2 = false;         ///< rank by L2 distance, else inner product
+};
+
+EstimatorVectors estimator_vectors(
         const BinarizationPlan& plan,
         Estimator estimator,
         const HeldOut& h) {
@@ -94,32 +100,47 @@ std::vector<float> heldout_recalls(
     encode(plan, h.nb, h.x.data(), codes.data());
     const size_t d = h.d;
     const bool l2 = h.metric == faiss::METRIC_L2;
+    EstimatorVectors v;
     if (estimator == Estimator::symmetric) {
-        std::vector<float> s(h.nb * d);
-        code_values(layout, h.nb, codes.data(), s.data());
-        return recalls(
-                h, top_k_excluding_self(h.nq, h.nb, d, s.data(), s.data(), l2));
+        v.dim = d;
+        v.l2 = l2;
+        v.b.resize(h.nb * d);
+        code_values(layout, h.nb, codes.data(), v.b.data());
+        v.q.assign(v.b.begin(), v.b.begin() + h.nq * d);
+        return v;
     }
     const size_t da = d + 1;
-    std::vector<float> e(h.nb * d), eb(h.nb * da), yq(h.nq * da);
+    v.dim = da;
+    std::vector<float> e(h.nb * d);
+    v.b.resize(h.nb * da);
+    v.q.resize(h.nq * da);
     estimate_vectors(plan, h.nb, codes.data(), e.data());
     std::vector<float> y(h.nq * d);
     plan.apply(h.nq, h.x.data(), y.data());
     for (size_t i = 0; i < h.nb; i++) {
         const uint8_t* code = codes.data() + i * layout.code_size;
-        std::copy_n(e.data() + i * d, d, eb.data() + i * da);
-        eb[i * da + d] =
+        std::copy_n(e.data() + i * d, d, v.b.data() + i * da);
+        v.b[i * da + d] =
                 l2 ? layout.residual_norm2(code) : layout.center_dot(code);
     }
     for (size_t i = 0; i < h.nq; i++) {
         for (size_t j = 0; j < d; j++) {
-            yq[i * da + j] = l2 ? 2 * y[i * d + j] : y[i * d + j];
+            v.q[i * da + j] = l2 ? 2 * y[i * d + j] : y[i * d + j];
         }
-        yq[i * da + d] = l2 ? -1 : 1;
+        v.q[i * da + d] = l2 ? -1 : 1;
     }
+    return v;
+}
+
+std::vector<float> heldout_recalls(
+        const BinarizationPlan& plan,
+        Estimator estimator,
+        const HeldOut& h) {
+    const EstimatorVectors v = estimator_vectors(plan, estimator, h);
     return recalls(
             h,
-            top_k_excluding_self(h.nq, h.nb, da, yq.data(), eb.data(), false));
+            top_k_excluding_self(
+                    h.nq, h.nb, v.dim, v.q.data(), v.b.data(), v.l2));
 }
 
 /// C = A B^T for row-major A (na x d) and B (nb x d): C is na x nb.
@@ -135,6 +156,128 @@ std::vector<float> products(
     // Column-major C^T (nb x na) = B A^T.
     sgemm_("T", "N", &m, &n, &k, &one, b, &k, a, &k, &zero, c.data(), &m);
     return c;
+}
+
+/// Scores of nq queries against nb vectors, larger is better: inner
+/// products, or <q, x> - |x|^2 / 2 for L2 (the same order as -|q - x|^2).
+std::vector<float> scores(
+        const float* q,
+        size_t nq,
+        const float* x,
+        size_t nb,
+        size_t dim,
+        bool l2) {
+    std::vector<float> s = products(q, nq, x, nb, dim);
+    if (l2) {
+        for (size_t j = 0; j < nb; j++) {
+            const float half = 0.5f * faiss::fvec_norm_L2sqr(x + j * dim, dim);
+            for (size_t i = 0; i < nq; i++) {
+                s[i * nb + j] -= half;
+            }
+        }
+    }
+    return s;
+}
+
+/// The recall levels of a RecallProfile: 0.05 .. 0.95 by 0.05, then 0.96 ..
+/// 0.99.
+std::vector<float> profile_levels() {
+    std::vector<float> r;
+    for (int i = 1; i <= 19; i++) {
+        r.push_back(float(5 * i) / 100);
+    }
+    for (int i = 96; i <= 99; i++) {
+        r.push_back(float(i) / 100);
+    }
+    return r;
+}
+
+/// Where each query's exact top recall_k (among the first n rows of the
+/// held-out base, itself excluded) ranks under the estimator's scores: the
+/// sorted ranks + 1, over all (query, neighbour) pairs.
+std::vector<float> neighbour_ranks(
+        const HeldOut& h,
+        const std::vector<float>& truth,
+        const std::vector<float>& est,
+        size_t n) {
+    std::vector<float> ranks;
+    ranks.reserve(h.nq * recall_k);
+    std::vector<idx_t> order(n);
+    for (size_t i = 0; i < h.nq; i++) {
+        const float* t = truth.data() + i * h.nb;
+        const float* e = est.data() + i * h.nb;
+        std::iota(order.begin(), order.end(), idx_t(0));
+        order.erase(order.begin() + i); // the query's own row
+        const size_t k = std::min(recall_k, order.size());
+        std::partial_sort(
+                order.begin(),
+                order.begin() + k,
+                order.end(),
+                [&](idx_t a, idx_t b) { return t[a] > t[b]; });
+        for (size_t a = 0; a < k; a++) {
+            const float s = e[order[a]];
+            size_t better = 0;
+            for (size_t j = 0; j < n; j++) {
+                better += j != i && e[j] > s;
+            }
+            ranks.push_back(float(better + 1));
+        }
+        order.resize(n); // erase shrank it
+    }
+    std::sort(ranks.begin(), ranks.end());
+    return ranks;
+}
+
+/// The RecallProfile of a plan on the held-out part: candidates per level
+/// among all h.nb rows, growth fitted (least squares in log-log) over 1/4,
+/// 1/2 and all of them, where they hold more rows than queries.
+RecallProfile recall_profile(
+        const BinarizationPlan& plan,
+        Estimator estimator,
+        const HeldOut& h) {
+    const EstimatorVectors v = estimator_vectors(plan, estimator, h);
+    const bool l2 = h.metric == faiss::METRIC_L2;
+    const std::vector<float> truth =
+            scores(h.x.data(), h.nq, h.x.data(), h.nb, h.d, l2);
+    const std::vector<float> est =
+            scores(v.q.data(), h.nq, v.b.data(), h.nb, v.dim, v.l2);
+    RecallProfile p;
+    p.base_rows = h.nb;
+    p.recall = profile_levels();
+    std::vector<double> log_n;
+    std::vector<std::vector<double>> log_k(p.recall.size());
+    for (size_t n : {h.nb / 4, h.nb / 2, h.nb}) {
+        if (n < h.nq + 2 * recall_k && n != h.nb) {
+            continue;
+        }
+        const std::vector<float> ranks = neighbour_ranks(h, truth, est, n);
+        log_n.push_back(std::log(double(n)));
+        for (size_t l = 0; l < p.recall.size(); l++) {
+            const size_t at = std::min(
+                    ranks.size() - 1,
+                    size_t(std::ceil(p.recall[l] * ranks.size())) - 1);
+            log_k[l].push_back(std::log(double(ranks[at])));
+        }
+    }
+    for (size_t l = 0; l < p.recall.size(); l++) {
+        p.candidates.push_back(float(std::exp(log_k[l].back())));
+        double a = 0;
+        if (log_n.size() > 1) {
+            double mn = 0, mk = 0;
+            for (size_t s = 0; s < log_n.size(); s++) {
+                mn += log_n[s] / log_n.size();
+                mk += log_k[l][s] / log_n.size();
+            }
+            double sxy = 0, sxx = 0;
+            for (size_t s = 0; s < log_n.size(); s++) {
+                sxy += (log_n[s] - mn) * (log_k[l][s] - mk);
+                sxx += (log_n[s] - mn) * (log_n[s] - mn);
+            }
+            a = std::min(1.0, std::max(0.0, sxy / sxx));
+        }
+        p.growth.push_back(float(a));
+    }
+    return p;
 }
 
 /// Sum over rows of the variance of the row's entries of M (na x nb):
@@ -502,6 +645,7 @@ BinarizationPlan train_plan(
     std::vector<CandidateReport> reports;
     std::vector<std::vector<float>> decide_recalls; // per candidate
     std::vector<float> cand_pred_dist, cand_heldout_dist;
+    std::vector<BinarizationPlan> decide_plans; // as fitted, per candidate
     BinarizationPlan
             scalar; // the last scalar candidate: its joint twin's start
     for (const Candidate& c : cands) {
@@ -546,6 +690,7 @@ BinarizationPlan train_plan(
                 decide_recalls.push_back(std::move(r));
                 cand_pred_dist.push_back(rep.predicted_distortion);
                 cand_heldout_dist.push_back(rep.heldout_distortion);
+                decide_plans.push_back(p);
             }
         }
     }
@@ -669,20 +814,37 @@ BinarizationPlan train_plan(
             reason = "choice restricted by the caller; " + reason;
         }
     }
-    // Binarization keeps little of the neighbourhoods of non-contrastive or
-    // low-dimensional embeddings (GloVe at 1 bit): say so plainly.
-    const float chosen_recall = recall(choice);
-    if (chosen_recall < 0.5f) {
-        snprintf(
-                buf,
-                sizeof(buf),
-                ". WARNING: held-out recall@10 is only %.2f: these "
-                "embeddings binarize poorly (not contrastive-trained, or too "
-                "few dimensions for %s); re-rank with floats or use "
-                "more bits",
-                chosen_recall,
-                describe(cands[choice]).c_str());
-        reason += buf;
+    // Where the true neighbours rank under the choice: the recall to expect
+    // and the k_factor a refine stage needs (BinarizationPlan::k_factor_for).
+    RecallProfile profile =
+            recall_profile(decide_plans[choice], o.estimator, h);
+    say("recall profile on %zu held-out rows done", h.nb);
+    {
+        BinarizationPlan probe;
+        probe.recall_profile = profile;
+        const float at_1m = probe.expected_recall(1000000);
+        // Binarization keeps little of the neighbourhoods of non-contrastive
+        // or low-dimensional embeddings (GloVe at 1 bit): say so plainly.
+        if (recall(choice) < 0.5f || at_1m < 0.5f) {
+            const size_t two_bits = 2 * ((d + 7) / 8);
+            snprintf(
+                    buf,
+                    sizeof(buf),
+                    ". WARNING: these codes keep few of the true neighbours: "
+                    "held-out 10-recall@10 %.2f among %zu vectors, about %.2f "
+                    "among 1M (extrapolated); these embeddings binarize "
+                    "poorly (not contrastive-trained, or too few dimensions "
+                    "for %s). Re-rank with floats (\",RFlat\"; k_factor %.0f "
+                    "for 0.95 among 1M: k_factor_for(0.95, ntotal)) or give "
+                    "more bits (BQ2, or a budget of BQ%zuB and up)",
+                    recall(choice),
+                    h.nb,
+                    at_1m,
+                    describe(cands[choice]).c_str(),
+                    std::ceil(probe.k_factor_for(0.95f, 1000000)),
+                    two_bits);
+            reason += buf;
+        }
     }
 
     // Refit the choice on the fitting rows plus the held-out rows.
@@ -699,6 +861,7 @@ BinarizationPlan train_plan(
     chosen.decided_for = o.estimator;
     chosen.forced = forced;
     chosen.reason = std::move(reason);
+    chosen.recall_profile = std::move(profile);
     say("chosen: %s", chosen.reason.c_str());
     return chosen;
 }

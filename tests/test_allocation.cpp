@@ -566,15 +566,20 @@ TEST(Allocation, ReadsVersion1Records) {
     // (1, version 3), fast_scan_layout (1, version 4), joint_nibbles (1,
     // version 5), bits (8 + d), code_bytes (8), three floats; per candidate
     // int, bool, bool (prefix, version 3), bool (joint, version 5), two
-    // floats; joint levels (8 + 0 floats here, version 5)
+    // floats; joint levels (8 + 0 floats here, version 5); the recall
+    // profile (version 6): base rows (8), three float vectors (8 + 4 each)
     const size_t ncand = bq->plan.candidates.size();
-    const size_t block =
-            8 + 8 + 1 + 1 + 1 + 1 + 8 + d + 8 + 12 + 15 * ncand + 8;
+    const size_t nlevels = bq->plan.recall_profile.recall.size();
+    ASSERT_GT(nlevels, 1u);
+    const size_t profile_bytes = 8 + 3 * (8 + 4 * nlevels);
+    const size_t block = 8 + 8 + 1 + 1 + 1 + 1 + 8 + d + 8 + 12 + 15 * ncand +
+            8 + profile_bytes;
     const size_t codes_bytes = 8 + n * bq->code_size;
     const size_t end = cur.size() - 8; // checksum
     const size_t block_at = end - codes_bytes - block;
     const size_t flags_at = block_at + 8 + 8 + 1; // matryoshka
-    const size_t joint_at = block_at + block - 8; // joint levels' size
+    const size_t joint_at =
+            block_at + block - profile_bytes - 8; // joint levels' size
     const size_t cand_at = block_at + 8 + 8 + 1 + 1 + 1 + 1 + 8 + d + 8 + 12;
     // The record without the byte ranges cut (ascending), as `version`.
     auto downgrade = [&](const std::vector<uint8_t>& v,
@@ -601,7 +606,12 @@ TEST(Allocation, ReadsVersion1Records) {
     ASSERT_NE(b, nullptr);
     EXPECT_EQ(b->plan.bits, std::vector<uint8_t>(d, 2));
     EXPECT_EQ(b->plan.code_bytes, 2 * ((d + 7) / 8));
-    EXPECT_EQ(bytes_of(back.get()), cur); // written back as the current version
+    EXPECT_TRUE(b->plan.recall_profile.empty());
+    // Written back as the current version, with an empty profile.
+    const RecallProfile profile = bq->plan.recall_profile;
+    bq->plan.recall_profile = RecallProfile();
+    EXPECT_EQ(bytes_of(back.get()), bytes_of(index.get()));
+    bq->plan.recall_profile = profile;
 
     // Versions 3 and 4: the current record without the flags they did not
     // have (after matryoshka) nor the joint levels; the flags read as false.
@@ -610,20 +620,26 @@ TEST(Allocation, ReadsVersion1Records) {
     const std::vector<uint8_t> flagged = bytes_of(index.get());
     ASSERT_EQ(flagged[flags_at + 1], 1);
     ASSERT_EQ(flagged[flags_at + 2], 1);
-    for (uint32_t version : {3u, 4u}) {
-        const size_t keep = version == 4 ? 1 : 0; // fast_scan_layout
-        std::vector<std::pair<size_t, size_t>> cuts = {
-                {flags_at + 1 + keep, 2 - keep}};
-        for (size_t c = 0; c < ncand; c++) {
-            cuts.push_back({cand_at + 15 * c + 6, 1}); // candidate.joint
+    for (uint32_t version : {3u, 4u, 5u}) {
+        // Version 5: only the profile is cut.
+        std::vector<std::pair<size_t, size_t>> cuts;
+        if (version < 5) {
+            const size_t keep = version == 4 ? 1 : 0; // fast_scan_layout
+            cuts.push_back({flags_at + 1 + keep, 2 - keep});
+            for (size_t c = 0; c < ncand; c++) {
+                cuts.push_back({cand_at + 15 * c + 6, 1}); // candidate.joint
+            }
+            cuts.push_back({joint_at, 8 + profile_bytes});
+        } else {
+            cuts.push_back({joint_at + 8, profile_bytes});
         }
-        cuts.push_back({joint_at, 8});
         std::unique_ptr<faiss::Index> old(
                 index_of(downgrade(flagged, version, cuts)));
         auto bo = dynamic_cast<IndexBQ*>(old.get());
         ASSERT_NE(bo, nullptr);
-        EXPECT_EQ(bo->trainer.fast_scan_layout, version == 4);
-        EXPECT_FALSE(bo->trainer.joint_nibbles);
+        EXPECT_EQ(bo->trainer.fast_scan_layout, version >= 4);
+        EXPECT_EQ(bo->trainer.joint_nibbles, version == 5);
+        EXPECT_TRUE(bo->plan.recall_profile.empty());
         EXPECT_FALSE(bo->plan.is_joint());
         EXPECT_EQ(bo->codes, bq->codes);
     }

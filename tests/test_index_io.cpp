@@ -615,8 +615,8 @@ TEST(IndexIO, BadFilesThrow) {
     expect_read_throws(wrong_fourcc, "not recognized");
 
     Bytes future = good;
-    poke<uint32_t>(future, 4, 6);
-    expect_read_throws(future, "format version 6");
+    poke<uint32_t>(future, 4, 7);
+    expect_read_throws(future, "format version 7");
 
     // fourcc, version, d, ntotal, two unused words, is_trained: the metric.
     Bytes bad_metric = good;
