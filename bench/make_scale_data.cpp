@@ -52,7 +52,7 @@ struct Options {
     std::string source, out;
     size_t n = 1000000, nq = 1000, k = 100;
     uint64_t seed = 1234;
-    // Enough for IVF lists as balanced as the real set's (README, "Data").
+    // Enough for IVF lists as balanced as the real set's (docs/benchmarks.md).
     size_t clusters = 1024;
 };
 

@@ -267,7 +267,9 @@ void IndexBQRefine::search(
         return;
     }
     // More candidates than vectors are never useful; fewer than k never.
-    const double wanted = std::ceil(double(k) * o.k_factor);
+    // k * k_factor rounded up, but not for float round-off (1.1f * 10 is
+    // 11.0000002: 11 candidates, not 12).
+    const double wanted = std::ceil(double(k) * o.k_factor - 1e-4);
     const idx_t k_base = std::max(k, idx_t(std::min(wanted, double(ntotal))));
     std::vector<float> cand_D(size_t(n) * k_base);
     std::vector<idx_t> cand_I(size_t(n) * k_base);

@@ -1,4 +1,4 @@
-// The one owner of the factory grammar (README.md, "Factory strings").
+// The one owner of the factory grammar (docs/factory.md).
 //
 //   description := [wrapper ","] {transform ","} core ["," refine]
 //   wrapper     := "IDMap" | "IDMap2"

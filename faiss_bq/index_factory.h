@@ -4,7 +4,7 @@
 // points: they build faiss_bq indexes (and FAISS's containers around them)
 // and hand any pure-FAISS description to faiss::index_factory unchanged. The
 // grammar, with each parameter's range and its bytes per vector, is in
-// README.md ("Factory strings").
+// docs/factory.md.
 #pragma once
 
 #include <faiss/Index.h>

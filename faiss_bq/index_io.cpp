@@ -575,8 +575,8 @@ void write_plan_allocation(const BinarizationPlan& p, faiss::IOWriter* f) {
     put_vector(f, p.joint_levels);
     const RecallProfile& rp = p.recall_profile;
     put(f, uint64_t(rp.base_rows));
-    put_vector(f, rp.recall);
     put_vector(f, rp.candidates);
+    put_vector(f, rp.recall);
     put_vector(f, rp.growth);
 }
 
@@ -605,24 +605,27 @@ void read_plan_allocation(
     rp = RecallProfile();
     if (version >= 6) {
         rp.base_rows = get<uint64_t>(f);
-        get_vector(f, rp.recall, "plan.recall_profile.recall");
         get_vector(f, rp.candidates, "plan.recall_profile.candidates");
+        get_vector(f, rp.recall, "plan.recall_profile.recall");
         get_vector(f, rp.growth, "plan.recall_profile.growth");
-        const size_t nl = rp.recall.size();
-        bool ok = rp.candidates.size() == nl && rp.growth.size() == nl &&
-                (nl == 0 || (nl >= 2 && rp.base_rows > 0));
-        for (size_t l = 0; ok && l < nl; l++) {
-            ok = rp.recall[l] > 0 && rp.recall[l] < 1 &&
-                    (l == 0 || rp.recall[l] > rp.recall[l - 1]) &&
-                    rp.candidates[l] >= 1 && std::isfinite(rp.candidates[l]) &&
-                    rp.growth[l] >= 0 && rp.growth[l] <= 1;
+        const size_t nk = rp.candidates.size();
+        bool ok = rp.recall.size() == nk && rp.growth.size() == nk &&
+                (nk == 0 ||
+                 (rp.base_rows > 0 &&
+                  double(rp.candidates.back()) == double(rp.base_rows)));
+        for (size_t i = 0; ok && i < nk; i++) {
+            ok = rp.candidates[i] >= 1 &&
+                    (i == 0 || rp.candidates[i] > rp.candidates[i - 1]) &&
+                    rp.recall[i] >= 0 && rp.recall[i] <= 1 &&
+                    rp.growth[i] >= 0 && rp.growth[i] <= 1 &&
+                    (i == 0 || rp.recall[i] >= rp.recall[i - 1]);
         }
         FAISS_THROW_IF_NOT_FMT(
                 ok,
-                "faiss_bq: bad recall profile: %zu levels, %zu candidate "
-                "counts, %zu growth exponents over %zu rows",
-                nl,
-                rp.candidates.size(),
+                "faiss_bq: bad recall profile: %zu counts, %zu shares, "
+                "%zu growth exponents over %zu rows",
+                nk,
+                rp.recall.size(),
                 rp.growth.size(),
                 size_t(rp.base_rows));
     }

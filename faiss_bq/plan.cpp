@@ -672,17 +672,48 @@ std::string BinarizationPlan::report() const {
     return s;
 }
 
-double RecallProfile::candidates_for(double r, double n) const {
-    // Linear in log K between the measured levels.
-    size_t l = 1;
-    while (l + 1 < recall.size() && recall[l] < r) {
-        l++;
+/// The count holding a share r among `rows` (linear between the grid's
+/// counts, from 0 at 0), and the growth exponent at r (linear too).
+static void count_and_growth(
+        const RecallProfile& p,
+        double r,
+        double& k,
+        double& a) {
+    double k0 = 0, r0 = 0, a0 = p.growth.front();
+    for (size_t i = 0; i < p.candidates.size(); i++) {
+        if (p.recall[i] >= r) {
+            const double w =
+                    p.recall[i] > r0 ? (r - r0) / (p.recall[i] - r0) : 1;
+            k = k0 + w * (p.candidates[i] - k0);
+            a = a0 + w * (p.growth[i] - a0);
+            return;
+        }
+        k0 = p.candidates[i];
+        r0 = p.recall[i];
+        a0 = p.growth[i];
     }
-    const double w = (r - recall[l - 1]) / (recall[l] - recall[l - 1]);
-    const double log_k =
-            (1 - w) * std::log(candidates[l - 1]) + w * std::log(candidates[l]);
-    const double a = (1 - w) * growth[l - 1] + w * growth[l];
-    return std::exp(log_k) * std::pow(n / double(base_rows), a);
+    k = p.candidates.back();
+    a = p.growth.back();
+}
+
+double RecallProfile::candidates_for(double r, double n) const {
+    double k, a;
+    count_and_growth(*this, r, k, a);
+    return k * std::pow(n / double(base_rows), a);
+}
+
+double RecallProfile::recall_at(double k, double n) const {
+    // The count grows with the share: the largest share whose count is
+    // within k, bisected.
+    if (candidates_for(1e-6, n) > k) {
+        return 0;
+    }
+    double lo = 1e-6, hi = 1;
+    for (int it = 0; it < 40; it++) {
+        const double mid = 0.5 * (lo + hi);
+        (candidates_for(mid, n) <= k ? lo : hi) = mid;
+    }
+    return lo;
 }
 
 namespace {
@@ -690,20 +721,11 @@ namespace {
 void check_profile_query(
         const RecallProfile& p,
         const char* what,
-        double recall,
         int64_t ntotal) {
     FAISS_THROW_IF_NOT_MSG(
-            !p.empty() && p.recall.size() >= 2,
+            !p.empty(),
             "the plan has no recall profile (it was not chosen by the "
             "trainer's held-out check)");
-    FAISS_THROW_IF_NOT_FMT(
-            recall >= p.recall.front() - 1e-6 &&
-                    recall <= p.recall.back() + 1e-6,
-            "%s: recall=%g outside the measured levels %g .. %g",
-            what,
-            recall,
-            p.recall.front(),
-            p.recall.back());
     FAISS_THROW_IF_NOT_FMT(
             ntotal >= 1,
             "%s: ntotal=%lld must be >= 1",
@@ -714,36 +736,22 @@ void check_profile_query(
 } // namespace
 
 float BinarizationPlan::k_factor_for(float recall, int64_t ntotal) const {
-    check_profile_query(recall_profile, "k_factor_for", recall, ntotal);
-    const RecallProfile& p = recall_profile;
-    const double r = std::min<double>(
-            std::max<double>(recall, p.recall.front()), p.recall.back());
-    const double k = p.candidates_for(r, double(ntotal));
+    check_profile_query(recall_profile, "k_factor_for", ntotal);
+    FAISS_THROW_IF_NOT_FMT(
+            recall > 0 && recall < 1,
+            "k_factor_for: recall=%g must be in (0, 1)",
+            recall);
+    const double k = recall_profile.candidates_for(recall, double(ntotal));
     return float(std::max(1.0, k / 10));
 }
 
 float BinarizationPlan::expected_recall(int64_t ntotal, float k_factor) const {
-    const RecallProfile& p = recall_profile;
-    check_profile_query(p, "expected_recall", p.recall.front(), ntotal);
+    check_profile_query(recall_profile, "expected_recall", ntotal);
     FAISS_THROW_IF_NOT_FMT(
             k_factor >= 1 && std::isfinite(k_factor),
             "expected_recall: k_factor=%g must be >= 1",
             k_factor);
-    // K(r) grows with r: the largest r whose K fits k_factor * 10, bisected
-    // between the levels.
-    const double budget = 10.0 * k_factor, n = double(ntotal);
-    if (p.candidates_for(p.recall.front(), n) > budget) {
-        return 0;
-    }
-    if (p.candidates_for(p.recall.back(), n) <= budget) {
-        return p.recall.back();
-    }
-    double lo = p.recall.front(), hi = p.recall.back();
-    for (int it = 0; it < 40; it++) {
-        const double mid = 0.5 * (lo + hi);
-        (p.candidates_for(mid, n) <= budget ? lo : hi) = mid;
-    }
-    return float(lo);
+    return float(recall_profile.recall_at(10.0 * k_factor, double(ntotal)));
 }
 
 } // namespace faiss_bq

@@ -66,23 +66,27 @@ struct CandidateReport {
 
 /// Where the exact top-10 neighbours rank under a plan's estimator, measured
 /// by the trainer's held-out check (the chosen candidate as fitted, queries
-/// the candidates were not fitted on): candidates[l] is the number of
-/// candidates K a first stage must keep so that a share recall[l] of the
-/// true top-10 is among them, in a base of base_rows vectors; growth[l] is
-/// the exponent of K(n) = candidates[l] * (n / base_rows)^growth[l], fitted
-/// on 1/4, 1/2 and all of the held-out base (0 when the base is too small to
-/// fit it). Exact re-ranking of K = k_factor * 10 candidates then gives that
+/// the candidates were not fitted on): recall[i] is the share of the true
+/// top-10 within the first candidates[i] of the estimator's ranking, in a
+/// base of base_rows vectors (the empirical distribution of their ranks, on
+/// an ascending grid of counts up to base_rows). The count that holds a
+/// share r grows with the base as (n / base_rows)^a(r); growth[i] is a at
+/// share recall[i], fitted (log-log least squares) on 1/4, 1/2 and all of
+/// the held-out base (0 when the base is too small to fit it). Exact
+/// re-ranking of K = k_factor * 10 candidates gives the share within K as
 /// 10-recall@10.
 struct RecallProfile {
     size_t base_rows = 0;
-    std::vector<float> recall;     ///< ascending levels in (0, 1)
-    std::vector<float> candidates; ///< K per level, at base_rows
-    std::vector<float> growth;     ///< per level, in [0, 1]
+    std::vector<float> candidates; ///< ascending counts, the last base_rows
+    std::vector<float> recall;     ///< share within each count, ascending
+    std::vector<float> growth;     ///< per count, in [0, 1]
 
     bool empty() const {
-        return recall.empty();
+        return candidates.empty();
     }
-    /// K for a share `recall` of the true top-10 among n vectors.
+    /// Share of the true top-10 within the first k candidates among n rows.
+    double recall_at(double k, double n) const;
+    /// The fewest candidates holding a share `recall` of them among n rows.
     double candidates_for(double recall, double n) const;
 };
 
@@ -151,12 +155,12 @@ struct BinarizationPlan {
     /// The k_factor a refine stage (IndexBQRefine, ",RFlat") needs for a
     /// 10-recall@10 of `recall` with exact re-ranking over ntotal vectors,
     /// from recall_profile (extrapolated past its base): at least 1. Throws
-    /// faiss::FaissException when recall is outside the profile's levels
-    /// (0.05 .. 0.99), ntotal < 1, or the plan has no profile.
+    /// faiss::FaissException when recall is outside (0, 1), ntotal < 1, or
+    /// the plan has no profile.
     float k_factor_for(float recall, int64_t ntotal) const;
     /// The 10-recall@10 to expect from the codes alone (k_factor 1), or after
-    /// exact re-ranking of k_factor * 10 candidates, over ntotal vectors; 0
-    /// below the lowest level of the profile. Throws as k_factor_for.
+    /// exact re-ranking of k_factor * 10 candidates, over ntotal vectors.
+    /// Throws when k_factor < 1, ntotal < 1 or the plan has no profile.
     float expected_recall(int64_t ntotal, float k_factor = 1) const;
 
     bool is_trained() const {

@@ -179,17 +179,26 @@ std::vector<float> scores(
     return s;
 }
 
-/// The recall levels of a RecallProfile: 0.05 .. 0.95 by 0.05, then 0.96 ..
-/// 0.99.
-std::vector<float> profile_levels() {
-    std::vector<float> r;
-    for (int i = 1; i <= 19; i++) {
-        r.push_back(float(5 * i) / 100);
+/// The counts of a RecallProfile: 1 .. 32, then 12.5% apart, up to n.
+std::vector<float> profile_counts(size_t n) {
+    std::vector<float> k;
+    for (double c = 1; c < double(n);
+         c = c < 32 ? c + 1 : std::ceil(c * 1.125)) {
+        k.push_back(float(c));
     }
-    for (int i = 96; i <= 99; i++) {
-        r.push_back(float(i) / 100);
-    }
-    return r;
+    k.push_back(float(n));
+    return k;
+}
+
+/// Share of the sorted ranks within k (linear between whole counts).
+double share_within(const std::vector<float>& ranks, double k) {
+    const double lo = std::floor(k), w = k - lo;
+    auto count = [&](double c) {
+        return double(
+                std::upper_bound(ranks.begin(), ranks.end(), float(c)) -
+                ranks.begin());
+    };
+    return ((1 - w) * count(lo) + w * count(lo + 1)) / double(ranks.size());
 }
 
 /// Where each query's exact top recall_k (among the first n rows of the
@@ -228,9 +237,30 @@ std::vector<float> neighbour_ranks(
     return ranks;
 }
 
-/// The RecallProfile of a plan on the held-out part: candidates per level
-/// among all h.nb rows, growth fitted (least squares in log-log) over 1/4,
-/// 1/2 and all of them, where they hold more rows than queries.
+/// The count holding a share r of the sorted ranks (continuous: the
+/// inverse of share_within).
+double count_for_share(const std::vector<float>& ranks, double r) {
+    const double want = r * double(ranks.size());
+    // share_within is linear between whole counts: find the whole count c
+    // with count(c) < want <= count(c + 1).
+    double c = 0;
+    double below = 0;
+    for (;;) {
+        const double next = double(
+                std::upper_bound(ranks.begin(), ranks.end(), float(c + 1)) -
+                ranks.begin());
+        if (next >= want || c + 1 >= double(ranks.back())) {
+            return c + (next > below ? (want - below) / (next - below) : 1);
+        }
+        below = next;
+        c++;
+    }
+}
+
+/// The RecallProfile of a plan on the held-out part: the share of the true
+/// neighbours within each count among all h.nb rows, and at each share the
+/// exponent of its count's growth over 1/4, 1/2 and all of the rows (those
+/// holding more rows than queries).
 RecallProfile recall_profile(
         const BinarizationPlan& plan,
         Estimator estimator,
@@ -243,35 +273,33 @@ RecallProfile recall_profile(
             scores(v.q.data(), h.nq, v.b.data(), h.nb, v.dim, v.l2);
     RecallProfile p;
     p.base_rows = h.nb;
-    p.recall = profile_levels();
-    std::vector<double> log_n;
-    std::vector<std::vector<double>> log_k(p.recall.size());
-    for (size_t n : {h.nb / 4, h.nb / 2, h.nb}) {
-        if (n < h.nq + 2 * recall_k && n != h.nb) {
-            continue;
-        }
-        const std::vector<float> ranks = neighbour_ranks(h, truth, est, n);
-        log_n.push_back(std::log(double(n)));
-        for (size_t l = 0; l < p.recall.size(); l++) {
-            const size_t at = std::min(
-                    ranks.size() - 1,
-                    size_t(std::ceil(p.recall[l] * ranks.size())) - 1);
-            log_k[l].push_back(std::log(double(ranks[at])));
+    std::vector<std::pair<size_t, std::vector<float>>> sizes;
+    for (size_t n : {h.nb / 4, h.nb / 2}) {
+        if (n >= h.nq + 2 * recall_k) {
+            sizes.push_back({n, neighbour_ranks(h, truth, est, n)});
         }
     }
-    for (size_t l = 0; l < p.recall.size(); l++) {
-        p.candidates.push_back(float(std::exp(log_k[l].back())));
+    sizes.push_back({h.nb, neighbour_ranks(h, truth, est, h.nb)});
+    const std::vector<float>& all = sizes.back().second;
+    p.candidates = profile_counts(h.nb);
+    for (float k : p.candidates) {
+        const double r = share_within(all, k);
+        p.recall.push_back(float(r));
         double a = 0;
-        if (log_n.size() > 1) {
-            double mn = 0, mk = 0;
-            for (size_t s = 0; s < log_n.size(); s++) {
-                mn += log_n[s] / log_n.size();
-                mk += log_k[l][s] / log_n.size();
+        if (sizes.size() > 1 && r > 0 && r < 1) {
+            double mx = 0, my = 0;
+            std::vector<double> lx, ly;
+            for (const auto& [n, ranks] : sizes) {
+                lx.push_back(std::log(double(n)));
+                ly.push_back(
+                        std::log(std::max(1e-3, count_for_share(ranks, r))));
+                mx += lx.back() / sizes.size();
+                my += ly.back() / sizes.size();
             }
             double sxy = 0, sxx = 0;
-            for (size_t s = 0; s < log_n.size(); s++) {
-                sxy += (log_n[s] - mn) * (log_k[l][s] - mk);
-                sxx += (log_n[s] - mn) * (log_n[s] - mn);
+            for (size_t s = 0; s < lx.size(); s++) {
+                sxy += (lx[s] - mx) * (ly[s] - my);
+                sxx += (lx[s] - mx) * (lx[s] - mx);
             }
             a = std::min(1.0, std::max(0.0, sxy / sxx));
         }
@@ -757,7 +785,7 @@ BinarizationPlan train_plan(
     const bool forced = o.transform != TransformChoice::automatic ||
             o.centering != CenteringChoice::automatic ||
             (budget && o.allocation != AllocationChoice::automatic);
-    char buf[1024];
+    char buf[2048];
     std::string reason;
     if (budget && !pca_ok && transform_allowed(o, Transform::pca)) {
         snprintf(

@@ -38,7 +38,7 @@ fi
 if [ -x "$DATA/get-data.sh" ] || [ -f "$DATA/get-data.sh" ]; then
   DATASETS=${DATASETS:-"minilm-sap use512-wordnet"} bash "$DATA/get-data.sh" "$DATA"
 else
-  echo "[quickstart] no $DATA/get-data.sh: real-data tests will skip (see README, 'Data')"
+  echo "[quickstart] no $DATA/get-data.sh: real-data tests will skip (see docs/benchmarks.md)"
 fi
 export FAISS_BQ_DATA="$DATA"
 

@@ -569,9 +569,9 @@ TEST(Allocation, ReadsVersion1Records) {
     // floats; joint levels (8 + 0 floats here, version 5); the recall
     // profile (version 6): base rows (8), three float vectors (8 + 4 each)
     const size_t ncand = bq->plan.candidates.size();
-    const size_t nlevels = bq->plan.recall_profile.recall.size();
-    ASSERT_GT(nlevels, 1u);
-    const size_t profile_bytes = 8 + 3 * (8 + 4 * nlevels);
+    const size_t ncounts = bq->plan.recall_profile.candidates.size();
+    ASSERT_GT(ncounts, 1u);
+    const size_t profile_bytes = 8 + 3 * (8 + 4 * ncounts);
     const size_t block = 8 + 8 + 1 + 1 + 1 + 1 + 8 + d + 8 + 12 + 15 * ncand +
             8 + profile_bytes;
     const size_t codes_bytes = 8 + n * bq->code_size;

@@ -53,8 +53,13 @@ TEST(RecallProfile, MatchesTheHeldOutRecallAndGrows) {
     ASSERT_FALSE(rp.empty());
     EXPECT_EQ(rp.base_rows, 5000u);
     ASSERT_EQ(rp.candidates.size(), rp.recall.size());
-    for (size_t l = 1; l < rp.recall.size(); l++) {
-        EXPECT_GE(rp.candidates[l], rp.candidates[l - 1]) << l;
+    EXPECT_EQ(rp.candidates.back(), 5000.f);
+    EXPECT_EQ(rp.recall.back(), 1.f);
+    for (size_t i = 1; i < rp.recall.size(); i++) {
+        EXPECT_GT(rp.candidates[i], rp.candidates[i - 1]) << i;
+        EXPECT_GE(rp.recall[i], rp.recall[i - 1]) << i;
+        EXPECT_GE(rp.growth[i], 0.f) << i;
+        EXPECT_LE(rp.growth[i], 1.f) << i;
     }
     // K = 10 candidates is the codes' own 10-recall@10 on the held-out base.
     EXPECT_NEAR(
@@ -110,6 +115,7 @@ TEST(RecallProfile, SurvivesFiles) {
     EXPECT_EQ(a.recall, b.recall);
     EXPECT_EQ(a.candidates, b.candidates);
     EXPECT_EQ(a.growth, b.growth);
+    EXPECT_FALSE(a.empty());
     EXPECT_EQ(
             index.plan.k_factor_for(0.95f, 50000),
             dynamic_cast<IndexBQ&>(*back).plan.k_factor_for(0.95f, 50000));
@@ -122,7 +128,7 @@ TEST(RecallProfile, BadInput) {
     test::expect_throw_naming(
             [&] { p.k_factor_for(1.5f, 1000); }, "recall=1.5");
     test::expect_throw_naming(
-            [&] { p.k_factor_for(0.01f, 1000); }, "recall=0.01");
+            [&] { p.k_factor_for(0.f, 1000); }, "recall=0 must be in (0, 1)");
     test::expect_throw_naming([&] { p.k_factor_for(0.9f, 0); }, "ntotal=0");
     test::expect_throw_naming(
             [&] { p.k_factor_for(std::nanf(""), 1000); }, "recall=nan");
