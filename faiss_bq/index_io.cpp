@@ -1601,9 +1601,11 @@ void write_index(const faiss::Index* index, faiss::IOWriter* f) {
     }
 }
 
-faiss::Index* read_index(faiss::IOReader* f, int io_flags) {
-    FAISS_THROW_IF_NOT_MSG(f, "faiss_bq::read_index: null reader");
-    const uint32_t h = get<uint32_t>(f);
+namespace {
+
+/// The record of fourcc h (already read) when faiss_bq reads it itself,
+/// else nullptr (FAISS reads it).
+faiss::Index* read_own_index(faiss::IOReader* f, uint32_t h, int io_flags) {
     if (h == fourcc("BQix")) {
         return read_IndexBQ(f);
     } else if (h == fourcc("BQhn")) {
@@ -1625,6 +1627,17 @@ faiss::Index* read_index(faiss::IOReader* f, int io_flags) {
     } else if (
             h == fourcc("IxFI") || h == fourcc("IxF2") || h == fourcc("IxFl")) {
         return read_IndexFlat(f, h);
+    }
+    return nullptr;
+}
+
+} // namespace
+
+faiss::Index* read_index(faiss::IOReader* f, int io_flags) {
+    FAISS_THROW_IF_NOT_MSG(f, "faiss_bq::read_index: null reader");
+    const uint32_t h = get<uint32_t>(f);
+    if (faiss::Index* index = read_own_index(f, h, io_flags)) {
+        return index;
     }
     ReplayReader replay(f, h);
     return faiss::read_index(&replay, io_flags);
@@ -1795,8 +1808,17 @@ void write_index(const faiss::Index* index, FILE* f) {
 }
 
 faiss::Index* read_index(const char* fname, int io_flags) {
-    faiss::FileIOReader reader(fname);
-    return faiss_bq::read_index(&reader, io_flags);
+    {
+        faiss::FileIOReader reader(fname);
+        const uint32_t h = get<uint32_t>(&reader);
+        if (faiss::Index* index = read_own_index(&reader, h, io_flags)) {
+            return index;
+        }
+    }
+    // A FAISS record at the top: read by FAISS from the file, with its own
+    // FileIOReader, which FAISS's IO_FLAG_MMAP (inline lists mapped, as
+    // merge_ondisk reads its shards) and IO_FLAG_ONDISK_SAME_DIR require.
+    return faiss::read_index(fname, io_flags);
 }
 
 faiss::Index* read_index(FILE* f, int io_flags) {

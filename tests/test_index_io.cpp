@@ -18,6 +18,7 @@
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIDMap.h>
+#include <faiss/IndexIVF.h>
 #include <faiss/IndexPreTransform.h>
 #include <faiss/IndexRefine.h>
 #include <faiss/impl/FaissException.h>
@@ -1155,6 +1156,29 @@ TEST(IndexIO, IVFOnDiskListsReadBoundedAndFoundBesideTheIndex) {
     std::remove(file_a.c_str());
     ::rmdir(dir_a.c_str());
     ::rmdir(dir_b.c_str());
+}
+
+// A FAISS record read from a file by faiss_bq is read by FAISS from that
+// file: IO_FLAG_MMAP maps its inline lists (merge_ondisk reads its shards so)
+// and IO_FLAG_ONDISK_SAME_DIR finds its data file, both of which FAISS
+// supports only through its own FileIOReader.
+TEST(IndexIO, FaissIVFFileReadWithFaissFileFlags) {
+    const size_t d = 16, nb = 300;
+    std::unique_ptr<faiss::Index> index(
+            faiss::index_factory(int(d), "IVF4,SQ8", faiss::METRIC_L2));
+    const auto xb = test::gaussian(nb, d, 12);
+    index->train(nb, xb.data());
+    index->add(nb, xb.data());
+    dynamic_cast<faiss::IndexIVF*>(index.get())->nprobe = 4;
+    const std::string file = ::testing::TempDir() + "faiss_bq_faiss_ivf_" +
+            std::to_string(::getpid()) + ".index";
+    faiss::write_index(index.get(), file.c_str());
+    std::unique_ptr<faiss::Index> mapped(
+            faiss_bq::read_index(file.c_str(), faiss::IO_FLAG_MMAP));
+    EXPECT_TRUE(dynamic_cast<faiss::OnDiskInvertedLists*>(
+            dynamic_cast<faiss::IndexIVF*>(mapped.get())->invlists));
+    expect_same_search(*index, *mapped, d);
+    std::remove(file.c_str());
 }
 
 } // namespace
