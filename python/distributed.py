@@ -114,6 +114,18 @@ def _row_count(part):
     return stop - part.start
 
 
+def _paths(source):
+    """source as a str path or a list of str paths and Parts."""
+    if isinstance(source, np.ndarray):
+        raise TypeError(
+            "source: a numpy array of this process would travel to the workers "
+            "through dask; save it (np.save(path, x)) and pass the .npy path: "
+            "each worker memory-maps its own rows")
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return [p if isinstance(p, Part) else os.fspath(p) for p in source]
+
+
 def _parts_of(source, n_parts):
     """Parts with their first ids set, checked for overlapping id ranges."""
     if isinstance(source, str):
@@ -330,6 +342,7 @@ def build(client, source, index, out_dir, *, metric=faiss.METRIC_L2,
     source: a .fvecs / .npy path (split into n_shards row ranges), or a list
       of paths or Parts (one shard each); ids are row numbers across the
       whole input unless Parts give first_id. Overlapping id ranges raise.
+      An array in memory: np.save it, pass the .npy path (workers map it).
     index: a faiss_bq factory string ("IVF1024,BQ1_fs"), trained on
       train_rows rows drawn from the input by one worker, or a trained empty
       IVF index (a faiss_bq or FAISS one).
@@ -343,8 +356,8 @@ def build(client, source, index, out_dir, *, metric=faiss.METRIC_L2,
     if not workers:
         raise DistributedError("the dask client has no workers")
     n_shards = n_shards or len(workers)
-    parts = _parts_of(source, n_shards) if isinstance(source, str) \
-        else _parts_of(source, None)
+    source = _paths(source)
+    parts = _parts_of(source, n_shards)
     t0 = time.time()
     if isinstance(index, str):
         blob = client.submit(_train, source, index, metric, train_rows, seed,

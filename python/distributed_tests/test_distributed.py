@@ -139,6 +139,25 @@ def test_build_from_a_factory_string_npy_parts_shards_kept(client, data, tmp_pat
     np.testing.assert_array_equal(together.search(xq, 10)[1], I)
 
 
+def test_build_of_a_faiss_ivf_index(client, data, tmp_path):
+    """The machinery is FAISS's: a FAISS IVF index builds, merges and serves
+    the same way."""
+    folder, xb, xq = data
+    trained = faiss.index_factory(D_SMALL, "IVF16,SQ8", faiss.METRIC_L2)
+    trained.train(xb[:3000])
+    result = bqd.build(client, str(folder / "base.npy"), trained, str(tmp_path))
+    D, I = search(faiss_bq.read_index(result.index_file), xq)
+    D0, I0 = search(in_process(trained, xb), xq)
+    np.testing.assert_array_equal(I, I0)
+    np.testing.assert_array_equal(D, D0)
+    with bqd.start_servers(result.shard_files) as servers, \
+            bqd.ShardedClient(servers.addresses) as c:
+        c.set_nprobe(4)
+        D2, I2 = c.search(xq, 10)
+    np.testing.assert_array_equal(I2, I)
+    np.testing.assert_array_equal(D2, D)
+
+
 @pytest.mark.parametrize("nprobe", [1, 4, NLIST])
 def test_served_shards_return_exactly_the_merged_index_results(data, built, nprobe):
     _, _, xq = data
@@ -298,6 +317,9 @@ def test_build_input_errors_name_the_file_and_leave_nothing(client, data, tmp_pa
         bqd.build(client, [bqd.Part(fvecs, 0, 3000),
                            bqd.Part(str(folder / "base.npy"), 0, 10, first_id=2990)],
                   trained, str(tmp_path))
+    with pytest.raises(TypeError, match=r"save it \(np\.save\(path, x\)\) and pass "
+                       r"the \.npy path"):
+        bqd.build(client, xb, trained, str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"input file .*nothere\.fvecs is missing"):
         bqd.build(client, str(tmp_path / "nothere.fvecs"), trained, str(tmp_path))
     # a part of another width fails on its worker: no shard of the build stays
