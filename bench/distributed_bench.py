@@ -60,9 +60,13 @@ def time_builds(args, trained, base):
                 result = bqd.build(clusters[w][1], base, trained, out)
                 result.total_seconds = time.time() - t0
                 runs[w].append(result)
-                print("  build, %d worker(s), run %d: %.1f s (encode %.1f, merge %.1f)"
+                print("  build, %d worker(s), run %d: %.1f s (encode %.1f, merge %.1f); "
+                      "per worker: %s s wall, %s s CPU; load %.1f"
                       % (w, r + 1, result.total_seconds, result.encode_seconds,
-                         result.merge_seconds), flush=True)
+                         result.merge_seconds,
+                         "/".join("%.1f" % s["seconds"] for s in result.shards),
+                         "/".join("%.1f" % s["cpu_seconds"] for s in result.shards),
+                         os.getloadavg()[0]), flush=True)
     finally:
         for cluster, client in clusters.values():
             client.close()
@@ -157,9 +161,11 @@ def main():
     for name, m in (("encode", enc), ("merge", mrg), ("total (encode + merge)", med)):
         print("| %s, s (median of %d) | %.2f | %.2f | %.2f |"
               % (name, args.repeat, m[1], m[2], m[2] / m[1]))
-    print("\ntrain once, in this process: %.1f s; per-worker encode seconds (2 "
-          "workers, last run): %s" % (train_seconds, ", ".join(
-              "%.1f" % s["seconds"] for s in result.shards)))
+    cpu = {w: statistics.median(sum(s["cpu_seconds"] for s in r.shards)
+                                for r in runs[w]) for w in runs}
+    print("| encode CPU seconds, all workers (median) | %.2f | %.2f | %.2f |"
+          % (cpu[1], cpu[2], cpu[2] / cpu[1]))
+    print("\ntrain once, in this process: %.1f s" % train_seconds)
     print()
     print("| search (nprobe %d, k 10, %d queries) | recall@10 | QPS (batch) | "
           "latency median, ms | latency p99, ms |" % (args.nprobe, len(xq)))

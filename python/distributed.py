@@ -204,7 +204,7 @@ def encode_shard(plan_blob, expected_checksum, part, shard_file,
     """The worker's task: rows of `part` (read here) encoded with the trained
     empty index serialized in plan_blob, written to shard_file. Returns a
     dict describing the shard."""
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     who = "shard %s (%s)" % (shard_file, part.describe())
     index = _checked_plan(plan_blob, expected_checksum, who)
     x = open_rows(part.path)
@@ -218,7 +218,7 @@ def encode_shard(plan_blob, expected_checksum, part, shard_file,
     _replace_atomically(lambda tmp: faiss_bq.write_index(index, tmp), shard_file)
     return dict(shard_file=shard_file, part=part, ntotal=int(index.ntotal),
                 plan_checksum=expected_checksum, seconds=time.time() - t0,
-                pid=os.getpid())
+                cpu_seconds=time.process_time() - cpu0, pid=os.getpid())
 
 
 def _train(source, description, metric, train_rows, seed):
@@ -399,7 +399,7 @@ def build(client, source, index, out_dir, *, metric=faiss.METRIC_L2,
     if merge:
         result.index_file = os.path.join(out_dir, name + ".index")
         result.ivfdata_file = os.path.join(out_dir, name + ".ivfdata")
-        client.submit(_merge_task, blob, shard_files, result.index_file,
+        client.submit(_merge_task, plan, shard_files, result.index_file,
                       result.ivfdata_file, pure=False).result()
         result.merge_seconds = time.time() - t2
     return result
@@ -692,8 +692,11 @@ def _main(argv):
     p.add_argument("index_file")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--log", help="file for FAISS's RPC log (a line per call; "
+                   "default: none)")
     args = parser.parse_args(argv)
-    serve(args.index_file, args.host, args.port, log=sys.stderr)
+    serve(args.index_file, args.host, args.port,
+          log=open(args.log, "a") if args.log else None)
 
 
 if __name__ == "__main__":
