@@ -158,6 +158,18 @@ def test_build_of_a_faiss_ivf_index(client, data, tmp_path):
     np.testing.assert_array_equal(D2, D)
 
 
+def listening_addresses(port):
+    """IPv4 addresses listening on port, from /proc/net/tcp (hex, host order)."""
+    found = []
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            addr, p = local.split(":")
+            if int(p, 16) == port and state == "0A":      # LISTEN
+                found.append(".".join(str(b) for b in bytes.fromhex(addr)[::-1]))
+    return found
+
+
 @pytest.mark.parametrize("nprobe", [1, 4, NLIST])
 def test_served_shards_return_exactly_the_merged_index_results(data, built, nprobe):
     _, _, xq = data
@@ -165,6 +177,8 @@ def test_served_shards_return_exactly_the_merged_index_results(data, built, npro
     D, I = search(faiss_bq.read_index(result.index_file), xq, nprobe)
     with bqd.start_servers(result.shard_files) as servers:
         assert [h for h, _ in servers.addresses] == ["127.0.0.1"] * 2
+        for _, port in servers.addresses:
+            assert listening_addresses(port) == ["127.0.0.1"]
         with bqd.ShardedClient(servers.addresses) as c:
             assert c.ntotal == N_SMALL
             assert c.metric_type == faiss.METRIC_INNER_PRODUCT
