@@ -429,6 +429,11 @@ class ShardServer(client_server.SearchServer):
     def get_metric_type(self):
         return int(self.index.metric_type)
 
+    def set_omp_num_threads(self, nt):
+        """ClientIndex.set_omp_num_threads calls it; SearchServer lacks it
+        (the call would go to the index, which has no such method)."""
+        faiss.omp_set_num_threads(nt)
+
 
 def serve(index_file, host="127.0.0.1", port=0, log=None, announce=sys.stdout):
     """Serves index_file (read by faiss_bq) forever, one thread per client

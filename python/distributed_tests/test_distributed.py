@@ -182,6 +182,7 @@ def test_served_shards_return_exactly_the_merged_index_results(data, built, npro
         with bqd.ShardedClient(servers.addresses) as c:
             assert c.ntotal == N_SMALL
             assert c.metric_type == faiss.METRIC_INNER_PRODUCT
+            c.set_omp_num_threads(1)
             c.set_nprobe(nprobe)
             D2, I2 = c.search(xq, 10)
     np.testing.assert_array_equal(I2, I)
