@@ -24,8 +24,9 @@
 //   | code_size | direct map type | quantizer (recursively) | inverted lists
 //   in FAISS's own list format (faiss::write_InvertedLists: "ilar" inline,
 //   read here with bounded reads, into memory even under IO_FLAG_MMAP;
-//   "ilod" names its OnDiskInvertedLists data file, read by FAISS, which
-//   maps it) | checksum
+//   "ilod" names its OnDiskInvertedLists data file, read here with bounded
+//   reads, the data file checked, then mapped: IO_FLAG_ONDISK_SAME_DIR,
+//   IO_FLAG_READ_ONLY and IO_FLAG_MMAP as FAISS means them) | checksum
 // The checksum (64-bit FNV-1a) covers every byte after the fourcc, so a
 // flipped byte anywhere in a faiss_bq record is an error, not a silently
 // different index. Containers use FAISS's fourccs and layouts unchanged.
