@@ -24,8 +24,9 @@
 //   | code_size | direct map type | quantizer (recursively) | inverted lists
 //   in FAISS's own list format (faiss::write_InvertedLists: "ilar" inline,
 //   read here with bounded reads, into memory even under IO_FLAG_MMAP;
-//   "ilod" names its OnDiskInvertedLists data file, read by FAISS, which
-//   maps it) | checksum
+//   "ilod" names its OnDiskInvertedLists data file, read here with bounded
+//   reads, the data file checked, then mapped: IO_FLAG_ONDISK_SAME_DIR,
+//   IO_FLAG_READ_ONLY and IO_FLAG_MMAP as FAISS means them) | checksum
 // The checksum (64-bit FNV-1a) covers every byte after the fourcc, so a
 // flipped byte anywhere in a faiss_bq record is an error, not a silently
 // different index. Containers use FAISS's fourccs and layouts unchanged.
@@ -1057,9 +1058,135 @@ faiss::InvertedLists* read_array_invlists(
     return ils.release();
 }
 
+/// The directory part of a path, with its slash ("" for a bare name).
+std::string directory_of(const std::string& path) {
+    const size_t slash = path.find_last_of('/');
+    return slash == std::string::npos ? std::string()
+                                      : path.substr(0, slash + 1);
+}
+
+/// FAISS's "ilod" record (OnDiskInvertedLists: FAISS's layout, the
+/// OnDiskInvertedListsIOHook's) read with bounded reads, its data file
+/// checked before it is mapped, and nothing leaked when a read fails.
+/// FAISS 1.7.3's own reader trusts the sizes and the data file (a truncated
+/// one faults when a list is scanned), maps nothing under IO_FLAG_MMAP (so
+/// merge_ondisk of on-disk shards would read null lists), and honours
+/// IO_FLAG_ONDISK_SAME_DIR only for a FileIOReader, which faiss_bq's
+/// checksumming reader is not: here the reader's name is the index file.
+faiss::InvertedLists* read_ondisk_invlists(
+        faiss::IOReader* f,
+        int io_flags,
+        size_t nlist,
+        size_t code_size) {
+    using Slot = faiss::OnDiskInvertedLists::Slot;
+    static_assert(
+            sizeof(faiss::OnDiskOneList) == 3 * sizeof(size_t) &&
+                    sizeof(Slot) == 2 * sizeof(size_t),
+            "FAISS writes these structs as plain data");
+    auto od = std::make_unique<faiss::OnDiskInvertedLists>();
+    od->read_only = io_flags & faiss::IO_FLAG_READ_ONLY;
+    od->nlist = get<uint64_t>(f);
+    od->code_size = get<uint64_t>(f);
+    FAISS_THROW_IF_NOT_FMT(
+            od->nlist == nlist && od->code_size == code_size,
+            "faiss_bq: on-disk inverted lists of nlist=%zu code_size=%zu in an "
+            "index of nlist=%zu code_size=%zu",
+            od->nlist,
+            od->code_size,
+            nlist,
+            code_size);
+    get_vector(f, od->lists, "OnDiskInvertedLists.lists");
+    FAISS_THROW_IF_NOT_FMT(
+            od->lists.size() == nlist,
+            "faiss_bq: %zu on-disk list entries for nlist=%zu",
+            od->lists.size(),
+            nlist);
+    std::vector<Slot> slots;
+    get_vector(f, slots, "OnDiskInvertedLists.slots");
+    od->slots.assign(slots.begin(), slots.end());
+    const std::string stored_name =
+            get_string(f, "OnDiskInvertedLists.filename");
+    od->totsize = get<uint64_t>(f);
+    od->filename = stored_name;
+    if (io_flags & faiss::IO_FLAG_ONDISK_SAME_DIR) {
+        FAISS_THROW_IF_NOT_MSG(
+                !f->name.empty(),
+                "faiss_bq: IO_FLAG_ONDISK_SAME_DIR needs the index to be read "
+                "from a named file");
+        const size_t slash = stored_name.find_last_of('/');
+        od->filename = directory_of(f->name) +
+                (slash == std::string::npos ? stored_name
+                                            : stored_name.substr(slash + 1));
+    }
+
+    // Every list and free slot must lie inside totsize bytes.
+    const size_t entry_bytes = code_size + sizeof(idx_t);
+    for (size_t l = 0; l < nlist; l++) {
+        const faiss::OnDiskOneList& list = od->lists[l];
+        const bool unallocated = list.offset == size_t(-1) && list.size == 0 &&
+                list.capacity == 0;
+        FAISS_THROW_IF_NOT_FMT(
+                unallocated ||
+                        (list.size <= list.capacity &&
+                         list.offset <= od->totsize &&
+                         list.capacity <=
+                                 (od->totsize - list.offset) / entry_bytes),
+                "faiss_bq: on-disk list %zu (size %zu, capacity %zu at offset "
+                "%zu) lies beyond the %zu bytes of %s",
+                l,
+                list.size,
+                list.capacity,
+                list.offset,
+                od->totsize,
+                od->filename.c_str());
+    }
+    for (const Slot& slot : slots) {
+        FAISS_THROW_IF_NOT_FMT(
+                slot.offset <= od->totsize &&
+                        slot.capacity <= od->totsize - slot.offset,
+                "faiss_bq: free slot of %zu bytes at offset %zu lies beyond the "
+                "%zu bytes of %s",
+                slot.capacity,
+                slot.offset,
+                od->totsize,
+                od->filename.c_str());
+    }
+
+    // IO_FLAG_SKIP_IVF_DATA alone: the lists' layout without their data;
+    // IO_FLAG_MMAP (which includes it): mapped, as for any on-disk lists.
+    const int mmap_bits = faiss::IO_FLAG_MMAP & ~faiss::IO_FLAG_SKIP_IVF_DATA;
+    const bool map = !(io_flags & faiss::IO_FLAG_SKIP_IVF_DATA) ||
+            (io_flags & mmap_bits) == mmap_bits;
+    if (map) {
+        struct stat st;
+        FAISS_THROW_IF_NOT_FMT(
+                stat(od->filename.c_str(), &st) == 0,
+                "faiss_bq: the inverted lists' data file %s (named by %s) is "
+                "missing%s",
+                od->filename.c_str(),
+                f->name.empty() ? "the index" : f->name.c_str(),
+                (io_flags & faiss::IO_FLAG_ONDISK_SAME_DIR)
+                        ? ""
+                        : "; IO_FLAG_ONDISK_SAME_DIR looks for it beside the "
+                          "index file");
+        FAISS_THROW_IF_NOT_FMT(
+                size_t(st.st_size) >= od->totsize,
+                "faiss_bq: the inverted lists' data file %s has %zu bytes, "
+                "the index expects %zu (truncated?)",
+                od->filename.c_str(),
+                size_t(st.st_size),
+                od->totsize);
+        if (od->totsize > 0) { // mmap of 0 bytes fails; no list has data
+            od->do_mmap();
+        }
+    }
+    return od.release();
+}
+
 /// The lists of fourcc h (already read): FAISS's inline lists ("ilar") with
 /// bounded reads into memory (FAISS 1.7.3's reader trusts the sizes and
-/// leaks its lists when a read fails), any other kind by FAISS.
+/// leaks its lists when a read fails), on-disk lists ("ilod") likewise, any
+/// other kind by FAISS.
 faiss::InvertedLists* read_invlists(
         faiss::IOReader* f,
         uint32_t h,
@@ -1069,34 +1196,11 @@ faiss::InvertedLists* read_invlists(
     if (h == fourcc("ilar")) {
         return read_array_invlists(f, nlist, code_size);
     }
+    if (h == fourcc("ilod")) {
+        return read_ondisk_invlists(f, io_flags, nlist, code_size);
+    }
     ReplayReader replay(f, h);
     return faiss::read_InvertedLists(&replay, io_flags);
-}
-
-/// OnDiskInvertedLists trust their data file: a truncated one would fault
-/// when a list is scanned.
-void check_ondisk(const faiss::OnDiskInvertedLists* od, size_t code_size) {
-    struct stat st;
-    FAISS_THROW_IF_NOT_FMT(
-            stat(od->filename.c_str(), &st) == 0,
-            "faiss_bq: the inverted lists' data file %s is missing",
-            od->filename.c_str());
-    const size_t file_bytes = size_t(st.st_size);
-    for (size_t l = 0; l < od->nlist; l++) {
-        const faiss::OnDiskOneList& list = od->lists[l];
-        const size_t end =
-                list.offset + list.capacity * (code_size + sizeof(idx_t));
-        FAISS_THROW_IF_NOT_FMT(
-                list.size <= list.capacity && end <= file_bytes,
-                "faiss_bq: list %zu (size %zu, capacity %zu at offset %zu) "
-                "lies beyond the %zu bytes of %s",
-                l,
-                list.size,
-                list.capacity,
-                list.offset,
-                file_bytes,
-                od->filename.c_str());
-    }
 }
 
 void write_IndexIVFBQ(const IndexIVFBQ* idx, faiss::IOWriter* f) {
@@ -1223,9 +1327,6 @@ IndexIVFBQ* read_IndexIVFBQ(faiss::IOReader* f, bool fast, int io_flags) {
             ils->code_size,
             nlist,
             code_size);
-    if (auto od = dynamic_cast<const faiss::OnDiskInvertedLists*>(ils)) {
-        check_ondisk(od, code_size);
-    }
     size_t total = 0;
     for (size_t l = 0; l < nlist; l++) {
         total += ils->list_size(l);
@@ -1535,9 +1636,11 @@ void write_index(const faiss::Index* index, faiss::IOWriter* f) {
     }
 }
 
-faiss::Index* read_index(faiss::IOReader* f, int io_flags) {
-    FAISS_THROW_IF_NOT_MSG(f, "faiss_bq::read_index: null reader");
-    const uint32_t h = get<uint32_t>(f);
+namespace {
+
+/// The record of fourcc h (already read) when faiss_bq reads it itself,
+/// else nullptr (FAISS reads it).
+faiss::Index* read_own_index(faiss::IOReader* f, uint32_t h, int io_flags) {
     if (h == fourcc("BQix")) {
         return read_IndexBQ(f);
     } else if (h == fourcc("BQhn")) {
@@ -1559,6 +1662,17 @@ faiss::Index* read_index(faiss::IOReader* f, int io_flags) {
     } else if (
             h == fourcc("IxFI") || h == fourcc("IxF2") || h == fourcc("IxFl")) {
         return read_IndexFlat(f, h);
+    }
+    return nullptr;
+}
+
+} // namespace
+
+faiss::Index* read_index(faiss::IOReader* f, int io_flags) {
+    FAISS_THROW_IF_NOT_MSG(f, "faiss_bq::read_index: null reader");
+    const uint32_t h = get<uint32_t>(f);
+    if (faiss::Index* index = read_own_index(f, h, io_flags)) {
+        return index;
     }
     ReplayReader replay(f, h);
     return faiss::read_index(&replay, io_flags);
@@ -1729,8 +1843,17 @@ void write_index(const faiss::Index* index, FILE* f) {
 }
 
 faiss::Index* read_index(const char* fname, int io_flags) {
-    faiss::FileIOReader reader(fname);
-    return faiss_bq::read_index(&reader, io_flags);
+    {
+        faiss::FileIOReader reader(fname);
+        const uint32_t h = get<uint32_t>(&reader);
+        if (faiss::Index* index = read_own_index(&reader, h, io_flags)) {
+            return index;
+        }
+    }
+    // A FAISS record at the top: read by FAISS from the file, with its own
+    // FileIOReader, which FAISS's IO_FLAG_MMAP (inline lists mapped, as
+    // merge_ondisk reads its shards) and IO_FLAG_ONDISK_SAME_DIR require.
+    return faiss::read_index(fname, io_flags);
 }
 
 faiss::Index* read_index(FILE* f, int io_flags) {

@@ -20,7 +20,7 @@ DATA=${FAISS_BQ_DATA:-$root/../shared/data}
 # ------------------------------------------------------------- Debian packages
 packages=(build-essential cmake libfaiss-dev libopenblas-dev liblapack-dev libgtest-dev
           swig python3 python3-dev python3-numpy python3-pytest python3-faiss
-          python3-matplotlib)
+          python3-matplotlib python3-distributed)
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)   # only the data script needs them
 missing=()
 for p in "${packages[@]}"; do

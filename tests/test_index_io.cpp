@@ -18,6 +18,7 @@
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIDMap.h>
+#include <faiss/IndexIVF.h>
 #include <faiss/IndexPreTransform.h>
 #include <faiss/IndexRefine.h>
 #include <faiss/impl/FaissException.h>
@@ -28,6 +29,7 @@
 #include <faiss_bq/IndexBQRefine.h>
 #include <faiss_bq/IndexBinaryFlatFast.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -1017,6 +1019,166 @@ TEST(IndexIO, IVFOnDiskListsAreFaissListsMemoryMapped) {
         std::remove(data.c_str());
         std::remove(file.c_str());
     }
+}
+
+/// An IVF index of `description` whose lists are an OnDiskInvertedLists at
+/// data (merged as faiss.contrib.ondisk.merge_ondisk does), written to file.
+std::unique_ptr<faiss::Index> write_ondisk_ivf(
+        const faiss::Index& index,
+        const std::string& data,
+        const std::string& file) {
+    std::unique_ptr<faiss::Index> copy(faiss_bq::clone_index(&index));
+    IndexIVFBQ* ivf = find_ivf(copy.get());
+    auto od = new faiss::OnDiskInvertedLists(
+            ivf->nlist, ivf->code_size, data.c_str());
+    const faiss::InvertedLists* from[] = {ivf->invlists};
+    od->merge_from(from, 1);
+    ivf->replace_invlists(od, true);
+    faiss_bq::write_index(copy.get(), file.c_str());
+    return copy;
+}
+
+/// FAISS's "ilod" record read by faiss_bq: bounded reads, the data file
+/// checked before it is mapped, IO_FLAG_ONDISK_SAME_DIR through faiss_bq's
+/// checksumming reader, IO_FLAG_MMAP mapping on-disk lists (merge_ondisk
+/// passes it for its shards), IO_FLAG_READ_ONLY, unallocated lists.
+TEST(IndexIO, IVFOnDiskListsReadBoundedAndFoundBesideTheIndex) {
+    const size_t d = 16, nb = 300;
+    auto index = build_ivf("IVF4,BQ1_fs", d, nb, faiss::METRIC_L2);
+    find_ivf(index.get())->nprobe = 4;
+    const std::string tag = std::to_string(::getpid());
+    const std::string dir_a = ::testing::TempDir() + "faiss_bq_od_a" + tag;
+    const std::string dir_b = ::testing::TempDir() + "faiss_bq_od_b" + tag;
+    ASSERT_EQ(::mkdir(dir_a.c_str(), 0700), 0);
+    ASSERT_EQ(::mkdir(dir_b.c_str(), 0700), 0);
+    const std::string data_a = dir_a + "/lists.ivfdata",
+                      file_a = dir_a + "/x.index";
+    const std::string data_b = dir_b + "/lists.ivfdata",
+                      file_b = dir_b + "/x.index";
+    auto written = write_ondisk_ivf(*index, data_a, file_a);
+    const Bytes good = to_bytes(written.get());
+    written.reset();
+
+    // Every truncation and flipped byte throws; a corrupted size costs at
+    // most the bytes present (FAISS's reader allocates what it claims).
+    const size_t allowed = 2 * good.size() + (size_t(2) << 20);
+    for (size_t len = 0; len < good.size(); len++) {
+        EXPECT_LE(
+                expect_read_throws(Bytes(good.begin(), good.begin() + len), ""),
+                allowed);
+    }
+    for (size_t at = 4; at < good.size(); at++) {
+        Bytes bad = good;
+        bad[at] ^= uint8_t(1 + at % 255);
+        EXPECT_LE(expect_read_throws(bad, ""), allowed) << "byte " << at;
+    }
+    // the count of list entries, just after "ilod", nlist and code_size
+    const uint32_t ilod = faiss::fourcc("ilod");
+    size_t at = 0;
+    while (std::memcmp(good.data() + at, &ilod, 4) != 0) {
+        ASSERT_LT(++at + 4, good.size());
+    }
+    Bytes huge = good;
+    const uint64_t claimed = uint64_t(1) << 35; // 800 GB of list entries
+    std::memcpy(huge.data() + at + 4 + 16, &claimed, 8);
+    EXPECT_LE(expect_read_throws(huge, ""), allowed);
+
+    // Moved elsewhere: the data file is named as missing, found with
+    // IO_FLAG_ONDISK_SAME_DIR beside the index file.
+    ASSERT_EQ(std::rename(data_a.c_str(), data_b.c_str()), 0);
+    ASSERT_EQ(std::rename(file_a.c_str(), file_b.c_str()), 0);
+    test::expect_throw_naming(
+            [&] { delete faiss_bq::read_index(file_b.c_str()); },
+            data_a + " (named by " + file_b + ") is missing");
+    std::unique_ptr<faiss::Index> moved(faiss_bq::read_index(
+            file_b.c_str(), faiss::IO_FLAG_ONDISK_SAME_DIR));
+    auto od = dynamic_cast<faiss::OnDiskInvertedLists*>(
+            find_ivf(moved.get())->invlists);
+    ASSERT_TRUE(od);
+    EXPECT_EQ(od->filename, data_b);
+    EXPECT_FALSE(od->read_only);
+    expect_same_search(*index, *moved, d);
+    moved.reset();
+    faiss::VectorIOReader unnamed;
+    unnamed.data = good;
+    test::expect_throw_naming(
+            [&] {
+                delete faiss_bq::read_index(
+                        &unnamed, faiss::IO_FLAG_ONDISK_SAME_DIR);
+            },
+            "named file");
+
+    // IO_FLAG_MMAP maps on-disk lists (FAISS's reader leaves them unmapped:
+    // a merge of merged indexes would read null lists); IO_FLAG_READ_ONLY
+    // maps a read-only data file; IO_FLAG_SKIP_IVF_DATA alone reads the
+    // layout without the data file.
+    const int flags[] = {
+            faiss::IO_FLAG_MMAP | faiss::IO_FLAG_ONDISK_SAME_DIR,
+            faiss::IO_FLAG_READ_ONLY | faiss::IO_FLAG_ONDISK_SAME_DIR};
+    ASSERT_EQ(::chmod(data_b.c_str(), 0400), 0);
+    for (int io_flags : flags) {
+        SCOPED_TRACE(io_flags);
+        std::unique_ptr<faiss::Index> back(
+                faiss_bq::read_index(file_b.c_str(), io_flags));
+        expect_same_search(*index, *back, d);
+    }
+    ASSERT_EQ(::chmod(data_b.c_str(), 0600), 0);
+    ASSERT_EQ(std::remove(data_b.c_str()), 0);
+    std::unique_ptr<faiss::Index> layout(
+            faiss_bq::read_index(file_b.c_str(), faiss::IO_FLAG_SKIP_IVF_DATA));
+    for (size_t l = 0; l < 4; l++) {
+        EXPECT_EQ(
+                find_ivf(layout.get())->invlists->list_size(l),
+                find_ivf(index.get())->invlists->list_size(l));
+    }
+    layout.reset();
+    std::remove(file_b.c_str());
+
+    // Lists never written to have no storage (offset -1): valid, and read.
+    {
+        IndexIVFBQ* ivf = find_ivf(index.get());
+        std::unique_ptr<faiss::Index> copy(faiss_bq::clone_index(index.get()));
+        auto sparse = new faiss::OnDiskInvertedLists(
+                ivf->nlist, ivf->code_size, data_a.c_str());
+        faiss::InvertedLists::ScopedCodes codes(ivf->invlists, 1);
+        faiss::InvertedLists::ScopedIds ids(ivf->invlists, 1);
+        const size_t n1 = ivf->invlists->list_size(1);
+        ASSERT_GT(n1, 0u);
+        sparse->add_entries(1, n1, ids.get(), codes.get());
+        find_ivf(copy.get())->replace_invlists(sparse, true);
+        copy->ntotal = find_ivf(copy.get())->ntotal = idx_t(n1);
+        faiss_bq::write_index(copy.get(), file_a.c_str());
+        std::unique_ptr<faiss::Index> back(
+                faiss_bq::read_index(file_a.c_str()));
+        expect_same_search(*copy, *back, d);
+    }
+    std::remove(data_a.c_str());
+    std::remove(file_a.c_str());
+    ::rmdir(dir_a.c_str());
+    ::rmdir(dir_b.c_str());
+}
+
+// A FAISS record read from a file by faiss_bq is read by FAISS from that
+// file: IO_FLAG_MMAP maps its inline lists (merge_ondisk reads its shards so)
+// and IO_FLAG_ONDISK_SAME_DIR finds its data file, both of which FAISS
+// supports only through its own FileIOReader.
+TEST(IndexIO, FaissIVFFileReadWithFaissFileFlags) {
+    const size_t d = 16, nb = 300;
+    std::unique_ptr<faiss::Index> index(
+            faiss::index_factory(int(d), "IVF4,SQ8", faiss::METRIC_L2));
+    const auto xb = test::gaussian(nb, d, 12);
+    index->train(nb, xb.data());
+    index->add(nb, xb.data());
+    dynamic_cast<faiss::IndexIVF*>(index.get())->nprobe = 4;
+    const std::string file = ::testing::TempDir() + "faiss_bq_faiss_ivf_" +
+            std::to_string(::getpid()) + ".index";
+    faiss::write_index(index.get(), file.c_str());
+    std::unique_ptr<faiss::Index> mapped(
+            faiss_bq::read_index(file.c_str(), faiss::IO_FLAG_MMAP));
+    EXPECT_TRUE(dynamic_cast<faiss::OnDiskInvertedLists*>(
+            dynamic_cast<faiss::IndexIVF*>(mapped.get())->invlists));
+    expect_same_search(*index, *mapped, d);
+    std::remove(file.c_str());
 }
 
 } // namespace
