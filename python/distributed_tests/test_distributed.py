@@ -392,15 +392,4 @@ def test_real_minilm_built_by_two_workers_served_as_two_shards(client, tmp_path)
     np.testing.assert_array_equal(I2, I)
     np.testing.assert_array_equal(D2, D)
 
-
-def test_docs_python_blocks_run(tmp_path, monkeypatch):
-    docs = os.environ.get("FAISS_BQ_DOCS") or os.path.join(
-        os.path.dirname(__file__), "..", "..", "docs")
-    with open(os.path.join(docs, "distributed.md")) as f:
-        blocks = re.findall(r"^```python\n(.*?)^```", f.read(), re.S | re.M)
-    assert len(blocks) >= 2, "docs/distributed.md lost its Python examples"
-    monkeypatch.chdir(tmp_path)
-    namespace = {"__name__": "__main__"}
-    for i, block in enumerate(blocks):
-        exec(compile(block, "docs/distributed.md python block %d" % (i + 1),
-                     "exec"), namespace)
+# docs/distributed.md's Python blocks run in python/tests/test_docs.py.

@@ -25,7 +25,7 @@ def test_pages_are_found():
 @pytest.mark.parametrize("page", PAGES, ids=[os.path.relpath(p, ROOT) for p in PAGES])
 def test_python_examples(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)           # the examples write files
-    namespace = {}
+    namespace = {"__name__": "__main__"}  # guarded blocks run too
     name = os.path.relpath(page, ROOT)
     for i, block in enumerate(python_blocks(page)):
         exec(compile(block, "%s python block %d" % (name, i + 1), "exec"), namespace)
