@@ -179,3 +179,64 @@ def test_range_search_is_a_clear_error(data):
     index.add(xb)
     with pytest.raises(RuntimeError, match="range search not implemented"):
         index.range_search(xq, 0.5)
+
+
+# Every error a user reaches from Python names the offending values (issue 17):
+# one row per entry point, the message's telling part checked.
+ERROR_SWEEP = [
+    ("factory, empty", lambda: faiss_bq.index_factory(64, ""), "token '' at position 0 of ''"),
+    ("factory, BQ3", lambda: faiss_bq.index_factory(64, "BQ3"), "token 'BQ3' at position 0"),
+    ("factory, BQ0B", lambda: faiss_bq.index_factory(64, "BQ0B"), "'BQ0B'"),
+    ("factory, d=0", lambda: faiss_bq.index_factory(0, "BQ1"), "d=0"),
+    ("factory, IVF0", lambda: faiss_bq.index_factory(64, "IVF0,BQ1"), "token 'IVF0'"),
+    ("factory, _q9", lambda: faiss_bq.index_factory(64, "BQ1_q9"), "option 'q9' at position 4"),
+    ("IndexBQ, nbits=3", lambda: faiss_bq.IndexBQ(64, 3, faiss.METRIC_L2), "nbits=3"),
+    ("IndexBQ, d=-1", lambda: faiss_bq.IndexBQ(-1, 1, faiss.METRIC_L2), "d=-1"),
+    ("IndexBQ, METRIC_L1", lambda: faiss_bq.IndexBQ(64, 1, faiss.METRIC_L1), "metric=2"),
+    ("IndexBQFastScan, nbits=5", lambda: faiss_bq.IndexBQFastScan(64, 5, faiss.METRIC_L2), "nbits=5"),
+    ("IndexBinaryFlatFast, d=12", lambda: faiss_bq.IndexBinaryFlatFast(12), "d=12"),
+    ("IndexFromBinary, wrong d", lambda: faiss_bq.IndexFromBinary(
+        faiss_bq.IndexBinaryFlatFast(128), 64, 1, faiss.METRIC_L2), "d=128 bits but the plan's codes have 64"),
+    ("IndexIVFBQ, nlist=0", lambda: faiss_bq.IndexIVFBQ(
+        faiss.IndexFlatL2(64), 64, 0, 1, faiss.METRIC_L2), "nlist=0"),
+    ("IndexBQRefine, store d", lambda: faiss_bq.IndexBQRefine(
+        faiss_bq.IndexBQ(64, 1, faiss.METRIC_L2), faiss.IndexFlatL2(32)), "d=32 differs from the first stage's d=64"),
+    ("add, wrong columns", lambda: faiss_bq.IndexBQ(64, 1, faiss.METRIC_L2).add(
+        np.zeros((3, 32), "float32")), "has 32 columns, the index expects 64"),
+    ("train, 1-D", lambda: faiss_bq.IndexBQ(64, 1, faiss.METRIC_L2).train(
+        np.zeros(64, "float32")), "got shape (64,)"),
+    ("read_index, missing file", lambda: faiss_bq.read_index("/nonexistent/x.index"),
+     "/nonexistent/x.index"),
+    ("fit_compatible_map, rows", lambda: faiss_bq.fit_compatible_map(
+        np.zeros((10, 4), "float32"), np.zeros((9, 4), "float32")), "x_new has 10 rows, x_old 9"),
+]
+
+
+@pytest.mark.parametrize("case", ERROR_SWEEP, ids=[c[0] for c in ERROR_SWEEP])
+def test_errors_name_the_values(case):
+    _, call, needle = case
+    with pytest.raises((RuntimeError, ValueError)) as e:
+        call()
+    assert needle in str(e.value), str(e.value)
+
+
+def test_trainer_options_errors_name_the_values():
+    o = faiss_bq.TrainerOptions()
+    o.heldout_fraction = 2.0
+    x = np.random.RandomState(0).rand(500, 16).astype("float32")
+    with pytest.raises(RuntimeError, match="heldout_fraction=2"):
+        faiss_bq.train_plan(x, o)
+
+
+def test_recall_profile_errors_name_the_values():
+    x = np.random.RandomState(1).randn(1000, 16).astype("float32")
+    index = faiss_bq.IndexBQ(16, 1, faiss.METRIC_L2)
+    index.train(x)
+    assert 1 <= index.plan.k_factor_for(0.95, 10**6)
+    assert 0 < index.plan.expected_recall(10**6) <= index.plan.expected_recall(1000)
+    with pytest.raises(RuntimeError, match="recall=1.5"):
+        index.plan.k_factor_for(1.5, 1000)
+    with pytest.raises(RuntimeError, match="k_factor=0.5"):
+        index.plan.expected_recall(1000, 0.5)
+    with pytest.raises(RuntimeError, match="no recall profile"):
+        faiss_bq.BinarizationPlan().k_factor_for(0.9, 1000)
