@@ -741,7 +741,10 @@ float BinarizationPlan::k_factor_for(float recall, int64_t ntotal) const {
             recall > 0 && recall < 1,
             "k_factor_for: recall=%g must be in (0, 1)",
             recall);
-    const double k = recall_profile.candidates_for(recall, double(ntotal));
+    // Candidates are whole: the nearest count, so that a search keeping
+    // ceil(10 * k_factor) of them keeps that count.
+    const double k = std::round(
+            recall_profile.candidates_for(recall, double(ntotal)));
     return float(std::max(1.0, k / 10));
 }
 

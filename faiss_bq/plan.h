@@ -154,7 +154,8 @@ struct BinarizationPlan {
 
     /// The k_factor a refine stage (IndexBQRefine, ",RFlat") needs for a
     /// 10-recall@10 of `recall` with exact re-ranking over ntotal vectors,
-    /// from recall_profile (extrapolated past its base): at least 1. Throws
+    /// from recall_profile (extrapolated past its base), for the nearest
+    /// whole number of candidates (10 * k_factor): at least 1. Throws
     /// faiss::FaissException when recall is outside (0, 1), ntotal < 1, or
     /// the plan has no profile.
     float k_factor_for(float recall, int64_t ntotal) const;
