@@ -35,8 +35,9 @@ int checked_stages(int n_stages) {
  * plane_bytes each (planes, zeroed here) and the stage scales (scales_out,
  * n_stages values). global: one scale per stage, or null for the
  * least-squares scale of each residual (|e|_1 / d). e: scratch of d floats;
- * it ends as the final residual z - z_hat. */
-void encode_row(
+ * it ends as the final residual z - z_hat. Returns the correction
+ * |z|^2 / <z_hat, z> (1 for z = 0). */
+float encode_row(
         const float* z,
         int d,
         int n_stages,
@@ -61,6 +62,12 @@ void encode_row(
         }
         scales_out[t] = a;
     }
+    double z2 = 0, zhz = 0;
+    for (int j = 0; j < d; j++) {
+        z2 += double(z[j]) * z[j];
+        zhz += double(z[j] - e[j]) * z[j];
+    }
+    return zhz > 0 ? float(z2 / zhz) : 1.f;
 }
 
 /// Column-major C (d x d) = A^T B for row-major A, B (n x d): BLAS sgemm.
@@ -145,6 +152,7 @@ struct RecurrentScanner {
     std::vector<float> y, lut, e, scores, stage_ips;
     std::vector<uint8_t> qcode;
     std::vector<float> qscales;
+    float qcorrection = 1;
     std::vector<int32_t> ham;
     float query_const = 0; ///< |y|^2 (L2) or <q, mean> (inner product)
 
@@ -179,7 +187,7 @@ struct RecurrentScanner {
         }
         query_const = float(c);
         if (symmetric) {
-            encode_row(
+            qcorrection = encode_row(
                     y.data(),
                     d,
                     ns,
@@ -212,7 +220,7 @@ struct RecurrentScanner {
             return index.stage_scales[t];
         }
         float a;
-        std::memcpy(&a, code + ns * pb + 4 + 4 * t, 4);
+        std::memcpy(&a, code + ns * pb + 8 + 4 * t, 4);
         return a;
     }
 
@@ -253,11 +261,12 @@ struct RecurrentScanner {
             }
         }
         for (size_t i = 0; i < m; i++) {
-            float offset;
-            std::memcpy(&offset, codes + i * cs + ns * pb, 4);
+            float f[2]; // offset, correction
+            std::memcpy(f, codes + i * cs + ns * pb, 8);
+            const float ip = qcorrection * f[1] * scores[i];
             scores[i] = index.metric_type == faiss::METRIC_L2
-                    ? query_const + offset - 2 * scores[i]
-                    : query_const + offset + scores[i];
+                    ? query_const + f[0] - 2 * ip
+                    : query_const + f[0] + ip;
         }
     }
 };
@@ -288,7 +297,7 @@ size_t IndexBQRecurrent::code_size_for(
         int d,
         int n_stages,
         bool per_vector_scales) {
-    return size_t(checked_stages(n_stages)) * ((size_t(d) + 7) / 8) + 4 +
+    return size_t(checked_stages(n_stages)) * ((size_t(d) + 7) / 8) + 8 +
             (per_vector_scales ? 4 * size_t(n_stages) : 0);
 }
 
@@ -443,7 +452,7 @@ void IndexBQRecurrent::sa_encode(idx_t n, const float* x, uint8_t* bytes)
                 const float* zi = z.data() + size_t(i) * d;
                 const float* xi = x + size_t(i0 + i) * d;
                 uint8_t* code = bytes + size_t(i0 + i) * code_size;
-                encode_row(
+                const float correction = encode_row(
                         zi,
                         d,
                         n_stages,
@@ -458,11 +467,11 @@ void IndexBQRecurrent::sa_encode(idx_t n, const float* x, uint8_t* bytes)
                     offset += metric_type == faiss::METRIC_L2 ? r * r
                                                               : mean[j] * r;
                 }
-                const float f = float(offset);
-                std::memcpy(code + n_stages * pb, &f, 4);
+                const float f[2] = {float(offset), correction};
+                std::memcpy(code + n_stages * pb, f, 8);
                 if (per_vector_scales) {
                     std::memcpy(
-                            code + n_stages * pb + 4,
+                            code + n_stages * pb + 8,
                             scales.data(),
                             4 * n_stages);
                 }
@@ -483,7 +492,7 @@ void IndexBQRecurrent::sa_decode(idx_t n, const uint8_t* bytes, float* x)
         for (int t = 0; t < n_stages; t++) {
             float a = stage_scales[t];
             if (per_vector_scales) {
-                std::memcpy(&a, code + n_stages * pb + 4 + 4 * t, 4);
+                std::memcpy(&a, code + n_stages * pb + 8 + 4 * t, 4);
             }
             const uint8_t* plane = code + t * pb;
             for (int j = 0; j < d; j++) {

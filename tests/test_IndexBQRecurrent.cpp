@@ -89,7 +89,7 @@ struct Reference {
         for (int t = 0; t < ns; t++) {
             float a = index.stage_scales[t];
             if (index.per_vector_scales) {
-                std::memcpy(&a, code + ns * pb + 4 + 4 * t, 4);
+                std::memcpy(&a, code + ns * pb + 8 + 4 * t, 4);
             }
             for (int j = 0; j < d; j++) {
                 const int bit = (code[t * pb + j / 8] >> (j % 8)) & 1;
@@ -97,6 +97,18 @@ struct Reference {
             }
         }
         return zh;
+    }
+
+    /// |z|^2 / <z_hat, z>
+    static double correction(
+            const std::vector<double>& zin,
+            const std::vector<double>& zh) {
+        double z2 = 0, zhz = 0;
+        for (size_t j = 0; j < zin.size(); j++) {
+            z2 += zin[j] * zin[j];
+            zhz += zh[j] * zin[j];
+        }
+        return z2 / zhz;
     }
 
     double offset(const float* x) const {
@@ -119,6 +131,7 @@ struct Reference {
             bool symmetric) const {
         const std::vector<double> y = z(q);
         std::vector<double> yq = y;
+        double cq = 1;
         if (symmetric) {
             std::vector<std::vector<int>> signs;
             std::vector<double> scales;
@@ -129,14 +142,17 @@ struct Reference {
                     yq[j] += scales[t] * signs[t][j];
                 }
             }
+            cq = correction(y, yq);
         }
         const std::vector<double> zh = decode_code(code);
+        const double cx = correction(z(x), zh);
         double ip = 0, y2 = 0, qm = 0;
         for (int j = 0; j < d; j++) {
             ip += yq[j] * zh[j];
             y2 += y[j] * y[j];
             qm += double(q[j]) * index.mean[j];
         }
+        ip *= cq * cx;
         return index.metric_type == faiss::METRIC_L2 ? y2 + offset(x) - 2 * ip
                                                      : qm + offset(x) + ip;
     }
@@ -165,7 +181,7 @@ TEST_P(RecurrentCases, MatchesTheScalarReference) {
     index.add(nb, xb.data());
     ASSERT_EQ(
             index.code_size,
-            size_t(c.n_stages) * 5 + 4 +
+            size_t(c.n_stages) * 5 + 8 +
                     (c.per_vector_scales ? 4 * c.n_stages : 0));
     const Reference ref(index);
 
@@ -187,14 +203,21 @@ TEST_P(RecurrentCases, MatchesTheScalarReference) {
             }
             if (same_so_far && c.per_vector_scales) {
                 float a;
-                std::memcpy(&a, code + c.n_stages * 5 + 4 + 4 * t, 4);
+                std::memcpy(&a, code + c.n_stages * 5 + 8 + 4 * t, 4);
                 EXPECT_NEAR(a, scales[t], 1e-4 * (1 + scales[t]));
             }
         }
-        float off;
-        std::memcpy(&off, code + c.n_stages * 5, 4);
+        float f[2];
+        std::memcpy(f, code + c.n_stages * 5, 8);
         const double want = ref.offset(xb.data() + i * d);
-        EXPECT_NEAR(off, want, 1e-4 * (1 + std::fabs(want)));
+        EXPECT_NEAR(f[0], want, 1e-4 * (1 + std::fabs(want)));
+        const double cx = Reference::correction(
+                ref.z(xb.data() + i * d), ref.decode_code(code));
+        EXPECT_NEAR(f[1], cx, 1e-4 * cx);
+        if (c.n_stages == 1 && c.per_vector_scales) {
+            // one least-squares stage: <z_hat, z> = |z_hat|^2 <= |z|^2
+            EXPECT_GE(f[1], 1.0f - 1e-6f);
+        }
         for (int t = 0; t < c.n_stages; t++) {
             EXPECT_EQ(code[t * 5 + 4] >> 5, 0) << "padding bits of stage " << t;
         }
@@ -260,7 +283,7 @@ TEST(IndexBQRecurrent, SdcIsTheDotProductOfTheReconstructions) {
     index.train(nb, xb.data());
     index.add(nb, xb.data());
     // decode(q) . decode(x) through sa_decode (a different code path from
-    // the popcounts), minus the exact terms the score adds
+    // the popcounts), times both corrections, plus the exact terms
     std::vector<float> rec(nb * d);
     index.sa_decode(nb, index.codes.data(), rec.data());
     SearchParametersBQ params;
@@ -280,7 +303,11 @@ TEST(IndexBQRecurrent, SdcIsTheDotProductOfTheReconstructions) {
             ip += (double(rec[id * d + j]) - index.mean[j]) *
                     (double(rec[j]) - index.mean[j]);
         }
-        const double want = qm + ref.offset(xb.data() + id * d) + ip;
+        float cq, cx;
+        std::memcpy(&cq, index.codes.data() + 3 * 8 + 4, 4);
+        std::memcpy(
+                &cx, index.codes.data() + id * index.code_size + 3 * 8 + 4, 4);
+        const double want = qm + ref.offset(xb.data() + id * d) + cq * cx * ip;
         EXPECT_NEAR(D[r], want, 1e-3 * (1 + std::fabs(want))) << id;
     }
 }
@@ -432,7 +459,7 @@ TEST(IndexBQRecurrent, FactoryStringsRoundTrip) {
     EXPECT_FALSE(r->random_init);
     EXPECT_FALSE(r->per_vector_scales);
     EXPECT_EQ(r->estimator, Estimator::symmetric);
-    EXPECT_EQ(r->code_size, 3u * 2 + 4);
+    EXPECT_EQ(r->code_size, 3u * 2 + 8);
     auto bad = [](const char* s, const char* needle) {
         test::expect_throw_naming(
                 [s] { delete faiss_bq::index_factory(16, s); }, needle);

@@ -17,8 +17,10 @@ def data(n, d, seed):
 
 
 def numpy_encode(index, x):
-    """Signs (n, stages, d) in {-1, 1} and per-vector scales (n, stages)."""
-    e = (x - index.mean) @ index.rotation.T
+    """Signs (n, stages, d) in {-1, 1}, per-vector scales (n, stages) and
+    the correction |z|^2 / <z_hat, z> (n)."""
+    z = (x - index.mean) @ index.rotation.T
+    e = z
     signs, scales = [], []
     for t in range(index.n_stages):
         a = (np.abs(e).mean(axis=1) if index.per_vector_scales
@@ -27,7 +29,9 @@ def numpy_encode(index, x):
         e = e - a[:, None] * b
         signs.append(b)
         scales.append(a)
-    return np.stack(signs, 1), np.stack(scales, 1)
+    z_hat = z - e
+    return (np.stack(signs, 1), np.stack(scales, 1),
+            (z * z).sum(1) / (z_hat * z).sum(1))
 
 
 @pytest.mark.parametrize("metric", [faiss.METRIC_L2, faiss.METRIC_INNER_PRODUCT])
@@ -39,11 +43,11 @@ def test_sdc_and_asymmetric_match_numpy(metric):
     index.train_iterations = 3
     index.train(xb)
     index.add(xb)
-    assert index.code_size == 3 * 6 + 4 + 3 * 4
-    sb, ab = numpy_encode(index, xb)
-    zb = np.einsum("nt,ntd->nd", ab, sb)          # reconstructions
-    sq, aq = numpy_encode(index, xq)
-    yq_hat = np.einsum("nt,ntd->nd", aq, sq)
+    assert index.code_size == 3 * 6 + 8 + 3 * 4
+    sb, ab, cb = numpy_encode(index, xb)
+    zb = np.einsum("nt,ntd->nd", ab, sb) * cb[:, None]   # corrected
+    sq, aq, cq = numpy_encode(index, xq)
+    yq_hat = np.einsum("nt,ntd->nd", aq, sq) * cq[:, None]
     yq = (xq - index.mean) @ index.rotation.T
     r = xb - index.mean
     if metric == faiss.METRIC_L2:
