@@ -176,9 +176,10 @@ struct RecurrentScanner {
         }
     }
 
-    void set_query(const float* q) {
+    /// q and its y = R (q - mean) (search() transforms a chunk at once).
+    void set_query(const float* q, const float* yq) {
         const int d = index.d;
-        index.transform(1, q, y.data());
+        std::copy(yq, yq + d, y.begin());
         double c = 0;
         for (int j = 0; j < d; j++) {
             c += index.metric_type == faiss::METRIC_L2
@@ -537,6 +538,11 @@ void IndexBQRecurrent::search(
     const faiss::IDSelector* sel = params ? params->sel : nullptr;
     const size_t block = RecurrentScanner::block;
     auto make = [&]() { return RecurrentScanner(*this, sym); };
+    // The queries are transformed a chunk at a time: one matrix product
+    // instead of one matrix-vector product per query.
+    constexpr idx_t chunk = 1024;
+    std::vector<float> ys;
+    const float* xq = nullptr;
     auto scan_range = [&](auto& s,
                           idx_t i,
                           idx_t j0,
@@ -545,45 +551,51 @@ void IndexBQRecurrent::search(
                           idx_t* I,
                           auto tag) {
         using C = decltype(tag);
-        s.set_query(x + i * d);
+        s.set_query(xq + i * d, ys.data() + size_t(i) * d);
         for (idx_t jb = j0; jb < j1; jb += idx_t(block)) {
             const size_t m = std::min<size_t>(block, size_t(j1 - jb));
             s.score_block(codes.data() + size_t(jb) * code_size, m);
             push_scores<C>(k, D, I, s.scores.data(), m, jb, sel);
         }
     };
-    if (metric_type == faiss::METRIC_L2) {
-        using C = faiss::CMax<float, idx_t>;
-        search_flat<C>(
-                n,
-                ntotal,
-                k,
-                block,
-                distances,
-                labels,
-                make,
-                [&](RecurrentScanner& s,
-                    idx_t i,
-                    idx_t j0,
-                    idx_t j1,
-                    float* D,
-                    idx_t* I) { scan_range(s, i, j0, j1, D, I, C()); });
-    } else {
-        using C = faiss::CMin<float, idx_t>;
-        search_flat<C>(
-                n,
-                ntotal,
-                k,
-                block,
-                distances,
-                labels,
-                make,
-                [&](RecurrentScanner& s,
-                    idx_t i,
-                    idx_t j0,
-                    idx_t j1,
-                    float* D,
-                    idx_t* I) { scan_range(s, i, j0, j1, D, I, C()); });
+    for (idx_t i0 = 0; i0 < n; i0 += chunk) {
+        const idx_t m = std::min(chunk, n - i0);
+        xq = x + i0 * d;
+        ys.resize(size_t(m) * d);
+        transform(m, xq, ys.data());
+        if (metric_type == faiss::METRIC_L2) {
+            using C = faiss::CMax<float, idx_t>;
+            search_flat<C>(
+                    m,
+                    ntotal,
+                    k,
+                    block,
+                    distances + i0 * k,
+                    labels + i0 * k,
+                    make,
+                    [&](RecurrentScanner& s,
+                        idx_t i,
+                        idx_t j0,
+                        idx_t j1,
+                        float* D,
+                        idx_t* I) { scan_range(s, i, j0, j1, D, I, C()); });
+        } else {
+            using C = faiss::CMin<float, idx_t>;
+            search_flat<C>(
+                    m,
+                    ntotal,
+                    k,
+                    block,
+                    distances + i0 * k,
+                    labels + i0 * k,
+                    make,
+                    [&](RecurrentScanner& s,
+                        idx_t i,
+                        idx_t j0,
+                        idx_t j1,
+                        float* D,
+                        idx_t* I) { scan_range(s, i, j0, j1, D, I, C()); });
+        }
     }
 }
 
