@@ -170,7 +170,7 @@ struct RecurrentScanner {
               stage_ips(block * index.n_stages),
               qcode(pb * index.n_stages),
               qscales(index.n_stages),
-              ham(block) {
+              ham(block * index.n_stages * index.n_stages) {
         if (!symmetric) {
             lut.resize(kernels::lut_groups(pb, 1) * kernels::lut_entries);
         }
@@ -216,24 +216,12 @@ struct RecurrentScanner {
         }
     }
 
-    float stage_scale(const uint8_t* code, int t) const {
-        if (!index.per_vector_scales) {
-            return index.stage_scales[t];
-        }
-        float a;
-        std::memcpy(&a, code + ns * pb + 8 + 4 * t, 4);
-        return a;
-    }
-
-    /// scores[i] for the m <= block codes at codes.
+    /// scores[i] for the m <= block codes at codes: the kernels fill
+    /// stage_ips (asymmetric: <y, b_u>) or ham (symmetric: the ns^2
+    /// Hamming distances), then one pass reads each code's factors once.
     void score_block(const uint8_t* codes, size_t m) {
-        std::fill(scores.begin(), scores.begin() + m, 0.f);
         if (symmetric) {
-            const int d = index.d;
             for (int u = 0; u < ns; u++) {
-                // sum_t a_t(q) (d - 2 ham(b_t(q), b_u(x))), then * a_u(x)
-                float* w = stage_ips.data();
-                std::fill(w, w + m, 0.f);
                 for (int t = 0; t < ns; t++) {
                     kernels::hamming_block(
                             qcode.data() + t * pb,
@@ -241,33 +229,47 @@ struct RecurrentScanner {
                             m,
                             pb,
                             cs,
-                            ham.data());
-                    const float a = qscales[t];
-                    for (size_t i = 0; i < m; i++) {
-                        w[i] += a * float(d - 2 * ham[i]);
-                    }
-                }
-                for (size_t i = 0; i < m; i++) {
-                    scores[i] += stage_scale(codes + i * cs, u) * w[i];
+                            ham.data() + (u * ns + t) * block);
                 }
             }
         } else {
             for (int u = 0; u < ns; u++) {
-                float* w = stage_ips.data() + u * block;
                 kernels::lut_scan_block(
-                        codes + u * pb, m, cs, pb, 1, lut.data(), w);
-                for (size_t i = 0; i < m; i++) {
-                    scores[i] += stage_scale(codes + i * cs, u) * w[i];
-                }
+                        codes + u * pb,
+                        m,
+                        cs,
+                        pb,
+                        1,
+                        lut.data(),
+                        stage_ips.data() + u * block);
             }
         }
+        // sum_t a_t(q) (d - 2 h_t) = d sum_t a_t(q) - 2 sum_t a_t(q) h_t
+        double sum_aq = 0;
+        for (int t = 0; t < ns; t++) {
+            sum_aq += qscales[t];
+        }
+        const float d_aq = float(index.d * sum_aq);
+        const bool pv = index.per_vector_scales;
+        const float sign = index.metric_type == faiss::METRIC_L2 ? -2.f : 1.f;
         for (size_t i = 0; i < m; i++) {
-            float f[2]; // offset, correction
-            std::memcpy(f, codes + i * cs + ns * pb, 8);
-            const float ip = qcorrection * f[1] * scores[i];
-            scores[i] = index.metric_type == faiss::METRIC_L2
-                    ? query_const + f[0] - 2 * ip
-                    : query_const + f[0] + ip;
+            float f[2 + 4]; // offset, correction, per-vector scales
+            std::memcpy(f, codes + i * cs + ns * pb, pv ? 8 + 4 * ns : 8);
+            float ip = 0;
+            for (int u = 0; u < ns; u++) {
+                float w;
+                if (symmetric) {
+                    float h = 0;
+                    for (int t = 0; t < ns; t++) {
+                        h += qscales[t] * float(ham[(u * ns + t) * block + i]);
+                    }
+                    w = d_aq - 2 * h;
+                } else {
+                    w = stage_ips[u * block + i];
+                }
+                ip += (pv ? f[2 + u] : index.stage_scales[u]) * w;
+            }
+            scores[i] = query_const + f[0] + sign * qcorrection * f[1] * ip;
         }
     }
 };
