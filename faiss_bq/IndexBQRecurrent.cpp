@@ -244,32 +244,57 @@ struct RecurrentScanner {
                         stage_ips.data() + u * block);
             }
         }
+        switch (ns * 4 + 2 * int(symmetric) + int(index.per_vector_scales)) {
+#define FAISS_BQ_EPILOGUE(NS)                        \
+    case NS * 4 + 0:                                 \
+        return epilogue<NS, false, false>(codes, m); \
+    case NS * 4 + 1:                                 \
+        return epilogue<NS, false, true>(codes, m);  \
+    case NS * 4 + 2:                                 \
+        return epilogue<NS, true, false>(codes, m);  \
+    case NS * 4 + 3:                                 \
+        return epilogue<NS, true, true>(codes, m);
+            FAISS_BQ_EPILOGUE(1)
+            FAISS_BQ_EPILOGUE(2)
+            FAISS_BQ_EPILOGUE(3)
+            FAISS_BQ_EPILOGUE(4)
+#undef FAISS_BQ_EPILOGUE
+        }
+    }
+
+    /// The scores from the kernels' output, each code's factors read once
+    /// (compile-time stage count and layout: no calls, loops unrolled).
+    template <int NS, bool SYM, bool PV>
+    void epilogue(const uint8_t* codes, size_t m) {
         // sum_t a_t(q) (d - 2 h_t) = d sum_t a_t(q) - 2 sum_t a_t(q) h_t
+        float aq[NS], gs[NS];
         double sum_aq = 0;
-        for (int t = 0; t < ns; t++) {
-            sum_aq += qscales[t];
+        for (int t = 0; t < NS; t++) {
+            aq[t] = qscales[t];
+            gs[t] = index.stage_scales[t];
+            sum_aq += aq[t];
         }
         const float d_aq = float(index.d * sum_aq);
-        const bool pv = index.per_vector_scales;
-        const float sign = index.metric_type == faiss::METRIC_L2 ? -2.f : 1.f;
+        const float k = qcorrection *
+                (index.metric_type == faiss::METRIC_L2 ? -2.f : 1.f);
         for (size_t i = 0; i < m; i++) {
-            float f[2 + 4]; // offset, correction, per-vector scales
-            std::memcpy(f, codes + i * cs + ns * pb, pv ? 8 + 4 * ns : 8);
+            float f[2 + (PV ? NS : 0)]; // offset, correction, scales
+            std::memcpy(f, codes + i * cs + NS * pb, sizeof(f));
             float ip = 0;
-            for (int u = 0; u < ns; u++) {
+            for (int u = 0; u < NS; u++) {
                 float w;
-                if (symmetric) {
+                if (SYM) {
                     float h = 0;
-                    for (int t = 0; t < ns; t++) {
-                        h += qscales[t] * float(ham[(u * ns + t) * block + i]);
+                    for (int t = 0; t < NS; t++) {
+                        h += aq[t] * float(ham[(u * NS + t) * block + i]);
                     }
                     w = d_aq - 2 * h;
                 } else {
                     w = stage_ips[u * block + i];
                 }
-                ip += (pv ? f[2 + u] : index.stage_scales[u]) * w;
+                ip += (PV ? f[2 + u] : gs[u]) * w;
             }
-            scores[i] = query_const + f[0] + sign * qcorrection * f[1] * ip;
+            scores[i] = query_const + f[0] + k * f[1] * ip;
         }
     }
 };
