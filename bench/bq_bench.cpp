@@ -2,12 +2,14 @@
 // IndexBQ, then a table of every method against FAISS baselines on real
 // embeddings, all measured in one run (DESIGN.md, layer 8).
 
+#include "IndexRecurrentHamming.h"
 #include "IndexSignBits.h"
 #include "bench_data.h"
 #include "bench_tsv.h"
 
 #include <faiss_bq/IndexBQ.h>
 #include <faiss_bq/IndexBQFastScan.h>
+#include <faiss_bq/IndexBQRecurrent.h>
 #include <faiss_bq/IndexBQRefine.h>
 #include <faiss_bq/IndexFromBinary.h>
 #include <faiss_bq/index_factory.h>
@@ -369,6 +371,50 @@ void add_bq_methods(
     }
 }
 
+/// Recurrent binarization (issue 16, BEBR), n_stages bits per coordinate:
+/// "BQR<u> asym" (float query), "BQR<u> sdc" (the query's own code, SDC),
+/// the same bits under plain Hamming in FAISS's IndexBinaryFlat and in
+/// faiss_bq's IndexBinaryFlatFast, and "BQR<u> gscale ..." with one scale
+/// per stage instead of per vector (what the per-vector factors bring).
+void add_recurrent_methods(std::vector<Method>& methods, const Dataset& ds) {
+    for (int u = 1; u <= 4; u++) {
+        for (bool per_vector : {true, false}) {
+            const std::string key =
+                    "BQR" + std::to_string(u) + (per_vector ? "" : " gscale");
+            auto make = [d = ds.d, metric = ds.metric, u, per_vector] {
+                return IndexPtr(new IndexBQRecurrent(d, u, metric, per_vector));
+            };
+            for (Estimator e : {Estimator::asymmetric, Estimator::symmetric}) {
+                auto params = std::make_shared<SearchParametersBQ>();
+                params->estimator = e;
+                methods.push_back(
+                        {key + (e == Estimator::symmetric ? " sdc" : " asym"),
+                         key,
+                         make,
+                         std::move(params)});
+            }
+            if (!per_vector) {
+                continue;
+            }
+            for (bool faiss_flat : {true, false}) {
+                methods.push_back(
+                        {key +
+                                 (faiss_flat ? " hamming BinaryFlat"
+                                             : " hamming BinaryFlatFast"),
+                         key,
+                         make,
+                         nullptr,
+                         [faiss_flat](const faiss::Index& trained) {
+                             return IndexPtr(new IndexRecurrentHamming(
+                                     dynamic_cast<const IndexBQRecurrent&>(
+                                             trained),
+                                     faiss_flat));
+                         }});
+            }
+        }
+    }
+}
+
 /// IndexPQ with 8-bit codes in the bytes of BQ1's bit plane (d / 8); the
 /// largest M not above that which divides d, as IndexPQ requires.
 size_t pq_subquantizers(size_t d) {
@@ -693,6 +739,7 @@ std::vector<Method> methods_to_run(const Dataset& ds, const Options& opt) {
         add_refine_methods(all, ds);
     }
     add_baseline_methods(all, ds, !opt.skip_pq);
+    add_recurrent_methods(all, ds);
     for (size_t bytes : opt.budgets) {
         add_budget_methods(all, ds, bytes, !opt.skip_pq);
     }

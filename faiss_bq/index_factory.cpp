@@ -5,7 +5,12 @@
 //   transform   := a FAISS vector transform ("PCA64", "L2norm", "OPQ16_64",
 //                  "RR64", "ITQ", "Pad128"), built by FAISS
 //   core        := bq | "HNSW" [M] "_" bq | bq "(" binary ")" | ivf "," bq
-//                  | any FAISS core
+//                  | bqr | any FAISS core
+//   bqr         := "BQR" stages {"_" ("sym" | "axis" | "gscale")}:
+//                  IndexBQRecurrent, stages 1..4 recurrent sign stages;
+//                  "sym": SDC by default; "axis": the fitted rotation
+//                  starts from the identity (else a random one); "gscale":
+//                  one scale per stage instead of per vector
 //   ivf         := "IVF" nlist ["_HNSW" M]: IndexIVFBQ (IndexIVFBQFastScan
 //                  with "_fs") over an IndexFlat (or IndexHNSWFlat) coarse
 //                  quantizer; asymmetric estimator only
@@ -28,6 +33,7 @@
 
 #include <faiss_bq/IndexBQ.h>
 #include <faiss_bq/IndexBQFastScan.h>
+#include <faiss_bq/IndexBQRecurrent.h>
 #include <faiss_bq/IndexBQRefine.h>
 #include <faiss_bq/IndexFromBinary.h>
 #include <faiss_bq/IndexIVFBQ.h>
@@ -151,8 +157,17 @@ struct BQSpec {
     int query_bits = 0;
 };
 
+/// What a "BQR..." token asks for (n_stages 0: not recurrent).
+struct BQRSpec {
+    int n_stages = 0;
+    bool symmetric = false;
+    bool random_init = true;
+    bool global_scales = false;
+};
+
 /// The typed form of a description with a faiss_bq core.
 struct FactorySpec {
+    BQRSpec bqr;
     enum class Wrapper { none, idmap, idmap2 } wrapper = Wrapper::none;
     std::vector<Token> transforms;
     BQSpec bq;
@@ -296,12 +311,68 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
     return bq;
 }
 
+/// Parses "BQR<stages>{_option}" (the whole token).
+BQRSpec parse_bqr(const std::string& description, const Token& t) {
+    BQRSpec r;
+    const std::string& s = t.text;
+    size_t i = 3; // "BQR"
+    if (!parse_int(s, i, r.n_stages)) {
+        bad_token(description, t, "BQR takes a number of stages, 1..4 (BQR2)");
+    }
+    if (r.n_stages < 1 || r.n_stages > 4) {
+        bad_token(
+                description,
+                t,
+                "stage count " + std::to_string(r.n_stages) +
+                        " is outside 1..4");
+    }
+    bool seen_sym = false, seen_axis = false, seen_gscale = false;
+    while (i < s.size()) {
+        if (s[i] != '_') {
+            bad_token(
+                    description,
+                    t,
+                    "expected '_' before an option at position " +
+                            std::to_string(t.pos + i));
+        }
+        const size_t opt_begin = ++i;
+        while (i < s.size() && s[i] != '_') {
+            i++;
+        }
+        const std::string opt = s.substr(opt_begin, i - opt_begin);
+        bool* seen = opt == "sym" ? &seen_sym
+                : opt == "axis"   ? &seen_axis
+                : opt == "gscale" ? &seen_gscale
+                                  : nullptr;
+        const std::string where = "option '" + opt + "' at position " +
+                std::to_string(t.pos + opt_begin);
+        if (!seen) {
+            bad_token(
+                    description,
+                    t,
+                    "unknown " + where + " of BQR (sym, axis, gscale)");
+        }
+        if (*seen) {
+            bad_token(description, t, where + " is repeated");
+        }
+        *seen = true;
+    }
+    r.symmetric = seen_sym;
+    r.random_init = !seen_axis;
+    r.global_scales = seen_gscale;
+    return r;
+}
+
 /// "BQ..." or "HNSW[M]_BQ...": true and fills spec if t is a faiss_bq core.
 bool parse_core(
         const std::string& description,
         const Token& t,
         FactorySpec& spec) {
     const std::string& s = t.text;
+    if (starts_with(s, "BQR")) {
+        spec.bqr = parse_bqr(description, t);
+        return true;
+    }
     if (starts_with(s, "BQ")) {
         const size_t open = s.find('(');
         if (open == std::string::npos) {
@@ -369,6 +440,12 @@ bool parse_ivf(
     const std::string& s = t.text;
     if (!starts_with(s, "IVF") || !next || !starts_with(next->text, "BQ")) {
         return false; // FAISS's own IVF (IVF4096,Flat, IVF4096,PQ64x4fs, ...)
+    }
+    if (starts_with(next->text, "BQR")) {
+        bad_token(
+                description,
+                *next,
+                "recurrent codes (BQR) are flat only: no IVF over them");
     }
     size_t i = 3;
     if (!parse_int(s, i, spec.ivf_nlist) || spec.ivf_nlist < 1) {
@@ -518,6 +595,14 @@ faiss::Index* make_bq_core(
         const FactorySpec& spec,
         const std::string& description,
         faiss::MetricType metric) {
+    if (spec.bqr.n_stages > 0) {
+        auto r = std::make_unique<IndexBQRecurrent>(
+                d, spec.bqr.n_stages, metric, !spec.bqr.global_scales);
+        r->estimator = spec.bqr.symmetric ? Estimator::symmetric
+                                          : Estimator::asymmetric;
+        r->random_init = spec.bqr.random_init;
+        return r.release();
+    }
     if (!spec.binary.text.empty()) {
         return make_from_binary(d, spec, description, metric);
     }
@@ -767,6 +852,12 @@ std::string transform_string(const faiss::VectorTransform* vt) {
 std::string faiss_core_string(const faiss::Index* index) {
     if (auto bq = dynamic_cast<const IndexBQ*>(index)) {
         return bq_string(*bq);
+    }
+    if (auto r = dynamic_cast<const IndexBQRecurrent*>(index)) {
+        return "BQR" + std::to_string(r->n_stages) +
+                (r->random_init ? "" : "_axis") +
+                (r->per_vector_scales ? "" : "_gscale") +
+                (r->estimator == Estimator::symmetric ? "_sym" : "");
     }
     if (auto ivf = dynamic_cast<const IndexIVFBQ*>(index)) {
         std::string head = "IVF" + std::to_string(ivf->nlist);

@@ -27,6 +27,10 @@
 //   "ilod" names its OnDiskInvertedLists data file, read here with bounded
 //   reads, the data file checked, then mapped: IO_FLAG_ONDISK_SAME_DIR,
 //   IO_FLAG_READ_ONLY and IO_FLAG_MMAP as FAISS means them) | checksum
+// IndexBQRecurrent, fourcc "BQRc", its own format version (kRecurrentVersion):
+//   fourcc | version | FAISS index header | n_stages | per_vector_scales |
+//   estimator | training options | code_size | mean | rotation |
+//   stage_scales | train_errors | codes | checksum
 // The checksum (64-bit FNV-1a) covers every byte after the fourcc, so a
 // flipped byte anywhere in a faiss_bq record is an error, not a silently
 // different index. Containers use FAISS's fourccs and layouts unchanged.
@@ -39,6 +43,7 @@
 
 #include <faiss_bq/IndexBQ.h>
 #include <faiss_bq/IndexBQFastScan.h>
+#include <faiss_bq/IndexBQRecurrent.h>
 #include <faiss_bq/IndexBQRefine.h>
 #include <faiss_bq/IndexFromBinary.h>
 #include <faiss_bq/IndexIVFBQ.h>
@@ -747,6 +752,99 @@ IndexBQ* read_IndexBQ(faiss::IOReader* f) {
     FAISS_THROW_IF_NOT_MSG(
             idx->is_trained || idx->ntotal == 0,
             "faiss_bq: an untrained IndexBQ holds codes");
+    return idx.release();
+}
+
+// ---- IndexBQRecurrent (versioned on its own: it shares no record with
+// IndexBQ)
+
+constexpr uint32_t kRecurrentVersion = 1;
+
+void write_IndexBQRecurrent(const IndexBQRecurrent* idx, faiss::IOWriter* f) {
+    put(f, fourcc("BQRc"));
+    ChecksumWriter w(f);
+    put(&w, kRecurrentVersion);
+    write_header(idx, &w);
+    put(&w, idx->n_stages);
+    put(&w, uint8_t(idx->per_vector_scales));
+    put(&w, idx->estimator);
+    put(&w, idx->train_iterations);
+    put(&w, uint8_t(idx->random_init));
+    put(&w, idx->seed);
+    put(&w, uint64_t(idx->max_train_points));
+    put(&w, uint64_t(idx->code_size));
+    put_vector(&w, idx->mean);
+    put_vector(&w, idx->rotation);
+    put_vector(&w, idx->stage_scales);
+    put_vector(&w, idx->train_errors);
+    put_vector(&w, idx->codes);
+    put(f, w.sum.h);
+}
+
+IndexBQRecurrent* read_IndexBQRecurrent(faiss::IOReader* f) {
+    ChecksumReader r(f);
+    const uint32_t version = get<uint32_t>(&r);
+    FAISS_THROW_IF_NOT_FMT(
+            version >= 1 && version <= kRecurrentVersion,
+            "faiss_bq: IndexBQRecurrent format version %u; this build reads "
+            "1..%u",
+            version,
+            kRecurrentVersion);
+    auto idx = std::make_unique<IndexBQRecurrent>();
+    read_header(idx.get(), &r);
+    const int n_stages = get<int>(&r);
+    FAISS_THROW_IF_NOT_FMT(
+            n_stages >= 1 && n_stages <= 4 &&
+                    (idx->metric_type == faiss::METRIC_L2 ||
+                     idx->metric_type == faiss::METRIC_INNER_PRODUCT),
+            "faiss_bq: bad IndexBQRecurrent fields: n_stages=%d metric=%d",
+            n_stages,
+            int(idx->metric_type));
+    idx->n_stages = n_stages;
+    idx->per_vector_scales = get_bool(&r, "per_vector_scales");
+    idx->estimator = get_enum(&r, "estimator", Estimator::symmetric);
+    idx->train_iterations = get<int>(&r);
+    idx->random_init = get_bool(&r, "random_init");
+    idx->seed = get<int>(&r);
+    idx->max_train_points = size_t(get<uint64_t>(&r));
+    const uint64_t code_size = get<uint64_t>(&r);
+    idx->code_size = IndexBQRecurrent::code_size_for(
+            idx->d, n_stages, idx->per_vector_scales);
+    FAISS_THROW_IF_NOT_FMT(
+            code_size == idx->code_size,
+            "faiss_bq: IndexBQRecurrent code_size=%lu, expected %zu for d=%d "
+            "n_stages=%d per_vector_scales=%d",
+            (unsigned long)code_size,
+            idx->code_size,
+            idx->d,
+            n_stages,
+            int(idx->per_vector_scales));
+    get_vector(&r, idx->mean, "IndexBQRecurrent.mean");
+    get_vector(&r, idx->rotation, "IndexBQRecurrent.rotation");
+    get_vector(&r, idx->stage_scales, "IndexBQRecurrent.stage_scales");
+    get_vector(&r, idx->train_errors, "IndexBQRecurrent.train_errors");
+    get_vector(&r, idx->codes, "IndexBQRecurrent.codes");
+    check_checksum(r, f, "IndexBQRecurrent");
+    const size_t d = size_t(idx->d);
+    FAISS_THROW_IF_NOT_FMT(
+            !idx->is_trained ||
+                    (idx->mean.size() == d && idx->rotation.size() == d * d &&
+                     idx->stage_scales.size() == size_t(n_stages)),
+            "faiss_bq: IndexBQRecurrent model sizes mean=%zu rotation=%zu "
+            "stage_scales=%zu for d=%zu n_stages=%d",
+            idx->mean.size(),
+            idx->rotation.size(),
+            idx->stage_scales.size(),
+            d,
+            n_stages);
+    FAISS_THROW_IF_NOT_FMT(
+            idx->codes.size() == size_t(idx->ntotal) * idx->code_size &&
+                    (idx->is_trained || idx->ntotal == 0),
+            "faiss_bq: IndexBQRecurrent holds %zu code bytes for ntotal=%ld "
+            "(is_trained=%d)",
+            idx->codes.size(),
+            long(idx->ntotal),
+            int(idx->is_trained));
     return idx.release();
 }
 
@@ -1608,6 +1706,8 @@ void write_index(const faiss::Index* index, faiss::IOWriter* f) {
         write_IndexBQRefine(rf, f);
     } else if (auto fb = dynamic_cast<const IndexFromBinary*>(index)) {
         write_IndexFromBinary(fb, f);
+    } else if (auto rc = dynamic_cast<const IndexBQRecurrent*>(index)) {
+        write_IndexBQRecurrent(rc, f);
     } else if (typeid(*index) == typeid(faiss::IndexHNSW)) {
         write_IndexHNSW_BQ(static_cast<const faiss::IndexHNSW*>(index), f);
     } else if (auto map = dynamic_cast<const faiss::IndexIDMap*>(index)) {
@@ -1651,6 +1751,8 @@ faiss::Index* read_own_index(faiss::IOReader* f, uint32_t h, int io_flags) {
         return read_IndexFromBinary(f, io_flags);
     } else if (h == fourcc("BQfs")) {
         return read_IndexBQFastScan(f, io_flags);
+    } else if (h == fourcc("BQRc")) {
+        return read_IndexBQRecurrent(f);
     } else if (h == fourcc("BQiv") || h == fourcc("BQif")) {
         return read_IndexIVFBQ(f, h == fourcc("BQif"), io_flags);
     } else if (h == fourcc("IxMp") || h == fourcc("IxM2")) {

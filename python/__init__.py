@@ -279,6 +279,12 @@ _add_vector_properties(DatasetAnalysis, {  # noqa: F405
     name: None for name in ("mean", "sigma", "positive_fraction",
                             "positive_fraction_centered", "eigenvalues",
                             "excess_kurtosis")})
+_add_vector_properties(IndexBQRecurrent, {  # noqa: F405
+    "mean": None,
+    "rotation": lambda r: (r.d, r.d),
+    "stage_scales": None,
+    "train_errors": None,
+})
 BinarizationPlan.candidates = property(  # noqa: F405
     lambda self: [self.candidate(i) for i in range(self.n_candidates())],
     doc="copies of the CandidateReports the trainer weighed")

@@ -64,6 +64,7 @@ typedef uint64_t size_t;
 
 #include <faiss_bq/IndexBQ.h>
 #include <faiss_bq/IndexBQFastScan.h>
+#include <faiss_bq/IndexBQRecurrent.h>
 #include <faiss_bq/IndexBinaryFlatFast.h>
 #include <faiss_bq/IndexBQRefine.h>
 #include <faiss_bq/IndexFromBinary.h>
@@ -179,6 +180,7 @@ static PyObject* faiss_bq_faiss_downcast(
     FAISS_BQ_DOWNCAST(faiss_bq::IndexIVFBQ)
     FAISS_BQ_DOWNCAST(faiss_bq::IndexBQRefine)
     FAISS_BQ_DOWNCAST(faiss_bq::IndexFromBinary)
+    FAISS_BQ_DOWNCAST(faiss_bq::IndexBQRecurrent)
 %enddef
 
 %define FAISS_BQ_INDEX_BINARY_CLASSES
@@ -248,6 +250,7 @@ static PyObject* faiss_bq_faiss_downcast(
 %ignore faiss_bq::BinarizationPlan::quantize;
 %ignore faiss_bq::BinarizationPlan::level;
 %ignore faiss_bq::IndexBQ::layout;
+%ignore faiss_bq::IndexBQRecurrent::transform;
 %ignore faiss_bq::write_index(const faiss::Index*, FILE*);
 %ignore faiss_bq::read_index(FILE*, int);
 %ignore faiss_bq::write_index_binary(const faiss::IndexBinary*, FILE*);
@@ -293,6 +296,7 @@ static PyObject* faiss_bq_faiss_downcast(
 %include "faiss_bq/IndexBinaryFlatFast.h"
 %include "faiss_bq/IndexBQRefine.h"
 %include "faiss_bq/IndexFromBinary.h"
+%include "faiss_bq/IndexBQRecurrent.h"
 %include "faiss_bq/IndexIVFBQ.h"
 %include "faiss_bq/IndexIVFBQFastScan.h"
 %include "faiss_bq/index_factory.h"
