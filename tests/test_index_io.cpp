@@ -156,6 +156,7 @@ void expect_same_bq(const IndexBQ& a, const IndexBQ& b) {
     EXPECT_EQ(p.rotation, q.rotation);
     EXPECT_EQ(p.thresholds, q.thresholds);
     EXPECT_EQ(p.levels, q.levels);
+    EXPECT_EQ(p.quantization, q.quantization);
     expect_same_analysis(p.analysis, q.analysis);
     ASSERT_EQ(p.candidates.size(), q.candidates.size());
     for (size_t i = 0; i < p.candidates.size(); i++) {
@@ -163,6 +164,7 @@ void expect_same_bq(const IndexBQ& a, const IndexBQ& b) {
         EXPECT_EQ(c.transform, e.transform);
         EXPECT_EQ(c.centered, e.centered);
         EXPECT_EQ(c.estimator, e.estimator);
+        EXPECT_EQ(c.quantization, e.quantization);
         EXPECT_EQ(c.predicted_loss, e.predicted_loss);
         EXPECT_EQ(c.heldout_recall, e.heldout_recall);
         EXPECT_EQ(c.heldout_recall_stderr, e.heldout_recall_stderr);
@@ -615,8 +617,8 @@ TEST(IndexIO, BadFilesThrow) {
     expect_read_throws(wrong_fourcc, "not recognized");
 
     Bytes future = good;
-    poke<uint32_t>(future, 4, 6);
-    expect_read_throws(future, "format version 6");
+    poke<uint32_t>(future, 4, 7);
+    expect_read_throws(future, "format version 7");
 
     // fourcc, version, d, ntotal, two unused words, is_trained: the metric.
     Bytes bad_metric = good;
