@@ -727,9 +727,12 @@ std::string BinarizationPlan::report() const {
     if ((transform == Transform::random_rotation ||
          quantization == Quantization::eden) &&
         is_uniform()) {
+        s += "  ";
+        if (transform == Transform::random_rotation) {
+            appendf(s, "rotation seed %d; ", seed);
+        }
         appendf(s,
-                "  rotation seed %d; shared levels%s:",
-                seed,
+                "shared levels%s:",
                 quantization == Quantization::eden ? " (units of |y|/sqrt(d))"
                                                    : "");
         for (int q = 0; q < n_levels(); q++) {
