@@ -387,7 +387,8 @@ TEST(Eden, FactoryStringsAndFiles) {
           "BQ16B_uniform_eden",
           "BQ1_lm_fs",
           "BQ2_eden_fs",
-          "IVF4,BQ1_eden"}) {
+          "IVF4,BQ1_eden",
+          "IVF4,BQ2_eden_fs"}) {
         std::unique_ptr<faiss::Index> index(
                 index_factory(d, s, faiss::METRIC_INNER_PRODUCT));
         EXPECT_EQ(index_factory_string(index.get()), s);
