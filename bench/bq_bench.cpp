@@ -299,11 +299,16 @@ IndexPtr to_fast_scan(const faiss::Index& trained) {
 struct PlanChoice {
     const char* label;
     TransformChoice transform;
+    QuantizationChoice quantization = QuantizationChoice::automatic;
 };
 constexpr PlanChoice plan_choices[] = {
         {"auto", TransformChoice::automatic},
         {"axis", TransformChoice::identity},
         {"rot", TransformChoice::random_rotation},
+        // EDEN (docs/rotation-quantizers.md): rotated, and without the
+        // rotation as FAISS's IndexEDEN runs by default.
+        {"eden", TransformChoice::random_rotation, QuantizationChoice::eden},
+        {"eden axis", TransformChoice::identity, QuantizationChoice::eden},
 };
 
 /// The one spelling of a BQ row's name: "BQ1 auto asym", "BQ2 rot asym q4".
@@ -327,6 +332,7 @@ void add_bq_methods(
             auto make = [d = ds.d, metric = ds.metric, nbits, plan, estimator] {
                 auto index = std::make_unique<IndexBQ>(d, nbits, metric);
                 index->trainer.transform = plan.transform;
+                index->trainer.quantization = plan.quantization;
                 // The trainer decides centring for the index's estimator.
                 index->estimator = estimator;
                 return IndexPtr(std::move(index));
@@ -345,6 +351,16 @@ void add_bq_methods(
                          bq_name(nbits, plan.label, estimator),
                          make,
                          std::move(params)});
+            }
+            if (plan.quantization == QuantizationChoice::eden &&
+                estimator == Estimator::asymmetric) {
+                // EDEN's plan re-packed for fast scan (no joint twin).
+                methods.push_back(
+                        {bq_name(nbits, plan.label, estimator) + " fs",
+                         bq_name(nbits, plan.label, estimator),
+                         make,
+                         nullptr,
+                         to_fast_scan});
             }
             if (plan.transform == TransformChoice::automatic &&
                 estimator == Estimator::asymmetric) {
@@ -631,16 +647,19 @@ void add_budget_methods(
     const faiss::MetricType metric = ds.metric;
     auto add_bq = [&](const std::string& what,
                       AllocationChoice allocation,
-                      TransformChoice transform) {
+                      TransformChoice transform,
+                      QuantizationChoice quantization =
+                              QuantizationChoice::automatic) {
         // The fast-scan rows are trained as IndexBQFastScan trains (the
         // allocation fits the nibble layout; " fs" also with joint nibbles,
         // its default; " fs scalar" without), then re-packed.
-        auto make = [d, metric, bytes, allocation, transform](
+        auto make = [d, metric, bytes, allocation, transform, quantization](
                             bool fast_scan, bool joint) {
             auto index =
                     std::make_unique<IndexBQ>(d, CodeBudget{bytes}, metric);
             index->trainer.allocation = allocation;
             index->trainer.transform = transform;
+            index->trainer.quantization = quantization;
             index->trainer.fast_scan_layout = fast_scan;
             index->trainer.joint_nibbles = joint;
             return IndexPtr(std::move(index));
@@ -676,6 +695,10 @@ void add_budget_methods(
         add_bq("uniform rot",
                AllocationChoice::uniform,
                TransformChoice::random_rotation);
+        add_bq("uniform eden",
+               AllocationChoice::uniform,
+               TransformChoice::random_rotation,
+               QuantizationChoice::eden);
     }
     auto add = [&](const std::string& what, std::function<IndexPtr()> make) {
         const std::string name = budget_name(bytes, what);

@@ -18,6 +18,12 @@
 #include <faiss/IndexRaBitQFastScan.h>
 #define FAST_SCAN_REF_RABITQ 1
 #endif
+#if __has_include(<faiss/IndexEDEN.h>)
+// FAISS with EDEN also has TurboQuant (ScalarQuantizer QT_*_tq*)
+#include <faiss/IndexEDEN.h>
+#include <faiss/index_factory.h>
+#define FAST_SCAN_REF_ROTATION 1
+#endif
 
 #include <omp.h>
 
@@ -46,19 +52,22 @@ struct Options {
     int threads = 0;
     std::vector<size_t> subcodes; ///< M of PQ<M>x4fs; empty: d/4 and d/2
     bool rabitq = true;
+    bool rotation = true; ///< EDEN and TurboQuant rows
 };
 
 [[noreturn]] void usage(int status) {
     std::fprintf(
             status ? stderr : stdout,
             "usage: fast_scan_ref --data DIR [--nq N] [--threads T] "
-            "[--subcodes M1,M2] [--no-rabitq]\n"
+            "[--subcodes M1,M2] [--no-rabitq] [--no-rotation]\n"
             "  rows PQ<M>x4fs (faiss::IndexPQFastScan, M 4-bit sub-codes; "
             "default M = d/4 and d/2,\n"
             "  the sub-codes of faiss_bq's 1- and 2-bit fast scan) and, "
             "where FAISS has it,\n"
-            "  RaBitQfs / RaBitQfs2 (IndexRaBitQFastScan), as TSV on "
-            "stdout\n");
+            "  RaBitQfs / RaBitQfs2 (IndexRaBitQFastScan), and EDEN / "
+            "TurboQuant (index_factory\n"
+            "  EDEN<b>, SQtq<b>, SQtqmse<b>, with and without RR<d> before "
+            "them), as TSV on stdout\n");
     std::exit(status);
 }
 
@@ -104,6 +113,8 @@ Options parse_options(int argc, char** argv) {
             }
         } else if (a == "--no-rabitq") {
             opt.rabitq = false;
+        } else if (a == "--no-rotation") {
+            opt.rotation = false;
         } else if (a == "--help" || a == "-h") {
             usage(0);
         } else {
@@ -123,10 +134,11 @@ bench::TsvRow measure(
         double bytes_per_vector,
         faiss::Index& index,
         const Dataset& ds,
-        const std::string& build) {
+        const std::string& build,
+        const char* family = "FAISS fast scan") {
     bench::TsvRow row;
     row.name = name;
-    row.family = "FAISS fast scan";
+    row.family = family;
     row.build = build;
     row.bytes_per_vector = bytes_per_vector;
     double t0 = faiss::getmillisecs();
@@ -226,6 +238,35 @@ int run(const Options& opt) {
                     bench::tsv_line(measure(name, bytes, index, ds, build))
                             .c_str());
             std::fflush(stdout);
+        }
+    }
+#endif
+#ifdef FAST_SCAN_REF_ROTATION
+    // The rotation quantizers of issue 16, as FAISS's factory builds them:
+    // EDEN (IndexEDEN, centred, unbiased scale) and TurboQuant (full: MSE
+    // b-1 bits + QJL 1 bit; MSE only), bare and after a random rotation.
+    if (opt.rotation) {
+        const std::string rr = "RR" + std::to_string(ds.d) + ",";
+        for (const std::string core :
+             {"EDEN1", "EDEN2", "EDEN4", "SQtq2", "SQtq3", "SQtqmse2"}) {
+            for (const std::string& pre : {std::string(), rr}) {
+                const std::string key = pre + core;
+                std::unique_ptr<faiss::Index> index(faiss::index_factory(
+                        int(ds.d), key.c_str(), ds.metric));
+                std::fprintf(stderr, "[fast_scan_ref] %s\n", key.c_str());
+                // codes and per-vector factors as the index stores them
+                const double bytes = double(index->sa_code_size());
+                std::printf(
+                        "%s",
+                        bench::tsv_line(measure("FAISS " + key,
+                                                bytes,
+                                                *index,
+                                                ds,
+                                                build,
+                                                "FAISS rotation quantizers"))
+                                .c_str());
+                std::fflush(stdout);
+            }
         }
     }
 #endif

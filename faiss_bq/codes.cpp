@@ -350,6 +350,11 @@ void fit_joint_codebooks(BinarizationPlan& plan, size_t n, const float* x) {
     FAISS_THROW_IF_NOT_MSG(
             !plan.is_joint(), "fit_joint_codebooks: the plan is already joint");
     FAISS_THROW_IF_NOT_FMT(
+            plan.quantization == Quantization::lloyd_max,
+            "fit_joint_codebooks: quantization=%s: joint codewords are fitted "
+            "on unscaled coordinates, EDEN scales each vector",
+            quantization_name(plan.quantization));
+    FAISS_THROW_IF_NOT_FMT(
             n >= 16,
             "fit_joint_codebooks: n=%zu vectors, fewer than the 16 codewords "
             "of a nibble",
@@ -462,8 +467,9 @@ int nearest(const float* p, const float* cw, int n) {
 void Quantizer::operator()(const float* y, int* q, float* r_hat) const {
     const int d = plan.d;
     if (!plan.is_joint()) {
+        const float u = plan.unit_scale(y); // EDEN: y scaled to norm sqrt(d)
         for (int j = 0; j < d; j++) {
-            q[j] = plan.quantize(j, y[j]);
+            q[j] = plan.quantize(j, y[j] * u);
             r_hat[j] = plan.level(j, q[j]);
         }
         return;

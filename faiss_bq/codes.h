@@ -226,7 +226,8 @@ class Quantizer {
     explicit Quantizer(const BinarizationPlan& plan);
     /// Each coordinate's level index into q and its reconstruction into
     /// r_hat (plan.d values each; 0-bit coordinates: index 0 and their
-    /// constant level).
+    /// constant level). EDEN plans quantize y * plan.unit_scale(y), and
+    /// r_hat is then in those units (the plan's levels).
     void operator()(const float* y, int* q, float* r_hat) const;
 
    private:
@@ -248,8 +249,8 @@ class Quantizer {
  * most: on use512-wordnet (axis basis, 1 bit), 4-D codewords for the four
  * 1-bit coordinates of a nibble cut the distortion by 18%. predicted_
  * distortion becomes the joint quantizer's distortion on x. Throws when the
- * plan is untrained or already joint, or n < 16 (fewer points than
- * codewords).
+ * plan is untrained, already joint or EDEN's, or n < 16 (fewer points
+ * than codewords).
  */
 void fit_joint_codebooks(BinarizationPlan& plan, size_t n, const float* x);
 

@@ -16,9 +16,12 @@
 //                  quantizer; asymmetric estimator only
 //   bq          := "BQ" (nbits | bytes "B") {"_" option}
 //   option      := "rot" | "axis" | "pca" | "ctr" | "noctr" | "sym" |
-//                  "q" bits | "alloc" | "uniform" | "mrl" | "fs"
+//                  "q" bits | "alloc" | "uniform" | "mrl" | "eden" | "lm" |
+//                  "fs" | "scalar"
 //   ("alloc" / "uniform" force the kind of plan of a budget "BQ<bytes>B";
 //   "mrl": the model is Matryoshka-trained, prefix plans are candidates;
+//   "eden" / "lm": force EDEN's levels / fitted Lloyd-Max levels (default:
+//   the held-out check weighs both);
 //   "fs": IndexBQFastScan, the same plan scanned by fast scan, asymmetric
 //   float query only, not under HNSW nor over a binary index)
 //   binary      := a binary description (index_binary_factory) of the
@@ -151,6 +154,7 @@ struct BQSpec {
     bool matryoshka = false; ///< "_mrl"
     bool fast_scan = false;  ///< "_fs": IndexBQFastScan
     bool scalar = false;     ///< "_scalar": fast scan without joint nibbles
+    QuantizationChoice quantization = QuantizationChoice::automatic;
     TransformChoice transform = TransformChoice::automatic;
     CenteringChoice centering = CenteringChoice::automatic;
     Estimator estimator = Estimator::asymmetric;
@@ -207,7 +211,7 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
     }
     bool seen_transform = false, seen_centering = false, seen_sym = false,
          seen_q = false, seen_alloc = false, seen_mrl = false, seen_fs = false,
-         seen_scalar = false;
+         seen_scalar = false, seen_quantization = false;
     while (i < s.size()) {
         if (s[i] != '_') {
             bad_token(
@@ -252,6 +256,10 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
                         description, t, where + " needs a budget (BQ<bytes>B)");
             }
             bq.matryoshka = true;
+        } else if (opt == "eden" || opt == "lm") {
+            once(seen_quantization);
+            bq.quantization = opt == "eden" ? QuantizationChoice::eden
+                                            : QuantizationChoice::lloyd_max;
         } else if (opt == "fs") {
             once(seen_fs);
             bq.fast_scan = true;
@@ -278,8 +286,17 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
                     t,
                     "unknown " + where +
                             " (rot, axis, pca, ctr, noctr, sym, q4..q8, alloc, "
-                            "uniform, mrl, fs, scalar)");
+                            "uniform, mrl, eden, lm, fs, scalar)");
         }
+    }
+    if (bq.quantization == QuantizationChoice::eden &&
+        (bq.allocation == AllocationChoice::allocated ||
+         bq.transform == TransformChoice::pca)) {
+        bad_token(
+                description,
+                t,
+                "_eden plans are uniform in a rotated (or _axis) basis: not "
+                "with _alloc or _pca");
     }
     if (bq.budget_bytes > 0 && bq.estimator == Estimator::symmetric) {
         bad_token(
@@ -395,12 +412,13 @@ bool parse_core(
         if (spec.bq.budget_bytes > 0 || spec.bq.nbits > 2 ||
             spec.bq.transform == TransformChoice::pca ||
             spec.bq.allocation != AllocationChoice::automatic ||
-            spec.bq.matryoshka || spec.bq.fast_scan) {
+            spec.bq.matryoshka || spec.bq.fast_scan ||
+            spec.bq.quantization != QuantizationChoice::automatic) {
             bad_token(
                     description,
                     t,
                     "a binary index stores uniform 1- or 2-bit plans "
-                    "(BQ1 or BQ2, axis or rot; no _fs)");
+                    "(BQ1 or BQ2, axis or rot; no _fs, _eden, _lm)");
         }
         spec.binary = {
                 s.substr(open + 1, s.size() - open - 2), t.pos + open + 1};
@@ -586,6 +604,7 @@ faiss::Index* make_ivf(
     ivf->trainer.matryoshka = spec.bq.matryoshka;
     ivf->trainer.transform = spec.bq.transform;
     ivf->trainer.centering = spec.bq.centering;
+    ivf->trainer.quantization = spec.bq.quantization;
     ivf->query_bits = spec.bq.query_bits;
     return ivf.release();
 }
@@ -617,6 +636,7 @@ faiss::Index* make_bq_core(
     bq->trainer.matryoshka = spec.bq.matryoshka;
     bq->trainer.transform = spec.bq.transform;
     bq->trainer.centering = spec.bq.centering;
+    bq->trainer.quantization = spec.bq.quantization;
     bq->estimator = spec.bq.estimator;
     bq->query_bits = spec.bq.query_bits;
     if (spec.bq.fast_scan) {
@@ -807,6 +827,10 @@ std::string bq_plan_string(
     }
     if (trainer.matryoshka) {
         head += "_mrl";
+    }
+    if (trainer.quantization != QuantizationChoice::automatic) {
+        head += trainer.quantization == QuantizationChoice::eden ? "_eden"
+                                                                 : "_lm";
     }
     return plan_string(head, trainer);
 }

@@ -86,7 +86,9 @@ using faiss::fourcc;
 // 4: trainer.fast_scan_layout (IndexBQFastScan's allocations).
 // 5: trainer.joint_nibbles and the plan's joint_levels (joint nibbles).
 // 6: the plan's recall profile (k_factor_for, expected_recall).
-constexpr uint32_t kFormatVersion = 6;
+// 7: trainer.quantization, the plan's and each candidate's quantization
+// (EDEN).
+constexpr uint32_t kFormatVersion = 7;
 /// Dimensions beyond this are rejected before anything is sized by them.
 constexpr int64_t kMaxDim = 1 << 20;
 /// Vectors are grown by at most this many bytes per read, so a size field
@@ -543,12 +545,16 @@ void check_plan(const BinarizationPlan& p, int d, int nbits, size_t code_size) {
                     (p.joint_levels.empty() ||
                      p.joint_levels.size() == dd * 16) &&
                     grouped_plane_bytes(p.bits_histogram()) <= p.code_bytes &&
-                    p.code_bytes + CodeLayout::factor_bytes == code_size,
-            "faiss_bq: plan of d=%d nbits=%d (sizes center %zu, rotation %zu, "
+                    p.code_bytes + CodeLayout::factor_bytes == code_size &&
+                    (p.quantization == Quantization::lloyd_max ||
+                     (p.is_uniform() && !p.is_joint() &&
+                      p.transform != Transform::pca)),
+            "faiss_bq: plan of d=%d nbits=%d %s (sizes center %zu, rotation %zu, "
             "thresholds %zu, levels %zu, joint levels %zu, bits %zu, code "
             "bytes %zu) does not fit an index of d=%d nbits=%d code_size=%zu",
             p.d,
             p.nbits,
+            quantization_name(p.quantization),
             p.center.size(),
             p.rotation.size(),
             p.thresholds.size(),
@@ -563,7 +569,8 @@ void check_plan(const BinarizationPlan& p, int d, int nbits, size_t code_size) {
 
 /// Version 2: the plan's allocation and its evidence (after the plan);
 /// version 3 adds whether each candidate was a Matryoshka prefix, version 5
-/// the joint levels, version 6 the recall profile.
+/// the joint levels, version 6 the recall profile, version 7 the
+/// quantization (EDEN) of the plan and of each candidate.
 void write_plan_allocation(const BinarizationPlan& p, faiss::IOWriter* f) {
     put_vector(f, p.bits);
     put(f, uint64_t(p.code_bytes));
@@ -575,6 +582,7 @@ void write_plan_allocation(const BinarizationPlan& p, faiss::IOWriter* f) {
         put(f, c.allocated);
         put(f, c.prefix);
         put(f, c.joint);
+        put(f, c.quantization);
         put(f, c.predicted_distortion);
         put(f, c.heldout_distortion);
     }
@@ -584,6 +592,7 @@ void write_plan_allocation(const BinarizationPlan& p, faiss::IOWriter* f) {
     put_vector(f, rp.candidates);
     put_vector(f, rp.recall);
     put_vector(f, rp.growth);
+    put(f, p.quantization);
 }
 
 void read_plan_allocation(
@@ -600,6 +609,9 @@ void read_plan_allocation(
         c.allocated = get_bool(f, "candidate.allocated");
         c.prefix = version >= 3 && get_bool(f, "candidate.prefix");
         c.joint = version >= 5 && get_bool(f, "candidate.joint");
+        c.quantization = version >= 7
+                ? get_enum(f, "candidate.quantization", Quantization::eden)
+                : Quantization::lloyd_max;
         c.predicted_distortion = get<float>(f);
         c.heldout_distortion = get<float>(f);
     }
@@ -635,6 +647,9 @@ void read_plan_allocation(
                 rp.growth.size(),
                 size_t(rp.base_rows));
     }
+    p.quantization = version >= 7
+            ? get_enum(f, "plan.quantization", Quantization::eden)
+            : Quantization::lloyd_max;
 }
 
 /// Version 2: what version 1 of IndexBQ did not record (after the plan).
@@ -645,6 +660,7 @@ void write_allocation(const IndexBQ* idx, faiss::IOWriter* f) {
     put(f, idx->trainer.matryoshka);
     put(f, idx->trainer.fast_scan_layout);
     put(f, idx->trainer.joint_nibbles);
+    put(f, idx->trainer.quantization);
     write_plan_allocation(idx->plan, f);
 }
 
@@ -658,6 +674,9 @@ void read_allocation(IndexBQ* idx, faiss::IOReader* f, uint32_t version) {
             version >= 4 && get_bool(f, "trainer.fast_scan_layout");
     idx->trainer.joint_nibbles =
             version >= 5 && get_bool(f, "trainer.joint_nibbles");
+    idx->trainer.quantization = version >= 7
+            ? get_enum(f, "trainer.quantization", QuantizationChoice::eden)
+            : QuantizationChoice::automatic;
     read_plan_allocation(idx->plan, f, version);
 }
 

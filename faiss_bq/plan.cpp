@@ -33,6 +33,21 @@ const char* estimator_name(Estimator e) {
     return e == Estimator::asymmetric ? "asymmetric" : "symmetric";
 }
 
+const char* quantization_name(Quantization q) {
+    return q == Quantization::eden ? "eden" : "lloyd_max";
+}
+
+float BinarizationPlan::unit_scale(const float* y) const {
+    if (quantization != Quantization::eden) {
+        return 1;
+    }
+    double norm2 = 0;
+    for (int j = 0; j < d; j++) {
+        norm2 += double(y[j]) * y[j];
+    }
+    return norm2 > 0 ? float(std::sqrt(double(d) / norm2)) : 0.f;
+}
+
 bool BinarizationPlan::is_uniform() const {
     return std::all_of(
             bits.begin(), bits.end(), [&](uint8_t b) { return b == nbits; });
@@ -79,7 +94,13 @@ double BinarizationPlan::distortion(size_t n, const float* x) const {
         std::vector<int> q(d);
 #pragma omp for
         for (size_t i = 0; i < n; i++) {
-            quantize(y.data() + i * d, q.data(), r_hat.data() + i * d);
+            float* ri = r_hat.data() + i * d;
+            quantize(y.data() + i * d, q.data(), ri);
+            // EDEN's levels are in units of |y| / sqrt(d).
+            const float u = unit_scale(y.data() + i * d);
+            for (int j = 0; u != 1 && j < d; j++) {
+                ri[j] = u > 0 ? ri[j] / u : 0.f;
+            }
         }
     }
     std::vector<double> mean(d, 0.0);
@@ -363,6 +384,109 @@ BinarizationPlan fit_plan(
 
 namespace {
 
+/// Standard normal density and distribution function.
+double normal_pdf(double t) {
+    return std::exp(-0.5 * t * t) / std::sqrt(2 * M_PI);
+}
+double normal_cdf(double t) {
+    return 0.5 * std::erfc(-t / std::sqrt(2.0));
+}
+
+} // namespace
+
+void gaussian_lloyd_max(int nbits, float* thresholds, float* levels) {
+    FAISS_THROW_IF_NOT_FMT(
+            nbits >= 1 && nbits <= 4, "nbits=%d: must be in 1..4", nbits);
+    const int k = 1 << nbits;
+    // Cell c is (t[c], t[c+1]) with t[0] = -inf, t[k] = +inf; its centroid
+    // is E[X | cell] = (pdf(a) - pdf(b)) / (cdf(b) - cdf(a)).
+    std::vector<double> t(k + 1), l(k);
+    t[0] = -HUGE_VAL;
+    t[k] = HUGE_VAL;
+    for (int c = 1; c < k; c++) { // equal-probability start
+        const double p = double(c) / k;
+        double lo = -10, hi = 10; // invert the cdf by bisection
+        for (int it = 0; it < 100; it++) {
+            const double mid = 0.5 * (lo + hi);
+            (normal_cdf(mid) < p ? lo : hi) = mid;
+        }
+        t[c] = 0.5 * (lo + hi);
+    }
+    // Linear convergence; 16 levels settle to double precision well within
+    // 10000 steps (each O(k)).
+    for (int iter = 0; iter < 10000; iter++) {
+        for (int c = 0; c < k; c++) {
+            const double pa = std::isinf(t[c]) ? 0 : normal_pdf(t[c]);
+            const double pb = std::isinf(t[c + 1]) ? 0 : normal_pdf(t[c + 1]);
+            l[c] = (pa - pb) / (normal_cdf(t[c + 1]) - normal_cdf(t[c]));
+        }
+        double moved = 0;
+        for (int c = 1; c < k; c++) {
+            const double nt = 0.5 * (l[c - 1] + l[c]);
+            moved = std::max(moved, std::fabs(nt - t[c]));
+            t[c] = nt;
+        }
+        if (moved < 1e-12) {
+            break;
+        }
+    }
+    // Exactly symmetric, the middle threshold exactly 0: one uncentred bit is
+    // then FAISS's sign bit (x >= 0).
+    for (int c = 0; c < k / 2; c++) {
+        const double lc = 0.5 * (l[k - 1 - c] - l[c]);
+        levels[c] = float(-lc);
+        levels[k - 1 - c] = float(lc);
+        const double tc = 0.5 * (t[k - 1 - c] - t[c + 1]);
+        thresholds[c] = float(-tc);
+        thresholds[k - 2 - c] = float(tc);
+    }
+    thresholds[k / 2 - 1] = 0.f;
+}
+
+BinarizationPlan fit_eden_plan(
+        size_t n,
+        size_t d,
+        const float* x,
+        int nbits,
+        Transform transform,
+        bool centered,
+        int seed) {
+    FAISS_THROW_IF_NOT_FMT(
+            nbits >= 1 && nbits <= 4,
+            "EDEN plan: nbits=%d: must be in 1..4",
+            nbits);
+    FAISS_THROW_IF_NOT_FMT(
+            transform != Transform::pca,
+            "EDEN plan: transform=%s: EDEN's levels are those of a randomly "
+            "rotated coordinate; use random_rotation (or identity)",
+            transform_name(transform));
+    check_fit_input(n, d, x, transform);
+    BinarizationPlan plan;
+    plan.d = int(d);
+    plan.nbits = nbits;
+    plan.transform = transform;
+    plan.centered = centered;
+    plan.seed = seed;
+    plan.quantization = Quantization::eden;
+    plan.bits.assign(d, uint8_t(nbits));
+    plan.code_bytes = nbits * ((d + 7) / 8);
+    fit_center_and_basis(plan, n, x);
+    const int k = plan.n_levels();
+    plan.thresholds.resize(d * (k - 1));
+    plan.levels.resize(d * k);
+    gaussian_lloyd_max(nbits, plan.thresholds.data(), plan.levels.data());
+    for (size_t j = 1; j < d; j++) {
+        std::copy_n(
+                plan.thresholds.data(),
+                k - 1,
+                plan.thresholds.data() + j * (k - 1));
+        std::copy_n(plan.levels.data(), k, plan.levels.data() + j * k);
+    }
+    return plan;
+}
+
+namespace {
+
 /// sum_i (v_i - Q(v_i))^2 for the sorted values v[0, m) under the k-level
 /// quantizer (thresholds, levels), from prefix sums of v and v^2: O(k log m).
 double quantizer_error(
@@ -557,11 +681,15 @@ std::string BinarizationPlan::report() const {
     }
     if (is_uniform()) {
         appendf(s,
-                "BinarizationPlan: d=%d, %d bit%s per coordinate, %s, %s%s\n",
+                "BinarizationPlan: d=%d, %d bit%s per coordinate, %s, %s%s%s\n",
                 d,
                 nbits,
                 nbits > 1 ? "s" : "",
                 transform_name(transform),
+                quantization == Quantization::eden
+                        ? "EDEN (each vector scaled to norm sqrt(d), Gaussian "
+                          "Lloyd-Max levels, unbiased scale), "
+                        : "",
                 centered ? "centred at the mean"
                          : "uncentred (thresholds at 0)",
                 forced ? " (forced)" : "");
@@ -596,8 +724,17 @@ std::string BinarizationPlan::report() const {
                 "fast-scan layout is one of 16 codewords over its "
                 "coordinates (k-means from the product of their levels)\n");
     }
-    if (transform == Transform::random_rotation && is_uniform()) {
-        appendf(s, "  rotation seed %d; shared levels:", seed);
+    if ((transform == Transform::random_rotation ||
+         quantization == Quantization::eden) &&
+        is_uniform()) {
+        s += "  ";
+        if (transform == Transform::random_rotation) {
+            appendf(s, "rotation seed %d; ", seed);
+        }
+        appendf(s,
+                "shared levels%s:",
+                quantization == Quantization::eden ? " (units of |y|/sqrt(d))"
+                                                   : "");
         for (int q = 0; q < n_levels(); q++) {
             appendf(s, " %.4g", level(0, q));
         }
@@ -633,7 +770,8 @@ std::string BinarizationPlan::report() const {
                     (c.prefix              ? "prefix" + std::to_string(c.nbits)
                              : c.allocated ? "alloc<=" + std::to_string(c.nbits)
                                            : std::to_string(c.nbits)) +
-                    (c.joint ? " joint" : "");
+                    (c.joint ? " joint" : "") +
+                    (c.quantization == Quantization::eden ? " eden" : "");
             appendf(s,
                     "    %-16s %-16s %-10s %-10s %14.4f %13.4f +- %.4f\n",
                     transform_name(c.transform),

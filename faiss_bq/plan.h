@@ -29,8 +29,24 @@ enum class Estimator : uint8_t {
     symmetric = 1,
 };
 
+/// How a plan's thresholds and levels are set.
+enum class Quantization : uint8_t {
+    /// Lloyd-Max thresholds and levels fitted on the training sample, per
+    /// coordinate (identity, PCA) or pooled (rotation).
+    lloyd_max = 0,
+    /// EDEN (Vargaftik et al., ICML 2022): each vector's transformed residual
+    /// y = R (x - c) is scaled to norm sqrt(d) before its thresholds, and
+    /// every coordinate has the Lloyd-Max quantizer of N(0, 1), the
+    /// distribution of a coordinate of a randomly rotated vector of norm
+    /// sqrt(d) (gaussian_lloyd_max): data-oblivious but for the centre. The
+    /// code's estimate_scale |r|^2 / <r_hat, r> (codes.h) is then EDEN's
+    /// unbiased scale.
+    eden = 1,
+};
+
 const char* transform_name(Transform t);
 const char* estimator_name(Estimator e);
+const char* quantization_name(Quantization q);
 
 /// One candidate the trainer weighed: the model's prediction and the
 /// held-out measurement.
@@ -49,6 +65,7 @@ struct CandidateReport {
     /// With joint nibbles (TrainerOptions::joint_nibbles): the twin of the
     /// scalar candidate before it.
     bool joint = false;
+    Quantization quantization = Quantization::lloyd_max;
     /// Allocated candidates: the relative quantization error predicted on
     /// the fitting rows and measured on the held-out rows
     /// (BinarizationPlan::distortion); -1 when not applicable.
@@ -105,6 +122,9 @@ struct BinarizationPlan {
     Transform transform = Transform::identity;
     bool centered = false;
     int seed = 0; ///< seed of the random rotation (faiss::RandomRotationMatrix)
+    /// Fitted levels, or EDEN's: y scaled per vector to norm sqrt(d), fixed
+    /// Gaussian levels (uniform plans only; no joint nibbles).
+    Quantization quantization = Quantization::lloyd_max;
 
     std::vector<float> center;   ///< d; zeros when not centred
     std::vector<float> rotation; ///< d x d row-major R; empty for identity
@@ -184,7 +204,11 @@ struct BinarizationPlan {
     /// x = R^T y + c, the inverse of apply().
     void apply_inverse(size_t n, const float* y, float* x) const;
 
-    /// Level index of value v of transformed coordinate j, in [0, 2^b_j).
+    /// The factor by which a transformed vector y (d values) is multiplied
+    /// before quantize(): sqrt(d) / |y| under EDEN (0 for y = 0), else 1.
+    float unit_scale(const float* y) const;
+    /// Level index of value v of transformed coordinate j, in [0, 2^b_j)
+    /// (v already multiplied by unit_scale(y)).
     int quantize(size_t j, float v) const {
         const float* t = thresholds.data() + j * (n_levels() - 1);
         const int nt = (1 << bits[j]) - 1;
@@ -216,6 +240,28 @@ struct BinarizationPlan {
 /// threshold at 0, so 1 uncentred bit is the common sign bit. The evidence
 /// fields are left empty (the trainer fills them). PCA needs n >= d.
 BinarizationPlan fit_plan(
+        size_t n,
+        size_t d,
+        const float* x,
+        int nbits,
+        Transform transform,
+        bool centered,
+        int seed);
+
+/// The Lloyd-Max quantizer of the standard normal N(0, 1) with 2^nbits
+/// levels (nbits in 1..4): thresholds (2^nbits - 1) the midpoints of adjacent
+/// levels, levels (2^nbits) the conditional means of their cells, iterated
+/// from equal-probability cells to a fixed point in closed form (Max 1960:
+/// 1 bit +-0.7979; 2 bits +-0.4528, +-1.510).
+void gaussian_lloyd_max(int nbits, float* thresholds, float* levels);
+
+/// Fits an EDEN plan (Quantization::eden) on x (n x d): the centre (the mean,
+/// or zero uncentred) and the basis (a seeded random rotation, or identity)
+/// from the sample, the levels from gaussian_lloyd_max for every coordinate.
+/// nbits in 1..4. Throws faiss::FaissException on nbits out of range, the
+/// PCA basis (EDEN's levels assume rotated coordinates), an empty sample or
+/// NaN / Inf in x.
+BinarizationPlan fit_eden_plan(
         size_t n,
         size_t d,
         const float* x,

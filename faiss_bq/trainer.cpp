@@ -401,6 +401,7 @@ struct Candidate {
     /// The same plan with joint nibbles (fit_joint_codebooks): a twin that
     /// follows its scalar candidate when TrainerOptions::joint_nibbles.
     bool joint = false;
+    Quantization quantization = Quantization::lloyd_max;
     /// Cost rank when held-out recalls tie: identity needs no d x d product
     /// per vector; among equals, the better measured recall wins.
     int cost() const {
@@ -457,11 +458,24 @@ std::vector<Candidate> allowed_candidates(
                     (o.centering == CenteringChoice::uncentered && c)) {
                     continue;
                 }
-                out.push_back({t, c, uniform_bits, false});
+                if (o.quantization != QuantizationChoice::eden) {
+                    out.push_back({t, c, uniform_bits, false});
+                }
+                // EDEN in both bases, as the fitted levels: its per-vector
+                // scaling is worth having without a rotation too (FAISS's
+                // IndexEDEN runs unrotated), and on isotropic data the
+                // identity twin is the cheaper tie.
+                if (o.quantization != QuantizationChoice::lloyd_max &&
+                    t != Transform::pca) {
+                    Candidate e{t, c, uniform_bits, false};
+                    e.quantization = Quantization::eden;
+                    out.push_back(e);
+                }
             }
         }
     }
     if (budget && o.allocation != AllocationChoice::uniform &&
+        o.quantization != QuantizationChoice::eden &&
         o.centering != CenteringChoice::uncentered) {
         for (Transform t :
              {Transform::identity,
@@ -483,8 +497,10 @@ std::vector<Candidate> allowed_candidates(
         std::vector<Candidate> twins;
         for (const Candidate& c : out) {
             twins.push_back(c);
-            twins.push_back(c);
-            twins.back().joint = true;
+            if (c.quantization == Quantization::lloyd_max) {
+                twins.push_back(c);
+                twins.back().joint = true;
+            }
         }
         out = std::move(twins);
     }
@@ -516,7 +532,8 @@ std::string describe(const Candidate& c) {
             (c.prefix_bits ? "/prefix" + std::to_string(c.prefix_bits) + "bit"
                      : c.allocated ? "/allocated"
                                    : "/" + std::to_string(c.nbits) + "bit") +
-            (c.joint ? "/joint" : "");
+            (c.joint ? "/joint" : "") +
+            (c.quantization == Quantization::eden ? "/eden" : "");
 }
 
 BinarizationPlan fit_candidate(
@@ -537,7 +554,10 @@ BinarizationPlan fit_candidate(
                 c.prefix_bits,
                 o.fast_scan_layout);
     } else {
-        p = fit_plan(n, d, x, c.nbits, c.transform, c.centered, o.seed);
+        p = c.quantization == Quantization::eden
+                ? fit_eden_plan(
+                          n, d, x, c.nbits, c.transform, c.centered, o.seed)
+                : fit_plan(n, d, x, c.nbits, c.transform, c.centered, o.seed);
         if (o.budget_bytes > 0) {
             p.code_bytes =
                     o.budget_bytes; // zero padding to the index's code size
@@ -605,6 +625,15 @@ BinarizationPlan train_plan(
             "metric=%d: only METRIC_L2 and METRIC_INNER_PRODUCT",
             int(o.metric));
 
+    FAISS_THROW_IF_NOT_FMT(
+            o.quantization != QuantizationChoice::eden ||
+                    (o.allocation != AllocationChoice::allocated &&
+                     o.transform != TransformChoice::pca),
+            "quantization=eden with allocation=%s, transform=%s: EDEN plans "
+            "are uniform, in a rotated (or identity) basis",
+            o.allocation == AllocationChoice::allocated ? "allocated"
+                                                        : "not allocated",
+            o.transform == TransformChoice::pca ? "pca" : "not pca");
     check_finite("training", n, d, x);
 
     // Seeded split: the first nh rows of the permutation are held out, the
@@ -699,6 +728,7 @@ BinarizationPlan train_plan(
             rep.allocated = c.allocated;
             rep.prefix = c.prefix_bits > 0;
             rep.joint = c.joint;
+            rep.quantization = c.quantization;
             if (c.allocated) {
                 rep.predicted_distortion = p.predicted_distortion;
                 rep.heldout_distortion =
@@ -784,7 +814,8 @@ BinarizationPlan train_plan(
 
     const bool forced = o.transform != TransformChoice::automatic ||
             o.centering != CenteringChoice::automatic ||
-            (budget && o.allocation != AllocationChoice::automatic);
+            (budget && o.allocation != AllocationChoice::automatic) ||
+            o.quantization != QuantizationChoice::automatic;
     char buf[2048];
     std::string reason;
     if (budget && !pca_ok && transform_allowed(o, Transform::pca)) {
@@ -837,6 +868,33 @@ BinarizationPlan train_plan(
         } else {
             reason += "; the model predicted " + describe(cands[model_pick]) +
                     " (lowest predicted loss), the measurement decides";
+        }
+        // The rotation quantizers are baselines as much as candidates: say
+        // how the best of them measured against the choice.
+        size_t best_eden = cands.size();
+        for (size_t i = 0; i < cands.size(); i++) {
+            if (cands[i].quantization == Quantization::eden &&
+                (best_eden == cands.size() || recall(i) > recall(best_eden))) {
+                best_eden = i;
+            }
+        }
+        if (cands[choice].quantization == Quantization::eden) {
+            reason += cands[choice].transform == Transform::random_rotation
+                    ? "; EDEN measured best: after a random rotation every "
+                      "coordinate is near N(0, |r|^2/d), which its fixed "
+                      "Gaussian levels and unbiased per-vector scale assume"
+                    : "; EDEN measured best: each vector scaled to norm "
+                      "sqrt(d) before fixed Gaussian levels, with its "
+                      "unbiased per-vector scale, fits these vectors better "
+                      "than levels fitted on the sample";
+        } else if (best_eden < cands.size()) {
+            snprintf(
+                    buf,
+                    sizeof(buf),
+                    "; the best EDEN candidate, %s, measured %.4f",
+                    describe(cands[best_eden]).c_str(),
+                    recall(best_eden));
+            reason += buf;
         }
         if (forced) {
             reason = "choice restricted by the caller; " + reason;

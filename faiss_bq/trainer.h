@@ -21,6 +21,10 @@ enum class CenteringChoice : uint8_t { automatic, centered, uncentered };
 /// With a byte budget: whether the bits may be allocated per coordinate
 /// (fit_allocated_plan) or must be equal (the uniform plans).
 enum class AllocationChoice : uint8_t { automatic, allocated, uniform };
+/// How the levels are set (Quantization in plan.h): `automatic` weighs EDEN
+/// candidates (random rotation, uniform bits) beside the fitted Lloyd-Max
+/// ones; `eden` / `lloyd_max` keep only those.
+enum class QuantizationChoice : uint8_t { automatic, lloyd_max, eden };
 
 struct TrainerOptions {
     int nbits = 1;
@@ -54,6 +58,11 @@ struct TrainerOptions {
     bool joint_nibbles = false;
     TransformChoice transform = TransformChoice::automatic;
     CenteringChoice centering = CenteringChoice::automatic;
+    /// EDEN candidates are uniform plans of the uniform bits (1 or 2, or
+    /// the most that fit a budget, up to 4) in the identity and the
+    /// random-rotation bases that `transform` allows, centred and uncentred
+    /// as `centering` allows; they have no joint twins (fit_joint_codebooks).
+    QuantizationChoice quantization = QuantizationChoice::automatic;
     /// The estimator the decision is made for (the index's default).
     Estimator estimator = Estimator::asymmetric;
     /// Exact neighbours of the held-out check use this metric.
@@ -93,7 +102,9 @@ struct TrainerOptions {
 /// to pay for); the choice refitted on all of x (up to max_fit_rows).
 /// Throws faiss::FaissException on nbits not in {1, 2} (without a budget), a
 /// budget below 1 byte or above 4 bits per coordinate, a budget with the
-/// symmetric estimator, n < min_train_points, d <= 0, or NaN / Inf in x.
+/// symmetric estimator, n < min_train_points, d <= 0, NaN / Inf in x, or
+/// quantization `eden` with allocation `allocated` or the PCA transform
+/// (EDEN plans are uniform, in a rotated basis).
 BinarizationPlan train_plan(
         size_t n,
         size_t d,

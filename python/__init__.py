@@ -322,6 +322,31 @@ def fit_plan(x, nbits, transform, centered, seed=1234):
                             nbits, transform, centered, seed)
 
 
+def fit_eden_plan(x, nbits, transform=None, centered=True, seed=1234):
+    """An EDEN plan (Quantization_eden) for x (n, d): centre and basis
+    (Transform_random_rotation by default, or Transform_identity) from x,
+    Gaussian Lloyd-Max levels, each vector scaled to norm sqrt(d)."""
+    x = _matrix(x)
+    if transform is None:
+        transform = Transform_random_rotation  # noqa: F405
+    return _swig.fit_eden_plan_c(x.shape[0], x.shape[1], faiss.swig_ptr(x),
+                                 nbits, transform, centered, seed)
+
+
+def gaussian_lloyd_max(nbits):
+    """(thresholds, levels) of the Lloyd-Max quantizer of N(0, 1) with
+    2**nbits levels, nbits in 1..4, as float32 arrays."""
+    nbits = int(nbits)
+    if not 1 <= nbits <= 4:
+        # the C++ check would run after sizing the arrays by nbits
+        raise ValueError("nbits=%d: must be in 1..4" % nbits)
+    thresholds = np.zeros((1 << nbits) - 1, dtype="float32")
+    levels = np.zeros(1 << nbits, dtype="float32")
+    _swig.gaussian_lloyd_max_c(nbits, faiss.swig_ptr(thresholds),
+                               faiss.swig_ptr(levels))
+    return thresholds, levels
+
+
 def fit_compatible_map(x_new, x_old, fit=None, centre=True, ridge=1e-3):
     """faiss.LinearTransform from a new model's space to an old index's,
     fitted on paired rows (row i of each embeds the same item): x_new (n,

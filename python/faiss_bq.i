@@ -249,6 +249,7 @@ static PyObject* faiss_bq_faiss_downcast(
 %ignore faiss_bq::BinarizationPlan::apply_inverse;
 %ignore faiss_bq::BinarizationPlan::quantize;
 %ignore faiss_bq::BinarizationPlan::level;
+%ignore faiss_bq::BinarizationPlan::unit_scale;
 %ignore faiss_bq::IndexBQ::layout;
 %ignore faiss_bq::IndexBQRecurrent::transform;
 %ignore faiss_bq::write_index(const faiss::Index*, FILE*);
@@ -260,6 +261,8 @@ static PyObject* faiss_bq_faiss_downcast(
 %rename(train_plan_c) faiss_bq::train_plan;
 %rename(fit_compatible_map_c) faiss_bq::fit_compatible_map;
 %rename(fit_plan_c) faiss_bq::fit_plan;
+%rename(fit_eden_plan_c) faiss_bq::fit_eden_plan;
+%rename(gaussian_lloyd_max_c) faiss_bq::gaussian_lloyd_max;
 
 // Vector fields are faiss.Float32Vector proxies here; __init__.py turns
 // them into numpy properties (with the plan's shapes).

@@ -424,13 +424,16 @@ TEST(Allocation, TrainerChoosesAmongUniformAndAllocatedAtABudget) {
         o.metric = faiss::METRIC_INNER_PRODUCT;
         const BinarizationPlan p = train_plan(n, d, data->data(), o);
         EXPECT_EQ(p.code_bytes, 8u);
-        int n_alloc = 0, n_uniform = 0;
+        int n_alloc = 0, n_uniform = 0, n_eden = 0;
         for (const CandidateReport& c : p.candidates) {
-            (c.allocated ? n_alloc : n_uniform)++;
+            (c.allocated                                    ? n_alloc
+                     : c.quantization == Quantization::eden ? n_eden
+                                                            : n_uniform)++;
             EXPECT_EQ(c.estimator, Estimator::asymmetric);
         }
         EXPECT_EQ(n_alloc, 3);   // identity, rotation, PCA
         EXPECT_EQ(n_uniform, 4); // identity, rotation; centred or not
+        EXPECT_EQ(n_eden, 4);    // the same with EDEN's levels
         expect_allocated_never_worse(p);
         if (data == &x) {
             EXPECT_FALSE(p.is_uniform()) << p.report();
@@ -556,31 +559,37 @@ TEST(Allocation, ReadsVersion1Records) {
     const size_t n = 300, d = 24;
     const std::vector<float> x = test::gaussian(n, d, 8);
     std::unique_ptr<faiss::Index> index(
-            index_factory(int(d), "BQ2", faiss::METRIC_L2));
+            index_factory(int(d), "BQ2_lm", faiss::METRIC_L2));
     index->train(n, x.data());
     index->add(n, x.data());
     auto bq = dynamic_cast<IndexBQ*>(index.get());
+    // Trained with fitted levels (version 1 has no EDEN plans); the choice
+    // is then reset to the default, which records before 6 read as.
+    bq->trainer.quantization = QuantizationChoice::automatic;
     const std::vector<uint8_t> cur =
             bytes_of(index.get()); // the current version
     // allocation block: budgets (8 + 8), allocation choice (1), matryoshka
     // (1, version 3), fast_scan_layout (1, version 4), joint_nibbles (1,
-    // version 5), bits (8 + d), code_bytes (8), three floats; per candidate
-    // int, bool, bool (prefix, version 3), bool (joint, version 5), two
-    // floats; joint levels (8 + 0 floats here, version 5); the recall
-    // profile (version 6): base rows (8), three float vectors (8 + 4 each)
+    // version 5), quantization (1, version 7), bits (8 + d), code_bytes
+    // (8), three floats; per candidate int, bool, bool (prefix, version 3),
+    // bool (joint, version 5), quantization (1, version 7), two floats; joint
+    // levels (8 + 0 floats here, version 5); the recall profile (version 6):
+    // base rows (8), three float vectors (8 + 4 each); the plan's
+    // quantization (1, version 7)
     const size_t ncand = bq->plan.candidates.size();
     const size_t ncounts = bq->plan.recall_profile.candidates.size();
     ASSERT_GT(ncounts, 1u);
     const size_t profile_bytes = 8 + 3 * (8 + 4 * ncounts);
-    const size_t block = 8 + 8 + 1 + 1 + 1 + 1 + 8 + d + 8 + 12 + 15 * ncand +
-            8 + profile_bytes;
+    const size_t block = 8 + 8 + 1 + 1 + 1 + 1 + 1 + 8 + d + 8 + 12 +
+            16 * ncand + 8 + profile_bytes + 1;
     const size_t codes_bytes = 8 + n * bq->code_size;
     const size_t end = cur.size() - 8; // checksum
     const size_t block_at = end - codes_bytes - block;
     const size_t flags_at = block_at + 8 + 8 + 1; // matryoshka
     const size_t joint_at =
-            block_at + block - profile_bytes - 8; // joint levels' size
-    const size_t cand_at = block_at + 8 + 8 + 1 + 1 + 1 + 1 + 8 + d + 8 + 12;
+            block_at + block - 1 - profile_bytes - 8; // joint levels' size
+    const size_t cand_at =
+            block_at + 8 + 8 + 1 + 1 + 1 + 1 + 1 + 8 + d + 8 + 12;
     // The record without the byte ranges cut (ascending), as `version`.
     auto downgrade = [&](const std::vector<uint8_t>& v,
                          uint32_t version,
@@ -613,33 +622,46 @@ TEST(Allocation, ReadsVersion1Records) {
     EXPECT_EQ(bytes_of(back.get()), bytes_of(index.get()));
     bq->plan.recall_profile = profile;
 
-    // Versions 3 and 4: the current record without the flags they did not
-    // have (after matryoshka) nor the joint levels; the flags read as false.
+    // Versions 3 to 6: the current record without the flags they did not
+    // have (after matryoshka), the joint levels (3, 4), the recall profile
+    // (3 to 5) nor the quantization fields (version 7); the flags read as
+    // false, the quantization as automatic / lloyd_max.
     bq->trainer.fast_scan_layout = true;
     bq->trainer.joint_nibbles = true;
     const std::vector<uint8_t> flagged = bytes_of(index.get());
     ASSERT_EQ(flagged[flags_at + 1], 1);
     ASSERT_EQ(flagged[flags_at + 2], 1);
-    for (uint32_t version : {3u, 4u, 5u}) {
-        // Version 5: only the profile is cut.
-        std::vector<std::pair<size_t, size_t>> cuts;
-        if (version < 5) {
-            const size_t keep = version == 4 ? 1 : 0; // fast_scan_layout
-            cuts.push_back({flags_at + 1 + keep, 2 - keep});
-            for (size_t c = 0; c < ncand; c++) {
-                cuts.push_back({cand_at + 15 * c + 6, 1}); // candidate.joint
-            }
-            cuts.push_back({joint_at, 8 + profile_bytes});
+    ASSERT_EQ(flagged[flags_at + 3], uint8_t(QuantizationChoice::automatic));
+    for (uint32_t version : {3u, 4u, 5u, 6u}) {
+        // trainer flags from fast_scan_layout (3), joint_nibbles (4) or the
+        // quantization (5, 6) on
+        const size_t keep = std::min<size_t>(version - 3, 2);
+        std::vector<std::pair<size_t, size_t>> cuts = {
+                {flags_at + 1 + keep, 3 - keep}};
+        for (size_t c = 0; c < ncand; c++) {
+            // candidate.joint (3, 4) and candidate.quantization
+            cuts.push_back(
+                    version >= 5 ? std::make_pair(cand_at + 16 * c + 7, 1)
+                                 : std::make_pair(cand_at + 16 * c + 6, 2));
+        }
+        // joint levels (3, 4), the recall profile (3 to 5), the plan's
+        // quantization
+        if (version == 6) {
+            cuts.push_back({joint_at + 8 + profile_bytes, 1});
+        } else if (version == 5) {
+            cuts.push_back({joint_at + 8, profile_bytes + 1});
         } else {
-            cuts.push_back({joint_at + 8, profile_bytes});
+            cuts.push_back({joint_at, 8 + profile_bytes + 1});
         }
         std::unique_ptr<faiss::Index> old(
                 index_of(downgrade(flagged, version, cuts)));
         auto bo = dynamic_cast<IndexBQ*>(old.get());
         ASSERT_NE(bo, nullptr);
         EXPECT_EQ(bo->trainer.fast_scan_layout, version >= 4);
-        EXPECT_EQ(bo->trainer.joint_nibbles, version == 5);
-        EXPECT_TRUE(bo->plan.recall_profile.empty());
+        EXPECT_EQ(bo->trainer.joint_nibbles, version >= 5);
+        EXPECT_EQ(bo->plan.recall_profile.empty(), version < 6);
+        EXPECT_EQ(bo->trainer.quantization, QuantizationChoice::automatic);
+        EXPECT_EQ(bo->plan.quantization, Quantization::lloyd_max);
         EXPECT_FALSE(bo->plan.is_joint());
         EXPECT_EQ(bo->codes, bq->codes);
     }

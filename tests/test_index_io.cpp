@@ -158,6 +158,7 @@ void expect_same_bq(const IndexBQ& a, const IndexBQ& b) {
     EXPECT_EQ(p.rotation, q.rotation);
     EXPECT_EQ(p.thresholds, q.thresholds);
     EXPECT_EQ(p.levels, q.levels);
+    EXPECT_EQ(p.quantization, q.quantization);
     expect_same_analysis(p.analysis, q.analysis);
     ASSERT_EQ(p.candidates.size(), q.candidates.size());
     for (size_t i = 0; i < p.candidates.size(); i++) {
@@ -165,6 +166,7 @@ void expect_same_bq(const IndexBQ& a, const IndexBQ& b) {
         EXPECT_EQ(c.transform, e.transform);
         EXPECT_EQ(c.centered, e.centered);
         EXPECT_EQ(c.estimator, e.estimator);
+        EXPECT_EQ(c.quantization, e.quantization);
         EXPECT_EQ(c.predicted_loss, e.predicted_loss);
         EXPECT_EQ(c.heldout_recall, e.heldout_recall);
         EXPECT_EQ(c.heldout_recall_stderr, e.heldout_recall_stderr);
@@ -617,16 +619,18 @@ TEST(IndexIO, BadFilesThrow) {
     expect_read_throws(wrong_fourcc, "not recognized");
 
     Bytes future = good;
-    poke<uint32_t>(future, 4, 7);
-    expect_read_throws(future, "format version 7");
+    poke<uint32_t>(future, 4, 8);
+    expect_read_throws(future, "format version 8");
 
     // fourcc, version, d, ntotal, two unused words, is_trained: the metric.
     Bytes bad_metric = good;
     poke<int32_t>(bad_metric, 4 + 4 + 4 + 8 + 8 + 8 + 1, 99);
     expect_read_throws(bad_metric, "metric_type=99 is not a FAISS metric");
 
+    // A byte of the codes (the record's last 30 x 14 bytes before the
+    // checksum): nothing but the checksum can tell.
     Bytes flipped = good;
-    flipped[good.size() / 2] ^= 0x10;
+    flipped[good.size() - 8 - 100] ^= 0x10;
     expect_read_throws(flipped, "checksum");
 
     expect_read_throws(Bytes(), "ends early");

@@ -316,6 +316,8 @@ TEST(JointNibbles, TrainerWeighsEachCandidateScalarAndJoint) {
         o.metric = faiss::METRIC_INNER_PRODUCT;
         o.joint_nibbles = true;
         o.fast_scan_layout = budget > 0;
+        // EDEN's candidates have no twin (Eden.BudgetAndFastScan)
+        o.quantization = QuantizationChoice::lloyd_max;
         const BinarizationPlan plan = train_plan(n, d, x.data(), o);
         std::printf("%s", plan.report().c_str());
         std::vector<CandidateReport> c; // the reports of the estimator deciding
@@ -365,6 +367,7 @@ TEST(JointNibbles, TiesGoToTheJointTwin) {
     o.joint_nibbles = true;
     o.budget_bytes = d / 2;
     o.allocation = AllocationChoice::uniform;
+    o.quantization = QuantizationChoice::lloyd_max; // no EDEN candidate
     BinarizationPlan plan = train_plan(n, d, x.data(), o);
     ASSERT_EQ(plan.candidates.size(), 2u);
     EXPECT_EQ(

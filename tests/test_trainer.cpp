@@ -153,6 +153,7 @@ TEST(Trainer, ForcedChoiceIsRecordedAndMeasured) {
     TrainerOptions o;
     o.transform = TransformChoice::random_rotation;
     o.centering = CenteringChoice::centered;
+    o.quantization = QuantizationChoice::lloyd_max; // else EDEN's twin too
     const BinarizationPlan p = train_plan(n, d, x.data(), o);
     EXPECT_TRUE(p.forced);
     EXPECT_EQ(p.transform, Transform::random_rotation);

@@ -60,6 +60,8 @@ def make_index(data, nbits, transform, metric):
     index = faiss_bq.IndexBQ(d, nbits, metric)
     index.trainer.transform = transform
     index.trainer.centering = faiss_bq.CenteringChoice_centered
+    # fitted levels: EDEN's reference is test_eden.py
+    index.trainer.quantization = faiss_bq.QuantizationChoice_lloyd_max
     index.train(xb)
     assert index.plan.transform == (
         faiss_bq.Transform_identity
