@@ -590,38 +590,27 @@ void IndexBQRecurrent::search(
         xq = x + i0 * d;
         ys.resize(size_t(m) * d);
         transform(m, xq, ys.data());
+        auto run = [&](auto comparator) {
+            using C = decltype(comparator);
+            search_flat<C>(
+                    m,
+                    ntotal,
+                    k,
+                    block,
+                    distances + i0 * k,
+                    labels + i0 * k,
+                    make,
+                    [&](RecurrentScanner& s,
+                        idx_t i,
+                        idx_t j0,
+                        idx_t j1,
+                        float* D,
+                        idx_t* I) { scan_range(s, i, j0, j1, D, I, C()); });
+        };
         if (metric_type == faiss::METRIC_L2) {
-            using C = faiss::CMax<float, idx_t>;
-            search_flat<C>(
-                    m,
-                    ntotal,
-                    k,
-                    block,
-                    distances + i0 * k,
-                    labels + i0 * k,
-                    make,
-                    [&](RecurrentScanner& s,
-                        idx_t i,
-                        idx_t j0,
-                        idx_t j1,
-                        float* D,
-                        idx_t* I) { scan_range(s, i, j0, j1, D, I, C()); });
+            run(faiss::CMax<float, idx_t>());
         } else {
-            using C = faiss::CMin<float, idx_t>;
-            search_flat<C>(
-                    m,
-                    ntotal,
-                    k,
-                    block,
-                    distances + i0 * k,
-                    labels + i0 * k,
-                    make,
-                    [&](RecurrentScanner& s,
-                        idx_t i,
-                        idx_t j0,
-                        idx_t j1,
-                        float* D,
-                        idx_t* I) { scan_range(s, i, j0, j1, D, I, C()); });
+            run(faiss::CMin<float, idx_t>());
         }
     }
 }

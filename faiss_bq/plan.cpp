@@ -316,6 +316,19 @@ void check_fit_input(size_t n, size_t d, const float* x, Transform transform) {
 
 } // namespace
 
+/// Copies coordinate 0's thresholds and levels to every coordinate: one
+/// quantizer for all (pooled after a rotation, or EDEN's fixed one).
+static void share_first_quantizer(BinarizationPlan& plan) {
+    const int k = plan.n_levels();
+    for (size_t j = 1; j < size_t(plan.d); j++) {
+        std::copy_n(
+                plan.thresholds.data(),
+                k - 1,
+                plan.thresholds.data() + j * (k - 1));
+        std::copy_n(plan.levels.data(), k, plan.levels.data() + j * k);
+    }
+}
+
 BinarizationPlan fit_plan(
         size_t n,
         size_t d,
@@ -371,13 +384,7 @@ BinarizationPlan fit_plan(
                 !centered,
                 plan.thresholds.data(),
                 plan.levels.data());
-        for (size_t j = 1; j < d; j++) {
-            std::copy_n(
-                    plan.thresholds.data(),
-                    k - 1,
-                    plan.thresholds.data() + j * (k - 1));
-            std::copy_n(plan.levels.data(), k, plan.levels.data() + j * k);
-        }
+        share_first_quantizer(plan);
     }
     return plan;
 }
@@ -475,13 +482,7 @@ BinarizationPlan fit_eden_plan(
     plan.thresholds.resize(d * (k - 1));
     plan.levels.resize(d * k);
     gaussian_lloyd_max(nbits, plan.thresholds.data(), plan.levels.data());
-    for (size_t j = 1; j < d; j++) {
-        std::copy_n(
-                plan.thresholds.data(),
-                k - 1,
-                plan.thresholds.data() + j * (k - 1));
-        std::copy_n(plan.levels.data(), k, plan.levels.data() + j * k);
-    }
+    share_first_quantizer(plan);
     return plan;
 }
 
@@ -881,8 +882,8 @@ float BinarizationPlan::k_factor_for(float recall, int64_t ntotal) const {
             recall);
     // Candidates are whole: the nearest count, so that a search keeping
     // ceil(10 * k_factor) of them keeps that count.
-    const double k = std::round(
-            recall_profile.candidates_for(recall, double(ntotal)));
+    const double k =
+            std::round(recall_profile.candidates_for(recall, double(ntotal)));
     return float(std::max(1.0, k / 10));
 }
 

@@ -905,34 +905,6 @@ BinarizationPlan train_plan(
     RecallProfile profile =
             recall_profile(decide_plans[choice], o.estimator, h);
     say("recall profile on %zu held-out rows done", h.nb);
-    {
-        BinarizationPlan probe;
-        probe.recall_profile = profile;
-        const float at_1m = probe.expected_recall(1000000);
-        // Binarization keeps little of the neighbourhoods of non-contrastive
-        // or low-dimensional embeddings (GloVe at 1 bit): say so plainly.
-        if (recall(choice) < 0.5f || at_1m < 0.5f) {
-            const size_t two_bits = 2 * ((d + 7) / 8);
-            snprintf(
-                    buf,
-                    sizeof(buf),
-                    ". WARNING: these codes keep few of the true neighbours: "
-                    "held-out 10-recall@10 %.2f among %zu vectors, about %.2f "
-                    "among 1M (extrapolated); these embeddings binarize "
-                    "poorly (not contrastive-trained, or too few dimensions "
-                    "for %s). Re-rank with floats (\",RFlat\"; k_factor %.0f "
-                    "for 0.95 among 1M: k_factor_for(0.95, ntotal)) or give "
-                    "more bits (BQ2, or a budget of BQ%zuB and up)",
-                    recall(choice),
-                    h.nb,
-                    at_1m,
-                    describe(cands[choice]).c_str(),
-                    std::ceil(probe.k_factor_for(0.95f, 1000000)),
-                    two_bits);
-            reason += buf;
-        }
-    }
-
     // Refit the choice on the fitting rows plus the held-out rows.
     BinarizationPlan chosen =
             fit_candidate(cands[choice], nall, d, all.data(), o);
@@ -948,6 +920,29 @@ BinarizationPlan train_plan(
     chosen.forced = forced;
     chosen.reason = std::move(reason);
     chosen.recall_profile = std::move(profile);
+    // Binarization keeps little of the neighbourhoods of non-contrastive or
+    // low-dimensional embeddings (GloVe at 1 bit): say so plainly.
+    const float at_1m = chosen.expected_recall(1000000);
+    if (recall(choice) < 0.5f || at_1m < 0.5f) {
+        const size_t two_bits = 2 * ((d + 7) / 8);
+        snprintf(
+                buf,
+                sizeof(buf),
+                ". WARNING: these codes keep few of the true neighbours: "
+                "held-out 10-recall@10 %.2f among %zu vectors, about %.2f "
+                "among 1M (extrapolated); these embeddings binarize "
+                "poorly (not contrastive-trained, or too few dimensions "
+                "for %s). Re-rank with floats (\",RFlat\"; k_factor %.0f "
+                "for 0.95 among 1M: k_factor_for(0.95, ntotal)) or give "
+                "more bits (BQ2, or a budget of BQ%zuB and up)",
+                recall(choice),
+                h.nb,
+                at_1m,
+                describe(cands[choice]).c_str(),
+                std::ceil(chosen.k_factor_for(0.95f, 1000000)),
+                two_bits);
+        chosen.reason += buf;
+    }
     say("chosen: %s", chosen.reason.c_str());
     return chosen;
 }
