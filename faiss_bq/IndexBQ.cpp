@@ -449,9 +449,13 @@ void asymmetric_error_sigmas(
                 for (float v : e) {
                     e2 += double(v) * v;
                 }
-                // a = 0 (no usable direction) estimates 0: the error is <r, y>
+                // a = 0 (no usable direction) estimates 0: the error is <r, y>.
+                // Unbiased scale: <e, r> = |r|^2, so |e - r|^2 = |e|^2 - |r|^2.
+                // TurboQuant-MSE's codes do not hold <r_hat, r>: |r| bounds
+                // its error |e - r| (its reconstruction is the nearer one).
                 const double r2 = layout.residual_norm2(code);
-                const double err2 = layout.estimate_scale(code) == 0
+                const double err2 = layout.estimate_scale(code) == 0 ||
+                                plan.quantization == Quantization::turbo_mse
                         ? r2
                         : std::max(0.0, e2 - r2);
                 sigmas[i * k + j] = scale * float(std::sqrt(err2));

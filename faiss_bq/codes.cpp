@@ -352,7 +352,8 @@ void fit_joint_codebooks(BinarizationPlan& plan, size_t n, const float* x) {
     FAISS_THROW_IF_NOT_FMT(
             plan.quantization == Quantization::lloyd_max,
             "fit_joint_codebooks: quantization=%s: joint codewords are fitted "
-            "on unscaled coordinates, EDEN scales each vector",
+            "on unscaled coordinates, EDEN and TurboQuant-MSE scale each "
+            "vector",
             quantization_name(plan.quantization));
     FAISS_THROW_IF_NOT_FMT(
             n >= 16,
@@ -541,9 +542,13 @@ void encode(
                 const bool usable = dot > 1e-3 * std::sqrt(norm2 * rhat2);
                 uint8_t* factors = code + layout.planes_size;
                 store_float(factors, float(norm2));
+                // TurboQuant-MSE: the levels are in units of |r| / sqrt(d).
                 store_float(
                         factors + sizeof(float),
-                        usable ? float(norm2 / dot) : 0.f);
+                        plan.quantization == Quantization::turbo_mse
+                                ? float(std::sqrt(norm2 / double(d)))
+                                : usable ? float(norm2 / dot)
+                                         : 0.f);
                 store_float(factors + 2 * sizeof(float), float(center_dot));
             }
         }
@@ -616,9 +621,14 @@ void decode_residuals(
         float* y) {
     // Least-squares scale <r_hat, r> / |r_hat|^2 = |r|^2 / (a |r_hat|^2),
     // with a = estimate_scale: the reconstruction closest to the residual.
+    // TurboQuant-MSE's scale is already that of the quantizer's nearest point.
+    const bool mse = plan.quantization == Quantization::turbo_mse;
     scaled_levels(
             plan, layout, n, codes, y, [&](const uint8_t* code, double rhat2) {
                 const float a = layout.estimate_scale(code);
+                if (mse) {
+                    return a;
+                }
                 return a > 0 && rhat2 > 0
                         ? float(layout.residual_norm2(code) / (a * rhat2))
                         : 0.f;

@@ -13,7 +13,8 @@
 // The first two factors (RaBitQ-style) make the asymmetric estimator unbiased
 // for the residual r = R (x - c):
 //   residual_norm2 = |r|^2,  estimate_scale = |r|^2 / <r_hat, r>
-// so that <r, y> ~ estimate_scale * <r_hat, y> for any y. The third,
+// so that <r, y> ~ estimate_scale * <r_hat, y> for any y (TurboQuant-MSE
+// plans store the MSE scale |r| / sqrt(d) instead: plan.h). The third,
 // center_dot = <x - c, c>, is exact where the inner product needs it:
 //   <x, q> = <c, q> + <x - c, c> + <x - c, q - c>,
 // so only <x - c, q - c> is estimated, against the centred query (on
@@ -266,7 +267,8 @@ void encode(
         uint8_t* codes);
 
 /// Approximate vectors in the input space: x ~ c + R^T (s r_hat), with s the
-/// least-squares scale <r_hat, r> / |r_hat|^2 recovered from the factors.
+/// least-squares scale <r_hat, r> / |r_hat|^2 recovered from the factors
+/// (TurboQuant-MSE: s = estimate_scale as stored, |r| / sqrt(d)).
 void decode(
         const BinarizationPlan& plan,
         size_t n,

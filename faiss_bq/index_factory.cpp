@@ -5,23 +5,29 @@
 //   transform   := a FAISS vector transform ("PCA64", "L2norm", "OPQ16_64",
 //                  "RR64", "ITQ", "Pad128"), built by FAISS
 //   core        := bq | "HNSW" [M] "_" bq | bq "(" binary ")" | ivf "," bq
-//                  | bqr | any FAISS core
+//                  | bqr | bqt | any FAISS core
 //   bqr         := "BQR" stages {"_" ("sym" | "axis" | "gscale")}:
 //                  IndexBQRecurrent, stages 1..4 recurrent sign stages;
 //                  "sym": SDC by default; "axis": the fitted rotation
 //                  starts from the identity (else a random one); "gscale":
 //                  one scale per stage instead of per vector
+//   bqt         := "BQT" bits {"_" ("axis" | "noctr")}: IndexBQTurbo
+//                  (TurboQuant-prod), bits 2..4 in all (bits - 1 of
+//                  TurboQuant-MSE code, 1 of QJL sketch); "axis": no
+//                  rotation; "noctr": not centred at the training mean
 //   ivf         := "IVF" nlist ["_HNSW" M]: IndexIVFBQ (IndexIVFBQFastScan
 //                  with "_fs") over an IndexFlat (or IndexHNSWFlat) coarse
 //                  quantizer; asymmetric estimator only
 //   bq          := "BQ" (nbits | bytes "B") {"_" option}
 //   option      := "rot" | "axis" | "pca" | "ctr" | "noctr" | "sym" |
-//                  "q" bits | "alloc" | "uniform" | "mrl" | "eden" | "lm" |
+//                  "q" bits | "alloc" | "uniform" | "mrl" | "eden" | "tqmse" |
+//                  "lm" |
 //                  "fs" | "scalar"
 //   ("alloc" / "uniform" force the kind of plan of a budget "BQ<bytes>B";
 //   "mrl": the model is Matryoshka-trained, prefix plans are candidates;
-//   "eden" / "lm": force EDEN's levels / fitted Lloyd-Max levels (default:
-//   the held-out check weighs both);
+//   "eden" / "tqmse" / "lm": force EDEN's levels / TurboQuant-MSE's (EDEN's
+//   with the MSE scale) / fitted Lloyd-Max levels (default: the held-out
+//   check weighs EDEN's and the fitted ones);
 //   "fs": IndexBQFastScan, the same plan scanned by fast scan, asymmetric
 //   float query only, not under HNSW nor over a binary index)
 //   binary      := a binary description (index_binary_factory) of the
@@ -38,6 +44,7 @@
 #include <faiss_bq/IndexBQFastScan.h>
 #include <faiss_bq/IndexBQRecurrent.h>
 #include <faiss_bq/IndexBQRefine.h>
+#include <faiss_bq/IndexBQTurbo.h>
 #include <faiss_bq/IndexFromBinary.h>
 #include <faiss_bq/IndexIVFBQ.h>
 #include <faiss_bq/IndexIVFBQFastScan.h>
@@ -169,9 +176,17 @@ struct BQRSpec {
     bool global_scales = false;
 };
 
+/// What a "BQT..." token asks for (nbits 0: not TurboQuant-prod).
+struct BQTSpec {
+    int nbits = 0;
+    bool rotated = true;
+    bool centered = true;
+};
+
 /// The typed form of a description with a faiss_bq core.
 struct FactorySpec {
     BQRSpec bqr;
+    BQTSpec bqt;
     enum class Wrapper { none, idmap, idmap2 } wrapper = Wrapper::none;
     std::vector<Token> transforms;
     BQSpec bq;
@@ -256,9 +271,10 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
                         description, t, where + " needs a budget (BQ<bytes>B)");
             }
             bq.matryoshka = true;
-        } else if (opt == "eden" || opt == "lm") {
+        } else if (opt == "eden" || opt == "tqmse" || opt == "lm") {
             once(seen_quantization);
             bq.quantization = opt == "eden" ? QuantizationChoice::eden
+                    : opt == "tqmse"        ? QuantizationChoice::turbo_mse
                                             : QuantizationChoice::lloyd_max;
         } else if (opt == "fs") {
             once(seen_fs);
@@ -286,17 +302,18 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
                     t,
                     "unknown " + where +
                             " (rot, axis, pca, ctr, noctr, sym, q4..q8, alloc, "
-                            "uniform, mrl, eden, lm, fs, scalar)");
+                            "uniform, mrl, eden, tqmse, lm, fs, scalar)");
         }
     }
-    if (bq.quantization == QuantizationChoice::eden &&
+    if ((bq.quantization == QuantizationChoice::eden ||
+         bq.quantization == QuantizationChoice::turbo_mse) &&
         (bq.allocation == AllocationChoice::allocated ||
          bq.transform == TransformChoice::pca)) {
         bad_token(
                 description,
                 t,
-                "_eden plans are uniform in a rotated (or _axis) basis: not "
-                "with _alloc or _pca");
+                "_eden and _tqmse plans are uniform in a rotated (or _axis) "
+                "basis: not with _alloc or _pca");
     }
     if (bq.budget_bytes > 0 && bq.estimator == Estimator::symmetric) {
         bad_token(
@@ -380,6 +397,60 @@ BQRSpec parse_bqr(const std::string& description, const Token& t) {
     return r;
 }
 
+/// Parses "BQT<bits>{_option}" (the whole token).
+BQTSpec parse_bqt(const std::string& description, const Token& t) {
+    BQTSpec r;
+    const std::string& s = t.text;
+    size_t i = 3; // "BQT"
+    if (!parse_int(s, i, r.nbits)) {
+        bad_token(
+                description,
+                t,
+                "BQT takes a number of bits per coordinate, 2..4 (BQT2)");
+    }
+    if (r.nbits < 2 || r.nbits > 4) {
+        bad_token(
+                description,
+                t,
+                "bit count " + std::to_string(r.nbits) +
+                        " is outside 2..4 (bits - 1 of MSE code and 1 of "
+                        "sketch)");
+    }
+    bool seen_axis = false, seen_noctr = false;
+    while (i < s.size()) {
+        if (s[i] != '_') {
+            bad_token(
+                    description,
+                    t,
+                    "expected '_' before an option at position " +
+                            std::to_string(t.pos + i));
+        }
+        const size_t opt_begin = ++i;
+        while (i < s.size() && s[i] != '_') {
+            i++;
+        }
+        const std::string opt = s.substr(opt_begin, i - opt_begin);
+        bool* seen = opt == "axis" ? &seen_axis
+                : opt == "noctr"   ? &seen_noctr
+                                   : nullptr;
+        const std::string where = "option '" + opt + "' at position " +
+                std::to_string(t.pos + opt_begin);
+        if (!seen) {
+            bad_token(
+                    description,
+                    t,
+                    "unknown " + where + " of BQT (axis, noctr)");
+        }
+        if (*seen) {
+            bad_token(description, t, where + " is repeated");
+        }
+        *seen = true;
+    }
+    r.rotated = !seen_axis;
+    r.centered = !seen_noctr;
+    return r;
+}
+
 /// "BQ..." or "HNSW[M]_BQ...": true and fills spec if t is a faiss_bq core.
 bool parse_core(
         const std::string& description,
@@ -388,6 +459,10 @@ bool parse_core(
     const std::string& s = t.text;
     if (starts_with(s, "BQR")) {
         spec.bqr = parse_bqr(description, t);
+        return true;
+    }
+    if (starts_with(s, "BQT")) {
+        spec.bqt = parse_bqt(description, t);
         return true;
     }
     if (starts_with(s, "BQ")) {
@@ -418,7 +493,7 @@ bool parse_core(
                     description,
                     t,
                     "a binary index stores uniform 1- or 2-bit plans "
-                    "(BQ1 or BQ2, axis or rot; no _fs, _eden, _lm)");
+                    "(BQ1 or BQ2, axis or rot; no _fs, _eden, _tqmse, _lm)");
         }
         spec.binary = {
                 s.substr(open + 1, s.size() - open - 2), t.pos + open + 1};
@@ -459,11 +534,12 @@ bool parse_ivf(
     if (!starts_with(s, "IVF") || !next || !starts_with(next->text, "BQ")) {
         return false; // FAISS's own IVF (IVF4096,Flat, IVF4096,PQ64x4fs, ...)
     }
-    if (starts_with(next->text, "BQR")) {
+    if (starts_with(next->text, "BQR") || starts_with(next->text, "BQT")) {
         bad_token(
                 description,
                 *next,
-                "recurrent codes (BQR) are flat only: no IVF over them");
+                "recurrent (BQR) and TurboQuant (BQT) codes are flat only: "
+                "no IVF over them");
     }
     size_t i = 3;
     if (!parse_int(s, i, spec.ivf_nlist) || spec.ivf_nlist < 1) {
@@ -620,6 +696,13 @@ faiss::Index* make_bq_core(
         r->estimator = spec.bqr.symmetric ? Estimator::symmetric
                                           : Estimator::asymmetric;
         r->random_init = spec.bqr.random_init;
+        return r.release();
+    }
+    if (spec.bqt.nbits > 0) {
+        auto r = std::make_unique<IndexBQTurbo>(d, spec.bqt.nbits, metric);
+        r->transform = spec.bqt.rotated ? Transform::random_rotation
+                                        : Transform::identity;
+        r->centered = spec.bqt.centered;
         return r.release();
     }
     if (!spec.binary.text.empty()) {
@@ -830,7 +913,9 @@ std::string bq_plan_string(
     }
     if (trainer.quantization != QuantizationChoice::automatic) {
         head += trainer.quantization == QuantizationChoice::eden ? "_eden"
-                                                                 : "_lm";
+                : trainer.quantization == QuantizationChoice::turbo_mse
+                ? "_tqmse"
+                : "_lm";
     }
     return plan_string(head, trainer);
 }
@@ -882,6 +967,11 @@ std::string faiss_core_string(const faiss::Index* index) {
                 (r->random_init ? "" : "_axis") +
                 (r->per_vector_scales ? "" : "_gscale") +
                 (r->estimator == Estimator::symmetric ? "_sym" : "");
+    }
+    if (auto r = dynamic_cast<const IndexBQTurbo*>(index)) {
+        return "BQT" + std::to_string(r->nbits) +
+                (r->transform == Transform::identity ? "_axis" : "") +
+                (r->centered ? "" : "_noctr");
     }
     if (auto ivf = dynamic_cast<const IndexIVFBQ*>(index)) {
         std::string head = "IVF" + std::to_string(ivf->nlist);

@@ -31,6 +31,10 @@
 //   fourcc | version | FAISS index header | n_stages | per_vector_scales |
 //   estimator | training options | code_size | mean | rotation |
 //   stage_scales | train_errors | codes | checksum
+// IndexBQTurbo, fourcc "BQTq", its own format version (kTurboVersion):
+//   fourcc | version | FAISS index header | nbits | transform | centered |
+//   seed | sketch_seed | code_size | plan center | plan rotation | plan
+//   thresholds | plan levels | sketch | codes | checksum
 // The checksum (64-bit FNV-1a) covers every byte after the fourcc, so a
 // flipped byte anywhere in a faiss_bq record is an error, not a silently
 // different index. Containers use FAISS's fourccs and layouts unchanged.
@@ -45,6 +49,7 @@
 #include <faiss_bq/IndexBQFastScan.h>
 #include <faiss_bq/IndexBQRecurrent.h>
 #include <faiss_bq/IndexBQRefine.h>
+#include <faiss_bq/IndexBQTurbo.h>
 #include <faiss_bq/IndexFromBinary.h>
 #include <faiss_bq/IndexIVFBQ.h>
 #include <faiss_bq/IndexIVFBQFastScan.h>
@@ -88,7 +93,9 @@ using faiss::fourcc;
 // 6: the plan's recall profile (k_factor_for, expected_recall).
 // 7: trainer.quantization, the plan's and each candidate's quantization
 // (EDEN).
-constexpr uint32_t kFormatVersion = 7;
+// 8: the same fields may hold TurboQuant-MSE (Quantization::turbo_mse,
+// QuantizationChoice::turbo_mse); the layout is version 7's.
+constexpr uint32_t kFormatVersion = 8;
 /// Dimensions beyond this are rejected before anything is sized by them.
 constexpr int64_t kMaxDim = 1 << 20;
 /// Vectors are grown by at most this many bytes per read, so a size field
@@ -567,6 +574,11 @@ void check_plan(const BinarizationPlan& p, int d, int nbits, size_t code_size) {
             code_size);
 }
 
+/// The largest Quantization a file of this version may hold.
+Quantization last_quantization(uint32_t version) {
+    return version >= 8 ? Quantization::turbo_mse : Quantization::eden;
+}
+
 /// Version 2: the plan's allocation and its evidence (after the plan);
 /// version 3 adds whether each candidate was a Matryoshka prefix, version 5
 /// the joint levels, version 6 the recall profile, version 7 the
@@ -609,9 +621,11 @@ void read_plan_allocation(
         c.allocated = get_bool(f, "candidate.allocated");
         c.prefix = version >= 3 && get_bool(f, "candidate.prefix");
         c.joint = version >= 5 && get_bool(f, "candidate.joint");
-        c.quantization = version >= 7
-                ? get_enum(f, "candidate.quantization", Quantization::eden)
-                : Quantization::lloyd_max;
+        c.quantization = version >= 7 ? get_enum(
+                                                f,
+                                                "candidate.quantization",
+                                                last_quantization(version))
+                                      : Quantization::lloyd_max;
         c.predicted_distortion = get<float>(f);
         c.heldout_distortion = get<float>(f);
     }
@@ -648,7 +662,7 @@ void read_plan_allocation(
                 size_t(rp.base_rows));
     }
     p.quantization = version >= 7
-            ? get_enum(f, "plan.quantization", Quantization::eden)
+            ? get_enum(f, "plan.quantization", last_quantization(version))
             : Quantization::lloyd_max;
 }
 
@@ -675,7 +689,11 @@ void read_allocation(IndexBQ* idx, faiss::IOReader* f, uint32_t version) {
     idx->trainer.joint_nibbles =
             version >= 5 && get_bool(f, "trainer.joint_nibbles");
     idx->trainer.quantization = version >= 7
-            ? get_enum(f, "trainer.quantization", QuantizationChoice::eden)
+            ? get_enum(
+                      f,
+                      "trainer.quantization",
+                      version >= 8 ? QuantizationChoice::turbo_mse
+                                   : QuantizationChoice::eden)
             : QuantizationChoice::automatic;
     read_plan_allocation(idx->plan, f, version);
 }
@@ -860,6 +878,105 @@ IndexBQRecurrent* read_IndexBQRecurrent(faiss::IOReader* f) {
             idx->codes.size() == size_t(idx->ntotal) * idx->code_size &&
                     (idx->is_trained || idx->ntotal == 0),
             "faiss_bq: IndexBQRecurrent holds %zu code bytes for ntotal=%ld "
+            "(is_trained=%d)",
+            idx->codes.size(),
+            long(idx->ntotal),
+            int(idx->is_trained));
+    return idx.release();
+}
+
+// ---- IndexBQTurbo (versioned on its own, as IndexBQRecurrent)
+
+constexpr uint32_t kTurboVersion = 1;
+
+void write_IndexBQTurbo(const IndexBQTurbo* idx, faiss::IOWriter* f) {
+    put(f, fourcc("BQTq"));
+    ChecksumWriter w(f);
+    put(&w, kTurboVersion);
+    write_header(idx, &w);
+    put(&w, idx->nbits);
+    put(&w, idx->transform);
+    put(&w, uint8_t(idx->centered));
+    put(&w, idx->seed);
+    put(&w, idx->sketch_seed);
+    put(&w, uint64_t(idx->code_size));
+    // The MSE plan is written in full so that a read index scores bit for
+    // bit as the written one; its other fields follow from these.
+    put_vector(&w, idx->plan.center);
+    put_vector(&w, idx->plan.rotation);
+    put_vector(&w, idx->plan.thresholds);
+    put_vector(&w, idx->plan.levels);
+    put_vector(&w, idx->sketch);
+    put_vector(&w, idx->codes);
+    put(f, w.sum.h);
+}
+
+IndexBQTurbo* read_IndexBQTurbo(faiss::IOReader* f) {
+    ChecksumReader r(f);
+    const uint32_t version = get<uint32_t>(&r);
+    FAISS_THROW_IF_NOT_FMT(
+            version >= 1 && version <= kTurboVersion,
+            "faiss_bq: IndexBQTurbo format version %u; this build reads 1..%u",
+            version,
+            kTurboVersion);
+    auto idx = std::make_unique<IndexBQTurbo>();
+    read_header(idx.get(), &r);
+    const int nbits = get<int>(&r);
+    const Transform transform =
+            get_enum(&r, "IndexBQTurbo.transform", Transform::pca);
+    FAISS_THROW_IF_NOT_FMT(
+            nbits >= 2 && nbits <= 4 && transform != Transform::pca &&
+                    (idx->metric_type == faiss::METRIC_L2 ||
+                     idx->metric_type == faiss::METRIC_INNER_PRODUCT),
+            "faiss_bq: bad IndexBQTurbo fields: nbits=%d transform=%s "
+            "metric=%d",
+            nbits,
+            transform_name(transform),
+            int(idx->metric_type));
+    idx->nbits = nbits;
+    idx->transform = transform;
+    idx->centered = get_bool(&r, "IndexBQTurbo.centered");
+    idx->seed = get<int>(&r);
+    idx->sketch_seed = get<int>(&r);
+    const uint64_t code_size = get<uint64_t>(&r);
+    idx->code_size = IndexBQTurbo::code_size_for(idx->d, nbits);
+    FAISS_THROW_IF_NOT_FMT(
+            code_size == idx->code_size,
+            "faiss_bq: IndexBQTurbo code_size=%lu, expected %zu for d=%d "
+            "nbits=%d",
+            (unsigned long)code_size,
+            idx->code_size,
+            idx->d,
+            nbits);
+    BinarizationPlan& p = idx->plan;
+    get_vector(&r, p.center, "IndexBQTurbo.plan.center");
+    get_vector(&r, p.rotation, "IndexBQTurbo.plan.rotation");
+    get_vector(&r, p.thresholds, "IndexBQTurbo.plan.thresholds");
+    get_vector(&r, p.levels, "IndexBQTurbo.plan.levels");
+    get_vector(&r, idx->sketch, "IndexBQTurbo.sketch");
+    get_vector(&r, idx->codes, "IndexBQTurbo.codes");
+    check_checksum(r, f, "IndexBQTurbo");
+    const size_t d = size_t(idx->d);
+    if (idx->is_trained) {
+        p.d = idx->d;
+        p.nbits = nbits - 1;
+        p.transform = transform;
+        p.centered = idx->centered;
+        p.seed = idx->seed;
+        p.quantization = Quantization::turbo_mse;
+        p.bits.assign(d, uint8_t(nbits - 1));
+        p.code_bytes = size_t(nbits - 1) * ((d + 7) / 8);
+        check_plan(p, idx->d, nbits - 1, idx->mse_code_size());
+    }
+    FAISS_THROW_IF_NOT_FMT(
+            !idx->is_trained || idx->sketch.size() == d * d,
+            "faiss_bq: IndexBQTurbo sketch of %zu values for d=%zu",
+            idx->sketch.size(),
+            d);
+    FAISS_THROW_IF_NOT_FMT(
+            idx->codes.size() == size_t(idx->ntotal) * idx->code_size &&
+                    (idx->is_trained || idx->ntotal == 0),
+            "faiss_bq: IndexBQTurbo holds %zu code bytes for ntotal=%ld "
             "(is_trained=%d)",
             idx->codes.size(),
             long(idx->ntotal),
@@ -1727,6 +1844,8 @@ void write_index(const faiss::Index* index, faiss::IOWriter* f) {
         write_IndexFromBinary(fb, f);
     } else if (auto rc = dynamic_cast<const IndexBQRecurrent*>(index)) {
         write_IndexBQRecurrent(rc, f);
+    } else if (auto tq = dynamic_cast<const IndexBQTurbo*>(index)) {
+        write_IndexBQTurbo(tq, f);
     } else if (typeid(*index) == typeid(faiss::IndexHNSW)) {
         write_IndexHNSW_BQ(static_cast<const faiss::IndexHNSW*>(index), f);
     } else if (auto map = dynamic_cast<const faiss::IndexIDMap*>(index)) {
@@ -1772,6 +1891,8 @@ faiss::Index* read_own_index(faiss::IOReader* f, uint32_t h, int io_flags) {
         return read_IndexBQFastScan(f, io_flags);
     } else if (h == fourcc("BQRc")) {
         return read_IndexBQRecurrent(f);
+    } else if (h == fourcc("BQTq")) {
+        return read_IndexBQTurbo(f);
     } else if (h == fourcc("BQiv") || h == fourcc("BQif")) {
         return read_IndexIVFBQ(f, h == fourcc("BQif"), io_flags);
     } else if (h == fourcc("IxMp") || h == fourcc("IxM2")) {

@@ -34,11 +34,19 @@ const char* estimator_name(Estimator e) {
 }
 
 const char* quantization_name(Quantization q) {
-    return q == Quantization::eden ? "eden" : "lloyd_max";
+    switch (q) {
+        case Quantization::lloyd_max:
+            return "lloyd_max";
+        case Quantization::eden:
+            return "eden";
+        case Quantization::turbo_mse:
+            return "turbo_mse";
+    }
+    return "?";
 }
 
 float BinarizationPlan::unit_scale(const float* y) const {
-    if (quantization != Quantization::eden) {
+    if (quantization == Quantization::lloyd_max) {
         return 1;
     }
     double norm2 = 0;
@@ -457,7 +465,13 @@ BinarizationPlan fit_eden_plan(
         int nbits,
         Transform transform,
         bool centered,
-        int seed) {
+        int seed,
+        Quantization quantization) {
+    FAISS_THROW_IF_NOT_FMT(
+            quantization != Quantization::lloyd_max,
+            "EDEN plan: quantization=%s: must be eden or turbo_mse (fit_plan "
+            "fits Lloyd-Max levels)",
+            quantization_name(quantization));
     FAISS_THROW_IF_NOT_FMT(
             nbits >= 1 && nbits <= 4,
             "EDEN plan: nbits=%d: must be in 1..4",
@@ -474,7 +488,7 @@ BinarizationPlan fit_eden_plan(
     plan.transform = transform;
     plan.centered = centered;
     plan.seed = seed;
-    plan.quantization = Quantization::eden;
+    plan.quantization = quantization;
     plan.bits.assign(d, uint8_t(nbits));
     plan.code_bytes = nbits * ((d + 7) / 8);
     fit_center_and_basis(plan, n, x);
@@ -690,6 +704,9 @@ std::string BinarizationPlan::report() const {
                 quantization == Quantization::eden
                         ? "EDEN (each vector scaled to norm sqrt(d), Gaussian "
                           "Lloyd-Max levels, unbiased scale), "
+                        : quantization == Quantization::turbo_mse
+                        ? "TurboQuant-MSE (each vector scaled to norm "
+                          "sqrt(d), Gaussian Lloyd-Max levels, MSE scale), "
                         : "",
                 centered ? "centred at the mean"
                          : "uncentred (thresholds at 0)",
@@ -726,7 +743,7 @@ std::string BinarizationPlan::report() const {
                 "coordinates (k-means from the product of their levels)\n");
     }
     if ((transform == Transform::random_rotation ||
-         quantization == Quantization::eden) &&
+         quantization != Quantization::lloyd_max) &&
         is_uniform()) {
         s += "  ";
         if (transform == Transform::random_rotation) {
@@ -734,8 +751,9 @@ std::string BinarizationPlan::report() const {
         }
         appendf(s,
                 "shared levels%s:",
-                quantization == Quantization::eden ? " (units of |y|/sqrt(d))"
-                                                   : "");
+                quantization != Quantization::lloyd_max
+                        ? " (units of |y|/sqrt(d))"
+                        : "");
         for (int q = 0; q < n_levels(); q++) {
             appendf(s, " %.4g", level(0, q));
         }
@@ -772,7 +790,10 @@ std::string BinarizationPlan::report() const {
                              : c.allocated ? "alloc<=" + std::to_string(c.nbits)
                                            : std::to_string(c.nbits)) +
                     (c.joint ? " joint" : "") +
-                    (c.quantization == Quantization::eden ? " eden" : "");
+                    (c.quantization == Quantization::lloyd_max
+                             ? ""
+                             : std::string(" ") +
+                                     quantization_name(c.quantization));
             appendf(s,
                     "    %-16s %-16s %-10s %-10s %14.4f %13.4f +- %.4f\n",
                     transform_name(c.transform),

@@ -42,6 +42,13 @@ enum class Quantization : uint8_t {
     /// code's estimate_scale |r|^2 / <r_hat, r> (codes.h) is then EDEN's
     /// unbiased scale.
     eden = 1,
+    /// TurboQuant-MSE (Zandieh et al., 2025): EDEN's encoder (the same
+    /// per-vector scaling to norm sqrt(d) and Gaussian Lloyd-Max levels),
+    /// but the code's estimate_scale is the MSE scale |r| / sqrt(d): the
+    /// reconstruction estimate_scale * r_hat is the quantizer's nearest
+    /// point to r, not an unbiased estimate of it (inner products shrink by
+    /// about 1 - the distortion of the levels).
+    turbo_mse = 2,
 };
 
 const char* transform_name(Transform t);
@@ -122,8 +129,9 @@ struct BinarizationPlan {
     Transform transform = Transform::identity;
     bool centered = false;
     int seed = 0; ///< seed of the random rotation (faiss::RandomRotationMatrix)
-    /// Fitted levels, or EDEN's: y scaled per vector to norm sqrt(d), fixed
-    /// Gaussian levels (uniform plans only; no joint nibbles).
+    /// Fitted levels, or EDEN's / TurboQuant-MSE's: y scaled per vector to
+    /// norm sqrt(d), fixed Gaussian levels (uniform plans only; no joint
+    /// nibbles).
     Quantization quantization = Quantization::lloyd_max;
 
     std::vector<float> center;   ///< d; zeros when not centred
@@ -205,7 +213,8 @@ struct BinarizationPlan {
     void apply_inverse(size_t n, const float* y, float* x) const;
 
     /// The factor by which a transformed vector y (d values) is multiplied
-    /// before quantize(): sqrt(d) / |y| under EDEN (0 for y = 0), else 1.
+    /// before quantize(): sqrt(d) / |y| under EDEN and TurboQuant-MSE (0 for
+    /// y = 0), else 1.
     float unit_scale(const float* y) const;
     /// Level index of value v of transformed coordinate j, in [0, 2^b_j)
     /// (v already multiplied by unit_scale(y)).
@@ -255,12 +264,13 @@ BinarizationPlan fit_plan(
 /// 1 bit +-0.7979; 2 bits +-0.4528, +-1.510).
 void gaussian_lloyd_max(int nbits, float* thresholds, float* levels);
 
-/// Fits an EDEN plan (Quantization::eden) on x (n x d): the centre (the mean,
-/// or zero uncentred) and the basis (a seeded random rotation, or identity)
+/// Fits an EDEN plan (Quantization::eden), or with quantization
+/// turbo_mse a TurboQuant-MSE plan, on x (n x d): the centre (the mean, or
+/// zero uncentred) and the basis (a seeded random rotation, or identity)
 /// from the sample, the levels from gaussian_lloyd_max for every coordinate.
 /// nbits in 1..4. Throws faiss::FaissException on nbits out of range, the
-/// PCA basis (EDEN's levels assume rotated coordinates), an empty sample or
-/// NaN / Inf in x.
+/// PCA basis (EDEN's levels assume rotated coordinates), quantization
+/// lloyd_max, an empty sample or NaN / Inf in x.
 BinarizationPlan fit_eden_plan(
         size_t n,
         size_t d,
@@ -268,7 +278,8 @@ BinarizationPlan fit_eden_plan(
         int nbits,
         Transform transform,
         bool centered,
-        int seed);
+        int seed,
+        Quantization quantization = Quantization::eden);
 
 /// Fits a centred plan in the given basis with bits allocated per coordinate
 /// under a budget of code_bytes bytes of bit planes: each coordinate's

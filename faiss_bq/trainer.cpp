@@ -441,6 +441,9 @@ std::vector<Candidate> allowed_candidates(
         bool pca_ok) {
     std::vector<Candidate> out;
     const bool budget = o.budget_bytes > 0;
+    const bool fitted_levels =
+            o.quantization == QuantizationChoice::automatic ||
+            o.quantization == QuantizationChoice::lloyd_max;
     const int uniform_bits =
             budget ? uniform_bits_within(o.budget_bytes, d) : o.nbits;
     if (!budget ||
@@ -458,7 +461,7 @@ std::vector<Candidate> allowed_candidates(
                     (o.centering == CenteringChoice::uncentered && c)) {
                     continue;
                 }
-                if (o.quantization != QuantizationChoice::eden) {
+                if (fitted_levels) {
                     out.push_back({t, c, uniform_bits, false});
                 }
                 // EDEN in both bases, as the fitted levels: its per-vector
@@ -468,14 +471,16 @@ std::vector<Candidate> allowed_candidates(
                 if (o.quantization != QuantizationChoice::lloyd_max &&
                     t != Transform::pca) {
                     Candidate e{t, c, uniform_bits, false};
-                    e.quantization = Quantization::eden;
+                    e.quantization =
+                            o.quantization == QuantizationChoice::turbo_mse
+                            ? Quantization::turbo_mse
+                            : Quantization::eden;
                     out.push_back(e);
                 }
             }
         }
     }
-    if (budget && o.allocation != AllocationChoice::uniform &&
-        o.quantization != QuantizationChoice::eden &&
+    if (budget && o.allocation != AllocationChoice::uniform && fitted_levels &&
         o.centering != CenteringChoice::uncentered) {
         for (Transform t :
              {Transform::identity,
@@ -533,7 +538,9 @@ std::string describe(const Candidate& c) {
                      : c.allocated ? "/allocated"
                                    : "/" + std::to_string(c.nbits) + "bit") +
             (c.joint ? "/joint" : "") +
-            (c.quantization == Quantization::eden ? "/eden" : "");
+            (c.quantization == Quantization::lloyd_max
+                     ? ""
+                     : std::string("/") + quantization_name(c.quantization));
 }
 
 BinarizationPlan fit_candidate(
@@ -554,9 +561,16 @@ BinarizationPlan fit_candidate(
                 c.prefix_bits,
                 o.fast_scan_layout);
     } else {
-        p = c.quantization == Quantization::eden
+        p = c.quantization != Quantization::lloyd_max
                 ? fit_eden_plan(
-                          n, d, x, c.nbits, c.transform, c.centered, o.seed)
+                          n,
+                          d,
+                          x,
+                          c.nbits,
+                          c.transform,
+                          c.centered,
+                          o.seed,
+                          c.quantization)
                 : fit_plan(n, d, x, c.nbits, c.transform, c.centered, o.seed);
         if (o.budget_bytes > 0) {
             p.code_bytes =
@@ -626,11 +640,14 @@ BinarizationPlan train_plan(
             int(o.metric));
 
     FAISS_THROW_IF_NOT_FMT(
-            o.quantization != QuantizationChoice::eden ||
+            (o.quantization != QuantizationChoice::eden &&
+             o.quantization != QuantizationChoice::turbo_mse) ||
                     (o.allocation != AllocationChoice::allocated &&
                      o.transform != TransformChoice::pca),
-            "quantization=eden with allocation=%s, transform=%s: EDEN plans "
-            "are uniform, in a rotated (or identity) basis",
+            "quantization=%s with allocation=%s, transform=%s: EDEN and "
+            "TurboQuant-MSE plans are uniform, in a rotated (or identity) "
+            "basis",
+            o.quantization == QuantizationChoice::eden ? "eden" : "turbo_mse",
             o.allocation == AllocationChoice::allocated ? "allocated"
                                                         : "not allocated",
             o.transform == TransformChoice::pca ? "pca" : "not pca");

@@ -23,8 +23,15 @@ enum class CenteringChoice : uint8_t { automatic, centered, uncentered };
 enum class AllocationChoice : uint8_t { automatic, allocated, uniform };
 /// How the levels are set (Quantization in plan.h): `automatic` weighs EDEN
 /// candidates (random rotation, uniform bits) beside the fitted Lloyd-Max
-/// ones; `eden` / `lloyd_max` keep only those.
-enum class QuantizationChoice : uint8_t { automatic, lloyd_max, eden };
+/// ones; `eden` / `lloyd_max` keep only those; `turbo_mse` keeps
+/// TurboQuant-MSE candidates only (EDEN's candidates with the MSE scale; not
+/// weighed under `automatic`: docs/rotation-quantizers.md says why).
+enum class QuantizationChoice : uint8_t {
+    automatic,
+    lloyd_max,
+    eden,
+    turbo_mse
+};
 
 struct TrainerOptions {
     int nbits = 1;
@@ -103,8 +110,8 @@ struct TrainerOptions {
 /// Throws faiss::FaissException on nbits not in {1, 2} (without a budget), a
 /// budget below 1 byte or above 4 bits per coordinate, a budget with the
 /// symmetric estimator, n < min_train_points, d <= 0, NaN / Inf in x, or
-/// quantization `eden` with allocation `allocated` or the PCA transform
-/// (EDEN plans are uniform, in a rotated basis).
+/// quantization `eden` or `turbo_mse` with allocation `allocated` or the PCA
+/// transform (EDEN plans are uniform, in a rotated basis).
 BinarizationPlan train_plan(
         size_t n,
         size_t d,

@@ -285,6 +285,9 @@ _add_vector_properties(IndexBQRecurrent, {  # noqa: F405
     "stage_scales": None,
     "train_errors": None,
 })
+_add_vector_properties(IndexBQTurbo, {  # noqa: F405
+    "sketch": lambda r: (r.d, r.d),
+})
 BinarizationPlan.candidates = property(  # noqa: F405
     lambda self: [self.candidate(i) for i in range(self.n_candidates())],
     doc="copies of the CandidateReports the trainer weighed")
@@ -322,15 +325,21 @@ def fit_plan(x, nbits, transform, centered, seed=1234):
                             nbits, transform, centered, seed)
 
 
-def fit_eden_plan(x, nbits, transform=None, centered=True, seed=1234):
+def fit_eden_plan(x, nbits, transform=None, centered=True, seed=1234,
+                  quantization=None):
     """An EDEN plan (Quantization_eden) for x (n, d): centre and basis
     (Transform_random_rotation by default, or Transform_identity) from x,
-    Gaussian Lloyd-Max levels, each vector scaled to norm sqrt(d)."""
+    Gaussian Lloyd-Max levels, each vector scaled to norm sqrt(d). With
+    quantization=Quantization_turbo_mse, TurboQuant-MSE's plan (the MSE
+    scale |r|/sqrt(d) in the codes)."""
     x = _matrix(x)
     if transform is None:
         transform = Transform_random_rotation  # noqa: F405
+    if quantization is None:
+        quantization = Quantization_eden  # noqa: F405
     return _swig.fit_eden_plan_c(x.shape[0], x.shape[1], faiss.swig_ptr(x),
-                                 nbits, transform, centered, seed)
+                                 nbits, transform, centered, seed,
+                                 quantization)
 
 
 def gaussian_lloyd_max(nbits):

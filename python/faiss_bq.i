@@ -65,6 +65,7 @@ typedef uint64_t size_t;
 #include <faiss_bq/IndexBQ.h>
 #include <faiss_bq/IndexBQFastScan.h>
 #include <faiss_bq/IndexBQRecurrent.h>
+#include <faiss_bq/IndexBQTurbo.h>
 #include <faiss_bq/IndexBinaryFlatFast.h>
 #include <faiss_bq/IndexBQRefine.h>
 #include <faiss_bq/IndexFromBinary.h>
@@ -181,6 +182,7 @@ static PyObject* faiss_bq_faiss_downcast(
     FAISS_BQ_DOWNCAST(faiss_bq::IndexBQRefine)
     FAISS_BQ_DOWNCAST(faiss_bq::IndexFromBinary)
     FAISS_BQ_DOWNCAST(faiss_bq::IndexBQRecurrent)
+    FAISS_BQ_DOWNCAST(faiss_bq::IndexBQTurbo)
 %enddef
 
 %define FAISS_BQ_INDEX_BINARY_CLASSES
@@ -300,6 +302,7 @@ static PyObject* faiss_bq_faiss_downcast(
 %include "faiss_bq/IndexBQRefine.h"
 %include "faiss_bq/IndexFromBinary.h"
 %include "faiss_bq/IndexBQRecurrent.h"
+%include "faiss_bq/IndexBQTurbo.h"
 %include "faiss_bq/IndexIVFBQ.h"
 %include "faiss_bq/IndexIVFBQFastScan.h"
 %include "faiss_bq/index_factory.h"

@@ -619,8 +619,8 @@ TEST(IndexIO, BadFilesThrow) {
     expect_read_throws(wrong_fourcc, "not recognized");
 
     Bytes future = good;
-    poke<uint32_t>(future, 4, 8);
-    expect_read_throws(future, "format version 8");
+    poke<uint32_t>(future, 4, 9);
+    expect_read_throws(future, "format version 9");
 
     // fourcc, version, d, ntotal, two unused words, is_trained: the metric.
     Bytes bad_metric = good;
