@@ -11,6 +11,7 @@
 #include <faiss_bq/IndexBQFastScan.h>
 #include <faiss_bq/IndexBQRecurrent.h>
 #include <faiss_bq/IndexBQRefine.h>
+#include <faiss_bq/IndexBQTurbo.h>
 #include <faiss_bq/IndexFromBinary.h>
 #include <faiss_bq/index_factory.h>
 #include <faiss_bq/kernels/kernels.h>
@@ -309,6 +310,13 @@ constexpr PlanChoice plan_choices[] = {
         // rotation as FAISS's IndexEDEN runs by default.
         {"eden", TransformChoice::random_rotation, QuantizationChoice::eden},
         {"eden axis", TransformChoice::identity, QuantizationChoice::eden},
+        // TurboQuant-MSE: EDEN's codes with the MSE scale.
+        {"tqmse",
+         TransformChoice::random_rotation,
+         QuantizationChoice::turbo_mse},
+        {"tqmse axis",
+         TransformChoice::identity,
+         QuantizationChoice::turbo_mse},
 };
 
 /// The one spelling of a BQ row's name: "BQ1 auto asym", "BQ2 rot asym q4".
@@ -352,9 +360,11 @@ void add_bq_methods(
                          make,
                          std::move(params)});
             }
-            if (plan.quantization == QuantizationChoice::eden &&
+            if ((plan.quantization == QuantizationChoice::eden ||
+                 plan.quantization == QuantizationChoice::turbo_mse) &&
                 estimator == Estimator::asymmetric) {
-                // EDEN's plan re-packed for fast scan (no joint twin).
+                // EDEN's (TurboQuant-MSE's) plan re-packed for fast scan (no
+                // joint twin).
                 methods.push_back(
                         {bq_name(nbits, plan.label, estimator) + " fs",
                          bq_name(nbits, plan.label, estimator),
@@ -426,6 +436,34 @@ void add_recurrent_methods(std::vector<Method>& methods, const Dataset& ds) {
                                              trained),
                                      faiss_flat));
                          }});
+            }
+        }
+    }
+}
+
+/// TurboQuant-prod (IndexBQTurbo), 2..4 bits per coordinate in all:
+/// "BQT<b> rot" and "BQT<b> axis" (with and without the random rotation),
+/// centred at the training mean, and the same uncentred ("... noctr"), as
+/// FAISS's SQtq<b> is.
+void add_turbo_methods(std::vector<Method>& methods, const Dataset& ds) {
+    for (int b = 2; b <= 4; b++) {
+        for (bool rotated : {true, false}) {
+            for (bool centered : {true, false}) {
+                const std::string name = "BQT" + std::to_string(b) +
+                        (rotated ? " rot" : " axis") +
+                        (centered ? "" : " noctr");
+                methods.push_back(
+                        {name,
+                         name,
+                         [d = ds.d, metric = ds.metric, b, rotated, centered] {
+                             auto t = std::make_unique<IndexBQTurbo>(
+                                     d, b, metric);
+                             t->transform = rotated ? Transform::random_rotation
+                                                    : Transform::identity;
+                             t->centered = centered;
+                             return IndexPtr(std::move(t));
+                         },
+                         nullptr});
             }
         }
     }
@@ -763,6 +801,7 @@ std::vector<Method> methods_to_run(const Dataset& ds, const Options& opt) {
     }
     add_baseline_methods(all, ds, !opt.skip_pq);
     add_recurrent_methods(all, ds);
+    add_turbo_methods(all, ds);
     for (size_t bytes : opt.budgets) {
         add_budget_methods(all, ds, bytes, !opt.skip_pq);
     }

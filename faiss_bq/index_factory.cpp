@@ -312,8 +312,12 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
         bad_token(
                 description,
                 t,
-                "_eden and _tqmse plans are uniform in a rotated (or _axis) "
-                "basis: not with _alloc or _pca");
+                std::string(
+                        bq.quantization == QuantizationChoice::eden
+                                ? "_eden"
+                                : "_tqmse") +
+                        " plans are uniform in a rotated (or _axis) basis: "
+                        "not with _alloc or _pca");
     }
     if (bq.budget_bytes > 0 && bq.estimator == Estimator::symmetric) {
         bad_token(

@@ -193,6 +193,8 @@ ERROR_SWEEP = [
     ("IndexBQ, nbits=3", lambda: faiss_bq.IndexBQ(64, 3, faiss.METRIC_L2), "nbits=3"),
     ("IndexBQ, d=-1", lambda: faiss_bq.IndexBQ(-1, 1, faiss.METRIC_L2), "d=-1"),
     ("IndexBQ, METRIC_L1", lambda: faiss_bq.IndexBQ(64, 1, faiss.METRIC_L1), "metric=2"),
+    ("IndexBQTurbo, nbits=1", lambda: faiss_bq.IndexBQTurbo(64, 1, faiss.METRIC_L2), "nbits=1 must be in 2..4"),
+    ("factory, BQT5", lambda: faiss_bq.index_factory(64, "BQT5"), "bit count 5 is outside 2..4"),
     ("IndexBQFastScan, nbits=5", lambda: faiss_bq.IndexBQFastScan(64, 5, faiss.METRIC_L2), "nbits=5"),
     ("IndexBinaryFlatFast, d=12", lambda: faiss_bq.IndexBinaryFlatFast(12), "d=12"),
     ("IndexFromBinary, wrong d", lambda: faiss_bq.IndexFromBinary(
