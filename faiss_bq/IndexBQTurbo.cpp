@@ -8,9 +8,9 @@
 #include <faiss_bq/impl/validate.h>
 #include <faiss_bq/kernels/kernels.h>
 
+#include <faiss/VectorTransform.h>
 #include <faiss/impl/FaissAssert.h>
 #include <faiss/utils/Heap.h>
-#include <faiss/utils/random.h>
 
 #include <algorithm>
 #include <cmath>
@@ -22,9 +22,17 @@ namespace {
 
 constexpr const char* kWho = "IndexBQTurbo";
 
-/// QJL's constant for Gaussian rows: E[sign(<s, e>) <s, y>] = sqrt(2/pi)
-/// <e, y> / |e|, so <e, y> ~ |e| sqrt(pi/2) / d <sign(S e), S y>.
-const double kQjlScale = std::sqrt(M_PI / 2);
+/** The weight w(d) of the sketch's sum, <e, y> ~ |e| w(d) <sign(Q e), Q y>,
+ * for Q a Haar-random orthogonal d x d matrix. Each row u of Q is uniform
+ * on the unit sphere, where E[sign(<u, e>) <u, y>] = E|u_1| <e, y> / |e| and
+ * E|u_1| = Gamma(d/2) / (sqrt(pi) Gamma((d+1)/2)); so w(d) = 1 / (d E|u_1|),
+ * unbiased over Q for every d. (QJL's Gaussian S, with sqrt(pi/2) / d, is
+ * the large-d limit for S = sqrt(d) Q; orthogonal rows have 0.6x its
+ * standard deviation at d = 32..512, measured in numpy.) */
+double qjl_weight(int d) {
+    return std::sqrt(M_PI) *
+            std::exp(std::lgamma((d + 1) / 2.0) - std::lgamma(d / 2.0)) / d;
+}
 
 int checked_nbits(int nbits) {
     FAISS_THROW_IF_NOT_FMT(
@@ -55,13 +63,13 @@ void times(size_t n, int d, const float* z, const float* s, float* x) {
     sgemm_("N", "N", &m, &nn, &k, &one, s, &ld, z, &ld, &zero, x, &ld);
 }
 
-/** One search query: the MSE part's scorer, the sketch's tables of S y',
+/** One search query: the MSE part's scorer, the sketch's tables of Q y',
  * and the scratch of a block. */
 struct TurboScanner {
     const IndexBQTurbo& index;
     QueryScorer mse;
     const size_t pb, cs, sketch_offset;
-    const float sketch_weight; ///< sqrt(pi/2) / d, times -2 for L2
+    const float sketch_weight; ///< qjl_weight(d), times -2 for L2
     std::vector<float> lut, scores, sketch_ips;
 
     static constexpr size_t block = QueryScorer::block_codes;
@@ -77,13 +85,13 @@ struct TurboScanner {
               cs(index.code_size),
               sketch_offset(index.mse_code_size()),
               sketch_weight(
-                      float(kQjlScale / index.d) *
+                      float(qjl_weight(index.d)) *
                       (index.metric_type == faiss::METRIC_L2 ? -2.f : 1.f)),
               lut(kernels::lut_groups(pb, 1) * kernels::lut_entries),
               scores(block),
               sketch_ips(block) {}
 
-    /// q, its y' = R (q - c) and z = S y'.
+    /// q, its y' = R (q - c) and z = Q y'.
     void set_query(const float* q, const float* y, const float* z) {
         mse.set_query(q, y);
         const int d = index.d;
@@ -167,8 +175,9 @@ void IndexBQTurbo::train(idx_t n, const float* x) {
             centered,
             seed,
             Quantization::turbo_mse);
-    sketch.resize(size_t(d) * d);
-    faiss::float_randn(sketch.data(), sketch.size(), sketch_seed);
+    faiss::RandomRotationMatrix rr(d, d);
+    rr.init(sketch_seed);
+    sketch = rr.A;
     is_trained = true;
 }
 
@@ -233,14 +242,14 @@ void IndexBQTurbo::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
         std::memcpy(mse_codes.data() + size_t(i) * mcs, code, mcs);
         float e_norm;
         std::memcpy(&e_norm, code + mcs + pb, sizeof(e_norm));
-        const float w = float(kQjlScale / d) * e_norm;
+        const float w = float(qjl_weight(d)) * e_norm;
         for (int j = 0; j < d; j++) {
             signs[size_t(i) * d + j] =
                     (code[mcs + (j >> 3)] >> (j & 7)) & 1 ? w : -w;
         }
     }
     decode_residuals(plan, layout, size_t(n), mse_codes.data(), y.data());
-    times(size_t(n), d, signs.data(), sketch.data(), e.data()); // S^T signs
+    times(size_t(n), d, signs.data(), sketch.data(), e.data()); // Q^T signs
     for (size_t t = 0; t < y.size(); t++) {
         y[t] += e[t];
     }

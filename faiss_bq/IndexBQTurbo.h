@@ -17,24 +17,27 @@ namespace faiss_bq {
  * training mean or zero). The MSE part is a TurboQuant-MSE plan
  * (Quantization::turbo_mse, fit_eden_plan): y scaled to norm sqrt(d),
  * Gaussian Lloyd-Max levels at nbits - 1 bits, reconstruction y_hat = (|y| /
- * sqrt(d)) r_hat. The sketch is QJL's: with S a d x d matrix of independent
- * N(0, 1) entries (seeded), the signs of S e for the residual e = y - y_hat,
- * and |e|. For any y', E_S[sign(<s, e>) <s, y'>] = sqrt(2/pi) <e, y'> / |e|
- * for a Gaussian row s, so
- *   <y, y'> ~ <y_hat, y'> + |e| sqrt(pi/2) / d <sign(S e), S y'>
- * is unbiased over S (the MSE part alone shrinks inner products).
+ * sqrt(d)) r_hat. The sketch is QJL's with orthogonal rows: with Q a seeded
+ * random orthogonal d x d matrix (faiss::RandomRotationMatrix), the signs of
+ * Q e for the residual e = y - y_hat, and |e|. Each row u of Q is uniform on
+ * the sphere, E[sign(<u, e>) <u, y'>] = E|u_1| <e, y'> / |e|, so
+ *   <y, y'> ~ <y_hat, y'> + |e| w(d) <sign(Q e), Q y'>,
+ *   w(d) = sqrt(pi) Gamma((d+1)/2) / (d Gamma(d/2))  (-> sqrt(pi/(2d)))
+ * is unbiased over Q (the MSE part alone shrinks inner products). QJL's
+ * Gaussian S (sqrt(pi/2) / d) is unbiased too; measured, orthogonal rows
+ * give 0.6x its standard deviation (docs/rotation-quantizers.md).
  *
  * Search, float query only, y' = R (q - c): the MSE part is IndexBQ's
  * asymmetric estimate of the plan's codes (QueryScorer: look-up tables over
  * its planes, the exact |y|^2 and <x - c, c> of codes.h), the sketch one
- * 256-entry table per byte of S y' (kernels::lut_scan_block). search()
+ * 256-entry table per byte of Q y' (kernels::lut_scan_block). search()
  * returns |y|^2 + |y'|^2 - 2 ip (METRIC_L2) or <c, q> + <x - c, c> + ip
  * (METRIC_INNER_PRODUCT), ip the estimate above.
  *
  * Code layout (code_size_for(d, nbits) bytes): the plan's code (nbits - 1
  * bit planes of ceil(d / 8) bytes, then |y|^2, |y| / sqrt(d) and <x - c,
  * c>: codes.h), then the sketch plane (ceil(d / 8) bytes, bit i set when
- * (S e)_i >= 0, LSB-first), then the float |e|.
+ * (Q e)_i >= 0, LSB-first), then the float |e|.
  */
 struct IndexBQTurbo : faiss::IndexFlatCodes {
     /// Total bits per coordinate, 2..4: nbits - 1 for the MSE code, 1 for
@@ -48,7 +51,8 @@ struct IndexBQTurbo : faiss::IndexFlatCodes {
     int seed = 1234;
     int sketch_seed = 4321;
 
-    /// The trained model: the MSE part's plan, and S (d x d, row-major).
+    /// The trained model: the MSE part's plan, and the sketch's Q (d x d,
+    /// row-major, orthogonal).
     BinarizationPlan plan;
     std::vector<float> sketch;
 
@@ -78,8 +82,7 @@ struct IndexBQTurbo : faiss::IndexFlatCodes {
 
     /// Encodes as the layout above.
     void sa_encode(idx_t n, const float* x, uint8_t* bytes) const override;
-    /// The unbiased reconstruction c + R^T (y_hat + |e| sqrt(pi/2) / d S^T
-    /// sign(S e)).
+    /// The unbiased reconstruction c + R^T (y_hat + |e| w(d) Q^T sign(Q e)).
     void sa_decode(idx_t n, const uint8_t* bytes, float* x) const override;
 
     void check_compatible_for_merge(const faiss::Index& other) const override;

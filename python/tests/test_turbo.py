@@ -3,6 +3,7 @@ _tqmse) and IndexBQTurbo (TurboQuant-prod, factory BQT<b>), checked against a
 numpy encoder and estimator written from the model's definition; factory,
 serialization, pickle and bad input."""
 import pickle
+from math import lgamma
 
 import numpy as np
 import pytest
@@ -73,9 +74,11 @@ def test_codes_and_scores_match_numpy(nbits, metric):
     R = plan.rotation if plan.rotation.size else np.eye(d)
     yq = (xq.astype(np.float64) - plan.center) @ R.T
     signs = np.where(got_bits, 1.0, -1.0)
-    S = index.sketch.astype(np.float64)
-    ip = yq @ y_hat.T + np.sqrt(np.pi / 2) / d * e_norm[None, :] * (
-        (yq @ S.T) @ signs.T)
+    Q = index.sketch.astype(np.float64)
+    np.testing.assert_allclose(Q @ Q.T, np.eye(d), atol=1e-5)
+    # 1 / (d E|u_1|), u uniform on the unit sphere of R^d
+    w = np.sqrt(np.pi) * np.exp(lgamma((d + 1) / 2) - lgamma(d / 2)) / d
+    ip = yq @ y_hat.T + w * e_norm[None, :] * ((yq @ Q.T) @ signs.T)
     r = (xb.astype(np.float64) - plan.center)
     if metric == faiss.METRIC_L2:
         want = (yq ** 2).sum(1)[:, None] + (r ** 2).sum(1)[None, :] - 2 * ip
