@@ -737,7 +737,7 @@ IndexBQ* read_IndexBQ(faiss::IOReader* f) {
     const bool budget = idx->budget_bytes > 0;
     FAISS_THROW_IF_NOT_FMT(
             (idx->nbits == 0) == budget && idx->d > 0 &&
-                    idx->budget_bytes <= size_t(idx->d) / 2,
+                    idx->budget_bytes <= max_budget_bytes(size_t(idx->d)),
             "faiss_bq: bad IndexBQ fields: nbits=%d budget_bytes=%zu d=%d",
             idx->nbits,
             idx->budget_bytes,
