@@ -89,13 +89,23 @@ int nearest_level(const std::vector<float>& levels, float v) {
     return best;
 }
 
+/// <a, b> over k floats, summed in order (inlined: k is 2..32, where a
+/// library call per codeword costs more than the products).
+inline float dot(const float* a, const float* b, int k) {
+    float s = 0;
+    for (int t = 0; t < k; t++) {
+        s += a[t] * b[t];
+    }
+    return s;
+}
+
 /// Index of the codeword of largest <c_j, v> (the nearest unit vector to
 /// the direction of v), the first on ties.
 int nearest_codeword(const float* codebook, int ncodes, int k, const float* v) {
     int best = 0;
     float best_ip = -HUGE_VALF;
     for (int j = 0; j < ncodes; j++) {
-        const float ip = faiss::fvec_inner_product(codebook + j * k, v, k);
+        const float ip = dot(codebook + j * k, v, k);
         if (ip > best_ip) {
             best_ip = ip;
             best = j;
@@ -232,8 +242,7 @@ void encode_row(
                 index.norm_levels, norm > 0 ? float(rb / norm) : 0.f);
         code[b] = uint8_t((l << m) | j);
         yhat_y += double(index.norm_levels[l]) *
-                faiss::fvec_inner_product(
-                          index.codebook.data() + size_t(j) * k, yb, k);
+                dot(index.codebook.data() + size_t(j) * k, yb, k);
     }
 }
 
@@ -287,7 +296,7 @@ struct BlockQuantScanner {
         for (int b = 0; b < index.n_blocks(); b++) {
             float* l = lut.data() + size_t(b) * kernels::lut_entries;
             for (int j = 0; j < ncodes; j++) {
-                const float ip = faiss::fvec_inner_product(
+                const float ip = dot(
                         index.codebook.data() + size_t(j) * k, yq + b * k, k);
                 for (int lv = 0; lv < nl; lv++) {
                     l[(lv << m) | j] = index.norm_levels[lv] * ip;
