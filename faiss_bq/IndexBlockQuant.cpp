@@ -374,7 +374,7 @@ std::vector<float> IndexBlockQuant::oblivious_norm_levels(
     return cached(LevelKey{D, k, n_levels, seed}, make_oblivious_levels);
 }
 
-IndexBlockQuant::IndexBlockQuant() : IndexBlockQuant(8, 8, 6) {}
+IndexBlockQuant::IndexBlockQuant() : IndexBlockQuant(8, 8, 8) {}
 
 IndexBlockQuant::IndexBlockQuant(
         idx_t d,

@@ -52,8 +52,9 @@ struct IndexBlockQuant : faiss::IndexFlatCodes {
     /// k: coordinates per block, 2..32, dividing padded_dim(d).
     int block_size = 8;
     /// m: bits of the direction index, 1..8 (2^m codewords); the other
-    /// 8 - m bits of the byte index the norm level.
-    int direction_bits = 6;
+    /// 8 - m bits of the byte index the norm level. Measured best (of 5..8,
+    /// docs/blockquant.md): 5 at k = 2, 7 at k = 4, 8 at k >= 8.
+    int direction_bits = 8;
     /// No training: center 0 and the norm levels of a random rotation.
     bool oblivious = true;
     /// Scale the estimate by |y|^2 / <y_hat, y> (else by |y|).
