@@ -285,6 +285,12 @@ _add_vector_properties(IndexBQRecurrent, {  # noqa: F405
     "stage_scales": None,
     "train_errors": None,
 })
+_add_vector_properties(IndexBlockQuant, {  # noqa: F405
+    "center": None,
+    "rotation": lambda b: (b.padded_d, b.d),
+    "codebook": lambda b: (1 << b.direction_bits, b.block_size),
+    "norm_levels": None,
+})
 BinarizationPlan.candidates = property(  # noqa: F405
     lambda self: [self.candidate(i) for i in range(self.n_candidates())],
     doc="copies of the CandidateReports the trainer weighed")
