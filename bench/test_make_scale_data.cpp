@@ -20,6 +20,7 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -45,10 +46,32 @@ std::string source_dir() {
             "/use512-wordnet";
 }
 
+/// This process's own folder under testing::TempDir() (made once, removed
+/// at exit): ctest runs tests in parallel, and other builds' tests may run
+/// on the same machine, so fixed names under /tmp collide.
+const std::string& scratch() {
+    struct Dir {
+        std::string path;
+        Dir() {
+            std::string t = testing::TempDir() + "faiss_bq_scale_XXXXXX";
+            if (!mkdtemp(t.data())) {
+                throw std::runtime_error("mkdtemp failed for " + t);
+            }
+            path = t + "/";
+        }
+        ~Dir() {
+            std::error_code ec;
+            fs::remove_all(path, ec);
+        }
+    };
+    static const Dir dir;
+    return dir.path;
+}
+
 /// Runs the tool with `args` and `threads` threads; returns its exit status
 /// and puts its output in `log`.
 int run_tool(const std::string& args, int threads, std::string& log) {
-    const std::string log_path = testing::TempDir() + "make_scale_data.log";
+    const std::string log_path = scratch() + "make_scale_data.log";
     const std::string t = std::to_string(threads);
     const std::string cmd = "OMP_NUM_THREADS=" + t +
             " OPENBLAS_NUM_THREADS=" + t + " " MAKE_SCALE_DATA " " + args +
@@ -190,7 +213,7 @@ double median_list_size(size_t d, const float* x) {
 }
 
 TEST(MakeScaleData, BadArgumentsAreNamedAndWriteNothing) {
-    const std::string out = testing::TempDir() + "scale_bad";
+    const std::string out = scratch() + "scale_bad";
     fs::remove_all(out);
     std::string log;
     EXPECT_NE(
@@ -231,8 +254,8 @@ TEST(MakeScaleData, BadArgumentsAreNamedAndWriteNothing) {
 TEST(MakeScaleData, GeneratedSetMatchesTheSourceAndIsReproducible) {
     FAISS_BQ_REQUIRE_DATA("use512-wordnet", real);
     const size_t d = real.d;
-    const std::string out_a = testing::TempDir() + "scale_a";
-    const std::string out_b = testing::TempDir() + "scale_b";
+    const std::string out_a = scratch() + "scale_a";
+    const std::string out_b = scratch() + "scale_b";
     const std::string args = "--source " + source_dir() + " --n " +
             std::to_string(kN) + " --nq " + std::to_string(kNq) + " --k " +
             std::to_string(kK) + " --seed 7 --out ";
@@ -359,7 +382,7 @@ TEST(MakeScaleData, GeneratedSetMatchesTheSourceAndIsReproducible) {
 TEST(MakeScaleData, OneClusterIsTheSingleScaleMixture) {
     FAISS_BQ_REQUIRE_DATA("use512-wordnet", real);
     const size_t d = real.d;
-    const std::string out = testing::TempDir() + "scale_k1";
+    const std::string out = scratch() + "scale_k1";
     std::string log;
     ASSERT_EQ(
             run_tool(

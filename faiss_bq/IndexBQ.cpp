@@ -41,12 +41,12 @@ size_t checked_budget_code_size(
         faiss::MetricType metric) {
     checked_code_size(d, 1, metric);
     FAISS_THROW_IF_NOT_FMT(
-            budget_bytes >= 1 && budget_bytes * 8 <= size_t(4 * d),
+            budget_bytes >= 1 && budget_bytes <= max_budget_bytes(size_t(d)),
             "IndexBQ: budget of %zu bytes for d=%ld: must be at least 1 byte "
-            "and at most 4 bits per coordinate (%ld bytes)",
+            "and at most 4 bits per coordinate (%zu bytes)",
             budget_bytes,
             long(d),
-            long(d / 2));
+            max_budget_bytes(size_t(d)));
     return budget_bytes + CodeLayout::factor_bytes;
 }
 

@@ -154,6 +154,7 @@ struct RecurrentScanner {
     std::vector<float> qscales;
     float qcorrection = 1;
     std::vector<int32_t> ham;
+    std::vector<uint32_t> better;
     float query_const = 0; ///< |y|^2 (L2) or <q, mean> (inner product)
 
     static constexpr size_t block = 256;
@@ -170,7 +171,8 @@ struct RecurrentScanner {
               stage_ips(block * index.n_stages),
               qcode(pb * index.n_stages),
               qscales(index.n_stages),
-              ham(block * index.n_stages * index.n_stages) {
+              ham(block * index.n_stages * index.n_stages),
+              better(block) {
         if (!symmetric) {
             lut.resize(kernels::lut_groups(pb, 1) * kernels::lut_entries);
         }
@@ -214,6 +216,60 @@ struct RecurrentScanner {
                 l[b] = s;
             }
         }
+    }
+
+    /// Pushes the scores of the m <= block codes at codes (ids j0 + i) into
+    /// the heap (D, I) of k entries, those of ids sel admits (null: all).
+    /// One-stage SDC is one fused kernel (Hamming distances, factors,
+    /// selection against the heap's worst): its float epilogue would
+    /// otherwise cost more than its popcounts.
+    template <class C>
+    void push_block(
+            const uint8_t* codes,
+            size_t m,
+            idx_t j0,
+            idx_t k,
+            float* D,
+            idx_t* I,
+            const faiss::IDSelector* sel) {
+        if (!(symmetric && ns == 1)) {
+            score_block(codes, m);
+            push_scores<C>(k, D, I, scores.data(), m, j0, sel);
+            return;
+        }
+        // the epilogue below at NS = 1: qc + f0 + k f1 s (d aq - 2 aq h),
+        // s the code's scale f2 or the stage's
+        const float s = index.per_vector_scales ? 1.f : index.stage_scales[0];
+        const float kq = qcorrection *
+                (index.metric_type == faiss::METRIC_L2 ? -2.f : 1.f) * s *
+                qscales[0];
+        kernels::HammingAffine a;
+        a.c = query_const;
+        a.alpha = kq * float(index.d);
+        a.beta = -2 * kq;
+        a.has_f2 = index.per_vector_scales;
+        const size_t nc = kernels::hamming_scores(
+                qcode.data(),
+                codes,
+                m,
+                pb,
+                cs,
+                a,
+                D[0],
+                !C::is_max,
+                scores.data(),
+                better.data());
+        push_selected<C>(
+                k,
+                D,
+                I,
+                scores.data(),
+                better.data(),
+                nc,
+                [j0](size_t e) { return j0 + idx_t(e); },
+                [j0, sel](size_t e) {
+                    return !sel || sel->is_member(j0 + idx_t(e));
+                });
     }
 
     /// scores[i] for the m <= block codes at codes: the kernels fill
@@ -581,8 +637,8 @@ void IndexBQRecurrent::search(
         s.set_query(xq + i * d, ys.data() + size_t(i) * d);
         for (idx_t jb = j0; jb < j1; jb += idx_t(block)) {
             const size_t m = std::min<size_t>(block, size_t(j1 - jb));
-            s.score_block(codes.data() + size_t(jb) * code_size, m);
-            push_scores<C>(k, D, I, s.scores.data(), m, jb, sel);
+            s.template push_block<C>(
+                    codes.data() + size_t(jb) * code_size, m, jb, k, D, I, sel);
         }
     };
     for (idx_t i0 = 0; i0 < n; i0 += chunk) {

@@ -5,7 +5,7 @@
 //   transform   := a FAISS vector transform ("PCA64", "L2norm", "OPQ16_64",
 //                  "RR64", "ITQ", "Pad128"), built by FAISS
 //   core        := bq | "HNSW" [M] "_" bq | bq "(" binary ")" | ivf "," bq
-//                  | bqr | bqt | any FAISS core
+//                  | bqr | bqt | bkq | any FAISS core
 //   bqr         := "BQR" stages {"_" ("sym" | "axis" | "gscale")}:
 //                  IndexBQRecurrent, stages 1..4 recurrent sign stages;
 //                  "sym": SDC by default; "axis": the fitted rotation
@@ -15,6 +15,11 @@
 //                  (TurboQuant-prod), bits 2..4 in all (bits - 1 of
 //                  TurboQuant-MSE code, 1 of QJL sketch); "axis": no
 //                  rotation; "noctr": not centred at the training mean
+//   bkq         := "BKQ" k "x" m {"_" ("obl" | "nocorr")}: IndexBlockQuant,
+//                  blocks of k rotated coordinates (2..32, dividing d
+//                  rounded up to a multiple of 8), one byte each: m bits of
+//                  direction (1..8), 8 - m of norm; "obl": the data-oblivious
+//                  mode (no training, centre 0); "nocorr": no unbiasing scale
 //   ivf         := "IVF" nlist ["_HNSW" M]: IndexIVFBQ (IndexIVFBQFastScan
 //                  with "_fs") over an IndexFlat (or IndexHNSWFlat) coarse
 //                  quantizer; asymmetric estimator only
@@ -38,13 +43,14 @@
 // A description whose core is not faiss_bq's goes to faiss::index_factory
 // unchanged. The nesting is FAISS's: IDMap(Refine(PreTransform(core))), so
 // the refine stage sees the vectors before any transform.
+#include <faiss_bq/IndexBQTurbo.h>
 #include <faiss_bq/index_factory.h>
 
 #include <faiss_bq/IndexBQ.h>
 #include <faiss_bq/IndexBQFastScan.h>
 #include <faiss_bq/IndexBQRecurrent.h>
 #include <faiss_bq/IndexBQRefine.h>
-#include <faiss_bq/IndexBQTurbo.h>
+#include <faiss_bq/IndexBlockQuant.h>
 #include <faiss_bq/IndexFromBinary.h>
 #include <faiss_bq/IndexIVFBQ.h>
 #include <faiss_bq/IndexIVFBQFastScan.h>
@@ -176,6 +182,14 @@ struct BQRSpec {
     bool global_scales = false;
 };
 
+/// What a "BKQ..." token asks for (block_size 0: not BlockQuant).
+struct BKQSpec {
+    int block_size = 0;
+    int direction_bits = 0;
+    bool oblivious = false;
+    bool unbiased = true;
+};
+
 /// What a "BQT..." token asks for (nbits 0: not TurboQuant-prod).
 struct BQTSpec {
     int nbits = 0;
@@ -187,6 +201,7 @@ struct BQTSpec {
 struct FactorySpec {
     BQRSpec bqr;
     BQTSpec bqt;
+    BKQSpec bkq;
     enum class Wrapper { none, idmap, idmap2 } wrapper = Wrapper::none;
     std::vector<Token> transforms;
     BQSpec bq;
@@ -401,6 +416,67 @@ BQRSpec parse_bqr(const std::string& description, const Token& t) {
     return r;
 }
 
+/// Parses "BKQ<k>x<m>{_option}" (the whole token).
+BKQSpec parse_bkq(const std::string& description, const Token& t) {
+    BKQSpec r;
+    const std::string& s = t.text;
+    size_t i = 3; // "BKQ"
+    if (!parse_int(s, i, r.block_size) || i >= s.size() || s[i] != 'x' ||
+        !parse_int(s, ++i, r.direction_bits)) {
+        bad_token(
+                description,
+                t,
+                "BKQ takes a block size and direction bits (BKQ8x6)");
+    }
+    if (r.block_size < 2 || r.block_size > 32) {
+        bad_token(
+                description,
+                t,
+                "block size " + std::to_string(r.block_size) +
+                        " is outside 2..32");
+    }
+    if (r.direction_bits < 1 || r.direction_bits > 8) {
+        bad_token(
+                description,
+                t,
+                "direction bits " + std::to_string(r.direction_bits) +
+                        " are outside 1..8");
+    }
+    bool seen_obl = false, seen_nocorr = false;
+    while (i < s.size()) {
+        if (s[i] != '_') {
+            bad_token(
+                    description,
+                    t,
+                    "expected '_' before an option at position " +
+                            std::to_string(t.pos + i));
+        }
+        const size_t opt_begin = ++i;
+        while (i < s.size() && s[i] != '_') {
+            i++;
+        }
+        const std::string opt = s.substr(opt_begin, i - opt_begin);
+        bool* seen = opt == "obl" ? &seen_obl
+                : opt == "nocorr" ? &seen_nocorr
+                                  : nullptr;
+        const std::string where = "option '" + opt + "' at position " +
+                std::to_string(t.pos + opt_begin);
+        if (!seen) {
+            bad_token(
+                    description,
+                    t,
+                    "unknown " + where + " of BKQ (obl, nocorr)");
+        }
+        if (*seen) {
+            bad_token(description, t, where + " is repeated");
+        }
+        *seen = true;
+    }
+    r.oblivious = seen_obl;
+    r.unbiased = !seen_nocorr;
+    return r;
+}
+
 /// Parses "BQT<bits>{_option}" (the whole token).
 BQTSpec parse_bqt(const std::string& description, const Token& t) {
     BQTSpec r;
@@ -463,6 +539,10 @@ bool parse_core(
     const std::string& s = t.text;
     if (starts_with(s, "BQR")) {
         spec.bqr = parse_bqr(description, t);
+        return true;
+    }
+    if (starts_with(s, "BKQ")) {
+        spec.bkq = parse_bkq(description, t);
         return true;
     }
     if (starts_with(s, "BQT")) {
@@ -535,6 +615,12 @@ bool parse_ivf(
         const Token* next,
         FactorySpec& spec) {
     const std::string& s = t.text;
+    if (starts_with(s, "IVF") && next && starts_with(next->text, "BKQ")) {
+        bad_token(
+                description,
+                *next,
+                "BlockQuant codes (BKQ) are flat only: no IVF over them");
+    }
     if (!starts_with(s, "IVF") || !next || !starts_with(next->text, "BQ")) {
         return false; // FAISS's own IVF (IVF4096,Flat, IVF4096,PQ64x4fs, ...)
     }
@@ -694,6 +780,16 @@ faiss::Index* make_bq_core(
         const FactorySpec& spec,
         const std::string& description,
         faiss::MetricType metric) {
+    if (spec.bkq.block_size > 0) {
+        auto b = std::make_unique<IndexBlockQuant>(
+                d,
+                spec.bkq.block_size,
+                spec.bkq.direction_bits,
+                metric,
+                spec.bkq.oblivious);
+        b->unbiased = spec.bkq.unbiased;
+        return b.release();
+    }
     if (spec.bqr.n_stages > 0) {
         auto r = std::make_unique<IndexBQRecurrent>(
                 d, spec.bqr.n_stages, metric, !spec.bqr.global_scales);
@@ -971,6 +1067,11 @@ std::string faiss_core_string(const faiss::Index* index) {
                 (r->random_init ? "" : "_axis") +
                 (r->per_vector_scales ? "" : "_gscale") +
                 (r->estimator == Estimator::symmetric ? "_sym" : "");
+    }
+    if (auto b = dynamic_cast<const IndexBlockQuant*>(index)) {
+        return "BKQ" + std::to_string(b->block_size) + "x" +
+                std::to_string(b->direction_bits) +
+                (b->oblivious ? "_obl" : "") + (b->unbiased ? "" : "_nocorr");
     }
     if (auto r = dynamic_cast<const IndexBQTurbo*>(index)) {
         return "BQT" + std::to_string(r->nbits) +

@@ -35,6 +35,10 @@
 //   fourcc | version | FAISS index header | nbits | transform | centered |
 //   seed | sketch_seed | code_size | plan center | plan rotation | plan
 //   thresholds | plan levels | sketch | codes | checksum
+// IndexBlockQuant, fourcc "BQbk", its own format version (kBlockQuantVersion):
+//   fourcc | version | FAISS index header | block_size | direction_bits |
+//   oblivious | unbiased | seed | max_train_points | padded_d | code_size |
+//   center | rotation | codebook | norm_levels | codes | checksum
 // The checksum (64-bit FNV-1a) covers every byte after the fourcc, so a
 // flipped byte anywhere in a faiss_bq record is an error, not a silently
 // different index. Containers use FAISS's fourccs and layouts unchanged.
@@ -50,6 +54,7 @@
 #include <faiss_bq/IndexBQRecurrent.h>
 #include <faiss_bq/IndexBQRefine.h>
 #include <faiss_bq/IndexBQTurbo.h>
+#include <faiss_bq/IndexBlockQuant.h>
 #include <faiss_bq/IndexFromBinary.h>
 #include <faiss_bq/IndexIVFBQ.h>
 #include <faiss_bq/IndexIVFBQFastScan.h>
@@ -755,7 +760,7 @@ IndexBQ* read_IndexBQ(faiss::IOReader* f) {
     const bool budget = idx->budget_bytes > 0;
     FAISS_THROW_IF_NOT_FMT(
             (idx->nbits == 0) == budget && idx->d > 0 &&
-                    idx->budget_bytes <= size_t(idx->d) / 2,
+                    idx->budget_bytes <= max_budget_bytes(size_t(idx->d)),
             "faiss_bq: bad IndexBQ fields: nbits=%d budget_bytes=%zu d=%d",
             idx->nbits,
             idx->budget_bytes,
@@ -878,6 +883,104 @@ IndexBQRecurrent* read_IndexBQRecurrent(faiss::IOReader* f) {
             idx->codes.size() == size_t(idx->ntotal) * idx->code_size &&
                     (idx->is_trained || idx->ntotal == 0),
             "faiss_bq: IndexBQRecurrent holds %zu code bytes for ntotal=%ld "
+            "(is_trained=%d)",
+            idx->codes.size(),
+            long(idx->ntotal),
+            int(idx->is_trained));
+    return idx.release();
+}
+
+// ---- IndexBlockQuant (versioned on its own, as IndexBQRecurrent)
+
+constexpr uint32_t kBlockQuantVersion = 1;
+
+void write_IndexBlockQuant(const IndexBlockQuant* idx, faiss::IOWriter* f) {
+    put(f, fourcc("BQbk"));
+    ChecksumWriter w(f);
+    put(&w, kBlockQuantVersion);
+    write_header(idx, &w);
+    put(&w, idx->block_size);
+    put(&w, idx->direction_bits);
+    put(&w, uint8_t(idx->oblivious));
+    put(&w, uint8_t(idx->unbiased));
+    put(&w, idx->seed);
+    put(&w, uint64_t(idx->max_train_points));
+    put(&w, idx->padded_d);
+    put(&w, uint64_t(idx->code_size));
+    put_vector(&w, idx->center);
+    put_vector(&w, idx->rotation);
+    put_vector(&w, idx->codebook);
+    put_vector(&w, idx->norm_levels);
+    put_vector(&w, idx->codes);
+    put(f, w.sum.h);
+}
+
+IndexBlockQuant* read_IndexBlockQuant(faiss::IOReader* f) {
+    ChecksumReader r(f);
+    const uint32_t version = get<uint32_t>(&r);
+    FAISS_THROW_IF_NOT_FMT(
+            version >= 1 && version <= kBlockQuantVersion,
+            "faiss_bq: IndexBlockQuant format version %u; this build reads "
+            "1..%u",
+            version,
+            kBlockQuantVersion);
+    auto idx = std::make_unique<IndexBlockQuant>();
+    read_header(idx.get(), &r);
+    idx->block_size = get<int>(&r);
+    idx->direction_bits = get<int>(&r);
+    FAISS_THROW_IF_NOT_FMT(
+            idx->metric_type == faiss::METRIC_L2 ||
+                    idx->metric_type == faiss::METRIC_INNER_PRODUCT,
+            "faiss_bq: bad IndexBlockQuant metric=%d",
+            int(idx->metric_type));
+    IndexBlockQuant::check_settings(
+            idx->d, idx->block_size, idx->direction_bits);
+    idx->oblivious = get_bool(&r, "oblivious");
+    idx->unbiased = get_bool(&r, "unbiased");
+    idx->seed = get<int>(&r);
+    idx->max_train_points = size_t(get<uint64_t>(&r));
+    idx->padded_d = get<int>(&r);
+    const uint64_t code_size = get<uint64_t>(&r);
+    idx->code_size = IndexBlockQuant::code_size_for(idx->d, idx->block_size);
+    FAISS_THROW_IF_NOT_FMT(
+            idx->padded_d == IndexBlockQuant::padded_dim(idx->d) &&
+                    code_size == idx->code_size,
+            "faiss_bq: IndexBlockQuant padded_d=%d code_size=%lu, expected "
+            "%d and %zu for d=%d block_size=%d",
+            idx->padded_d,
+            (unsigned long)code_size,
+            IndexBlockQuant::padded_dim(idx->d),
+            idx->code_size,
+            idx->d,
+            idx->block_size);
+    get_vector(&r, idx->center, "IndexBlockQuant.center");
+    get_vector(&r, idx->rotation, "IndexBlockQuant.rotation");
+    get_vector(&r, idx->codebook, "IndexBlockQuant.codebook");
+    get_vector(&r, idx->norm_levels, "IndexBlockQuant.norm_levels");
+    get_vector(&r, idx->codes, "IndexBlockQuant.codes");
+    check_checksum(r, f, "IndexBlockQuant");
+    const size_t d = size_t(idx->d), D = size_t(idx->padded_d);
+    FAISS_THROW_IF_NOT_FMT(
+            idx->center.size() == d && idx->rotation.size() == D * d &&
+                    idx->codebook.size() ==
+                            (size_t(1) << idx->direction_bits) *
+                                    idx->block_size &&
+                    idx->norm_levels.size() ==
+                            (size_t(1) << (8 - idx->direction_bits)),
+            "faiss_bq: IndexBlockQuant model sizes center=%zu rotation=%zu "
+            "codebook=%zu norm_levels=%zu for d=%zu block_size=%d "
+            "direction_bits=%d",
+            idx->center.size(),
+            idx->rotation.size(),
+            idx->codebook.size(),
+            idx->norm_levels.size(),
+            d,
+            idx->block_size,
+            idx->direction_bits);
+    FAISS_THROW_IF_NOT_FMT(
+            idx->codes.size() == size_t(idx->ntotal) * idx->code_size &&
+                    (idx->is_trained || idx->ntotal == 0),
+            "faiss_bq: IndexBlockQuant holds %zu code bytes for ntotal=%ld "
             "(is_trained=%d)",
             idx->codes.size(),
             long(idx->ntotal),
@@ -1846,6 +1949,8 @@ void write_index(const faiss::Index* index, faiss::IOWriter* f) {
         write_IndexBQRecurrent(rc, f);
     } else if (auto tq = dynamic_cast<const IndexBQTurbo*>(index)) {
         write_IndexBQTurbo(tq, f);
+    } else if (auto bk = dynamic_cast<const IndexBlockQuant*>(index)) {
+        write_IndexBlockQuant(bk, f);
     } else if (typeid(*index) == typeid(faiss::IndexHNSW)) {
         write_IndexHNSW_BQ(static_cast<const faiss::IndexHNSW*>(index), f);
     } else if (auto map = dynamic_cast<const faiss::IndexIDMap*>(index)) {
@@ -1889,10 +1994,12 @@ faiss::Index* read_own_index(faiss::IOReader* f, uint32_t h, int io_flags) {
         return read_IndexFromBinary(f, io_flags);
     } else if (h == fourcc("BQfs")) {
         return read_IndexBQFastScan(f, io_flags);
-    } else if (h == fourcc("BQRc")) {
-        return read_IndexBQRecurrent(f);
     } else if (h == fourcc("BQTq")) {
         return read_IndexBQTurbo(f);
+    } else if (h == fourcc("BQRc")) {
+        return read_IndexBQRecurrent(f);
+    } else if (h == fourcc("BQbk")) {
+        return read_IndexBlockQuant(f);
     } else if (h == fourcc("BQiv") || h == fourcc("BQif")) {
         return read_IndexIVFBQ(f, h == fourcc("BQif"), io_flags);
     } else if (h == fourcc("IxMp") || h == fourcc("IxM2")) {

@@ -549,12 +549,12 @@ BinarizationPlan fit_allocated_plan(
             transform_name(basis),
             code_bytes);
     FAISS_THROW_IF_NOT_FMT(
-            code_bytes >= 1 && code_bytes * 8 <= 4 * d,
+            code_bytes >= 1 && code_bytes <= max_budget_bytes(d),
             "budget of %zu bytes for d=%zu: must be at least 1 byte and at "
             "most 4 bits per coordinate (%zu bytes)",
             code_bytes,
             d,
-            d / 2);
+            max_budget_bytes(d));
     check_fit_input(n, d, x, basis);
     constexpr int max_bits = 4;
     BinarizationPlan plan;

@@ -55,6 +55,13 @@ const char* transform_name(Transform t);
 const char* estimator_name(Estimator e);
 const char* quantization_name(Quantization q);
 
+/// The largest byte budget of a plan's bit planes in dimension d: 4 bits
+/// per coordinate, as 4 planes of ceil(d / 8) bytes (a uniform 4-bit plan,
+/// EDEN's or Lloyd-Max's, when d is not a multiple of 8).
+inline size_t max_budget_bytes(size_t d) {
+    return 4 * ((d + 7) / 8);
+}
+
 /// One candidate the trainer weighed: the model's prediction and the
 /// held-out measurement.
 struct CandidateReport {

@@ -606,12 +606,12 @@ BinarizationPlan train_plan(
             "nbits=%d: must be 1 or 2",
             o.nbits);
     FAISS_THROW_IF_NOT_FMT(
-            !budget || o.budget_bytes * 8 <= 4 * d,
+            !budget || o.budget_bytes <= max_budget_bytes(d),
             "budget of %zu bytes for d=%zu: must be at least 1 byte and at "
             "most 4 bits per coordinate (%zu bytes)",
             o.budget_bytes,
             d,
-            d / 2);
+            max_budget_bytes(d));
     FAISS_THROW_IF_NOT_MSG(
             !o.matryoshka || budget,
             "matryoshka: prefix plans need a byte budget (budget_bytes > 0)");

@@ -285,6 +285,12 @@ _add_vector_properties(IndexBQRecurrent, {  # noqa: F405
     "stage_scales": None,
     "train_errors": None,
 })
+_add_vector_properties(IndexBlockQuant, {  # noqa: F405
+    "center": None,
+    "rotation": lambda b: (b.padded_d, b.d),
+    "codebook": lambda b: (1 << b.direction_bits, b.block_size),
+    "norm_levels": None,
+})
 _add_vector_properties(IndexBQTurbo, {  # noqa: F405
     "sketch": lambda r: (r.d, r.d),
 })

@@ -66,6 +66,7 @@ typedef uint64_t size_t;
 #include <faiss_bq/IndexBQFastScan.h>
 #include <faiss_bq/IndexBQRecurrent.h>
 #include <faiss_bq/IndexBQTurbo.h>
+#include <faiss_bq/IndexBlockQuant.h>
 #include <faiss_bq/IndexBinaryFlatFast.h>
 #include <faiss_bq/IndexBQRefine.h>
 #include <faiss_bq/IndexFromBinary.h>
@@ -181,8 +182,9 @@ static PyObject* faiss_bq_faiss_downcast(
     FAISS_BQ_DOWNCAST(faiss_bq::IndexIVFBQ)
     FAISS_BQ_DOWNCAST(faiss_bq::IndexBQRefine)
     FAISS_BQ_DOWNCAST(faiss_bq::IndexFromBinary)
-    FAISS_BQ_DOWNCAST(faiss_bq::IndexBQRecurrent)
     FAISS_BQ_DOWNCAST(faiss_bq::IndexBQTurbo)
+    FAISS_BQ_DOWNCAST(faiss_bq::IndexBQRecurrent)
+    FAISS_BQ_DOWNCAST(faiss_bq::IndexBlockQuant)
 %enddef
 
 %define FAISS_BQ_INDEX_BINARY_CLASSES
@@ -254,6 +256,7 @@ static PyObject* faiss_bq_faiss_downcast(
 %ignore faiss_bq::BinarizationPlan::unit_scale;
 %ignore faiss_bq::IndexBQ::layout;
 %ignore faiss_bq::IndexBQRecurrent::transform;
+%ignore faiss_bq::IndexBlockQuant::transform;
 %ignore faiss_bq::write_index(const faiss::Index*, FILE*);
 %ignore faiss_bq::read_index(FILE*, int);
 %ignore faiss_bq::write_index_binary(const faiss::IndexBinary*, FILE*);
@@ -303,6 +306,7 @@ static PyObject* faiss_bq_faiss_downcast(
 %include "faiss_bq/IndexFromBinary.h"
 %include "faiss_bq/IndexBQRecurrent.h"
 %include "faiss_bq/IndexBQTurbo.h"
+%include "faiss_bq/IndexBlockQuant.h"
 %include "faiss_bq/IndexIVFBQ.h"
 %include "faiss_bq/IndexIVFBQFastScan.h"
 %include "faiss_bq/index_factory.h"

@@ -378,6 +378,26 @@ TEST(Eden, BudgetAndFastScan) {
     EXPECT_GT(eden, 0u);
 }
 
+// When d is not a multiple of 8, 4 bits per coordinate take 4 padded
+// planes: 52 bytes at d = 100 (glove100's d), the largest budget there.
+TEST(Eden, FourBitsWhenDIsNotAMultipleOf8) {
+    const size_t n = 2000, d = 100;
+    const auto x = varied_rows(n, d, 9);
+    EXPECT_EQ(max_budget_bytes(d), 52u);
+    std::unique_ptr<faiss::Index> index(
+            index_factory(d, "BQ52B_uniform_eden", faiss::METRIC_L2));
+    index->train(n, x.data());
+    const auto& plan = dynamic_cast<IndexBQ&>(*index).plan;
+    EXPECT_EQ(plan.quantization, Quantization::eden);
+    EXPECT_EQ(plan.nbits, 4);
+    EXPECT_TRUE(plan.is_uniform());
+    EXPECT_EQ(plan.code_bytes, 52u);
+    test::expect_throw_naming(
+            [] { delete index_factory(100, "BQ53B", faiss::METRIC_L2); },
+            "budget of 53 bytes for d=100: must be at least 1 byte and at "
+            "most 4 bits per coordinate (52 bytes)");
+}
+
 TEST(Eden, FactoryStringsAndFiles) {
     const size_t n = 1000, d = 32;
     const auto x = varied_rows(n, d, 2);

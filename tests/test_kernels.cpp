@@ -506,6 +506,94 @@ TEST_P(KernelLevel, FastScanScoresEqualTheReference) {
     }
 }
 
+TEST_P(KernelLevel, HammingScoresEqualTheReference) {
+    std::mt19937 rng(13);
+    std::uniform_real_distribution<float> u(-2, 2);
+    // 300 codes: blocks of 16 and 256 and a tail; 64-byte planes (one
+    // 512-bit load) and 13 (d = 100, the generic path)
+    const size_t n = 300;
+    for (size_t nbytes : {size_t(64), size_t(13)}) {
+        const size_t stride = nbytes + 12;
+        std::vector<uint8_t> codes(n * stride), query(nbytes);
+        for (uint8_t& b : query) {
+            b = uint8_t(rng());
+        }
+        for (size_t i = 0; i < n; i++) {
+            for (size_t b = 0; b < nbytes; b++) {
+                codes[i * stride + b] = uint8_t(rng());
+            }
+            const float f[3] = {u(rng), u(rng), u(rng)};
+            std::memcpy(codes.data() + i * stride + nbytes, f, sizeof(f));
+        }
+        for (bool has_f2 : {false, true}) {
+            for (bool larger : {false, true}) {
+                kernels::HammingAffine a;
+                a.c = larger ? 1.25f : -0.5f;
+                a.alpha = 3.f;
+                a.beta = -0.0625f;
+                a.has_f2 = has_f2;
+                std::vector<float> got(n);
+                std::vector<uint32_t> got_better(n);
+                const float none = larger ? -HUGE_VALF : HUGE_VALF;
+                ASSERT_EQ(
+                        level().hamming_scores(
+                                query.data(),
+                                codes.data(),
+                                n,
+                                nbytes,
+                                stride,
+                                a,
+                                none,
+                                larger,
+                                got.data(),
+                                got_better.data()),
+                        n);
+                // the definition, in double
+                for (size_t i = 0; i < n; i++) {
+                    ASSERT_EQ(got_better[i], i);
+                    const uint8_t* c = codes.data() + i * stride;
+                    float f[3];
+                    std::memcpy(f, c + nbytes, sizeof(f));
+                    int h = 0;
+                    for (size_t b = 0; b < nbytes; b++) {
+                        h += __builtin_popcount(unsigned(c[b] ^ query[b]));
+                    }
+                    const double w = double(a.c) + f[0] +
+                            double(f[1]) * (has_f2 ? f[2] : 1.) *
+                                    (a.alpha + double(a.beta) * h);
+                    ASSERT_NEAR(got[i], w, 1e-5 * (1 + std::fabs(w)))
+                            << nbytes << " bytes, code " << i << ", f2 "
+                            << has_f2;
+                }
+                // a threshold: the positions strictly better, in order
+                std::vector<float> sorted = got;
+                std::sort(sorted.begin(), sorted.end());
+                const float worst = sorted[n / 3];
+                const size_t nc = level().hamming_scores(
+                        query.data(),
+                        codes.data(),
+                        n,
+                        nbytes,
+                        stride,
+                        a,
+                        worst,
+                        larger,
+                        got.data(),
+                        got_better.data());
+                std::vector<uint32_t> expect;
+                for (size_t i = 0; i < n; i++) {
+                    if (larger ? got[i] > worst : got[i] < worst) {
+                        expect.push_back(uint32_t(i));
+                    }
+                }
+                got_better.resize(nc);
+                EXPECT_EQ(got_better, expect)
+                        << nbytes << " bytes, larger " << larger;
+            }
+        }
+    }
+}
+
 TEST_P(KernelLevel, RowsToBlockEqualsTheReference) {
     std::mt19937 rng(11);
     const size_t bs = kernels::fast_scan_block;

@@ -206,5 +206,29 @@ void rows_to_block(
     active().rows_to_block(rows, row_stride, nrows, ncols, block);
 }
 
+size_t hamming_scores(
+        const uint8_t* query,
+        const uint8_t* codes,
+        size_t n,
+        size_t nbytes,
+        size_t stride,
+        const HammingAffine& a,
+        float worst,
+        bool larger_is_better,
+        float* out,
+        uint32_t* better) {
+    return active().hamming_scores(
+            query,
+            codes,
+            n,
+            nbytes,
+            stride,
+            a,
+            worst,
+            larger_is_better,
+            out,
+            better);
+}
+
 } // namespace kernels
 } // namespace faiss_bq

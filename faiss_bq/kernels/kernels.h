@@ -187,6 +187,31 @@ size_t fast_scan_scores(
         float* out,
         uint32_t* better);
 
+/// The float epilogue of a one-stage symmetric estimate (IndexBQRecurrent's
+/// SDC at 1 bit), fused with its Hamming distances.
+struct HammingAffine {
+    float c = 0, alpha = 0, beta = 0; ///< out = c + f0 + f1 f2 (alpha + beta h)
+    bool has_f2 = true;               ///< false: two factors, f2 = 1
+};
+
+/// out[i] = a.c + f0 + f1 * f2 * (a.alpha + a.beta * h) for the n codes at
+/// codes + i * stride (stride < 2^27): h = hamming(query, code, nbytes), f0,
+/// f1 (and f2) the floats stored at code + nbytes. Writes to better the
+/// positions whose score is strictly better than `worst`, in increasing
+/// order, and returns their count (as fast_scan_scores). The SIMD levels may
+/// fuse multiply-adds: equal to the reference within float rounding.
+size_t hamming_scores(
+        const uint8_t* query,
+        const uint8_t* codes,
+        size_t n,
+        size_t nbytes,
+        size_t stride,
+        const HammingAffine& a,
+        float worst,
+        bool larger_is_better,
+        float* out,
+        uint32_t* better);
+
 /// Rows of nrows <= 64 vectors (row v at rows + v * row_stride, its
 /// columns t < ncols) as one block of the fast-scan layout: block[64 t + v] =
 /// rows[v * row_stride + t] for t < ncols, zero for v >= nrows (padding
@@ -253,6 +278,17 @@ struct KernelTable {
             float*,
             uint32_t*);
     void (*rows_to_block)(const uint8_t*, size_t, size_t, size_t, uint8_t*);
+    size_t (*hamming_scores)(
+            const uint8_t*,
+            const uint8_t*,
+            size_t,
+            size_t,
+            size_t,
+            const HammingAffine&,
+            float,
+            bool,
+            float*,
+            uint32_t*);
 };
 
 /// The kernels of one level (tests compare every level with the reference).

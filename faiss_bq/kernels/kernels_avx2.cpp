@@ -410,6 +410,31 @@ void rows_to_block(
     }
 }
 
+size_t hamming_scores(
+        const uint8_t* query,
+        const uint8_t* codes,
+        size_t n,
+        size_t nbytes,
+        size_t stride,
+        const HammingAffine& a,
+        float worst,
+        bool larger_is_better,
+        float* out,
+        uint32_t* better) {
+    return hamming_scores_blocked(
+            hamming_block,
+            query,
+            codes,
+            n,
+            nbytes,
+            stride,
+            a,
+            worst,
+            larger_is_better,
+            out,
+            better);
+}
+
 } // namespace
 } // namespace avx2_level
 
@@ -429,6 +454,7 @@ const KernelTable& avx2_kernels() {
             avx2_level::fast_scan_accumulate,
             ref_kernels().fast_scan_scores,
             avx2_level::rows_to_block,
+            avx2_level::hamming_scores,
     };
     return table;
 }

@@ -713,6 +713,76 @@ void rows_to_block(
     }
 }
 
+/// hamming_scores (kernels.h): the distances of up to 256 codes, then their
+/// scores 16 at a time, the factors gathered (a code's stride apart) and
+/// the selection compressed in a register.
+size_t hamming_scores(
+        const uint8_t* query,
+        const uint8_t* codes,
+        size_t n,
+        size_t nbytes,
+        size_t stride,
+        const HammingAffine& a,
+        float worst,
+        bool larger_is_better,
+        float* out,
+        uint32_t* better) {
+    const __m512 c = _mm512_set1_ps(a.c), alpha = _mm512_set1_ps(a.alpha),
+                 beta = _mm512_set1_ps(a.beta),
+                 threshold = _mm512_set1_ps(worst);
+    const __m512i lanes = _mm512_setr_epi32(
+            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i offsets =
+            _mm512_mullo_epi32(lanes, _mm512_set1_epi32(int(stride)));
+    constexpr size_t chunk = 256;
+    alignas(64) int32_t h[chunk];
+    size_t count = 0;
+    for (size_t i0 = 0; i0 < n; i0 += chunk) {
+        const size_t m = std::min(chunk, n - i0);
+        const uint8_t* block = codes + i0 * stride;
+        hamming_block(query, block, m, nbytes, stride, h);
+        size_t j = 0;
+        for (; j + 16 <= m; j += 16) {
+            const uint8_t* f = block + j * stride + nbytes;
+            const __m512 f0 = _mm512_i32gather_ps(offsets, f, 1);
+            __m512 g = _mm512_i32gather_ps(offsets, f + 4, 1);
+            if (a.has_f2) {
+                g = _mm512_mul_ps(g, _mm512_i32gather_ps(offsets, f + 8, 1));
+            }
+            const __m512 e = _mm512_fmadd_ps(
+                    beta, _mm512_cvtepi32_ps(_mm512_load_si512(h + j)), alpha);
+            const __m512 o = _mm512_fmadd_ps(g, e, _mm512_add_ps(c, f0));
+            _mm512_storeu_ps(out + i0 + j, o);
+            const __mmask16 mask = larger_is_better
+                    ? _mm512_cmp_ps_mask(o, threshold, _CMP_GT_OQ)
+                    : _mm512_cmp_ps_mask(o, threshold, _CMP_LT_OQ);
+            if (mask) {
+                // compress in a register, then a plain store (as
+                // fast_scan_scores)
+                const __m512i idx =
+                        _mm512_add_epi32(lanes, _mm512_set1_epi32(int(i0 + j)));
+                _mm512_storeu_si512(
+                        (void*)(better + count),
+                        _mm512_maskz_compress_epi32(mask, idx));
+                count += size_t(__builtin_popcount(mask));
+            }
+        }
+        count += hamming_scores_of(
+                h + j,
+                block + j * stride,
+                m - j,
+                nbytes,
+                stride,
+                a,
+                worst,
+                larger_is_better,
+                i0 + j,
+                out + i0 + j,
+                better + count);
+    }
+    return count;
+}
+
 } // namespace
 } // namespace avx512_level
 
@@ -733,6 +803,7 @@ const KernelTable& avx512_kernels() {
             avx512_level::fast_scan_accumulate,
             avx512_level::fast_scan_scores,
             avx512_level::rows_to_block,
+            avx512_level::hamming_scores,
     };
     return table;
 }

@@ -225,6 +225,31 @@ void rows_to_block(
     }
 }
 
+size_t hamming_scores(
+        const uint8_t* query,
+        const uint8_t* codes,
+        size_t n,
+        size_t nbytes,
+        size_t stride,
+        const HammingAffine& a,
+        float worst,
+        bool larger_is_better,
+        float* out,
+        uint32_t* better) {
+    return hamming_scores_blocked(
+            hamming_block,
+            query,
+            codes,
+            n,
+            nbytes,
+            stride,
+            a,
+            worst,
+            larger_is_better,
+            out,
+            better);
+}
+
 } // namespace
 } // namespace ref_level
 
@@ -243,6 +268,7 @@ const KernelTable& ref_kernels() {
             ref_level::fast_scan_accumulate,
             ref_level::fast_scan_scores,
             ref_level::rows_to_block,
+            ref_level::hamming_scores,
     };
     return table;
 }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <type_traits>
 
 namespace faiss_bq {
@@ -36,6 +37,72 @@ void in_query_groups(size_t nq, Run run) {
                 break;
         }
     }
+}
+
+/// hamming_scores (kernels.h) from the n distances h of the codes at codes +
+/// i * stride, their positions numbered from `first`: every level's scalar
+/// epilogue (the reference, and the tails of the SIMD levels).
+inline size_t hamming_scores_of(
+        const int32_t* h,
+        const uint8_t* codes,
+        size_t n,
+        size_t nbytes,
+        size_t stride,
+        const HammingAffine& a,
+        float worst,
+        bool larger_is_better,
+        size_t first,
+        float* out,
+        uint32_t* better) {
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+        float f[3] = {0, 0, 1};
+        std::memcpy(f, codes + i * stride + nbytes, (a.has_f2 ? 3 : 2) * 4);
+        const float s =
+                a.c + f[0] + f[1] * f[2] * (a.alpha + a.beta * float(h[i]));
+        out[i] = s;
+        better[count] = uint32_t(first + i);
+        count += larger_is_better ? s > worst : s < worst;
+    }
+    return count;
+}
+
+/// hamming_scores in blocks of 64 codes: hamming_block of a level, then the
+/// scalar epilogue.
+template <class HammingBlock>
+size_t hamming_scores_blocked(
+        HammingBlock hamming_block,
+        const uint8_t* query,
+        const uint8_t* codes,
+        size_t n,
+        size_t nbytes,
+        size_t stride,
+        const HammingAffine& a,
+        float worst,
+        bool larger_is_better,
+        float* out,
+        uint32_t* better) {
+    constexpr size_t block = 64;
+    int32_t h[block];
+    size_t count = 0;
+    for (size_t i0 = 0; i0 < n; i0 += block) {
+        const size_t m = std::min(block, n - i0);
+        const uint8_t* c = codes + i0 * stride;
+        hamming_block(query, c, m, nbytes, stride, h);
+        count += hamming_scores_of(
+                h,
+                c,
+                m,
+                nbytes,
+                stride,
+                a,
+                worst,
+                larger_is_better,
+                i0,
+                out + i0,
+                better + count);
+    }
+    return count;
 }
 
 } // namespace kernels

@@ -196,6 +196,9 @@ ERROR_SWEEP = [
     ("IndexBQTurbo, nbits=1", lambda: faiss_bq.IndexBQTurbo(64, 1, faiss.METRIC_L2), "nbits=1 must be in 2..4"),
     ("factory, BQT5", lambda: faiss_bq.index_factory(64, "BQT5"), "bit count 5 is outside 2..4"),
     ("IndexBQFastScan, nbits=5", lambda: faiss_bq.IndexBQFastScan(64, 5, faiss.METRIC_L2), "nbits=5"),
+    ("IndexBlockQuant, block_size=16, d=100", lambda: faiss_bq.IndexBlockQuant(100, 16, 6),
+     "block_size=16 does not divide the padded dimension 104 (d=100"),
+    ("factory, BKQ8x9", lambda: faiss_bq.index_factory(64, "BKQ8x9"), "direction bits 9 are outside 1..8"),
     ("IndexBinaryFlatFast, d=12", lambda: faiss_bq.IndexBinaryFlatFast(12), "d=12"),
     ("IndexFromBinary, wrong d", lambda: faiss_bq.IndexFromBinary(
         faiss_bq.IndexBinaryFlatFast(128), 64, 1, faiss.METRIC_L2), "d=128 bits but the plan's codes have 64"),
