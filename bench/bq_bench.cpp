@@ -469,6 +469,28 @@ void add_turbo_methods(std::vector<Method>& methods, const Dataset& ds) {
     }
 }
 
+/// BlockQuant (IndexBlockQuant, docs/blockquant.md): one byte per block
+/// of k rotated coordinates, "BKQ<k>x<m>" trained (centred) and "... obl"
+/// (data-oblivious): k = 8 is a bit per coordinate, k = 4 two, k = 2 four.
+void add_blockquant_methods(std::vector<Method>& methods, const Dataset& ds) {
+    for (const char* key : {"BKQ8x8", "BKQ4x7", "BKQ2x5"}) {
+        for (bool oblivious : {false, true}) {
+            const std::string spec =
+                    std::string(key) + (oblivious ? "_obl" : "");
+            const std::string name =
+                    std::string(key) + (oblivious ? " obl" : "");
+            methods.push_back(
+                    {name,
+                     name,
+                     [d = ds.d, metric = ds.metric, spec] {
+                         return IndexPtr(
+                                 index_factory(int(d), spec.c_str(), metric));
+                     },
+                     nullptr});
+        }
+    }
+}
+
 /// IndexPQ with 8-bit codes in the bytes of BQ1's bit plane (d / 8); the
 /// largest M not above that which divides d, as IndexPQ requires.
 size_t pq_subquantizers(size_t d) {
@@ -802,6 +824,7 @@ std::vector<Method> methods_to_run(const Dataset& ds, const Options& opt) {
     add_baseline_methods(all, ds, !opt.skip_pq);
     add_recurrent_methods(all, ds);
     add_turbo_methods(all, ds);
+    add_blockquant_methods(all, ds);
     for (size_t bytes : opt.budgets) {
         add_budget_methods(all, ds, bytes, !opt.skip_pq);
     }
