@@ -277,54 +277,43 @@ void IndexBQTurbo::search(
     }
     const faiss::IDSelector* sel = params ? params->sel : nullptr;
     const size_t block = TurboScanner::block;
-    // The queries are transformed a chunk at a time: two matrix products
-    // instead of two matrix-vector products per query.
-    constexpr idx_t chunk = 1024;
     std::vector<float> ys, zs;
     const float* xq = nullptr;
-    for (idx_t i0 = 0; i0 < n; i0 += chunk) {
-        const idx_t m = std::min(chunk, n - i0);
-        xq = x + i0 * d;
-        ys.resize(size_t(m) * d);
-        zs.resize(size_t(m) * d);
-        plan.apply(size_t(m), xq, ys.data());
-        times_transpose(size_t(m), d, ys.data(), sketch.data(), zs.data());
-        auto run = [&](auto comparator) {
-            using C = decltype(comparator);
-            search_flat<C>(
-                    m,
-                    ntotal,
-                    k,
-                    block,
-                    distances + i0 * k,
-                    labels + i0 * k,
-                    [&]() { return TurboScanner(*this); },
-                    [&](TurboScanner& s,
-                        idx_t i,
-                        idx_t j0,
-                        idx_t j1,
-                        float* D,
-                        idx_t* I) {
-                        s.set_query(
-                                xq + i * d,
-                                ys.data() + size_t(i) * d,
-                                zs.data() + size_t(i) * d);
-                        for (idx_t jb = j0; jb < j1; jb += idx_t(block)) {
-                            const size_t mb =
-                                    std::min<size_t>(block, size_t(j1 - jb));
-                            s.score_block(
-                                    codes.data() + size_t(jb) * code_size, mb);
-                            push_scores<C>(
-                                    k, D, I, s.scores.data(), mb, jb, sel);
-                        }
-                    });
-        };
-        if (metric_type == faiss::METRIC_L2) {
-            run(faiss::CMax<float, idx_t>());
-        } else {
-            run(faiss::CMin<float, idx_t>());
-        }
-    }
+    search_flat_chunked(
+            n,
+            ntotal,
+            k,
+            metric_type,
+            block,
+            distances,
+            labels,
+            [&](idx_t i0, idx_t m) {
+                xq = x + i0 * d;
+                ys.resize(size_t(m) * d);
+                zs.resize(size_t(m) * d);
+                plan.apply(size_t(m), xq, ys.data());
+                times_transpose(
+                        size_t(m), d, ys.data(), sketch.data(), zs.data());
+            },
+            [&]() { return TurboScanner(*this); },
+            [&](TurboScanner& s,
+                idx_t i,
+                idx_t j0,
+                idx_t j1,
+                float* D,
+                idx_t* I,
+                auto tag) {
+                using C = decltype(tag);
+                s.set_query(
+                        xq + i * d,
+                        ys.data() + size_t(i) * d,
+                        zs.data() + size_t(i) * d);
+                for (idx_t jb = j0; jb < j1; jb += idx_t(block)) {
+                    const size_t m = std::min<size_t>(block, size_t(j1 - jb));
+                    s.score_block(codes.data() + size_t(jb) * code_size, m);
+                    push_scores<C>(k, D, I, s.scores.data(), m, jb, sel);
+                }
+            });
 }
 
 void IndexBQTurbo::check_compatible_for_merge(const faiss::Index& other) const {

@@ -561,54 +561,37 @@ void IndexBlockQuant::search(
     check_model(*this, "search");
     const faiss::IDSelector* sel = params ? params->sel : nullptr;
     const size_t block = BlockQuantScanner::block;
-    auto make = [&]() { return BlockQuantScanner(*this); };
-    // The queries are rotated a chunk at a time (one matrix product).
-    constexpr idx_t chunk = 1024;
     std::vector<float> ys;
     const float* xq = nullptr;
-    auto scan_range = [&](BlockQuantScanner& s,
-                          idx_t i,
-                          idx_t j0,
-                          idx_t j1,
-                          float* D,
-                          idx_t* I,
-                          auto tag) {
-        using C = decltype(tag);
-        s.set_query(xq + i * d, ys.data() + size_t(i) * padded_d);
-        for (idx_t jb = j0; jb < j1; jb += idx_t(block)) {
-            const size_t m = std::min<size_t>(block, size_t(j1 - jb));
-            s.score_block(codes.data() + size_t(jb) * code_size, m);
-            push_scores<C>(k, D, I, s.scores.data(), m, jb, sel);
-        }
-    };
-    for (idx_t i0 = 0; i0 < n; i0 += chunk) {
-        const idx_t m = std::min(chunk, n - i0);
-        xq = x + i0 * d;
-        ys.resize(size_t(m) * padded_d);
-        transform(m, xq, ys.data());
-        auto run = [&](auto comparator) {
-            using C = decltype(comparator);
-            search_flat<C>(
-                    m,
-                    ntotal,
-                    k,
-                    block,
-                    distances + i0 * k,
-                    labels + i0 * k,
-                    make,
-                    [&](BlockQuantScanner& s,
-                        idx_t i,
-                        idx_t j0,
-                        idx_t j1,
-                        float* D,
-                        idx_t* I) { scan_range(s, i, j0, j1, D, I, C()); });
-        };
-        if (metric_type == faiss::METRIC_L2) {
-            run(faiss::CMax<float, idx_t>());
-        } else {
-            run(faiss::CMin<float, idx_t>());
-        }
-    }
+    search_flat_chunked(
+            n,
+            ntotal,
+            k,
+            metric_type,
+            block,
+            distances,
+            labels,
+            [&](idx_t i0, idx_t m) {
+                xq = x + i0 * d;
+                ys.resize(size_t(m) * padded_d);
+                transform(m, xq, ys.data());
+            },
+            [&]() { return BlockQuantScanner(*this); },
+            [&](BlockQuantScanner& s,
+                idx_t i,
+                idx_t j0,
+                idx_t j1,
+                float* D,
+                idx_t* I,
+                auto tag) {
+                using C = decltype(tag);
+                s.set_query(xq + i * d, ys.data() + size_t(i) * padded_d);
+                for (idx_t jb = j0; jb < j1; jb += idx_t(block)) {
+                    const size_t m = std::min<size_t>(block, size_t(j1 - jb));
+                    s.score_block(codes.data() + size_t(jb) * code_size, m);
+                    push_scores<C>(k, D, I, s.scores.data(), m, jb, sel);
+                }
+            });
 }
 
 void IndexBlockQuant::check_compatible_for_merge(

@@ -226,4 +226,52 @@ void search_flat(
                 idx_t* I) { scan(scanner, i, j0, j1, D, I); });
 }
 
+/** search_flat over queries prepared a chunk at a time (one matrix product
+ * per chunk instead of one matrix-vector product per query), under the
+ * comparator of the metric (faiss::CMax for METRIC_L2, else faiss::CMin):
+ * prepare(i0, m) prepares queries i0 .. i0 + m - 1; scan(scanner, i, j0, j1,
+ * D, I, C()) pushes the scores of items [j0, j1) for query i of the chunk.
+ */
+template <class Prepare, class Make, class Scan>
+void search_flat_chunked(
+        faiss::Index::idx_t n,
+        faiss::Index::idx_t nb,
+        faiss::Index::idx_t k,
+        faiss::MetricType metric,
+        size_t unit,
+        float* distances,
+        faiss::Index::idx_t* labels,
+        Prepare prepare,
+        Make make,
+        Scan scan) {
+    using idx_t = faiss::Index::idx_t;
+    constexpr idx_t chunk = 1024;
+    for (idx_t i0 = 0; i0 < n; i0 += chunk) {
+        const idx_t m = std::min(chunk, n - i0);
+        prepare(i0, m);
+        auto run = [&](auto comparator) {
+            using C = decltype(comparator);
+            search_flat<C>(
+                    m,
+                    nb,
+                    k,
+                    unit,
+                    distances + i0 * k,
+                    labels + i0 * k,
+                    make,
+                    [&](auto& s,
+                        idx_t i,
+                        idx_t j0,
+                        idx_t j1,
+                        float* D,
+                        idx_t* I) { scan(s, i, j0, j1, D, I, C()); });
+        };
+        if (metric == faiss::METRIC_L2) {
+            run(faiss::CMax<float, idx_t>());
+        } else {
+            run(faiss::CMin<float, idx_t>());
+        }
+    }
+}
+
 } // namespace faiss_bq
