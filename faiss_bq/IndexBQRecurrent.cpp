@@ -9,6 +9,7 @@
 #include <faiss/impl/FaissAssert.h>
 #include <faiss/utils/Heap.h>
 #include <faiss/utils/random.h>
+#include <faiss/utils/utils.h>
 
 #include <algorithm>
 #include <cmath>
@@ -410,21 +411,11 @@ void IndexBQRecurrent::train(idx_t n, const float* x) {
     check_finite("training", size_t(n), size_t(d), x);
     checked_stages(n_stages);
     // A seeded subset when the sample is larger than max_train_points.
-    std::vector<float> sample;
     size_t ns = size_t(n);
-    if (ns > max_train_points) {
-        std::vector<int> perm(ns);
-        faiss::rand_perm(perm.data(), ns, seed);
-        ns = max_train_points;
-        sample.resize(ns * d);
-        for (size_t i = 0; i < ns; i++) {
-            std::copy(
-                    x + size_t(perm[i]) * d,
-                    x + size_t(perm[i] + 1) * d,
-                    sample.data() + i * d);
-        }
-        x = sample.data();
-    }
+    const float* xs = faiss::fvecs_maybe_subsample(
+            size_t(d), &ns, max_train_points, x, verbose, seed);
+    std::unique_ptr<const float[]> owned(xs != x ? xs : nullptr);
+    x = xs;
     std::vector<double> m(d, 0.0);
     for (size_t i = 0; i < ns; i++) {
         for (int j = 0; j < d; j++) {

@@ -10,11 +10,13 @@
 #include <faiss/utils/Heap.h>
 #include <faiss/utils/distances.h>
 #include <faiss/utils/random.h>
+#include <faiss/utils/utils.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <tuple>
 
@@ -434,21 +436,11 @@ void IndexBlockQuant::train(idx_t n, const float* x) {
             "2; the oblivious mode none)",
             kWho,
             long(n));
-    std::vector<float> sample;
     size_t ns = size_t(n);
-    if (ns > max_train_points) {
-        std::vector<int> perm(ns);
-        faiss::rand_perm(perm.data(), ns, seed);
-        ns = max_train_points;
-        sample.resize(ns * d);
-        for (size_t i = 0; i < ns; i++) {
-            std::copy(
-                    x + size_t(perm[i]) * d,
-                    x + size_t(perm[i] + 1) * d,
-                    sample.data() + i * d);
-        }
-        x = sample.data();
-    }
+    const float* xs = faiss::fvecs_maybe_subsample(
+            size_t(d), &ns, max_train_points, x, verbose, seed);
+    std::unique_ptr<const float[]> owned(xs != x ? xs : nullptr);
+    x = xs;
     std::vector<double> mean(d, 0.0);
     for (size_t i = 0; i < ns; i++) {
         for (int j = 0; j < d; j++) {
