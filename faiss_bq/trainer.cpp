@@ -2,6 +2,7 @@
 
 #include <faiss_bq/codes.h>
 #include <faiss_bq/impl/blas.h>
+#include <faiss_bq/impl/heldout.h>
 #include <faiss_bq/impl/validate.h>
 
 #include <faiss/Index.h>
@@ -20,64 +21,7 @@ namespace faiss_bq {
 namespace {
 
 using idx_t = faiss::Index::idx_t;
-constexpr size_t recall_k = 10;
-
-/// The held-out check: base vectors and, among them, the first nq as
-/// queries, which the candidates were not fitted on (a query's own row is
-/// excluded from its neighbours).
-struct HeldOut {
-    size_t d = 0, nb = 0, nq = 0;
-    std::vector<float> x;  ///< nb x d
-    std::vector<idx_t> gt; ///< nq x recall_k exact neighbours
-    faiss::MetricType metric = faiss::METRIC_L2;
-};
-
-/// Top recall_k of each query among the held-out base, excluding itself.
-/// Higher scores are better: `vecs_q` . `vecs_b` (inner product) or the
-/// negated squared L2 distance.
-std::vector<idx_t> top_k_excluding_self(
-        size_t nq,
-        size_t nb,
-        size_t dim,
-        const float* vq,
-        const float* vb,
-        bool l2) {
-    const size_t k1 = std::min(recall_k + 1, nb);
-    std::vector<float> dis(nq * k1);
-    std::vector<idx_t> ids(nq * k1);
-    if (l2) {
-        faiss::knn_L2sqr(vq, vb, dim, nq, nb, k1, dis.data(), ids.data());
-    } else {
-        faiss::knn_inner_product(
-                vq, vb, dim, nq, nb, k1, dis.data(), ids.data());
-    }
-    std::vector<idx_t> top(nq * recall_k, -1);
-    for (size_t i = 0; i < nq; i++) {
-        size_t o = 0;
-        for (size_t r = 0; r < k1 && o < recall_k; r++) {
-            if (ids[i * k1 + r] != idx_t(i)) {
-                top[i * recall_k + o++] = ids[i * k1 + r];
-            }
-        }
-    }
-    return top;
-}
-
-/// Per-query 10-recall@10 of `found` against the held-out ground truth.
-std::vector<float> recalls(const HeldOut& h, const std::vector<idx_t>& found) {
-    std::vector<float> r(h.nq);
-    for (size_t i = 0; i < h.nq; i++) {
-        const idx_t* g = h.gt.data() + i * recall_k;
-        const idx_t* f = found.data() + i * recall_k;
-        int hits = 0;
-        for (size_t a = 0; a < recall_k; a++) {
-            hits += g[a] >= 0 &&
-                    std::find(f, f + recall_k, g[a]) != f + recall_k;
-        }
-        r[i] = hits / float(recall_k);
-    }
-    return r;
-}
+constexpr size_t recall_k = heldout_recall_k;
 
 /// The estimator's ranking on the held-out part, written as a plain
 /// inner-product or L2 search over float vectors (the same arithmetic as
@@ -137,10 +81,8 @@ std::vector<float> heldout_recalls(
         Estimator estimator,
         const HeldOut& h) {
     const EstimatorVectors v = estimator_vectors(plan, estimator, h);
-    return recalls(
-            h,
-            top_k_excluding_self(
-                    h.nq, h.nb, v.dim, v.q.data(), v.b.data(), v.l2));
+    return h.recalls(top_k_excluding_self(
+            h.nq, h.nb, v.dim, v.q.data(), v.b.data(), v.l2));
 }
 
 /// C = A B^T for row-major A (na x d) and B (nb x d): C is na x nb.
@@ -512,25 +454,6 @@ std::vector<Candidate> allowed_candidates(
     return out;
 }
 
-float mean_of(const std::vector<float>& v) {
-    return v.empty()
-            ? 0.f
-            : float(std::accumulate(v.begin(), v.end(), 0.0) / v.size());
-}
-
-/// Standard error of the mean of v (per-query recalls or their differences).
-float stderr_of(const std::vector<float>& v) {
-    if (v.size() < 2) {
-        return 0;
-    }
-    const double m = mean_of(v);
-    double s2 = 0;
-    for (float x : v) {
-        s2 += (x - m) * (x - m);
-    }
-    return float(std::sqrt(s2 / (v.size() - 1) / v.size()));
-}
-
 std::string describe(const Candidate& c) {
     return std::string(transform_name(c.transform)) +
             (c.centered ? "/centred" : "/uncentred") +
@@ -581,15 +504,6 @@ BinarizationPlan fit_candidate(
         fit_joint_codebooks(p, n, x);
     }
     return p;
-}
-
-/// Rows of x at the given indices.
-std::vector<float> gather(const float* x, size_t d, const int* idx, size_t n) {
-    std::vector<float> out(n * d);
-    for (size_t i = 0; i < n; i++) {
-        std::copy_n(x + size_t(idx[i]) * d, d, out.data() + i * d);
-    }
-    return out;
 }
 
 } // namespace
@@ -653,19 +567,23 @@ BinarizationPlan train_plan(
             o.transform == TransformChoice::pca ? "pca" : "not pca");
     check_finite("training", n, d, x);
 
-    // Seeded split: the first nh rows of the permutation are held out, the
-    // next (up to max_fit_rows) fit the candidates.
-    std::vector<int> perm(n);
-    faiss::rand_perm(perm.data(), n, o.seed);
-    const size_t nh = std::min(
-            std::max<size_t>(20, size_t(n * o.heldout_fraction)),
-            o.max_heldout_base);
-    const size_t nfit = std::min(n - nh, o.max_fit_rows);
-    const std::vector<float> fit = gather(x, d, perm.data() + nh, nfit);
-
-    // Statistics and the final fit use the same seeded rows: held-out first.
+    // The seeded split (impl/heldout.h): the held-out check, the fitting
+    // rows, and for the statistics and the final fit the same rows with the
+    // held-out ones first.
+    const HeldOut h(
+            n,
+            d,
+            x,
+            o.metric,
+            o.seed,
+            o.heldout_fraction,
+            o.max_heldout_base,
+            o.max_heldout_queries,
+            o.max_fit_rows);
+    const size_t nh = h.n_heldout, nfit = h.n_fit;
+    const std::vector<float> fit = h.fit_rows(x);
     const size_t nall = std::min(n, o.max_fit_rows);
-    const std::vector<float> all = gather(x, d, perm.data(), nall);
+    const std::vector<float> all = h.rows(x, 0, nall);
     const double t_start = faiss::getmillisecs();
     auto say = [&](const char* fmt, auto... args) {
         if (o.verbose) {
@@ -681,24 +599,10 @@ BinarizationPlan train_plan(
         n,
         d,
         nh,
-        std::min(nh, o.max_heldout_queries),
+        h.nq,
         nfit);
     DatasetAnalysis analysis = analyze(nall, d, all.data());
     say("analysis of %zu rows done", nall);
-
-    HeldOut h;
-    h.d = d;
-    h.nb = std::min(n, o.max_heldout_base); // nh <= max_heldout_base
-    h.nq = std::min(nh, o.max_heldout_queries);
-    h.metric = o.metric;
-    h.x = gather(x, d, perm.data(), h.nb);
-    h.gt = top_k_excluding_self(
-            h.nq,
-            h.nb,
-            d,
-            h.x.data(),
-            h.x.data(),
-            o.metric == faiss::METRIC_L2);
 
     // The model scores (at most) 200 fitting rows as queries against the
     // next 2000: 400k pairs put its noise well under the gaps it explains.
@@ -781,11 +685,7 @@ BinarizationPlan train_plan(
     }
     // i measures no worse than j, within two standard errors (paired).
     auto tied = [&](size_t i, size_t j) {
-        std::vector<float> diff(h.nq);
-        for (size_t q = 0; q < h.nq; q++) {
-            diff[q] = decide_recalls[j][q] - decide_recalls[i][q];
-        }
-        return mean_of(diff) <= 2 * stderr_of(diff);
+        return tied_or_better(decide_recalls[i], decide_recalls[j]);
     };
     auto tied_with_best = [&](size_t i) { return tied(i, best); };
     // Among the candidates tied with the best: the cheapest, then the best.
