@@ -27,14 +27,16 @@
 //   option      := "rot" | "axis" | "pca" | "ctr" | "noctr" | "sym" |
 //                  "q" bits | "alloc" | "uniform" | "mrl" | "eden" | "tqmse" |
 //                  "lm" |
-//                  "fs" | "scalar"
+//                  "fs" | "scalar" | "family"
 //   ("alloc" / "uniform" force the kind of plan of a budget "BQ<bytes>B";
 //   "mrl": the model is Matryoshka-trained, prefix plans are candidates;
 //   "eden" / "tqmse" / "lm": force EDEN's levels / TurboQuant-MSE's (EDEN's
 //   with the MSE scale) / fitted Lloyd-Max levels (default: the held-out
 //   check weighs EDEN's and the fitted ones);
 //   "fs": IndexBQFastScan, the same plan scanned by fast scan, asymmetric
-//   float query only, not under HNSW nor over a binary index)
+//   float query only, not under HNSW nor over a binary index;
+//   "family": IndexBQFamily, the held-out check weighs this IndexBQ, BQR,
+//   BKQ and BQT at its bits per coordinate; no other option, flat only)
 //   binary      := a binary description (index_binary_factory) of the
 //                  plan's code bits: IndexFromBinary over that index
 //                  (nbits 1 or 2, no budget)
@@ -47,6 +49,7 @@
 #include <faiss_bq/index_factory.h>
 
 #include <faiss_bq/IndexBQ.h>
+#include <faiss_bq/IndexBQFamily.h>
 #include <faiss_bq/IndexBQFastScan.h>
 #include <faiss_bq/IndexBQRecurrent.h>
 #include <faiss_bq/IndexBQRefine.h>
@@ -172,6 +175,7 @@ struct BQSpec {
     CenteringChoice centering = CenteringChoice::automatic;
     Estimator estimator = Estimator::asymmetric;
     int query_bits = 0;
+    bool family = false; ///< "_family": IndexBQFamily
 };
 
 /// What a "BQR..." token asks for (n_stages 0: not recurrent).
@@ -241,7 +245,8 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
     }
     bool seen_transform = false, seen_centering = false, seen_sym = false,
          seen_q = false, seen_alloc = false, seen_mrl = false, seen_fs = false,
-         seen_scalar = false, seen_quantization = false;
+         seen_scalar = false, seen_quantization = false, seen_family = false;
+    size_t n_options = 0;
     while (i < s.size()) {
         if (s[i] != '_') {
             bad_token(
@@ -255,6 +260,7 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
             i++;
         }
         const std::string opt = s.substr(opt_begin, i - opt_begin);
+        n_options++;
         const std::string where = "option '" + opt + "' at position " +
                 std::to_string(t.pos + opt_begin);
         auto once = [&](bool& seen) {
@@ -291,6 +297,9 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
             bq.quantization = opt == "eden" ? QuantizationChoice::eden
                     : opt == "tqmse"        ? QuantizationChoice::turbo_mse
                                             : QuantizationChoice::lloyd_max;
+        } else if (opt == "family") {
+            once(seen_family);
+            bq.family = true;
         } else if (opt == "fs") {
             once(seen_fs);
             bq.fast_scan = true;
@@ -317,8 +326,15 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
                     t,
                     "unknown " + where +
                             " (rot, axis, pca, ctr, noctr, sym, q4..q8, alloc, "
-                            "uniform, mrl, eden, tqmse, lm, fs, scalar)");
+                            "uniform, mrl, eden, tqmse, lm, fs, scalar, family)");
         }
+    }
+    if (bq.family && n_options > 1) {
+        bad_token(
+                description,
+                t,
+                "_family weighs whole families of codes (IndexBQ's trainer "
+                "with its defaults, BQR, BKQ, BQT): it takes no other option");
     }
     if ((bq.quantization == QuantizationChoice::eden ||
          bq.quantization == QuantizationChoice::turbo_mse) &&
@@ -571,13 +587,14 @@ bool parse_core(
         if (spec.bq.budget_bytes > 0 || spec.bq.nbits > 2 ||
             spec.bq.transform == TransformChoice::pca ||
             spec.bq.allocation != AllocationChoice::automatic ||
-            spec.bq.matryoshka || spec.bq.fast_scan ||
+            spec.bq.matryoshka || spec.bq.fast_scan || spec.bq.family ||
             spec.bq.quantization != QuantizationChoice::automatic) {
             bad_token(
                     description,
                     t,
                     "a binary index stores uniform 1- or 2-bit plans "
-                    "(BQ1 or BQ2, axis or rot; no _fs, _eden, _tqmse, _lm)");
+                    "(BQ1 or BQ2, axis or rot; no _fs, _eden, _tqmse, _lm, "
+                    "_family)");
         }
         spec.binary = {
                 s.substr(open + 1, s.size() - open - 2), t.pos + open + 1};
@@ -596,12 +613,13 @@ bool parse_core(
             bad_token(description, t, "HNSW M must be in 2..4096");
         }
         spec.bq = parse_bq(description, t, bq_at + 1);
-        if (spec.bq.fast_scan) {
+        if (spec.bq.fast_scan || spec.bq.family) {
             bad_token(
                     description,
                     t,
-                    "HNSW stores its vectors in an IndexBQ: "
-                    "_fs does not apply");
+                    std::string("HNSW stores its vectors in an IndexBQ: ") +
+                            (spec.bq.fast_scan ? "_fs" : "_family") +
+                            " does not apply");
         }
         return true;
     }
@@ -655,6 +673,13 @@ bool parse_ivf(
                 "an IVF stores its own codes: no binary index");
     }
     spec.bq = parse_bq(description, *next, 0);
+    if (spec.bq.family) {
+        bad_token(
+                description,
+                *next,
+                "_family may choose a flat-only family (BQR, BKQ, BQT): no "
+                "IVF over it");
+    }
     if (spec.bq.estimator != Estimator::asymmetric) {
         bad_token(
                 description,
@@ -810,6 +835,11 @@ faiss::Index* make_bq_core(
     }
     if (spec.ivf_nlist > 0) {
         return make_ivf(d, spec, metric);
+    }
+    if (spec.bq.family) {
+        return spec.bq.budget_bytes > 0
+                ? new IndexBQFamily(d, CodeBudget{spec.bq.budget_bytes}, metric)
+                : new IndexBQFamily(d, spec.bq.nbits, metric);
     }
     auto bq = spec.bq.budget_bytes > 0
             ? std::make_unique<IndexBQ>(
@@ -1067,6 +1097,9 @@ std::string faiss_core_string(const faiss::Index* index) {
                 (r->random_init ? "" : "_axis") +
                 (r->per_vector_scales ? "" : "_gscale") +
                 (r->estimator == Estimator::symmetric ? "_sym" : "");
+    }
+    if (auto f = dynamic_cast<const IndexBQFamily*>(index)) {
+        return f->head() + "_family";
     }
     if (auto b = dynamic_cast<const IndexBlockQuant*>(index)) {
         return "BKQ" + std::to_string(b->block_size) + "x" +

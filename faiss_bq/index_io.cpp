@@ -39,6 +39,12 @@
 //   fourcc | version | FAISS index header | block_size | direction_bits |
 //   oblivious | unbiased | seed | max_train_points | padded_d | code_size |
 //   center | rotation | codebook | norm_levels | codes | checksum
+// IndexBQFamily, fourcc "BQFm", its own format version (kFamilyVersion):
+//   fourcc | version | FAISS index header | nbits | budget_bytes | seed |
+//   heldout_fraction | max_heldout_base | max_heldout_queries |
+//   max_fit_rows | candidate count | per candidate: key, code_size,
+//   heldout_recall, heldout_recall_stderr, train_seconds, left_out |
+//   chosen | reason | has index | the chosen index (recursively) | checksum
 // The checksum (64-bit FNV-1a) covers every byte after the fourcc, so a
 // flipped byte anywhere in a faiss_bq record is an error, not a silently
 // different index. Containers use FAISS's fourccs and layouts unchanged.
@@ -49,7 +55,10 @@
 #include <faiss_bq/clone_index.h>
 #include <faiss_bq/index_io.h>
 
+#include <faiss_bq/index_factory.h>
+
 #include <faiss_bq/IndexBQ.h>
+#include <faiss_bq/IndexBQFamily.h>
 #include <faiss_bq/IndexBQFastScan.h>
 #include <faiss_bq/IndexBQRecurrent.h>
 #include <faiss_bq/IndexBQRefine.h>
@@ -1243,6 +1252,120 @@ faiss::Index* read_IndexRefine(faiss::IOReader* f, int io_flags) {
     return idx.release();
 }
 
+// ---- IndexBQFamily (versioned on its own, as IndexBQRecurrent)
+
+constexpr uint32_t kFamilyVersion = 1;
+
+void write_IndexBQFamily(const IndexBQFamily* idx, faiss::IOWriter* f) {
+    put(f, fourcc("BQFm"));
+    ChecksumWriter w(f);
+    put(&w, kFamilyVersion);
+    write_header(idx, &w);
+    put(&w, idx->nbits);
+    put(&w, uint64_t(idx->budget_bytes));
+    put(&w, idx->seed);
+    put(&w, idx->heldout_fraction);
+    put(&w, uint64_t(idx->max_heldout_base));
+    put(&w, uint64_t(idx->max_heldout_queries));
+    put(&w, uint64_t(idx->max_fit_rows));
+    put(&w, uint64_t(idx->candidates.size()));
+    for (const FamilyCandidateReport& c : idx->candidates) {
+        put_string(&w, c.key);
+        put(&w, uint64_t(c.code_size));
+        put(&w, c.heldout_recall);
+        put(&w, c.heldout_recall_stderr);
+        put(&w, c.train_seconds);
+        put_string(&w, c.left_out);
+    }
+    put(&w, uint64_t(idx->chosen));
+    put_string(&w, idx->reason);
+    put(&w, uint8_t(idx->index != nullptr));
+    if (idx->index) {
+        faiss_bq::write_index(idx->index, &w);
+    }
+    put(f, w.sum.h);
+}
+
+IndexBQFamily* read_IndexBQFamily(faiss::IOReader* f, int io_flags) {
+    ChecksumReader r(f);
+    const uint32_t version = get<uint32_t>(&r);
+    FAISS_THROW_IF_NOT_FMT(
+            version >= 1 && version <= kFamilyVersion,
+            "faiss_bq: IndexBQFamily format version %u; this build reads 1..%u",
+            version,
+            kFamilyVersion);
+    auto idx = std::make_unique<IndexBQFamily>();
+    read_header(idx.get(), &r);
+    idx->nbits = get<int>(&r);
+    idx->budget_bytes = size_t(get<uint64_t>(&r));
+    idx->seed = get<int>(&r);
+    idx->heldout_fraction = get<float>(&r);
+    idx->max_heldout_base = size_t(get<uint64_t>(&r));
+    idx->max_heldout_queries = size_t(get<uint64_t>(&r));
+    idx->max_fit_rows = size_t(get<uint64_t>(&r));
+    IndexBQFamily::check_settings(
+            idx->d, idx->nbits, idx->budget_bytes, idx->metric_type);
+    const std::vector<std::string> keys =
+            family_candidates(idx->d, idx->nbits, idx->budget_bytes);
+    const uint64_t n_candidates = get<uint64_t>(&r);
+    FAISS_THROW_IF_NOT_FMT(
+            n_candidates == 0 || n_candidates == keys.size(),
+            "faiss_bq: IndexBQFamily holds %lu candidates; %s at d=%d has %zu",
+            (unsigned long)n_candidates,
+            idx->head().c_str(),
+            idx->d,
+            keys.size());
+    idx->candidates.resize(n_candidates);
+    for (FamilyCandidateReport& c : idx->candidates) {
+        c.key = get_string(&r, "IndexBQFamily.key");
+        c.code_size = size_t(get<uint64_t>(&r));
+        c.heldout_recall = get<float>(&r);
+        c.heldout_recall_stderr = get<float>(&r);
+        c.train_seconds = get<double>(&r);
+        c.left_out = get_string(&r, "IndexBQFamily.left_out");
+    }
+    idx->chosen = size_t(get<uint64_t>(&r));
+    idx->reason = get_string(&r, "IndexBQFamily.reason");
+    const bool has_index = get_bool(&r, "has_index");
+    if (has_index) {
+        idx->index = faiss_bq::read_index(&r, io_flags);
+    }
+    check_checksum(r, f, "IndexBQFamily");
+    for (size_t i = 0; i < idx->candidates.size(); i++) {
+        FAISS_THROW_IF_NOT_FMT(
+                idx->candidates[i].key == keys[i],
+                "faiss_bq: IndexBQFamily candidate %zu is '%s', expected '%s'",
+                i,
+                idx->candidates[i].key.c_str(),
+                keys[i].c_str());
+    }
+    FAISS_THROW_IF_NOT_FMT(
+            has_index == idx->is_trained &&
+                    (!has_index || idx->chosen < idx->candidates.size()) &&
+                    (has_index || idx->ntotal == 0),
+            "faiss_bq: IndexBQFamily is_trained=%d with%s a chosen index, "
+            "chosen=%zu of %zu candidates, ntotal=%ld",
+            int(idx->is_trained),
+            has_index ? "" : "out",
+            idx->chosen,
+            idx->candidates.size(),
+            long(idx->ntotal));
+    if (has_index) {
+        check_sub(idx.get(), idx->index, "IndexBQFamily");
+        const std::string kind = index_factory_string(idx->index);
+        FAISS_THROW_IF_NOT_FMT(
+                idx->index->metric_type == idx->metric_type &&
+                        kind == keys[idx->chosen],
+                "faiss_bq: IndexBQFamily chose '%s' but holds '%s' (metric "
+                "%d, expected %d)",
+                keys[idx->chosen].c_str(),
+                kind.c_str(),
+                int(idx->index->metric_type),
+                int(idx->metric_type));
+    }
+    return idx.release();
+}
+
 // ---- IndexBQRefine and IndexFromBinary
 
 void write_IndexBQRefine(const IndexBQRefine* idx, faiss::IOWriter* f) {
@@ -1951,6 +2074,8 @@ void write_index(const faiss::Index* index, faiss::IOWriter* f) {
         write_IndexBQTurbo(tq, f);
     } else if (auto bk = dynamic_cast<const IndexBlockQuant*>(index)) {
         write_IndexBlockQuant(bk, f);
+    } else if (auto fm = dynamic_cast<const IndexBQFamily*>(index)) {
+        write_IndexBQFamily(fm, f);
     } else if (typeid(*index) == typeid(faiss::IndexHNSW)) {
         write_IndexHNSW_BQ(static_cast<const faiss::IndexHNSW*>(index), f);
     } else if (auto map = dynamic_cast<const faiss::IndexIDMap*>(index)) {
@@ -2000,6 +2125,8 @@ faiss::Index* read_own_index(faiss::IOReader* f, uint32_t h, int io_flags) {
         return read_IndexBQRecurrent(f);
     } else if (h == fourcc("BQbk")) {
         return read_IndexBlockQuant(f);
+    } else if (h == fourcc("BQFm")) {
+        return read_IndexBQFamily(f, io_flags);
     } else if (h == fourcc("BQiv") || h == fourcc("BQif")) {
         return read_IndexIVFBQ(f, h == fourcc("BQif"), io_flags);
     } else if (h == fourcc("IxMp") || h == fourcc("IxM2")) {

@@ -110,5 +110,18 @@ bool load_real_data(const std::string& name, RealData& out, std::string& why) {
     return true;
 }
 
+void prefix(RealData& data, size_t nb, size_t nq) {
+    data.nb = std::min(data.nb, nb);
+    data.base.resize(data.nb * data.d);
+    data.nq = std::min(data.nq, nq);
+    data.queries.resize(data.nq * data.d);
+    data.gt = exact_knn(
+            data.d,
+            data.base,
+            data.queries,
+            data.gt_k,
+            faiss::METRIC_INNER_PRODUCT);
+}
+
 } // namespace test
 } // namespace faiss_bq

@@ -62,6 +62,11 @@ struct RealData {
 /// folder). Returns false, with a message in `why`, when it is absent.
 bool load_real_data(const std::string& name, RealData& out, std::string& why);
 
+/// Keeps the first nb base vectors and the first nq queries (where the set
+/// has more) and recomputes the ground truth (gt_k neighbours by inner
+/// product) for that base.
+void prefix(RealData& data, size_t nb, size_t nq);
+
 } // namespace test
 } // namespace faiss_bq
 
