@@ -297,6 +297,9 @@ _add_vector_properties(IndexBQTurbo, {  # noqa: F405
 BinarizationPlan.candidates = property(  # noqa: F405
     lambda self: [self.candidate(i) for i in range(self.n_candidates())],
     doc="copies of the CandidateReports the trainer weighed")
+IndexBQFamily.candidates = property(  # noqa: F405
+    lambda self: [self.candidate(i) for i in range(self.n_candidates())],
+    doc="copies of the FamilyCandidateReports the held-out check measured")
 # IndexBinaryFlatFast.xb stays the C++ vector (faiss.UInt8Vector), as
 # faiss.IndexBinaryFlat's: faiss.vector_to_array(index.xb) reads it.
 
@@ -378,6 +381,12 @@ def fit_compatible_map(x_new, x_old, fit=None, centre=True, ridge=1e-3):
     return _swig.fit_compatible_map_c(
         x_new.shape[0], x_new.shape[1], faiss.swig_ptr(x_new),
         x_old.shape[0], x_old.shape[1], faiss.swig_ptr(x_old), fit, centre, ridge)
+
+
+def family_candidates(d, nbits, budget_bytes=0):
+    """The factory strings IndexBQFamily weighs for an IndexBQ head (BQ<nbits>,
+    or BQ<budget_bytes>B when budget_bytes > 0) at dimension d."""
+    return family_candidates_joined(d, nbits, budget_bytes).split(",")  # noqa: F405
 
 
 def serialize_index(index):

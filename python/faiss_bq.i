@@ -67,6 +67,7 @@ typedef uint64_t size_t;
 #include <faiss_bq/IndexBQRecurrent.h>
 #include <faiss_bq/IndexBQTurbo.h>
 #include <faiss_bq/IndexBlockQuant.h>
+#include <faiss_bq/IndexBQFamily.h>
 #include <faiss_bq/IndexBinaryFlatFast.h>
 #include <faiss_bq/IndexBQRefine.h>
 #include <faiss_bq/IndexFromBinary.h>
@@ -185,6 +186,7 @@ static PyObject* faiss_bq_faiss_downcast(
     FAISS_BQ_DOWNCAST(faiss_bq::IndexBQTurbo)
     FAISS_BQ_DOWNCAST(faiss_bq::IndexBQRecurrent)
     FAISS_BQ_DOWNCAST(faiss_bq::IndexBlockQuant)
+    FAISS_BQ_DOWNCAST(faiss_bq::IndexBQFamily)
 %enddef
 
 %define FAISS_BQ_INDEX_BINARY_CLASSES
@@ -285,6 +287,24 @@ static PyObject* faiss_bq_faiss_downcast(
     }
 }
 %ignore faiss_bq::BinarizationPlan::candidates;
+%extend faiss_bq::IndexBQFamily {
+    size_t n_candidates() const {
+        return $self->candidates.size();
+    }
+    faiss_bq::FamilyCandidateReport candidate(size_t i) const {
+        FAISS_THROW_IF_NOT_FMT(
+                i < $self->candidates.size(),
+                "candidate %zu: the index has %zu candidates",
+                i,
+                $self->candidates.size());
+        return $self->candidates[i];
+    }
+}
+%ignore faiss_bq::IndexBQFamily::candidates;
+// family_candidates' list of strings: through a comma-joined string
+// (__init__.py splits it).
+%ignore faiss_bq::family_candidates;
+%ignore faiss_bq::IndexBQFamily::chosen_index;
 
 // CodeBudget(bytes) in Python, as the C++ aggregate CodeBudget{bytes}.
 %extend faiss_bq::CodeBudget {
@@ -307,6 +327,7 @@ static PyObject* faiss_bq_faiss_downcast(
 %include "faiss_bq/IndexBQRecurrent.h"
 %include "faiss_bq/IndexBQTurbo.h"
 %include "faiss_bq/IndexBlockQuant.h"
+%include "faiss_bq/IndexBQFamily.h"
 %include "faiss_bq/IndexIVFBQ.h"
 %include "faiss_bq/IndexIVFBQFastScan.h"
 %include "faiss_bq/index_factory.h"
@@ -316,6 +337,15 @@ static PyObject* faiss_bq_faiss_downcast(
 
 %inline %{
 namespace faiss_bq {
+
+/// family_candidates(d, nbits, budget_bytes), comma-joined.
+std::string family_candidates_joined(int d, int nbits, size_t budget_bytes) {
+    std::string s;
+    for (const std::string& key : family_candidates(d, nbits, budget_bytes)) {
+        s += (s.empty() ? "" : ",") + key;
+    }
+    return s;
+}
 
 /// Bytes per vector of IndexBQ for d dimensions and nbits (codes.h).
 size_t code_size(int d, int nbits);

@@ -199,6 +199,11 @@ ERROR_SWEEP = [
     ("IndexBlockQuant, block_size=16, d=100", lambda: faiss_bq.IndexBlockQuant(100, 16, 6),
      "block_size=16 does not divide the padded dimension 104 (d=100"),
     ("factory, BKQ8x9", lambda: faiss_bq.index_factory(64, "BKQ8x9"), "direction bits 9 are outside 1..8"),
+    ("IndexBQFamily, nbits=3", lambda: faiss_bq.IndexBQFamily(64, 3, faiss.METRIC_L2), "nbits=3"),
+    ("factory, BQ1_family_axis", lambda: faiss_bq.index_factory(64, "BQ1_family_axis"),
+     "_family weighs whole families"),
+    ("IndexBQFamily, train n=50", lambda: faiss_bq.IndexBQFamily(16, 1, faiss.METRIC_L2).train(
+        np.zeros((50, 16), "float32")), "n=50"),
     ("IndexBinaryFlatFast, d=12", lambda: faiss_bq.IndexBinaryFlatFast(12), "d=12"),
     ("IndexFromBinary, wrong d", lambda: faiss_bq.IndexFromBinary(
         faiss_bq.IndexBinaryFlatFast(128), 64, 1, faiss.METRIC_L2), "d=128 bits but the plan's codes have 64"),
