@@ -8,6 +8,7 @@
 #include "bench_tsv.h"
 
 #include <faiss_bq/IndexBQ.h>
+#include <faiss_bq/IndexBQFamily.h>
 #include <faiss_bq/IndexBQFastScan.h>
 #include <faiss_bq/IndexBQRecurrent.h>
 #include <faiss_bq/IndexBQRefine.h>
@@ -812,6 +813,33 @@ bool selected(const std::string& name, const std::vector<std::string>& items) {
             });
 }
 
+/// The choice among families (IndexBQFamily, docs/family.md): "BQ1 family",
+/// "BQ2 family" and "B<bytes> family" at each --budgets value; the note under
+/// the table names the chosen candidate and every candidate's held-out
+/// recall.
+void add_family_methods(
+        std::vector<Method>& methods,
+        const Dataset& ds,
+        const std::vector<size_t>& budgets) {
+    std::vector<std::pair<std::string, std::string>> rows = {
+            {"BQ1 family", "BQ1_family"}, {"BQ2 family", "BQ2_family"}};
+    for (size_t bytes : budgets) {
+        rows.push_back(
+                {budget_name(bytes, "family"),
+                 "BQ" + std::to_string(bytes) + "B_family"});
+    }
+    for (const auto& [name, spec] : rows) {
+        methods.push_back(
+                {name,
+                 name,
+                 [d = ds.d, metric = ds.metric, spec = spec] {
+                     return IndexPtr(
+                             index_factory(int(d), spec.c_str(), metric));
+                 },
+                 nullptr});
+    }
+}
+
 void add_hnsw_methods(std::vector<Method>& methods, const Dataset& ds);
 
 std::vector<Method> methods_to_run(const Dataset& ds, const Options& opt) {
@@ -825,6 +853,7 @@ std::vector<Method> methods_to_run(const Dataset& ds, const Options& opt) {
     add_recurrent_methods(all, ds);
     add_turbo_methods(all, ds);
     add_blockquant_methods(all, ds);
+    add_family_methods(all, ds, opt.budgets);
     for (size_t bytes : opt.budgets) {
         add_budget_methods(all, ds, bytes, !opt.skip_pq);
     }
@@ -1007,6 +1036,15 @@ Row measure(
             },
             min_timing_seconds);
     row.recall = recall_at_10(ds, top, k_recall);
+    if (auto fam = dynamic_cast<const IndexBQFamily*>(&index)) {
+        row.note = "chose " + fam->candidates[fam->chosen].key +
+                "; held-out 10-recall@10:";
+        for (const FamilyCandidateReport& c : fam->candidates) {
+            row.note += " " + c.key + " " +
+                    (c.left_out.empty() ? format("%.3f", c.heldout_recall)
+                                        : std::string("left out"));
+        }
+    }
     auto rf = dynamic_cast<const IndexBQRefine*>(&index);
     if (rf && !method.params) {
         row.note = "k_factor " + format("%.2f", rf->k_factor);

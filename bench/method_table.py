@@ -26,6 +26,7 @@ SPEED_SET = "use512-wordnet"
 # random rotation RR<d>)
 ROWS = [
     ("1 bit", "**faiss_bq, the trainer's choice**", "BQ1 auto asym"),
+    ("1 bit", "faiss_bq, the choice among families (`BQ1_family`)", "BQ1 family"),
     ("1 bit", "faiss_bq, the trainer's choice, fast scan", "BQ1 auto asym fs"),
     ("1 bit", "faiss_bq, symmetric (its own Hamming-like score)", "BQ1 auto sym"),
     ("1 bit", "sign bits, the common way (IndexBinaryFlat)", "BinaryFlat sign"),
@@ -39,6 +40,7 @@ ROWS = [
     ("1 bit", "BlockQuant `BKQ8x8_obl`, data-oblivious (faiss_bq)", "BKQ8x8 obl"),
     ("1 bit", "PQ fast scan, FAISS (d/4 4-bit codes)", "PQ{d4}x4fs"),
     ("2 bits", "**faiss_bq, the trainer's choice**", "BQ2 auto asym"),
+    ("2 bits", "faiss_bq, the choice among families (`BQ2_family`)", "BQ2 family"),
     ("2 bits", "faiss_bq, the trainer's choice, fast scan", "BQ2 auto asym fs"),
     ("2 bits", "faiss_bq, symmetric", "BQ2 auto sym"),
     ("2 bits", "EDEN, faiss_bq (`_eden`)", "BQ2 eden asym"),
@@ -54,9 +56,11 @@ ROWS = [
     ("2 bits", "BlockQuant `BKQ4x7_obl`, data-oblivious (faiss_bq)", "BKQ4x7 obl"),
     ("2 bits", "PQ fast scan, FAISS (d/2 4-bit codes)", "PQ{d2}x4fs"),
     ("3 bits", "**faiss_bq, the trainer's choice**", "B{B3} auto"),
+    ("3 bits", "faiss_bq, the choice among families (`BQ<B>B_family`)", "B{B3} family"),
     ("3 bits", "TurboQuant-prod, faiss_bq (`BQT3`, best of rotated / axis)", "BQT3 rot|BQT3 axis"),
     ("3 bits", "TurboQuant-prod, FAISS (best of bare / RR)", "FAISS SQtq3|FAISS RR{d},SQtq3"),
     ("4 bits", "**faiss_bq, the trainer's choice**", "B{B4} auto"),
+    ("4 bits", "faiss_bq, the choice among families (`BQ<B>B_family`)", "B{B4} family"),
     ("4 bits", "EDEN, faiss_bq", "B{B4} uniform eden"),
     ("4 bits", "EDEN, FAISS (best of bare / after RR)", "FAISS EDEN4|FAISS RR{d},EDEN4"),
     ("4 bits", "BlockQuant `BKQ2x5`, trained (faiss_bq)", "BKQ2x5"),

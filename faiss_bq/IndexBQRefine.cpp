@@ -1,6 +1,7 @@
 #include <faiss_bq/IndexBQRefine.h>
 
 #include <faiss_bq/IndexBQ.h>
+#include <faiss_bq/IndexBQFamily.h>
 #include <faiss_bq/estimators.h>
 #include <faiss_bq/impl/validate.h>
 
@@ -87,11 +88,15 @@ RefineOptions resolve(
     return o;
 }
 
-/// The first stage when it is an IndexBQ with a uniform plan searched with
-/// the asymmetric estimator (what the error model covers), else null.
+/// The first stage when it is an IndexBQ (or an IndexBQFamily that chose
+/// one) with a uniform plan searched with the asymmetric estimator (what the
+/// error model covers), else null.
 const IndexBQ* bounded_first_stage(
         const faiss::Index* base,
         const faiss::SearchParameters* base_params) {
+    if (auto family = dynamic_cast<const IndexBQFamily*>(base)) {
+        base = family->index;
+    }
     auto bq = dynamic_cast<const IndexBQ*>(base);
     if (!bq || !bq->plan.is_uniform()) {
         return nullptr;

@@ -161,6 +161,29 @@ TEST(IndexBQFamily, DecayingVarianceKeepsIndexBQ) {
     EXPECT_NE(dynamic_cast<const IndexBQ*>(f.index), nullptr);
 }
 
+// A refine stage over a family that chose a uniform IndexBQ keeps its error
+// bound (IndexBQRefine looks through the family to the IndexBQ). The family
+// is given its IndexBQ directly (synthetic Gaussian sets choose BlockQuant).
+TEST(IndexBQFamily, RefineKeepsTheErrorBoundOfAChosenIndexBQ) {
+    const size_t n = 3000, d = 64, nq = 50, k = 10;
+    const std::vector<float> x = decaying_rows(n, d, 11);
+    auto f = std::make_unique<IndexBQFamily>(d, 1);
+    auto bq = std::make_unique<IndexBQ>(d, 1);
+    bq->train(n, x.data());
+    f->index = bq.release();
+    f->is_trained = true;
+    IndexBQRefine rf(f.release());
+    rf.own_fields = rf.own_refine_index = true;
+    rf.add(n, x.data());
+    rf.k_factor = 20;
+    SearchParametersBQRefine p;
+    p.bound_sigmas = 2;
+    std::vector<float> D(nq * k);
+    std::vector<idx_t> I(nq * k);
+    rf.search(nq, x.data(), k, D.data(), I.data(), &p);
+    EXPECT_GT(rf.last_stats.skipped, 0u);
+}
+
 // Every method forwards to the chosen index: the same results as the chosen
 // index searched directly, ntotal kept in step.
 TEST(IndexBQFamily, ForwardsToTheChosenIndex) {
