@@ -59,10 +59,12 @@ ROWS = [
     ("3 bits", "faiss_bq, the choice among families (`BQ<B>B_family`)", "B{B3} family"),
     ("3 bits", "TurboQuant-prod, faiss_bq (`BQT3`, best of rotated / axis)", "BQT3 rot|BQT3 axis"),
     ("3 bits", "TurboQuant-prod, FAISS (best of bare / RR)", "FAISS SQtq3|FAISS RR{d},SQtq3"),
+    ("3 bits", "BEBR recurrent, float query (faiss_bq)", "BQR3 asym"),
     ("4 bits", "**faiss_bq, the trainer's choice**", "B{B4} auto"),
     ("4 bits", "faiss_bq, the choice among families (`BQ<B>B_family`)", "B{B4} family"),
     ("4 bits", "EDEN, faiss_bq", "B{B4} uniform eden"),
     ("4 bits", "EDEN, FAISS (best of bare / after RR)", "FAISS EDEN4|FAISS RR{d},EDEN4"),
+    ("4 bits", "BEBR recurrent, float query (faiss_bq)", "BQR4 asym"),
     ("4 bits", "BlockQuant `BKQ2x5`, trained (faiss_bq)", "BKQ2x5"),
     ("4 bits", "BlockQuant `BKQ2x5_obl`, data-oblivious (faiss_bq)", "BKQ2x5 obl"),
 ]
