@@ -77,8 +77,10 @@
 
 #include <cctype>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <typeinfo>
+#include <utility>
 #include <vector>
 
 namespace faiss_bq {
@@ -380,6 +382,54 @@ BQSpec parse_bq(const std::string& description, const Token& t, size_t i) {
     return bq;
 }
 
+/// The "_flag" options of t.text from position i on: each one of `flags`
+/// (its name, and the bool it sets), at most once; `kind` names the token
+/// ("BQR") in the messages.
+void parse_flags(
+        const std::string& description,
+        const Token& t,
+        size_t i,
+        const char* kind,
+        std::initializer_list<std::pair<const char*, bool*>> flags) {
+    std::string names;
+    for (const auto& f : flags) {
+        names += (names.empty() ? "" : ", ") + std::string(f.first);
+    }
+    const std::string& s = t.text;
+    while (i < s.size()) {
+        if (s[i] != '_') {
+            bad_token(
+                    description,
+                    t,
+                    "expected '_' before an option at position " +
+                            std::to_string(t.pos + i));
+        }
+        const size_t opt_begin = ++i;
+        while (i < s.size() && s[i] != '_') {
+            i++;
+        }
+        const std::string opt = s.substr(opt_begin, i - opt_begin);
+        const std::string where = "option '" + opt + "' at position " +
+                std::to_string(t.pos + opt_begin);
+        bool* seen = nullptr;
+        for (const auto& f : flags) {
+            if (opt == f.first) {
+                seen = f.second;
+            }
+        }
+        if (!seen) {
+            bad_token(
+                    description,
+                    t,
+                    "unknown " + where + " of " + kind + " (" + names + ")");
+        }
+        if (*seen) {
+            bad_token(description, t, where + " is repeated");
+        }
+        *seen = true;
+    }
+}
+
 /// Parses "BQR<stages>{_option}" (the whole token).
 BQRSpec parse_bqr(const std::string& description, const Token& t) {
     BQRSpec r;
@@ -396,36 +446,14 @@ BQRSpec parse_bqr(const std::string& description, const Token& t) {
                         " is outside 1..4");
     }
     bool seen_sym = false, seen_axis = false, seen_gscale = false;
-    while (i < s.size()) {
-        if (s[i] != '_') {
-            bad_token(
-                    description,
-                    t,
-                    "expected '_' before an option at position " +
-                            std::to_string(t.pos + i));
-        }
-        const size_t opt_begin = ++i;
-        while (i < s.size() && s[i] != '_') {
-            i++;
-        }
-        const std::string opt = s.substr(opt_begin, i - opt_begin);
-        bool* seen = opt == "sym" ? &seen_sym
-                : opt == "axis"   ? &seen_axis
-                : opt == "gscale" ? &seen_gscale
-                                  : nullptr;
-        const std::string where = "option '" + opt + "' at position " +
-                std::to_string(t.pos + opt_begin);
-        if (!seen) {
-            bad_token(
-                    description,
-                    t,
-                    "unknown " + where + " of BQR (sym, axis, gscale)");
-        }
-        if (*seen) {
-            bad_token(description, t, where + " is repeated");
-        }
-        *seen = true;
-    }
+    parse_flags(
+            description,
+            t,
+            i,
+            "BQR",
+            {{"sym", &seen_sym},
+             {"axis", &seen_axis},
+             {"gscale", &seen_gscale}});
     r.symmetric = seen_sym;
     r.random_init = !seen_axis;
     r.global_scales = seen_gscale;
@@ -459,35 +487,12 @@ BKQSpec parse_bkq(const std::string& description, const Token& t) {
                         " are outside 1..8");
     }
     bool seen_obl = false, seen_nocorr = false;
-    while (i < s.size()) {
-        if (s[i] != '_') {
-            bad_token(
-                    description,
-                    t,
-                    "expected '_' before an option at position " +
-                            std::to_string(t.pos + i));
-        }
-        const size_t opt_begin = ++i;
-        while (i < s.size() && s[i] != '_') {
-            i++;
-        }
-        const std::string opt = s.substr(opt_begin, i - opt_begin);
-        bool* seen = opt == "obl" ? &seen_obl
-                : opt == "nocorr" ? &seen_nocorr
-                                  : nullptr;
-        const std::string where = "option '" + opt + "' at position " +
-                std::to_string(t.pos + opt_begin);
-        if (!seen) {
-            bad_token(
-                    description,
-                    t,
-                    "unknown " + where + " of BKQ (obl, nocorr)");
-        }
-        if (*seen) {
-            bad_token(description, t, where + " is repeated");
-        }
-        *seen = true;
-    }
+    parse_flags(
+            description,
+            t,
+            i,
+            "BKQ",
+            {{"obl", &seen_obl}, {"nocorr", &seen_nocorr}});
     r.oblivious = seen_obl;
     r.unbiased = !seen_nocorr;
     return r;
@@ -513,35 +518,12 @@ BQTSpec parse_bqt(const std::string& description, const Token& t) {
                         "sketch)");
     }
     bool seen_axis = false, seen_noctr = false;
-    while (i < s.size()) {
-        if (s[i] != '_') {
-            bad_token(
-                    description,
-                    t,
-                    "expected '_' before an option at position " +
-                            std::to_string(t.pos + i));
-        }
-        const size_t opt_begin = ++i;
-        while (i < s.size() && s[i] != '_') {
-            i++;
-        }
-        const std::string opt = s.substr(opt_begin, i - opt_begin);
-        bool* seen = opt == "axis" ? &seen_axis
-                : opt == "noctr"   ? &seen_noctr
-                                   : nullptr;
-        const std::string where = "option '" + opt + "' at position " +
-                std::to_string(t.pos + opt_begin);
-        if (!seen) {
-            bad_token(
-                    description,
-                    t,
-                    "unknown " + where + " of BQT (axis, noctr)");
-        }
-        if (*seen) {
-            bad_token(description, t, where + " is repeated");
-        }
-        *seen = true;
-    }
+    parse_flags(
+            description,
+            t,
+            i,
+            "BQT",
+            {{"axis", &seen_axis}, {"noctr", &seen_noctr}});
     r.rotated = !seen_axis;
     r.centered = !seen_noctr;
     return r;
