@@ -466,8 +466,17 @@ TEST(IndexBQRefine, RealDataRecall) {
             : test::exact_knn(data.d, xb, xq, k, faiss::METRIC_INNER_PRODUCT);
     const size_t gt_k = nb_used == data.nb ? data.gt_k : k;
     for (int nbits : {1, 2}) {
-        IndexBQRefine rf(
-                new IndexBQ(data.d, nbits, faiss::METRIC_INNER_PRODUCT));
+        auto* bq = new IndexBQ(data.d, nbits, faiss::METRIC_INNER_PRODUCT);
+        // What is checked is the refinement of the first stage's candidates,
+        // not the trainer's choice: 500 held-out queries (of the 2000 by
+        // default) choose among the candidates as well here. The same plans
+        // win (identity/centred at 1 and 2 bits, 0.728 and 0.873 held out,
+        // 0.02 and 0.04 above the runner-up, the standard error 0.006 at 500
+        // queries); the final fit does not depend on the held-out queries,
+        // so the index and the recall are the same (0.999 and 1.000; 1.000
+        // under the sanitizers). Training 13 -> 9 s per bit count.
+        bq->trainer.max_heldout_queries = 500;
+        IndexBQRefine rf(bq);
         rf.own_fields = rf.own_refine_index = true;
         rf.train(std::min<size_t>(nb_used, 20000), xb.data());
         rf.add(nb_used, xb.data());

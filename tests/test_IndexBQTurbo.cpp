@@ -463,6 +463,15 @@ TEST(IndexBQTurbo, InnerProductEstimateIsUnbiasedOverSketches) {
             xq[i * d + j] += xb[i * d + j];
         }
     }
+    // The sketches of seeds 17 .. 1516, drawn once for both bit counts:
+    // faiss's float_randn seeds a Mersenne twister per 1024 numbers it
+    // draws, so drawing them twice was most of this test's time.
+    std::vector<std::vector<float>> sketches;
+    for (size_t s = 0; s < seeds; s++) {
+        faiss::RandomRotationMatrix rr(d, d);
+        rr.init(int(s) + 17);
+        sketches.push_back(std::move(rr.A));
+    }
     for (int nbits : {2, 3}) {
         IndexBQTurbo index(d, nbits, faiss::METRIC_INNER_PRODUCT);
         index.centered = false;
@@ -497,9 +506,7 @@ TEST(IndexBQTurbo, InnerProductEstimateIsUnbiasedOverSketches) {
         std::vector<float> D(nq * nb);
         std::vector<idx_t> I(nq * nb);
         for (size_t s = 0; s < seeds; s++) {
-            faiss::RandomRotationMatrix rr(d, d);
-            rr.init(int(s) + 17);
-            index.sketch = rr.A;
+            index.sketch = sketches[s];
             index.reset();
             index.add(nb, xb.data());
             index.search(nq, xq.data(), nb, D.data(), I.data());
